@@ -1,0 +1,357 @@
+// The agent as a plain Node library: dials out to the control plane, keeps
+// one bidirectional stream, runs terminals, and rides out disconnects by
+// resuming its session (same session id, output resent from what the
+// control plane holds). It never accepts connections and never imports
+// electron: the desktop app and the headless `cmdop agent` both embed it.
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import {
+  AgentMessage,
+  AgentServiceDefinition,
+  ControlMessage,
+  DEFAULT_TIMEOUTS,
+  MAX_AGENT_MESSAGE,
+  isSignalName,
+  toGrpcService,
+} from '../../protocol';
+import { createLogger, type Logger } from '../../lib/logger';
+import { capabilities } from './capabilities';
+import { loadIdentity } from './identity';
+import { collectMetrics } from './metrics';
+import { TerminalHost, WindowSizes } from './terminalHost';
+
+export interface AgentOptions {
+  /** Control plane address, HOST:PORT. */
+  server: string;
+  name: string;
+  /** Where the agent keeps its identity. */
+  stateDir: string;
+  heartbeatIntervalS?: number;
+  keepaliveS?: number;
+  /** Reconnect backoff: first delay and cap, ms. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** A timer firing this much later than due means the machine slept. */
+  sleepDetectMs?: number;
+  windows?: WindowSizes;
+  logger?: Logger;
+}
+
+export type AgentStatus = 'connecting' | 'connected' | 'offline' | 'suspended' | 'stopped';
+
+const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
+
+/** Thrown (and emitted as 'fatal') when the control plane refuses the agent for good. */
+export class AgentRefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Agent extends EventEmitter {
+  status: AgentStatus = 'connecting';
+  sessionId = '';
+  readonly agentId: string;
+  readonly terminals = new Map<string, TerminalHost>();
+  private resumeToken: Uint8Array = new Uint8Array();
+  private client: grpc.Client | undefined;
+  private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
+  private ready = false; // registered/resumed on the current stream
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private heartbeatIntervalS: number;
+  private orphaned: string[] = [];
+  private logger: Logger;
+
+  constructor(readonly opts: AgentOptions) {
+    super();
+    this.logger = opts.logger ?? createLogger('agent');
+    this.agentId = loadIdentity(opts.stateDir).agentId;
+    this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
+  }
+
+  /** Connects; resolves once the first session is registered, rejects if refused. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        this.off('fatal', onFatal);
+        resolve();
+      };
+      const onFatal = (e: Error) => {
+        this.off('connected', onReady);
+        reject(e);
+      };
+      this.once('connected', onReady);
+      this.once('fatal', onFatal);
+      this.connect();
+      this.watchForSleep();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.status = 'stopped';
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.sleepTimer);
+    for (const t of this.terminals.values()) t.close();
+    this.call?.end();
+    this.client?.close();
+    this.emit('status', this.status);
+  }
+
+  /** The machine is going to sleep: tell the control plane (GRACE_PERIOD now), then drop the stream. */
+  suspend(reason = 'sleep'): void {
+    if (this.status === 'stopped') return;
+    if (this.ready) this.send({ msg: { $case: 'suspend', value: { reason } } });
+    this.status = 'suspended';
+    this.dropStream();
+    clearTimeout(this.reconnectTimer);
+    this.emit('status', this.status);
+  }
+
+  /** The machine woke up (or the network came back): reconnect now, no backoff. */
+  resume(): void {
+    if (this.status === 'stopped') return;
+    this.attempt = 0;
+    clearTimeout(this.reconnectTimer);
+    this.dropStream();
+    this.connect();
+  }
+
+  setBackground(background: boolean): void {
+    this.send({ msg: { $case: 'background', value: { background } } });
+  }
+
+  // ---- connection
+
+  private connect(): void {
+    this.status = 'connecting';
+    this.client?.close();
+    const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
+    // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
+    this.client = new AgentClient(this.opts.server, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': keepaliveMs,
+      'grpc.keepalive_timeout_ms': Math.min(10_000, keepaliveMs),
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
+      'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
+    });
+    const call = (this.client as any).connect() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    this.call = call;
+    this.ready = false;
+    call.on('data', (m: ControlMessage) => {
+      if (this.call === call) this.onMessage(m);
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      if (this.call === call) this.onStreamLost(`${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`);
+    });
+    call.on('end', () => {
+      if (this.call === call) this.onStreamLost('the control plane closed the stream');
+    });
+    if (this.sessionId) {
+      const terminals = [...this.terminals.values()].filter((t) => !t.exited || t.log.size > 0).map((t) => t.resumeInfo());
+      call.write({
+        msg: {
+          $case: 'resume',
+          value: {
+            agentId: this.agentId,
+            sessionId: this.sessionId,
+            resumeToken: this.resumeToken,
+            terminals,
+            capabilities: capabilities(),
+          },
+        },
+      });
+    } else {
+      const value = {
+        agentId: this.agentId,
+        name: this.opts.name,
+        capabilities: capabilities(),
+        orphanedTerminalIds: this.orphaned,
+      };
+      call.write({ msg: { $case: 'register', value } });
+    }
+  }
+
+  private dropStream(): void {
+    const call = this.call;
+    this.call = undefined;
+    this.ready = false;
+    clearInterval(this.heartbeatTimer);
+    call?.cancel();
+    for (const t of this.terminals.values()) t.onStreamLost();
+  }
+
+  private onStreamLost(reason: string): void {
+    if (this.status === 'stopped' || this.status === 'suspended') return;
+    const wasReady = this.ready;
+    this.dropStream();
+    this.status = 'offline';
+    this.emit('status', this.status);
+    if (wasReady) this.logger.warn({ reason }, 'lost the control plane; reconnecting');
+    else this.logger.debug({ reason }, 'connect failed');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const initial = this.opts.backoffInitialMs ?? 250;
+    const max = this.opts.backoffMaxMs ?? 30_000;
+    // Exponential with full jitter, capped: many agents returning at once spread out.
+    const ceiling = Math.min(max, initial * 2 ** this.attempt);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.attempt++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private send(msg: AgentMessage): boolean {
+    if (!this.ready || !this.call) return false;
+    this.call.write(msg);
+    return true;
+  }
+
+  private onMessage(m: ControlMessage): void {
+    const msg = m.msg;
+    if (!msg) return;
+    switch (msg.$case) {
+      case 'registered': {
+        // A new session: terminals of an older one are gone with it.
+        for (const t of this.terminals.values()) t.close();
+        this.terminals.clear();
+        this.orphaned = [];
+        this.sessionId = msg.value.sessionId;
+        this.resumeToken = msg.value.resumeToken;
+        if (msg.value.heartbeatIntervalS && !this.opts.heartbeatIntervalS) {
+          this.heartbeatIntervalS = msg.value.heartbeatIntervalS;
+        }
+        this.onReady();
+        this.logger.info({ session: this.sessionId, name: this.opts.name }, 'registered');
+        return;
+      }
+      case 'resumed': {
+        this.onReady();
+        for (const id of msg.value.closedTerminalIds) {
+          this.terminals.get(id)?.close();
+          this.terminals.delete(id);
+        }
+        for (const r of msg.value.terminals) this.terminals.get(r.terminalId)?.onResumed(r.fromSeq);
+        this.logger.info({ session: this.sessionId }, 'resumed');
+        return;
+      }
+      case 'refused': {
+        const { code, message } = msg.value;
+        if (this.sessionId && (code === 'NOT_FOUND' || code === 'PERMISSION_DENIED')) {
+          // The session ended (the grace period ran out): start a new one and
+          // say which terminals were lost with the old.
+          this.logger.warn({ code }, `session ${this.sessionId} could not be resumed: ${message}`);
+          this.orphaned = [...this.terminals.keys()];
+          for (const t of this.terminals.values()) t.close();
+          this.terminals.clear();
+          this.sessionId = '';
+          this.emit('session-ended', { reason: message, terminals: this.orphaned });
+          this.attempt = 0;
+          this.dropStream();
+          this.connect();
+          return;
+        }
+        const err = new AgentRefusedError(code, message);
+        this.logger.error({ code }, `the control plane refused this agent: ${message}`);
+        this.status = 'stopped';
+        this.dropStream();
+        this.emit('fatal', err);
+        return;
+      }
+      case 'open': {
+        const { terminalId, spec } = msg.value;
+        try {
+          const t = new TerminalHost(terminalId, spec!, {
+            send: (out) => this.send(out),
+            connected: () => this.ready,
+          }, this.opts.windows);
+          this.terminals.set(terminalId, t);
+          t.whenGone(() => this.terminals.delete(terminalId));
+          this.send({ msg: { $case: 'opened', value: { terminalId, ok: true, error: '', pid: t.pid } } });
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          this.send({ msg: { $case: 'opened', value: { terminalId, ok: false, error, pid: 0 } } });
+        }
+        return;
+      }
+      case 'input':
+        this.terminal(msg.value.terminalId)?.input(msg.value.commandId, msg.value.data, msg.value.eof);
+        return;
+      case 'resize':
+        this.terminal(msg.value.terminalId)?.resize(msg.value.cols, msg.value.rows);
+        return;
+      case 'signal':
+        if (isSignalName(msg.value.signal)) this.terminal(msg.value.terminalId)?.signal(msg.value.signal);
+        return;
+      case 'close':
+        this.terminal(msg.value.terminalId)?.close();
+        return;
+      case 'ack':
+        this.terminals.get(msg.value.terminalId)?.onAck(msg.value.seq);
+        return;
+      case 'snapshotRequest': {
+        const t = this.terminal(msg.value.terminalId);
+        t?.snapshot().then((s) => {
+          if (s) this.send({ msg: { $case: 'snapshot', value: s } });
+        });
+        return;
+      }
+    }
+  }
+
+  private terminal(id: string): TerminalHost | undefined {
+    const t = this.terminals.get(id);
+    if (!t) this.send({ msg: { $case: 'error', value: { terminalId: id, code: 'NOT_FOUND', message: 'no such terminal' } } });
+    return t;
+  }
+
+  private onReady(): void {
+    this.ready = true;
+    this.attempt = 0;
+    this.status = 'connected';
+    this.startHeartbeats();
+    this.emit('status', this.status);
+    this.emit('connected', this.sessionId);
+  }
+
+  private startHeartbeats(): void {
+    clearInterval(this.heartbeatTimer);
+    const beat = async () => {
+      const m = await collectMetrics();
+      this.send({ msg: { $case: 'heartbeat', value: { sessionId: this.sessionId, timestampMs: Date.now(), ...m } } });
+    };
+    void beat();
+    this.heartbeatTimer = setInterval(() => void beat(), this.heartbeatIntervalS * 1000);
+  }
+
+  /**
+   * The OS does not always announce a sleep. A one-second timer that fires
+   * far too late means the process was frozen (lid closed, SIGSTOP): the
+   * stream is probably dead, so reconnect at once instead of waiting for
+   * keepalive to notice.
+   */
+  private watchForSleep(): void {
+    const tickMs = 1000;
+    const threshold = this.opts.sleepDetectMs ?? 5000;
+    let last = Date.now();
+    this.sleepTimer = setInterval(() => {
+      const now = Date.now();
+      const late = now - last - tickMs;
+      last = now;
+      if (late > threshold && this.status !== 'suspended' && this.status !== 'stopped') {
+        this.logger.info({ lateMs: late }, 'woke from a sleep nobody announced; reconnecting');
+        this.emit('wake', late);
+        this.resume();
+      }
+    }, tickMs);
+    this.sleepTimer.unref();
+  }
+}

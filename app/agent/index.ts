@@ -1,0 +1,2 @@
+export { Agent, AgentRefusedError } from './agent';
+export type { AgentOptions, AgentStatus } from './agent';

@@ -1,0 +1,217 @@
+// One terminal on the agent: its process, its output sequence, and the
+// output the control plane has not acknowledged yet (kept so that a dropped
+// connection loses nothing: after a resume the agent resends from what the
+// control plane says it holds).
+//
+// Flow control: once the unacknowledged output reaches the window (connected)
+// or the offline buffer (no stream), the agent stops reading the process's
+// output, which blocks the process on its next write. Nothing is dropped.
+import {
+  AGENT_OFFLINE_BUFFER,
+  AGENT_WINDOW,
+  AgentMessage,
+  MAX_OUTPUT_CHUNK,
+  OutputLog,
+  OutputStream,
+  ScreenSnapshot,
+  SignalName,
+  TerminalKind,
+  TerminalSpec,
+} from '../../protocol';
+import { ExitStatus, RunningProcess, startProcess } from './processes';
+import { Screen } from './screen';
+
+/** Where a terminal sends its messages: the agent's current stream, if any. */
+export interface TerminalSink {
+  /** False when there is no stream now; the message was not sent. */
+  send(msg: AgentMessage): boolean;
+  connected(): boolean;
+}
+
+export interface WindowSizes {
+  connected: number;
+  offline: number;
+}
+
+export class TerminalHost {
+  readonly log = new OutputLog(); // unacknowledged output
+  private proc: RunningProcess;
+  private screen: Screen | undefined;
+  private sentSeq = 0; // next byte to send on the current stream
+  private commandId = '';
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingStream = OutputStream.OUTPUT_STREAM_UNSPECIFIED;
+  private flushScheduled = false;
+  private paused = false;
+  private exitStatus: ExitStatus | undefined;
+  private exitSent = false;
+  private onGone: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly spec: TerminalSpec,
+    private sink: TerminalSink,
+    private windows: WindowSizes = { connected: AGENT_WINDOW, offline: AGENT_OFFLINE_BUFFER },
+  ) {
+    if (spec.kind === TerminalKind.SHELL || spec.pty) {
+      this.screen = new Screen(id, spec.cols, spec.rows);
+    }
+    this.proc = startProcess(spec, id, {
+      onData: (d, s) => this.onData(d, s),
+      onExit: (st) => this.onExit(st),
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get exited(): boolean {
+    return this.exitStatus !== undefined;
+  }
+
+  /** Called once the exit has been sent and acknowledged: the terminal can be forgotten. */
+  whenGone(cb: () => void): void {
+    this.onGone = cb;
+  }
+
+  // ---- output path (the hottest path: buffer operations only)
+
+  private onData(data: Buffer, stream: OutputStream): void {
+    if (this.pendingBytes > 0 && stream !== this.pendingStream) this.flush();
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.pendingStream = stream;
+    if (this.pendingBytes >= MAX_OUTPUT_CHUNK) this.flush();
+    else if (!this.flushScheduled) {
+      // Reads that land in the same event-loop turn go out as one chunk,
+      // without adding a timer's latency to a keystroke's echo.
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.log.append(data, this.commandId, this.pendingStream);
+    this.screen?.write(data);
+    this.sendPending();
+    this.applyWindow();
+  }
+
+  /** Sends what the current stream has not had yet, then the exit once all output is out. */
+  sendPending(): void {
+    if (!this.sink.connected()) return;
+    if (this.sentSeq < this.log.start) this.sentSeq = this.log.start;
+    for (const c of this.log.readFrom(this.sentSeq)) {
+      const value = { terminalId: this.id, seq: c.seq, data: c.data, commandId: c.commandId, stream: c.stream };
+      if (!this.sink.send({ msg: { $case: 'output', value } })) return;
+      this.sentSeq = c.seq + c.data.length;
+    }
+    if (this.exitStatus && !this.exitSent && this.pendingBytes === 0) {
+      const { code, signal } = this.exitStatus;
+      const value = { terminalId: this.id, exitCode: code, signal, finalSeq: this.log.head, error: '' };
+      if (this.sink.send({ msg: { $case: 'exit', value } })) this.exitSent = true;
+    }
+  }
+
+  private applyWindow(): void {
+    const limit = this.sink.connected() ? this.windows.connected : this.windows.offline;
+    const full = this.log.size >= limit;
+    if (!this.paused && full && !this.exitStatus) {
+      this.paused = true;
+      this.proc.pause();
+    } else if (this.paused && !full) {
+      this.paused = false;
+      this.proc.resume();
+    }
+  }
+
+  private onExit(status: ExitStatus): void {
+    this.flush();
+    this.exitStatus = status;
+    this.screen?.dispose();
+    this.screen = undefined;
+    this.sendPending();
+  }
+
+  // ---- from the control plane
+
+  onAck(seq: number): void {
+    if (seq > this.log.head) return; // never acknowledge what was not sent
+    this.log.trimTo(seq);
+    this.applyWindow();
+    if (this.exitSent && this.log.size === 0) this.onGone?.();
+  }
+
+  /** A new stream: the control plane holds output up to `fromSeq`; send the rest. */
+  onResumed(fromSeq: number): void {
+    this.sentSeq = Math.max(fromSeq, this.log.start);
+    this.exitSent = false;
+    this.log.trimTo(fromSeq);
+    this.sendPending();
+    this.applyWindow();
+  }
+
+  /** The stream is gone: keep reading up to the offline buffer, resend later. */
+  onStreamLost(): void {
+    this.applyWindow();
+  }
+
+  input(commandId: string, data: Uint8Array, eof: boolean): void {
+    if (this.exitStatus) return;
+    // Output read before this input answers the previous one.
+    this.flush();
+    this.commandId = commandId;
+    if (data.length > 0) this.proc.write(data);
+    if (eof) this.proc.endInput();
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.exitStatus) return;
+    this.proc.resize(cols, rows);
+    this.screen?.resize(cols, rows);
+  }
+
+  signal(sig: SignalName): void {
+    if (!this.exitStatus) this.proc.signal(sig);
+  }
+
+  close(): void {
+    if (this.exitStatus) return;
+    this.proc.resume(); // let it drain while it hangs up
+    this.proc.signal('SIGHUP');
+    const pid = this.proc.pid;
+    setTimeout(() => {
+      if (!this.exitStatus) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }, 3000).unref();
+  }
+
+  async snapshot(): Promise<ScreenSnapshot | undefined> {
+    if (!this.screen) return undefined;
+    this.flush();
+    const seq = this.log.head;
+    const s = await this.screen.snapshot();
+    if (!s) return undefined;
+    // Chunks up to `seq` went out (or will be resent) before this message.
+    return { terminalId: this.id, seq, data: Buffer.from(s.data), cols: s.cols, rows: s.rows };
+  }
+
+  resumeInfo(): { terminalId: string; ackedSeq: number; producedSeq: number } {
+    this.flush();
+    return { terminalId: this.id, ackedSeq: this.log.start, producedSeq: this.log.head };
+  }
+}

@@ -1,0 +1,64 @@
+import { Command } from 'commander';
+import { fork } from 'node:child_process';
+import { DEFAULT_SERVER, SessionState } from '../../protocol';
+import { startControlPlane } from '../../control-plane/server';
+import { defaultAgentStateDir, defaultDataDir, defaultMachineName } from '../paths';
+import { fail } from '../output';
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('the embedded default: a local control plane plus an agent for this machine')
+    .option('--listen <host:port>', 'control plane address (loopback by default)', DEFAULT_SERVER)
+    .option('--data-dir <dir>', 'control plane data', defaultDataDir())
+    .option('--name <name>', 'name of this machine', defaultMachineName())
+    .action(async (o) => {
+      const cp = await startControlPlane({ listen: o.listen, dataDir: o.dataDir }).catch((e: Error) =>
+        fail(/EADDRINUSE|address already in use/i.test(e.message)
+          ? `${o.listen} is in use: is \`cmdop up\` already running? (choose another with --listen)`
+          : e.message),
+      );
+      // The agent runs in its own process, as it would on any other machine.
+      const agent = fork(process.argv[1], ['agent', '--server', cp.address, '--name', o.name, '--state-dir', defaultAgentStateDir()], {
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
+      let stopping = false;
+      agent.on('exit', (code) => {
+        if (!stopping) {
+          process.stderr.write(`cmdop: the local agent exited (code ${code}); the control plane keeps running\n`);
+        }
+      });
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const m = cp.registry.listMachines().find((x) => x.name === o.name);
+        if (m?.state === SessionState.CONNECTED) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const env = cp.address === DEFAULT_SERVER ? '' : `CMDOP_SERVER=${cp.address} `;
+      process.stdout.write(
+        [
+          `CMDOP is up.`,
+          `  control plane  ${cp.address}   data: ${o.dataDir}`,
+          `  agent          ${o.name}`,
+          ``,
+          `Next, in another terminal:`,
+          `  ${env}npx cmdop machines`,
+          `  ${env}npx cmdop connect ${o.name}`,
+          `  ${env}npx cmdop exec ${o.name} -- uname -a`,
+          ``,
+          `Ctrl-C stops both.`,
+          ``,
+        ].join('\n'),
+      );
+      const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        agent.kill('SIGTERM');
+        await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+        await cp.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

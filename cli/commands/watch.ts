@@ -1,0 +1,40 @@
+import { Command } from 'commander';
+import { TerminalKind } from '../../protocol';
+import { CmdopClient } from '../../sdk';
+import { exitAfterFlush, fail, notice, writeWithBackpressure } from '../output';
+import { watchAttachment } from '../watchEvents';
+import { serverAddress } from '../server-address';
+
+export function registerWatch(program: Command): void {
+  program
+    .command('watch')
+    .description('watch a terminal read-only (OBSERVER): its current screen, then live output; keystrokes are never sent')
+    .argument('<machine>', 'machine name')
+    .argument('[terminal]', 'terminal id (default: the newest shell on the machine)')
+    .addHelpText('after', '\nCtrl-C stops watching; the terminal is not affected.')
+    .action(async (machine: string, terminal: string | undefined, _o, cmd: Command) => {
+      const client = new CmdopClient({ server: serverAddress(cmd), machine });
+      if (!terminal) {
+        const list = await client.terminal.list().catch((e) => fail(e.message));
+        const shells = list.filter((t) => !t.exited && t.spec?.kind === TerminalKind.SHELL);
+        const newest = shells.sort((x, y) => y.createdMs - x.createdMs)[0];
+        if (!newest) fail(`machine ${machine} has no running shell terminal to watch`);
+        terminal = newest.terminalId;
+      }
+      const a = await client.terminal.attach(terminal, { mode: 'observer' }).catch((e) => fail(e.message, 255));
+      notice(`watching terminal ${a.terminalId} on ${machine} read-only; Ctrl-C to stop`);
+      watchAttachment(a, machine);
+      a.on('snapshot', (s) => process.stdout.write(Buffer.concat([Buffer.from('\x1b[H\x1b[2J'), s.data])));
+      a.on('output', (data) => writeWithBackpressure(a, process.stdout, data));
+      a.done.then(
+        (exit) => {
+          notice(`terminal ${a.terminalId} exited with ${exit.exitCode}`);
+          exitAfterFlush(0);
+        },
+        (e: Error) => {
+          notice(e.message);
+          exitAfterFlush(255);
+        },
+      );
+    });
+}

@@ -1,0 +1,58 @@
+// `cmdop`: one command line for the whole product. Parsing and help come
+// from commander; each command lives in cli/commands/.
+import { Command } from 'commander';
+import { registerUp } from './commands/up';
+import { registerServer } from './commands/server';
+import { agentCommand } from './commands/agent';
+import { registerMachines } from './commands/machines';
+import { registerConnect } from './commands/connect';
+import { registerWatch } from './commands/watch';
+import { registerExec } from './commands/exec';
+
+const VERSION: string = require('../../package.json').version;
+
+export function buildProgram(): Command {
+  const program = new Command('cmdop')
+    .description('Remote terminals that survive: reach any machine whose agent dials in to your control plane.')
+    .version(VERSION)
+    .option('--server <host:port>', 'control plane address (default: $CMDOP_SERVER, else 127.0.0.1:7420)')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Start here:',
+        '  cmdop up                          control plane + agent on this machine',
+        '  cmdop machines                    what is connected',
+        '  cmdop connect MACHINE             a shell there (Enter ~ . detaches)',
+        '  cmdop watch MACHINE [TERMINAL]    watch read-only',
+        '  cmdop exec MACHINE -- CMD...      run one command',
+      ].join('\n'),
+    );
+  registerUp(program);
+  registerServer(program);
+  program.addCommand(agentCommand());
+  registerMachines(program);
+  registerConnect(program);
+  registerWatch(program);
+  registerExec(program);
+  return program;
+}
+
+export function main(argv = process.argv): void {
+  buildProgram()
+    .parseAsync(argv)
+    .catch((e: Error) => {
+      process.stderr.write(`cmdop: ${e.message}\n`);
+      process.exit(1);
+    });
+}
+
+/** `cmdop-agent`: the headless agent on its own. */
+export function agentMain(argv = process.argv): void {
+  const cmd = agentCommand('cmdop-agent').option('--server <host:port>', 'control plane address (default: $CMDOP_SERVER, else 127.0.0.1:7420)');
+  cmd.parseAsync(argv).catch((e: Error) => {
+    process.stderr.write(`cmdop-agent: ${e.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,42 @@
+// Small pieces every interactive command shares: notices on stderr that do
+// not garble a raw-mode screen, exiting only after output is flushed, and
+// writing output with backpressure.
+import type { TerminalAttachment } from '../sdk';
+
+let rawMode = false;
+
+export function setRawMode(on: boolean): void {
+  if (process.stdin.isTTY) process.stdin.setRawMode(on);
+  rawMode = on && !!process.stdin.isTTY;
+}
+
+/** A one-line notice on stderr, e.g. "[cmdop: reconnected]". */
+export function notice(text: string): void {
+  const nl = rawMode ? '\r\n' : '\n';
+  process.stderr.write(`${rawMode ? '\r\n' : ''}[cmdop: ${text}]${nl}`);
+}
+
+export function fail(message: string, code = 1): never {
+  setRawMode(false);
+  process.stderr.write(`cmdop: ${message}\n`);
+  process.exit(code);
+}
+
+/** Exit once stdout and stderr have flushed (a pipe may still hold output). */
+export function exitAfterFlush(code: number): void {
+  setRawMode(false);
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+/** Writes to `out`, pausing the attachment while `out` is full, so a slow reader slows the source. */
+export function writeWithBackpressure(a: TerminalAttachment, out: NodeJS.WriteStream, data: Uint8Array): void {
+  if (!out.write(data)) {
+    a.pause();
+    out.once('drain', () => a.resume());
+  }
+}

@@ -1,0 +1,16 @@
+// Where the CLI keeps things by default: the user's data directory for the
+// local control plane, the config directory for the agent's identity.
+import envPaths from 'env-paths';
+import os from 'node:os';
+import path from 'node:path';
+
+const paths = envPaths('cmdop', { suffix: '' });
+
+export const defaultDataDir = (): string => process.env.CMDOP_DATA_DIR ?? path.join(paths.data, 'control-plane');
+export const defaultAgentStateDir = (): string => process.env.CMDOP_AGENT_DIR ?? path.join(paths.config, 'agent');
+
+/** This host's name as a valid machine name. */
+export function defaultMachineName(): string {
+  const name = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  return name || 'localhost';
+}

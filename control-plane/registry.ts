@@ -1,0 +1,174 @@
+// Which agents are here: registration (a new session), resume (the same
+// session inside its grace period), lookup by machine name, and the machines
+// list, which also shows agents seen before whose sessions have ended.
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  ControlMessage,
+  MachineInfo,
+  Register,
+  Resume,
+  Resumed,
+  SessionState,
+} from '../protocol';
+import { ApiError, invalid, notFound } from './errors';
+import { AgentCall, AgentSession, SessionDeps, newResumeToken } from './session';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export class Registry {
+  /** Sessions not yet DISCONNECTED, by machine name and by session id. */
+  private byName = new Map<string, AgentSession>();
+  private bySession = new Map<string, AgentSession>();
+
+  constructor(private deps: Omit<SessionDeps, 'onEnded'>) {}
+
+  register(call: AgentCall, reg: Register): AgentSession {
+    if (!NAME.test(reg.name)) {
+      throw invalid(`machine name ${JSON.stringify(reg.name)} must be 1-63 letters, digits, '.', '_' or '-'`);
+    }
+    if (!reg.agentId || reg.agentId.length > 128) throw invalid('agent_id must be 1-128 characters');
+    const existing = this.byName.get(reg.name);
+    if (existing) {
+      if (existing.agentId !== reg.agentId) {
+        throw new ApiError(
+          'ALREADY_EXISTS',
+          `machine name ${JSON.stringify(reg.name)} is in use by another agent (${SessionState[existing.state]}); choose another --name`,
+        );
+      }
+      // The same agent registering again (it restarted): its old session is over.
+      existing.transition(SessionState.DISCONNECTED, 'the agent registered a new session');
+    }
+    for (const s of this.bySession.values()) {
+      if (s.agentId === reg.agentId) s.transition(SessionState.DISCONNECTED, `the agent registered again as ${reg.name}`);
+    }
+    const caps = reg.capabilities ?? {
+      os: '', arch: '', hostname: '', shells: [], pty: false, files: false, version: '',
+    };
+    this.deps.store.upsertAgent(reg.agentId, reg.name, caps);
+    const session = new AgentSession(randomUUID(), reg.agentId, reg.name, caps, newResumeToken(), {
+      ...this.deps,
+      onEnded: (s) => this.forget(s),
+    });
+    this.byName.set(reg.name, session);
+    this.bySession.set(session.sessionId, session);
+    session.bindStream(call);
+    const registered: ControlMessage = {
+      msg: {
+        $case: 'registered',
+        value: {
+          sessionId: session.sessionId,
+          resumeToken: session.resumeToken,
+          heartbeatIntervalS: this.deps.timeouts.heartbeatIntervalS,
+        },
+      },
+    };
+    call.write(registered);
+    session.transition(SessionState.CONNECTED, 'agent registered');
+    if (reg.orphanedTerminalIds.length > 0) {
+      session.logger.info({ terminals: reg.orphanedTerminalIds }, 'terminals of an ended session were closed by the agent');
+    }
+    return session;
+  }
+
+  resume(call: AgentCall, res: Resume): AgentSession {
+    const session = this.bySession.get(res.sessionId);
+    const ended = this.deps.store.session(res.sessionId);
+    if (!session) {
+      throw new ApiError(
+        'NOT_FOUND',
+        ended ? `session ${res.sessionId} has ended (${ended.reason}); register a new one` : `no session ${res.sessionId}`,
+      );
+    }
+    const token = Buffer.from(res.resumeToken);
+    if (
+      session.agentId !== res.agentId ||
+      token.length !== session.resumeToken.length ||
+      !timingSafeEqual(token, session.resumeToken)
+    ) {
+      throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${res.sessionId}`);
+    }
+    for (const t of res.terminals) {
+      const relay = session.terminals.get(t.terminalId);
+      if (relay && relay.log.head > t.producedSeq) {
+        throw invalid(
+          `terminal ${t.terminalId}: the control plane holds ${relay.log.head} bytes but the agent says it produced ${t.producedSeq}`,
+        );
+      }
+    }
+    const resumed: Resumed = { sessionId: session.sessionId, terminals: [], closedTerminalIds: [] };
+    const agentHas = new Set<string>();
+    for (const t of res.terminals) {
+      agentHas.add(t.terminalId);
+      const relay = session.terminals.get(t.terminalId);
+      if (!relay) resumed.closedTerminalIds.push(t.terminalId);
+      else resumed.terminals.push({ terminalId: t.terminalId, fromSeq: relay.log.head });
+    }
+    if (res.capabilities) session.capabilities = res.capabilities;
+    session.bindStream(call);
+    call.write({ msg: { $case: 'resumed', value: resumed } });
+    for (const t of res.terminals) session.terminals.get(t.terminalId)?.onAgentResumed(t.ackedSeq);
+    for (const relay of session.terminals.values()) {
+      if (!agentHas.has(relay.id) && !relay.exit) {
+        relay.onExit({
+          terminalId: relay.id, exitCode: -1, signal: '', finalSeq: relay.log.head,
+          error: 'the agent no longer has this terminal',
+        });
+      }
+    }
+    session.transition(SessionState.CONNECTED, 'agent resumed its session');
+    return session;
+  }
+
+  /** A live (not DISCONNECTED) machine by name. */
+  machine(name: string): AgentSession {
+    const s = this.byName.get(name);
+    if (s) return s;
+    const known = this.deps.store.agents().some((a) => a.name === name);
+    throw notFound(
+      known ? `machine ${name} is DISCONNECTED` : `no machine named ${JSON.stringify(name)}`,
+      'machine_not_found',
+    );
+  }
+
+  sessions(): AgentSession[] {
+    return [...this.bySession.values()];
+  }
+
+  listMachines(): MachineInfo[] {
+    const live = new Map<string, MachineInfo>();
+    for (const s of this.byName.values()) live.set(s.agentId, s.info());
+    const latest = new Map(this.deps.store.latestSessions().map((s) => [s.agentId, s]));
+    const out: MachineInfo[] = [];
+    for (const a of this.deps.store.agents()) {
+      const l = live.get(a.agentId);
+      if (l) {
+        out.push(l);
+        continue;
+      }
+      if (this.byName.has(a.name)) continue; // the name now belongs to another agent
+      const s = latest.get(a.agentId);
+      out.push({
+        agentId: a.agentId,
+        name: a.name,
+        capabilities: a.capabilities,
+        state: SessionState.DISCONNECTED,
+        stateReason: s?.reason ?? 'no session',
+        stateSinceMs: s?.updatedMs ?? a.lastSeenMs,
+        sessionId: s?.sessionId ?? '',
+        graceDeadlineMs: 0,
+        lastHeartbeat: undefined,
+        terminals: [],
+      });
+    }
+    return out.sort((x, y) => x.name.localeCompare(y.name));
+  }
+
+  shutdown(reason: string): void {
+    for (const s of [...this.bySession.values()]) s.transition(SessionState.DISCONNECTED, reason);
+  }
+
+  private forget(s: AgentSession): void {
+    this.bySession.delete(s.sessionId);
+    if (this.byName.get(s.name) === s) this.byName.delete(s.name);
+  }
+}

@@ -1,0 +1,110 @@
+// The control plane process: a gRPC server for agents and clients over the
+// registry, with its durable state in SQLite under the data dir.
+import * as grpc from '@grpc/grpc-js';
+import {
+  AgentServiceDefinition,
+  ClientServiceDefinition,
+  DEFAULT_SERVER,
+  DEFAULT_TIMEOUTS,
+  MAX_AGENT_MESSAGE,
+  RELAY_BUFFER,
+  toGrpcService,
+} from '../protocol';
+import { agentServiceHandlers } from './agentService';
+import { clientServiceHandlers } from './clientService';
+import { Registry } from './registry';
+import { Store } from './store';
+import { createLogger, type Logger } from '../lib/logger';
+
+export interface ControlPlaneOptions {
+  /** HOST:PORT; port 0 picks a free one. */
+  listen?: string;
+  dataDir: string;
+  gracePeriodS?: number;
+  backgroundTimeoutS?: number;
+  heartbeatTimeoutS?: number;
+  clientTimeoutS?: number;
+  heartbeatIntervalS?: number;
+  /** Recent output kept per terminal, bytes. */
+  relayBuffer?: number;
+  logger?: Logger;
+}
+
+export interface ControlPlane {
+  /** HOST:PORT actually bound. */
+  readonly address: string;
+  readonly port: number;
+  readonly registry: Registry;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen must be HOST:PORT (got ${JSON.stringify(listen)})`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port ${port} is out of range`);
+  return { host: m[1] ?? m[2], port };
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const logger = opts.logger ?? createLogger('control-plane');
+  const { host, port } = parseListen(opts.listen ?? DEFAULT_SERVER);
+  const timeouts = {
+    heartbeatTimeoutS: opts.heartbeatTimeoutS ?? DEFAULT_TIMEOUTS.heartbeatTimeoutS,
+    gracePeriodS: opts.gracePeriodS ?? DEFAULT_TIMEOUTS.gracePeriodS,
+    backgroundTimeoutS: opts.backgroundTimeoutS ?? DEFAULT_TIMEOUTS.backgroundTimeoutS,
+    heartbeatIntervalS: opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS,
+  };
+  const clientTimeoutS = opts.clientTimeoutS ?? DEFAULT_TIMEOUTS.clientTimeoutS;
+  const store = new Store(opts.dataDir);
+  const ended = store.endSessionsLeftOpen('the control plane restarted');
+  if (ended > 0) logger.info({ sessions: ended }, 'sessions left open by a previous run are now DISCONNECTED');
+  const registry = new Registry({ store, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
+    'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
+    // Agents ping every 25 s (keeps NAT mappings open); accept pings that
+    // often, with or without calls, and ping back to find dead peers.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 500,
+    'grpc.http2.max_ping_strikes': 0,
+    'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, logger));
+  const clients = clientServiceHandlers(registry, logger, clientTimeoutS);
+  server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);
+
+  const bindHost = host.includes(':') ? `[${host}]` : host;
+  const boundPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${bindHost}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new Error(`cannot listen on ${bindHost}:${port}: ${err.message}`)) : resolve(p),
+    ),
+  );
+  const address = `${bindHost}:${boundPort}`;
+  logger.info({ address, dataDir: opts.dataDir }, 'control plane listening');
+
+  return {
+    address,
+    port: boundPort,
+    registry,
+    store,
+    async close() {
+      clients.close();
+      registry.shutdown('the control plane stopped');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,308 @@
+// One agent's presence on the control plane: its stream (absent during the
+// grace period), its state in the session state machine, and its terminals.
+import { randomBytes } from 'node:crypto';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import {
+  AgentMessage,
+  Capabilities,
+  ControlMessage,
+  Heartbeat,
+  MachineInfo,
+  SessionState,
+  TerminalKind,
+  TerminalOpened,
+  TerminalSpec,
+  checkSize,
+} from '../protocol';
+import { ApiError, invalid, notFound, unavailable } from './errors';
+import { TerminalRelay } from './relay';
+import type { Store } from './store';
+import type { Logger } from '../lib/logger';
+
+export type AgentCall = ServerDuplexStream<AgentMessage, ControlMessage>;
+
+export interface SessionTimeouts {
+  heartbeatTimeoutS: number;
+  gracePeriodS: number;
+  backgroundTimeoutS: number;
+  heartbeatIntervalS: number;
+}
+
+export interface SessionDeps {
+  store: Store;
+  timeouts: SessionTimeouts;
+  logger: Logger;
+  relayBuffer: number;
+  onEnded(session: AgentSession): void;
+}
+
+const OPEN_TIMEOUT_MS = 10_000;
+/** Exited terminals stay listed (and re-attachable) this long. */
+const EXITED_RETENTION_MS = 5 * 60_000;
+
+/** Which state may follow which (DESIGN.md, Session states). */
+const ALLOWED: Record<SessionState, SessionState[]> = {
+  [SessionState.SESSION_STATE_UNSPECIFIED]: [SessionState.PENDING],
+  [SessionState.PENDING]: [SessionState.CONNECTED, SessionState.DISCONNECTED],
+  [SessionState.CONNECTED]: [SessionState.BACKGROUND, SessionState.GRACE_PERIOD, SessionState.DISCONNECTED],
+  [SessionState.BACKGROUND]: [SessionState.CONNECTED, SessionState.GRACE_PERIOD, SessionState.DISCONNECTED],
+  [SessionState.GRACE_PERIOD]: [SessionState.CONNECTED, SessionState.DISCONNECTED],
+  [SessionState.DISCONNECTED]: [],
+  [SessionState.UNRECOGNIZED]: [],
+};
+
+export class AgentSession {
+  state = SessionState.PENDING;
+  stateReason = 'session created';
+  stateSinceMs = Date.now();
+  deadlineMs = 0;
+  stream: AgentCall | null = null;
+  lastHeartbeat: Heartbeat | undefined;
+  readonly terminals = new Map<string, TerminalRelay>();
+  readonly logger: Logger;
+  private pendingOpens = new Map<string, { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private stateTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly sessionId: string,
+    readonly agentId: string,
+    public name: string,
+    public capabilities: Capabilities,
+    readonly resumeToken: Buffer,
+    private deps: SessionDeps,
+  ) {
+    this.logger = deps.logger.child({ machine: name, session: sessionId });
+    deps.store.createSession(sessionId, agentId, this.state, this.stateReason);
+  }
+
+  // ---- RelayHost
+
+  sendToAgent(msg: ControlMessage): boolean {
+    if (!this.stream) return false;
+    this.stream.write(msg);
+    return true;
+  }
+
+  agentConnected(): boolean {
+    return this.stream !== null && this.state !== SessionState.DISCONNECTED;
+  }
+
+  // ---- state machine
+
+  transition(to: SessionState, reason: string): void {
+    const from = this.state;
+    if (from === to) return;
+    if (!ALLOWED[from].includes(to)) {
+      this.logger.warn({ from: SessionState[from], to: SessionState[to], reason }, 'transition not allowed');
+      return;
+    }
+    this.state = to;
+    this.stateReason = reason;
+    this.stateSinceMs = Date.now();
+    clearTimeout(this.stateTimer);
+    this.deadlineMs = 0;
+    const t = this.deps.timeouts;
+    if (to === SessionState.GRACE_PERIOD) {
+      this.deadlineMs = Date.now() + t.gracePeriodS * 1000;
+      this.stateTimer = setTimeout(
+        () => this.transition(SessionState.DISCONNECTED, `grace period of ${t.gracePeriodS} s ran out`),
+        t.gracePeriodS * 1000,
+      );
+    } else if (to === SessionState.BACKGROUND) {
+      this.deadlineMs = Date.now() + t.backgroundTimeoutS * 1000;
+      this.stateTimer = setTimeout(
+        () => this.transition(SessionState.DISCONNECTED, `background for longer than ${t.backgroundTimeoutS} s`),
+        t.backgroundTimeoutS * 1000,
+      );
+    }
+    this.deps.store.transition(this.sessionId, from, to, reason);
+    this.logger.info({ from: SessionState[from], to: SessionState[to], reason }, 'session state');
+    const change = { msg: { $case: 'state' as const, value: { state: to, reason, deadlineMs: this.deadlineMs } } };
+    if (to === SessionState.DISCONNECTED) {
+      clearTimeout(this.heartbeatTimer);
+      for (const p of this.pendingOpens.values()) p.reject(unavailable(`machine ${this.name} disconnected: ${reason}`));
+      for (const relay of this.terminals.values()) relay.endAll(change);
+      const call = this.stream;
+      this.stream = null;
+      call?.end();
+      this.deps.onEnded(this);
+    } else {
+      for (const relay of this.terminals.values()) relay.broadcast(change);
+    }
+  }
+
+  /** A stream now carries this session (a registration or a resume). */
+  bindStream(call: AgentCall): void {
+    const old = this.stream;
+    this.stream = call;
+    if (old && old !== call) old.end();
+    this.resetHeartbeatTimer();
+  }
+
+  /** The stream ended or failed; the session waits out its grace period. */
+  streamLost(call: AgentCall, reason: string): void {
+    if (this.stream !== call) return;
+    this.stream = null;
+    clearTimeout(this.heartbeatTimer);
+    if (this.state === SessionState.CONNECTED || this.state === SessionState.PENDING) {
+      this.transition(SessionState.GRACE_PERIOD, reason);
+    }
+  }
+
+  private resetHeartbeatTimer(): void {
+    clearTimeout(this.heartbeatTimer);
+    const s = this.deps.timeouts.heartbeatTimeoutS;
+    this.heartbeatTimer = setTimeout(() => {
+      const call = this.stream;
+      if (!call) return;
+      this.streamLost(call, `no heartbeat for ${s} s`);
+      call.end();
+    }, s * 1000);
+  }
+
+  // ---- messages from the agent
+
+  onMessage(m: AgentMessage): void {
+    const msg = m.msg;
+    if (!msg) return;
+    switch (msg.$case) {
+      case 'output':
+        this.terminals.get(msg.value.terminalId)?.onOutput(msg.value);
+        return;
+      case 'exit': {
+        const relay = this.terminals.get(msg.value.terminalId);
+        if (!relay) return;
+        relay.onExit(msg.value);
+        setTimeout(() => {
+          if (relay.attachments.size === 0) this.terminals.delete(relay.id);
+        }, EXITED_RETENTION_MS).unref();
+        return;
+      }
+      case 'snapshot':
+        this.terminals.get(msg.value.terminalId)?.onSnapshot(msg.value);
+        return;
+      case 'opened':
+        this.onOpened(msg.value);
+        return;
+      case 'heartbeat':
+        this.lastHeartbeat = msg.value;
+        this.resetHeartbeatTimer();
+        return;
+      case 'suspend': {
+        const call = this.stream;
+        if (call) this.streamLost(call, `agent suspended (${msg.value.reason || 'sleep'})`);
+        return;
+      }
+      case 'background':
+        if (msg.value.background) this.transition(SessionState.BACKGROUND, 'agent went to the background');
+        else this.transition(SessionState.CONNECTED, 'agent came back to the foreground');
+        return;
+      case 'error':
+        this.logger.warn({ terminal: msg.value.terminalId, code: msg.value.code }, msg.value.message);
+        return;
+      case 'register':
+      case 'resume':
+        this.logger.warn('register/resume on an established stream ignored');
+        return;
+    }
+  }
+
+  // ---- terminals
+
+  terminal(id: string): TerminalRelay {
+    const relay = this.terminals.get(id);
+    if (!relay) throw notFound(`no terminal ${JSON.stringify(id)} on machine ${this.name}`, 'terminal_not_found');
+    return relay;
+  }
+
+  async openTerminal(spec: TerminalSpec): Promise<TerminalRelay> {
+    if (!this.agentConnected()) {
+      throw unavailable(`machine ${this.name} is ${SessionState[this.state]}: cannot open a terminal now`);
+    }
+    const checked = validateSpec(spec);
+    const id = randomBytes(4).toString('hex');
+    const relay = new TerminalRelay(id, checked, this, this.deps.relayBuffer);
+    this.terminals.set(id, relay);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(unavailable(`machine ${this.name} did not open the terminal within ${OPEN_TIMEOUT_MS / 1000} s`)),
+          OPEN_TIMEOUT_MS,
+        );
+        this.pendingOpens.set(id, { resolve, reject, timer });
+        this.sendToAgent({ msg: { $case: 'open', value: { terminalId: id, spec: checked } } });
+      });
+    } catch (e) {
+      this.terminals.delete(id);
+      throw e;
+    } finally {
+      const p = this.pendingOpens.get(id);
+      if (p) clearTimeout(p.timer);
+      this.pendingOpens.delete(id);
+    }
+    return relay;
+  }
+
+  private onOpened(o: TerminalOpened): void {
+    const p = this.pendingOpens.get(o.terminalId);
+    if (!p) return;
+    if (o.ok) p.resolve();
+    else p.reject(new ApiError('FAILED_PRECONDITION', `could not open the terminal: ${o.error}`));
+  }
+
+  closeTerminal(id: string): void {
+    const relay = this.terminal(id);
+    if (relay.exit) return;
+    if (!this.sendToAgent({ msg: { $case: 'close', value: { terminalId: id } } })) {
+      throw unavailable(`machine ${this.name} is not connected: the terminal was not closed`);
+    }
+  }
+
+  info(): MachineInfo {
+    return {
+      agentId: this.agentId,
+      name: this.name,
+      capabilities: this.capabilities,
+      state: this.state,
+      stateReason: this.stateReason,
+      stateSinceMs: this.stateSinceMs,
+      sessionId: this.sessionId,
+      graceDeadlineMs: this.deadlineMs,
+      lastHeartbeat: this.lastHeartbeat,
+      terminals: [...this.terminals.values()].map((t) => t.info()),
+    };
+  }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A terminal spec with defaults filled in, or INVALID_ARGUMENT saying what is wrong. */
+export function validateSpec(spec: TerminalSpec | undefined): TerminalSpec {
+  if (!spec) throw invalid('a terminal spec is required');
+  const s: TerminalSpec = { ...spec, argv: [...spec.argv], env: { ...spec.env } };
+  if (s.kind !== TerminalKind.SHELL && s.kind !== TerminalKind.EXEC) {
+    throw invalid('terminal kind must be SHELL or EXEC');
+  }
+  if (s.kind === TerminalKind.EXEC && s.argv.length === 0 && !s.shellCommand) {
+    throw invalid('exec needs a command (argv or shell_command)');
+  }
+  if (s.argv.some((a) => a.includes('\0')) || s.shellCommand.includes('\0')) {
+    throw invalid('a command may not contain NUL bytes');
+  }
+  if (s.cols === 0 && s.rows === 0) {
+    s.cols = 80;
+    s.rows = 24;
+  }
+  const sizeError = checkSize(s.cols, s.rows);
+  if (sizeError) throw invalid(sizeError);
+  for (const k of Object.keys(s.env)) {
+    if (!ENV_NAME.test(k)) throw invalid(`bad environment variable name ${JSON.stringify(k)}`);
+  }
+  if (s.title.length > 200) throw invalid('title is longer than 200 characters');
+  return s;
+}
+
+export function newResumeToken(): Buffer {
+  return randomBytes(32);
+}

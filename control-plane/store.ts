@@ -1,0 +1,185 @@
+// The control plane's durable state in SQLite (the embedded default): the
+// agents it has seen, their sessions, and every session state transition
+// with its reason. Routing state (streams, buffers) lives in memory.
+import Database from 'better-sqlite3';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Capabilities, SessionState } from '../protocol';
+
+export interface AgentRow {
+  agentId: string;
+  name: string;
+  capabilities: Capabilities;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+export interface SessionRow {
+  sessionId: string;
+  agentId: string;
+  state: SessionState;
+  reason: string;
+  createdMs: number;
+  updatedMs: number;
+}
+
+export interface TransitionRow {
+  sessionId: string;
+  from: SessionState;
+  to: SessionState;
+  reason: string;
+  atMs: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS agents (
+  agent_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  capabilities TEXT NOT NULL,
+  first_seen_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agents_name ON agents(name);
+CREATE TABLE IF NOT EXISTS sessions (
+  session_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL REFERENCES agents(agent_id),
+  state INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_agent ON sessions(agent_id);
+CREATE TABLE IF NOT EXISTS session_transitions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL,
+  from_state INTEGER NOT NULL,
+  to_state INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transitions_session ON session_transitions(session_id);
+`;
+
+export class Store {
+  private db: Database.Database;
+  private stmts;
+
+  constructor(dataDir: string) {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.db = new Database(path.join(dataDir, 'cmdop.sqlite'));
+    // WAL: state writes (one per transition) never block readers.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.stmts = {
+      upsertAgent: this.db.prepare(
+        `INSERT INTO agents (agent_id, name, capabilities, first_seen_ms, last_seen_ms)
+         VALUES (@agentId, @name, @capabilities, @now, @now)
+         ON CONFLICT(agent_id) DO UPDATE SET name = @name, capabilities = @capabilities, last_seen_ms = @now`,
+      ),
+      touchAgent: this.db.prepare(`UPDATE agents SET last_seen_ms = ? WHERE agent_id = ?`),
+      agents: this.db.prepare(`SELECT * FROM agents ORDER BY name`),
+      insertSession: this.db.prepare(
+        `INSERT INTO sessions (session_id, agent_id, state, reason, created_ms, updated_ms)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      updateSession: this.db.prepare(`UPDATE sessions SET state = ?, reason = ?, updated_ms = ? WHERE session_id = ?`),
+      insertTransition: this.db.prepare(
+        `INSERT INTO session_transitions (session_id, from_state, to_state, reason, at_ms) VALUES (?, ?, ?, ?, ?)`,
+      ),
+      latestSessions: this.db.prepare(
+        `SELECT s.* FROM sessions s
+         WHERE s.created_ms = (SELECT MAX(created_ms) FROM sessions WHERE agent_id = s.agent_id)`,
+      ),
+      session: this.db.prepare(`SELECT * FROM sessions WHERE session_id = ?`),
+      transitions: this.db.prepare(`SELECT * FROM session_transitions WHERE session_id = ? ORDER BY id`),
+      endOpenSessions: this.db.prepare(
+        `SELECT session_id, state FROM sessions WHERE state != ${SessionState.DISCONNECTED}`,
+      ),
+    };
+  }
+
+  upsertAgent(agentId: string, name: string, capabilities: Capabilities): void {
+    this.stmts.upsertAgent.run({
+      agentId,
+      name,
+      capabilities: JSON.stringify(capabilities),
+      now: Date.now(),
+    });
+  }
+
+  touchAgent(agentId: string): void {
+    this.stmts.touchAgent.run(Date.now(), agentId);
+  }
+
+  agents(): AgentRow[] {
+    return (this.stmts.agents.all() as any[]).map((r) => ({
+      agentId: r.agent_id,
+      name: r.name,
+      capabilities: Capabilities.fromPartial(JSON.parse(r.capabilities)),
+      firstSeenMs: r.first_seen_ms,
+      lastSeenMs: r.last_seen_ms,
+    }));
+  }
+
+  createSession(sessionId: string, agentId: string, state: SessionState, reason: string): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.stmts.insertSession.run(sessionId, agentId, state, reason, now, now);
+      this.stmts.insertTransition.run(sessionId, SessionState.SESSION_STATE_UNSPECIFIED, state, reason, now);
+    })();
+  }
+
+  transition(sessionId: string, from: SessionState, to: SessionState, reason: string): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.stmts.updateSession.run(to, reason, now, sessionId);
+      this.stmts.insertTransition.run(sessionId, from, to, reason, now);
+    })();
+  }
+
+  /** The newest session of every agent (what `cmdop machines` shows for agents not connected now). */
+  latestSessions(): SessionRow[] {
+    return (this.stmts.latestSessions.all() as any[]).map(toSessionRow);
+  }
+
+  session(sessionId: string): SessionRow | undefined {
+    const r = this.stmts.session.get(sessionId);
+    return r ? toSessionRow(r) : undefined;
+  }
+
+  transitions(sessionId: string): TransitionRow[] {
+    return (this.stmts.transitions.all(sessionId) as any[]).map((r) => ({
+      sessionId: r.session_id,
+      from: r.from_state,
+      to: r.to_state,
+      reason: r.reason,
+      atMs: r.at_ms,
+    }));
+  }
+
+  /**
+   * On start: sessions left open by a previous run of the control plane
+   * cannot be resumed (their streams and buffers were in its memory).
+   */
+  endSessionsLeftOpen(reason: string): number {
+    const open = this.stmts.endOpenSessions.all() as { session_id: string; state: SessionState }[];
+    for (const s of open) this.transition(s.session_id, s.state, SessionState.DISCONNECTED, reason);
+    return open.length;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toSessionRow(r: any): SessionRow {
+  return {
+    sessionId: r.session_id,
+    agentId: r.agent_id,
+    state: r.state,
+    reason: r.reason,
+    createdMs: r.created_ms,
+    updatedMs: r.updated_ms,
+  };
+}

@@ -1,0 +1,64 @@
+// Bounds and defaults both ends of the wire agree on. Flags may change the
+// timeouts; the size limits are the contract.
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7420;
+export const DEFAULT_SERVER = `${DEFAULT_HOST}:${DEFAULT_PORT}`;
+
+/** Largest output chunk the agent sends (it batches reads up to this). */
+export const MAX_OUTPUT_CHUNK = 256 * 1024;
+/** Largest single input a client may send; larger pastes are split by the client. */
+export const MAX_INPUT_BYTES = 64 * 1024;
+/** gRPC message size caps: agent stream (output chunks, snapshots) and clients. */
+export const MAX_AGENT_MESSAGE = 8 * 1024 * 1024;
+export const MAX_CLIENT_MESSAGE = 1024 * 1024;
+
+/**
+ * Output the agent may have in flight beyond the control plane's ack while
+ * connected. It is also how far the PTY can run ahead of the slowest
+ * operator, so it bounds how long Ctrl-C takes to show during a flood.
+ */
+export const AGENT_WINDOW = 1024 * 1024;
+/** Output the agent holds while it has no stream (grace period); then it stops reading. */
+export const AGENT_OFFLINE_BUFFER = 16 * 1024 * 1024;
+/** Recent output the control plane keeps per terminal for re-attach and observers. */
+export const RELAY_BUFFER = 4 * 1024 * 1024;
+/** The control plane acks the agent at least every this many bytes. */
+export const ACK_STEP = 64 * 1024;
+
+export const MIN_COLS = 1;
+export const MIN_ROWS = 1;
+export const MAX_COLS = 2000;
+export const MAX_ROWS = 1000;
+
+export const SIGNALS = [
+  'SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGTSTP', 'SIGCONT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH',
+] as const;
+export type SignalName = (typeof SIGNALS)[number];
+
+export function isSignalName(s: string): s is SignalName {
+  return (SIGNALS as readonly string[]).includes(s);
+}
+
+/** A resize's size, or why it is refused. */
+export function checkSize(cols: number, rows: number): string | undefined {
+  if (!Number.isInteger(cols) || !Number.isInteger(rows)) return 'size must be whole numbers';
+  if (cols < MIN_COLS || rows < MIN_ROWS) return `size ${cols}x${rows} is too small (at least ${MIN_COLS}x${MIN_ROWS})`;
+  if (cols > MAX_COLS || rows > MAX_ROWS) return `size ${cols}x${rows} is too large (at most ${MAX_COLS}x${MAX_ROWS})`;
+  return undefined;
+}
+
+export const DEFAULT_TIMEOUTS = {
+  /** CONNECTED -> GRACE_PERIOD after this long without a heartbeat. */
+  heartbeatTimeoutS: 60,
+  /** GRACE_PERIOD -> DISCONNECTED. */
+  gracePeriodS: 30,
+  /** BACKGROUND -> DISCONNECTED. */
+  backgroundTimeoutS: 3600,
+  /** A client's stream is closed after this long without its heartbeat. */
+  clientTimeoutS: 60,
+  /** How often the agent and clients send heartbeats. */
+  heartbeatIntervalS: 30,
+  /** gRPC keepalive ping interval on the agent's channel. */
+  keepaliveS: 25,
+};

@@ -1,0 +1,279 @@
+// The TypeScript SDK: `new CmdopClient({server})`, then machines, terminals
+// and `terminal.execute(...)`. The CLI is built on it; so is the console's
+// gateway later - one copy of the protocol handling.
+import * as grpc from '@grpc/grpc-js';
+import {
+  AttachMode,
+  ClientServiceDefinition,
+  DEFAULT_TIMEOUTS,
+  MAX_CLIENT_MESSAGE,
+  MachineInfo,
+  OutputGap,
+  OutputStream,
+  TerminalInfo,
+  TerminalKind,
+  TerminalSpec,
+  toGrpcService,
+} from '../protocol';
+import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
+import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
+import { InvalidArgumentError, fromServiceError } from './errors';
+
+const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(ClientServiceDefinition), 'ClientService');
+
+export type Mode = 'operator' | 'observer';
+
+export interface AttachOptions {
+  mode?: Mode;
+  /** Re-attach: the bytes after this offset. Absent: the current screen, then live output. */
+  fromSeq?: number;
+  machine?: string;
+}
+
+export interface CreateTerminalOptions {
+  machine?: string;
+  cols?: number;
+  rows?: number;
+  title?: string;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+export interface ExecuteOptions {
+  machine?: string;
+  /** Run in a PTY (stdout and stderr merged, as on a terminal). */
+  pty?: boolean;
+  cols?: number;
+  rows?: number;
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Bytes for the command's stdin; without it stdin is closed at once (like `ssh -n`). */
+  stdin?: string | Uint8Array;
+  /** Every chunk as it arrives. */
+  onOutput?(data: Uint8Array, stream: 'stdout' | 'stderr' | 'pty'): void;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  /** Set when the command was killed by a signal (exitCode is then 128 + its number). */
+  signal: string;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+  stderrBytes: Buffer;
+  terminalId: string;
+  /** Output ranges that could not be delivered (never silently): empty when complete. */
+  gaps: OutputGap[];
+}
+
+const toAttachMode = (m: Mode | undefined) => (m === 'observer' ? AttachMode.OBSERVER : AttachMode.OPERATOR);
+
+export class CmdopClient {
+  readonly options: ResolvedClientOptions;
+  readonly machines: MachinesApi;
+  readonly terminal: TerminalApi;
+  private grpcClient: grpc.Client;
+
+  constructor(options: ClientOptions = {}) {
+    this.options = resolveClientOptions(options);
+    this.grpcClient = new ClientServiceClient(this.options.server, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 8 * 1024 * 1024,
+      'grpc.max_send_message_length': MAX_CLIENT_MESSAGE,
+      'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    });
+    this.machines = new MachinesApi(this);
+    this.terminal = new TerminalApi(this);
+  }
+
+  /** The machine terminal calls use when they name none. */
+  setMachine(name: string): void {
+    this.options.machine = name;
+  }
+
+  close(): void {
+    this.grpcClient.close();
+  }
+
+  /** @internal */
+  machineOr(name: string | undefined): string {
+    const m = name ?? this.options.machine;
+    if (!m) throw new InvalidArgumentError('no machine given: pass one, call setMachine(), or set CMDOP_MACHINE');
+    return m;
+  }
+
+  /** @internal */
+  metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.options.token) md.set('authorization', `Bearer ${this.options.token}`);
+    return md;
+  }
+
+  /** @internal */
+  unary<Req, Res>(method: string, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      (this.grpcClient as any)[method](req, this.metadata(), (err: grpc.ServiceError | null, res: Res) =>
+        err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
+      );
+    });
+  }
+
+  /** @internal */
+  transport(): AttachTransport {
+    return {
+      server: this.options.server,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      reconnectTimeoutMs: this.options.reconnectTimeoutMs,
+      openStream: () => (this.grpcClient as any).attach(this.metadata()) as AttachCall,
+    };
+  }
+}
+
+class MachinesApi {
+  constructor(private client: CmdopClient) {}
+
+  async list(): Promise<MachineInfo[]> {
+    const res = await this.client.unary<object, { machines: MachineInfo[] }>('listMachines', {});
+    return res.machines;
+  }
+}
+
+class TerminalApi {
+  constructor(private client: CmdopClient) {}
+
+  /** Opens an interactive shell terminal (a tab). */
+  create(opts: CreateTerminalOptions = {}): Promise<TerminalInfo> {
+    return this.client.unary('openTerminal', {
+      machine: this.client.machineOr(opts.machine),
+      spec: shellSpec(opts),
+    });
+  }
+
+  async list(machine?: string): Promise<TerminalInfo[]> {
+    const res = await this.client.unary<object, { terminals: TerminalInfo[] }>('listTerminals', {
+      machine: this.client.machineOr(machine),
+    });
+    return res.terminals;
+  }
+
+  attach(terminalId: string, opts: AttachOptions = {}): Promise<TerminalAttachment> {
+    return TerminalAttachment.start(this.client.transport(), {
+      machine: this.client.machineOr(opts.machine),
+      terminalId,
+      open: undefined,
+      mode: toAttachMode(opts.mode),
+      fromSeq: opts.fromSeq,
+    });
+  }
+
+  /** Opens a shell terminal and attaches to it as OPERATOR in one step. */
+  open(opts: CreateTerminalOptions = {}): Promise<TerminalAttachment> {
+    const machine = this.client.machineOr(opts.machine);
+    return TerminalAttachment.start(this.client.transport(), {
+      machine,
+      terminalId: '',
+      open: { machine, spec: shellSpec(opts) },
+      mode: AttachMode.OPERATOR,
+      fromSeq: undefined,
+    });
+  }
+
+  /** Runs one operator action on a short-lived attachment. */
+  private async withOperator<T>(terminalId: string, machine: string | undefined, fn: (a: TerminalAttachment) => Promise<T>): Promise<T> {
+    const a = await this.attach(terminalId, { machine, fromSeq: Number.MAX_SAFE_INTEGER }).catch(async (e) => {
+      // fromSeq past the head is refused; attach at the head instead.
+      if (e instanceof InvalidArgumentError) {
+        const info = (await this.list(machine)).find((t) => t.terminalId === terminalId);
+        return this.attach(terminalId, { machine, fromSeq: info?.headSeq ?? 0 });
+      }
+      throw e;
+    });
+    try {
+      return await fn(a);
+    } finally {
+      a.close();
+    }
+  }
+
+  sendInput(terminalId: string, data: string | Uint8Array, opts: { machine?: string } = {}): Promise<string[]> {
+    return this.withOperator(terminalId, opts.machine, (a) => a.write(data));
+  }
+
+  resize(terminalId: string, cols: number, rows: number, opts: { machine?: string } = {}): Promise<void> {
+    return this.withOperator(terminalId, opts.machine, (a) => a.resize(cols, rows));
+  }
+
+  signal(terminalId: string, signal: string, opts: { machine?: string } = {}): Promise<void> {
+    return this.withOperator(terminalId, opts.machine, (a) => a.signal(signal));
+  }
+
+  async close(terminalId: string, opts: { machine?: string } = {}): Promise<void> {
+    await this.client.unary('closeTerminal', { machine: this.client.machineOr(opts.machine), terminalId });
+  }
+
+  /**
+   * Runs a command to completion and returns its exit code and output. A
+   * string runs through the remote user's shell; an array is executed as is.
+   * Survives the loss of the client's or the agent's connection inside the
+   * grace period: output arrives whole, once.
+   */
+  async execute(command: string | string[], opts: ExecuteOptions = {}): Promise<ExecResult> {
+    const machine = this.client.machineOr(opts.machine);
+    const spec: TerminalSpec = {
+      kind: TerminalKind.EXEC,
+      argv: Array.isArray(command) ? command : [],
+      shellCommand: Array.isArray(command) ? '' : command,
+      pty: opts.pty ?? false,
+      cols: opts.cols ?? 80,
+      rows: opts.rows ?? 24,
+      cwd: opts.cwd ?? '',
+      env: opts.env ?? {},
+      title: '',
+    };
+    const a = await TerminalAttachment.start(this.client.transport(), {
+      machine,
+      terminalId: '',
+      open: { machine, spec },
+      mode: AttachMode.OPERATOR,
+      fromSeq: undefined,
+    });
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    const gaps: OutputGap[] = [];
+    a.on('output', (data, chunk) => {
+      const stream = chunk.stream === OutputStream.STDERR ? 'stderr' : chunk.stream === OutputStream.STDOUT ? 'stdout' : 'pty';
+      (stream === 'stderr' ? err : out).push(data);
+      opts.onOutput?.(data, stream);
+    });
+    a.on('gap', (g) => gaps.push(g));
+    if (opts.stdin !== undefined) await a.write(opts.stdin);
+    if (!spec.pty) await a.eof();
+    const exit = await a.done;
+    const stdoutBytes = Buffer.concat(out);
+    const stderrBytes = Buffer.concat(err);
+    return {
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      stdout: stdoutBytes.toString('utf8'),
+      stderr: stderrBytes.toString('utf8'),
+      stdoutBytes,
+      stderrBytes,
+      terminalId: a.terminalId,
+      gaps,
+    };
+  }
+}
+
+function shellSpec(opts: CreateTerminalOptions): TerminalSpec {
+  return {
+    kind: TerminalKind.SHELL,
+    argv: [],
+    shellCommand: '',
+    pty: true,
+    cols: opts.cols ?? 80,
+    rows: opts.rows ?? 24,
+    cwd: opts.cwd ?? '',
+    env: opts.env ?? {},
+    title: opts.title ?? '',
+  };
+}

@@ -1,0 +1,34 @@
+// Client defaults: explicit options, else CMDOP_* environment variables, else
+// the local control plane that `cmdop up` starts.
+import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../protocol';
+
+export interface ClientOptions {
+  /** HOST:PORT of the control plane (CMDOP_SERVER). */
+  server?: string;
+  /** Default machine for terminal calls (CMDOP_MACHINE). */
+  machine?: string;
+  /** Bearer token (CMDOP_TOKEN); carried on every call. */
+  token?: string;
+  /** Client heartbeat interval, ms. */
+  heartbeatIntervalMs?: number;
+  /** How long an attachment keeps trying to re-attach after losing its stream, ms. */
+  reconnectTimeoutMs?: number;
+}
+
+export interface ResolvedClientOptions {
+  server: string;
+  machine: string | undefined;
+  token: string | undefined;
+  heartbeatIntervalMs: number;
+  reconnectTimeoutMs: number;
+}
+
+export function resolveClientOptions(o: ClientOptions = {}, env = process.env): ResolvedClientOptions {
+  return {
+    server: o.server ?? env.CMDOP_SERVER ?? DEFAULT_SERVER,
+    machine: o.machine ?? env.CMDOP_MACHINE,
+    token: o.token ?? env.CMDOP_TOKEN,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_TIMEOUTS.heartbeatIntervalS * 1000,
+    reconnectTimeoutMs: o.reconnectTimeoutMs ?? 60_000,
+  };
+}

@@ -1,0 +1,62 @@
+// Typed errors for SDK users. Every error the control plane returns maps to
+// one of these; `code` is the gRPC status name, `reason` the finer cause.
+import { Metadata, ServiceError, status } from '@grpc/grpc-js';
+
+export class CmdopError extends Error {
+  constructor(
+    message: string,
+    readonly code: string = 'UNKNOWN',
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class MachineNotFoundError extends CmdopError {}
+export class TerminalNotFoundError extends CmdopError {}
+export class NotFoundError extends CmdopError {}
+export class PermissionDeniedError extends CmdopError {}
+export class InvalidArgumentError extends CmdopError {}
+export class AlreadyExistsError extends CmdopError {}
+/** The control plane cannot be reached, or the machine is not connected right now. */
+export class UnavailableError extends CmdopError {}
+/** The machine's session ended (its grace period ran out): its terminals are gone. */
+export class SessionDisconnectedError extends CmdopError {}
+export class TimeoutError extends CmdopError {}
+
+function reasonOf(metadata: Metadata | undefined): string {
+  const v = metadata?.get('cmdop-reason')[0];
+  return typeof v === 'string' ? v : '';
+}
+
+/** The typed error for a status code name (as StreamError carries it) and message. */
+export function errorFor(code: string, message: string, reason = ''): CmdopError {
+  if (reason === 'machine_not_found') return new MachineNotFoundError(message, code);
+  if (reason === 'terminal_not_found') return new TerminalNotFoundError(message, code);
+  switch (code) {
+    case 'NOT_FOUND':
+      return new NotFoundError(message, code);
+    case 'PERMISSION_DENIED':
+    case 'UNAUTHENTICATED':
+      return new PermissionDeniedError(message, code);
+    case 'INVALID_ARGUMENT':
+    case 'OUT_OF_RANGE':
+      return new InvalidArgumentError(message, code);
+    case 'ALREADY_EXISTS':
+      return new AlreadyExistsError(message, code);
+    case 'UNAVAILABLE':
+      return new UnavailableError(message, code);
+    case 'DEADLINE_EXCEEDED':
+      return new TimeoutError(message, code);
+    default:
+      return new CmdopError(message, code);
+  }
+}
+
+export function fromServiceError(e: ServiceError, server: string): CmdopError {
+  const code = status[e.code] ?? String(e.code);
+  if (e.code === status.UNAVAILABLE && /ECONNREFUSED|No connection established|failed to connect/i.test(e.details)) {
+    return new UnavailableError(`cannot reach the control plane at ${server}: ${e.details}`, code);
+  }
+  return errorFor(code, e.details || e.message, reasonOf(e.metadata));
+}

@@ -1,0 +1,5 @@
+export { CmdopClient } from './client';
+export type { AttachOptions, CreateTerminalOptions, ExecResult, ExecuteOptions, Mode } from './client';
+export { TerminalAttachment } from './attachment';
+export * from './errors';
+export type { ClientOptions } from './config';
