@@ -1,0 +1,158 @@
+// Real processes for tests: a control plane and agents started through the
+// CLI on loopback ports, each with its own temp dirs, and a way to run the
+// CLI itself. Everything started here is stopped by `stop()`.
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CmdopClient } from '../../sdk';
+
+export const ROOT = path.join(__dirname, '..', '..', '..');
+export const CLI = path.join(ROOT, 'bin', 'cmdop.js');
+
+export function tempDir(prefix = 'cmdop-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Waits until `proc` prints a line matching `re` on stdout; rejects if it exits first. */
+export function waitForLine(proc: ChildProcess, re: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} (stdout: ${out}; stderr: ${err.slice(-2000)})`)), timeoutMs);
+    const onOut = (d: Buffer) => {
+      out += d.toString();
+      const m = out.match(re);
+      if (m) done(undefined, m);
+    };
+    const onErr = (d: Buffer) => {
+      err += d.toString();
+    };
+    const onExit = (code: number | null) => done(new Error(`exited with ${code} before ${re}: ${err.slice(-2000)}`));
+    function done(e?: Error, m?: RegExpMatchArray) {
+      clearTimeout(timer);
+      proc.stdout!.off('data', onOut);
+      proc.stderr!.off('data', onErr);
+      proc.off('exit', onExit);
+      if (e) reject(e);
+      else resolve(m!);
+    }
+    proc.stdout!.on('data', onOut);
+    proc.stderr!.on('data', onErr);
+    proc.once('exit', onExit);
+  });
+}
+
+export interface Cluster {
+  server: string;
+  cp: ChildProcess;
+  agents: Map<string, ChildProcess>;
+  client: CmdopClient;
+  dir: string;
+  startAgent(name: string, args?: string[]): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  serverArgs?: string[];
+  agent?: string | false;
+  agentArgs?: string[];
+  env?: Record<string, string>;
+}
+
+const LOG_ENV = { CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn' };
+
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const dir = tempDir();
+  const procs: ChildProcess[] = [];
+  const cp = spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'cp'), ...(opts.serverArgs ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...LOG_ENV, ...opts.env },
+  });
+  procs.push(cp);
+  const [, server] = await waitForLine(cp, /listening on (\S+)/);
+  const agents = new Map<string, ChildProcess>();
+  const cluster: Cluster = {
+    server,
+    cp,
+    agents,
+    dir,
+    client: new CmdopClient({ server }),
+    async startAgent(name, args = []) {
+      const a = spawn(process.execPath, [CLI, 'agent', '--server', server, '--name', name, '--state-dir', path.join(dir, `agent-${name}`), ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...LOG_ENV, ...opts.env },
+      });
+      procs.push(a);
+      await waitForLine(a, /connected/);
+      agents.set(name, a);
+      return a;
+    },
+    async stop() {
+      cluster.client.close();
+      await Promise.all(
+        procs.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.exitCode !== null || p.signalCode !== null) return resolve();
+              p.once('exit', () => resolve());
+              p.kill('SIGCONT');
+              p.kill('SIGTERM');
+              setTimeout(() => p.kill('SIGKILL'), 3000).unref();
+            }),
+        ),
+      );
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (opts.agent !== false) await cluster.startAgent(opts.agent ?? 'box', opts.agentArgs);
+  return cluster;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs `cmdop ARGS` to completion. */
+export function runCli(args: string[], opts: { server?: string; input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...(opts.server ? ['--server', opts.server] : []), ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...LOG_ENV, ...opts.env },
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`cmdop ${args.join(' ')} timed out; stderr: ${err}`));
+    }, opts.timeoutMs ?? 60_000);
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      // 'exit' can precede the last 'data'; wait for the pipes to close.
+      p.stdout.once('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+      if (p.stdout.closed) resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+    if (opts.input !== undefined) p.stdin.end(opts.input);
+    else p.stdin.end();
+  });
+}
+
+/** Polls `fn` until it returns a truthy value. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
+}
