@@ -1,0 +1,50 @@
+// Reading a process's memory and CPU time from /proc (Linux only, like the bench).
+import fs from 'node:fs';
+
+/** Resident set size in MB (10^6 bytes, like every figure of the bench), or NaN when the process is gone. */
+export function rssMb(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? (Number(m[1]) * 1024) / 1e6 : NaN; // /proc's kB are KiB
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU seconds (user + system, all threads) the process has used so far.
+ * /proc counts in clock ticks; USER_HZ is 100 on every Linux build that Node
+ * supports, so it is not looked up.
+ */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after it are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+  } catch {
+    return NaN;
+  }
+}
+
+export interface RssSampler {
+  /** Stops sampling; resolves with the largest RSS seen per pid, MB. */
+  stop(): Map<number, number>;
+}
+
+/** Samples the RSS of `pids` every `intervalMs` until stopped. */
+export function sampleRss(pids: number[], intervalMs: number): RssSampler {
+  const max = new Map<number, number>(pids.map((p) => [p, 0]));
+  const sample = () => {
+    for (const pid of pids) max.set(pid, Math.max(max.get(pid)!, rssMb(pid) || 0));
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return max;
+    },
+  };
+}

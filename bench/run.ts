@@ -1,0 +1,404 @@
+// `npm run bench`: CMDOP against OpenSSH and a bare PTY, side by side, in one
+// run (issue 2): PTY and exec output throughput, keystroke echo latency, and
+// the control plane's memory while a terminal floods. Prints one table with
+// ratios and whether each target is met, then the raw figures behind it.
+//
+// Everything runs on this machine over loopback: a throwaway sshd and a
+// CMDOP control plane + agent as child processes, with state in one temp dir.
+// All of it is stopped and removed at the end, also on failure or Ctrl-C.
+// Exit status: 0 when the bench ran (targets missed or not: it measures, it
+// does not judge); 1 when the bench itself failed.
+//
+// Knobs (environment): BENCH_MB (file size, default 100), BENCH_REPS (timed
+// runs per contestant, default 3), BENCH_ECHO_SAMPLES (default 300),
+// BENCH_FLOOD_S (default 5), BENCH_SKIP_SSH (set: no ssh comparison).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { CmdopClient } from '../sdk';
+import { sdkShellChannel, sshShellChannel } from './channels';
+import { CMDOP_ENV, CmdopCluster, startCmdop } from './cmdopCluster';
+import { measureEcho, prepareEchoShell } from './echo';
+import { FloodResult, measureFlood } from './flood';
+import { ProcessSet } from './procs';
+import { rssMb, sampleRss } from './procfs';
+import { SSH_INSTALL_HINT, SshPeer, sshMissing, startSshPeer } from './sshPeer';
+import { median, percentile } from './stats';
+import { Row, fmt, ratio, renderTable, verdict } from './table';
+import { DataFile, Runner, ThroughputResult, childRunner, makeDataFile, measureThroughput, rawPtyRunner } from './throughput';
+
+// ------------------------------------------------------------------ setup
+
+interface Config {
+  fileMb: number;
+  reps: number;
+  echoSamples: number;
+  echoWarmup: number;
+  floodSeconds: number;
+  rssSampleMs: number;
+}
+
+function envNumber(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
+function config(): Config {
+  // Defaults sized so the whole bench stays around 2-3 minutes on 2 cores.
+  return {
+    fileMb: envNumber('BENCH_MB', 100),
+    reps: Math.round(envNumber('BENCH_REPS', 3)),
+    echoSamples: Math.round(envNumber('BENCH_ECHO_SAMPLES', 300)),
+    echoWarmup: 20,
+    floodSeconds: envNumber('BENCH_FLOOD_S', 5),
+    rssSampleMs: 200,
+  };
+}
+
+const started = performance.now();
+
+/** Progress on stderr, so stdout holds only the report. */
+function progress(msg: string): void {
+  process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}\n`);
+}
+
+interface Context {
+  cfg: Config;
+  dir: string;
+  procs: ProcessSet;
+  file: DataFile;
+  cmdop: CmdopCluster;
+  client: CmdopClient;
+  ssh: SshPeer | undefined;
+}
+
+function machineInfo(ssh: SshPeer | undefined): string[] {
+  const cpus = os.cpus();
+  return [
+    `machine: ${os.availableParallelism()} CPU(s) (${cpus[0]?.model.trim() ?? 'unknown'}), ` +
+      `${(os.totalmem() / 1e9).toFixed(1)} GB RAM, ${os.type()} ${os.release()} ${os.arch()}`,
+    `node ${process.version}; ssh: ${ssh ? ssh.version : 'skipped'}`,
+  ];
+}
+
+// ---------------------------------------------------------------- phases
+
+interface Results {
+  pty: { cmdop: ThroughputResult; ssh?: ThroughputResult; raw: ThroughputResult };
+  exec: { cmdop: ThroughputResult; ssh?: ThroughputResult };
+  echo: { cmdop: number[]; ssh?: number[] };
+  flood: FloodResult;
+  /** The control plane over the whole bench: its largest RSS, and its RSS once every phase is over. */
+  controlPlane: { maxMb: number; endMb: number };
+}
+
+async function ptyThroughput(ctx: Context): Promise<Results['pty']> {
+  const cmdop = cmdopRunner(ctx, true);
+  const ssh = sshRunner(ctx, true);
+  const raw = rawPtyRunner(ctx.file);
+  const results = await measureThroughput([cmdop, ...(ssh ? [ssh] : []), raw], ctx.file, ctx.cfg.reps, progress);
+  return { cmdop: results[0], ssh: ssh ? results[1] : undefined, raw: results[results.length - 1] };
+}
+
+async function execThroughput(ctx: Context): Promise<Results['exec']> {
+  const cmdop = cmdopRunner(ctx, false);
+  const ssh = sshRunner(ctx, false);
+  const results = await measureThroughput([cmdop, ...(ssh ? [ssh] : [])], ctx.file, ctx.cfg.reps, progress);
+  return { cmdop: results[0], ssh: ssh ? results[1] : undefined };
+}
+
+function cmdopRunner(ctx: Context, pty: boolean): Runner {
+  return childRunner({
+    label: pty ? 'CMDOP exec -t' : 'CMDOP exec',
+    cmd: process.execPath,
+    args: (remote) => ctx.cmdop.execArgs(remote, { tty: pty }),
+    file: ctx.file,
+    pty,
+    env: CMDOP_ENV,
+    procs: ctx.procs,
+    cpuPids: { 'control plane': ctx.cmdop.controlPlanePid, agent: ctx.cmdop.agentPid },
+  });
+}
+
+function sshRunner(ctx: Context, pty: boolean): Runner | undefined {
+  const ssh = ctx.ssh;
+  if (!ssh) return undefined;
+  return childRunner({
+    label: pty ? 'ssh -tt' : 'ssh',
+    cmd: ssh.bin,
+    args: (remote) => [...ssh.args({ tty: pty }), remote],
+    file: ctx.file,
+    pty,
+    procs: ctx.procs,
+  });
+}
+
+async function echoLatency(ctx: Context): Promise<Results['echo']> {
+  const opts = { samples: ctx.cfg.echoSamples, warmup: ctx.cfg.echoWarmup };
+  progress(`CMDOP: ${opts.samples} keystrokes into a shell terminal (SDK)`);
+  const a = await ctx.client.terminal.open({ cols: 80, rows: 24 });
+  let cmdop: number[];
+  try {
+    const ch = sdkShellChannel(a);
+    await prepareEchoShell(ch);
+    cmdop = await measureEcho(ch, opts);
+  } finally {
+    a.close();
+    await ctx.client.terminal.close(a.terminalId).catch(() => {});
+  }
+  let ssh: number[] | undefined;
+  if (ctx.ssh) {
+    progress(`ssh -tt: ${opts.samples} keystrokes into a login shell`);
+    const ch = sshShellChannel(ctx.ssh, ctx.procs);
+    try {
+      await prepareEchoShell(ch);
+      ssh = await measureEcho(ch, opts);
+    } finally {
+      ch.close();
+    }
+  }
+  return { cmdop, ssh };
+}
+
+async function flood(ctx: Context): Promise<FloodResult> {
+  progress(`control-plane RSS while a terminal runs \`yes\` for ${ctx.cfg.floodSeconds} s`);
+  return measureFlood(
+    ctx.client,
+    { controlPlane: ctx.cmdop.controlPlanePid, agent: ctx.cmdop.agentPid },
+    ctx.cfg.floodSeconds,
+    ctx.cfg.rssSampleMs,
+  );
+}
+
+// ---------------------------------------------------------------- report
+
+function buildRows(r: Results, cfg: Config): Row[] {
+  const rows: Row[] = [];
+  const sshOk = (x: number | undefined, check: (v: number) => boolean) => (x === undefined ? undefined : check(x));
+
+  // Throughput: higher is better.
+  {
+    const c = r.pty.cmdop.netMBps;
+    const s = r.pty.ssh?.netMBps;
+    const w = r.pty.raw.netMBps;
+    rows.push({
+      metric: `PTY output, cat ${cfg.fileMb} MB (MB/s)`,
+      cmdop: fmt(c),
+      ssh: fmt(s),
+      raw: fmt(w),
+      vsSsh: ratio(c, s),
+      vsRaw: ratio(c, w),
+      target: '≥ 1.0× ssh, ≥ 0.85× raw',
+      verdict: verdict([sshOk(s, (v) => c >= v), c >= 0.85 * w]),
+    });
+  }
+  {
+    const c = r.exec.cmdop.netMBps;
+    const s = r.exec.ssh?.netMBps;
+    rows.push({
+      metric: `exec output, no PTY (MB/s)`,
+      cmdop: fmt(c),
+      ssh: fmt(s),
+      raw: '—',
+      vsSsh: ratio(c, s),
+      vsRaw: '—',
+      target: '≥ 1.0× ssh',
+      verdict: verdict([sshOk(s, (v) => c >= v)]),
+    });
+  }
+  // Latency: lower is better.
+  for (const p of [50, 99]) {
+    const c = percentile(r.echo.cmdop, p);
+    const s = r.echo.ssh ? percentile(r.echo.ssh, p) : undefined;
+    rows.push({
+      metric: `keystroke echo p${p} (ms)`,
+      cmdop: fmt(c, 2),
+      ssh: fmt(s, 2),
+      raw: '—',
+      vsSsh: ratio(c, s),
+      vsRaw: '—',
+      target: '≤ ssh',
+      verdict: verdict([sshOk(s, (v) => c <= v)]),
+    });
+  }
+  rows.push({
+    metric: 'control-plane RSS max, flood (MB)',
+    cmdop: fmt(r.flood.controlPlaneMaxMb),
+    ssh: '—',
+    raw: '—',
+    vsSsh: '—',
+    vsRaw: '—',
+    target: '< 200 MB',
+    verdict: verdict([r.flood.controlPlaneMaxMb < 200]),
+  });
+
+  // For reading the figures above; no target.
+  const info = (metric: string, cmdop: string, ssh = '—', vsSsh = '—'): Row => ({
+    metric,
+    cmdop,
+    ssh,
+    raw: '—',
+    vsSsh,
+    vsRaw: '—',
+    target: '(info)',
+    verdict: '',
+  });
+  const setupC = median(r.exec.cmdop.setupMs) / 1000;
+  const setupS = r.exec.ssh ? median(r.exec.ssh.setupMs) / 1000 : undefined;
+  rows.push(info('exec `true`: connect + run + exit (s)', fmt(setupC, 2), fmt(setupS, 2), ratio(setupC, setupS)));
+  rows.push(info('agent RSS max, flood (MB)', fmt(r.flood.agentMaxMb)));
+  rows.push(info('control-plane RSS max, whole bench (MB)', fmt(r.controlPlane.maxMb)));
+  rows.push(info('flood received by the SDK operator (MB/s)', fmt(r.flood.receivedMBps)));
+  rows.push(info('Ctrl-C to exit during the flood (ms)', fmt(r.flood.stopMs, 0)));
+  return rows;
+}
+
+function throughputDetails(t: ThroughputResult): string {
+  const s = (ms: number[]) => ms.map((x) => (x / 1000).toFixed(2)).join(' ');
+  const cpu = Object.entries(t.cpuPerRun)
+    .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
+    .join(', ');
+  return [
+    `  ${t.label}: runs ${s(t.runsMs)} s` + (t.setupMs.length ? `; \`true\` ${s(t.setupMs)} s` : ''),
+    `    net ${t.netMBps.toFixed(1)} MB/s, gross ${t.grossMBps.toFixed(1)} MB/s; ` +
+      `warm-up delivered ${t.countedBytes} of ${t.expectedBytes} bytes` +
+      (cpu ? `; CPU per run: ${cpu}` : ''),
+  ].join('\n');
+}
+
+function echoDetails(label: string, xs: number[] | undefined): string {
+  if (!xs) return `  ${label}: skipped`;
+  const q = (p: number) => percentile(xs, p).toFixed(2);
+  return `  ${label}: ${xs.length} samples, min ${q(0)} p50 ${q(50)} p90 ${q(90)} p99 ${q(99)} max ${q(100)} ms`;
+}
+
+/** What the run found wrong beyond speed: lost bytes, an operator told to skip, a flood that would not stop. */
+function problems(r: Results): string[] {
+  const out = [...r.flood.problems];
+  for (const t of [r.pty.cmdop, r.pty.ssh, r.pty.raw, r.exec.cmdop, r.exec.ssh]) {
+    if (t && t.countedBytes !== t.expectedBytes) {
+      out.push(`${t.label}: delivered ${t.countedBytes} bytes, expected ${t.expectedBytes}`);
+    }
+  }
+  return out;
+}
+
+function report(r: Results, ctx: Context): string {
+  const lines = [
+    '',
+    'CMDOP benchmark (issue 2)',
+    ...machineInfo(ctx.ssh),
+    `file: ${ctx.file.bytes} bytes of base64 text in ${ctx.file.lines} lines; ${ctx.cfg.reps} timed runs each, medians; ` +
+      `MB = 10^6 bytes`,
+    '',
+    renderTable(buildRows(r, ctx.cfg)),
+    '',
+    'How to read it:',
+    '  - throughput is the file size over (median transfer time − median time of the same tool running `true`),',
+    '    i.e. connection setup excluded; CMDOP and ssh are client processes writing to /dev/null, raw PTY is',
+    '    node-pty in the bench process. PTY runs move the file plus one CR per line.',
+    '  - echo: one key typed into `stty -icanon; cat > /dev/null` in a shell, until its echo returns;',
+    '    CMDOP through the SDK, ssh through `ssh -tt` with pipes.',
+    '  - RSS: /proc/PID/status VmRSS every 200 ms while `yes` floods a terminal with an SDK operator attached.',
+    ...(ctx.ssh ? [] : [`  - ssh comparisons were skipped: install them with \`${SSH_INSTALL_HINT}\``]),
+    '',
+    'Details:',
+    throughputDetails(r.pty.cmdop),
+    ...(r.pty.ssh ? [throughputDetails(r.pty.ssh)] : []),
+    throughputDetails(r.pty.raw),
+    throughputDetails(r.exec.cmdop),
+    ...(r.exec.ssh ? [throughputDetails(r.exec.ssh)] : []),
+    echoDetails('echo CMDOP', r.echo.cmdop),
+    echoDetails('echo ssh', r.echo.ssh),
+    `  flood: control plane ${r.flood.controlPlaneIdleMb.toFixed(1)} MB idle -> ${r.flood.controlPlaneMaxMb.toFixed(1)} MB max; ` +
+      `agent ${r.flood.agentMaxMb.toFixed(1)} MB max; ${r.flood.gaps} gap(s)`,
+    `  control plane over the whole bench: ${r.controlPlane.maxMb.toFixed(1)} MB max, ${r.controlPlane.endMb.toFixed(1)} MB at the end`,
+  ];
+  const found = problems(r);
+  lines.push('', found.length ? `Problems:\n${found.map((p) => `  - ${p}`).join('\n')}` : 'Problems: none seen.', '');
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+
+/** Stops and removes everything the bench started; safe to call twice (failure, then a signal). */
+type Teardown = () => Promise<void>;
+let teardown: Teardown | undefined;
+
+async function main(): Promise<void> {
+  const cfg = config();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-bench-'));
+  const procs = new ProcessSet();
+  let client: CmdopClient | undefined;
+  let cmdop: CmdopCluster | undefined;
+  let ssh: SshPeer | undefined;
+  let torn: Promise<void> | undefined;
+  teardown = () =>
+    (torn ??= (async () => {
+      client?.close();
+      await procs.stopAll();
+      fs.rmSync(dir, { recursive: true, force: true });
+    })());
+
+  try {
+    const missing = process.env.BENCH_SKIP_SSH ? 'BENCH_SKIP_SSH is set' : sshMissing();
+    if (missing) {
+      process.stderr.write(
+        `\n*** ssh comparisons are SKIPPED: ${missing}.\n*** Install OpenSSH with: ${SSH_INSTALL_HINT}\n\n`,
+      );
+    }
+    progress(`writing ${cfg.fileMb} MB of base64 text`);
+    const file = makeDataFile(path.join(dir, 'big.txt'), cfg.fileMb * 1e6);
+    if (!missing) {
+      progress('starting a throwaway sshd on loopback');
+      ssh = await startSshPeer(path.join(dir, 'ssh'), procs);
+    }
+    progress('starting a CMDOP control plane and agent on loopback');
+    cmdop = await startCmdop(path.join(dir, 'cmdop'), procs);
+    client = new CmdopClient({ server: cmdop.server, machine: cmdop.machine });
+    const ctx: Context = { cfg, dir, procs, file, cmdop, client, ssh };
+
+    // The flood runs first, on a fresh control plane, so that its RSS is the
+    // flood's; what the later phases leave behind is watched separately.
+    const whole = sampleRss([cmdop.controlPlanePid], ctx.cfg.rssSampleMs);
+    const floodResult = await flood(ctx);
+    const echo = await echoLatency(ctx);
+    const pty = await ptyThroughput(ctx);
+    const exec = await execThroughput(ctx);
+    const results: Results = {
+      pty,
+      exec,
+      echo,
+      flood: floodResult,
+      controlPlane: { maxMb: whole.stop().get(cmdop.controlPlanePid)!, endMb: rssMb(cmdop.controlPlanePid) },
+    };
+    process.stdout.write(report(results, ctx));
+  } catch (e) {
+    // What the servers said is usually the explanation.
+    if (cmdop) process.stderr.write(`\n${cmdop.logs()}\n`);
+    if (ssh) process.stderr.write(`sshd log: ${ssh.log()}\n`);
+    throw e;
+  } finally {
+    progress('cleaning up');
+    await teardown();
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    progress(`${sig}: stopping everything the bench started`);
+    void (teardown?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`\nbench failed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);
