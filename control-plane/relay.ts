@@ -198,7 +198,7 @@ export class TerminalRelay {
   afterProgress(): void {
     const upTo = this.pacingCursor();
     if (upTo > this.ackedToAgent && (upTo - this.ackedToAgent >= ACK_STEP || upTo === this.log.head)) {
-      if (this.host.sendToAgent({ msg: { $case: 'ack', value: { terminalId: this.id, seq: upTo } } })) {
+      if (this.host.sendToAgent({ msg: { $case: 'ack', value: { terminalId: this.id, seq: upTo, exit: false } } })) {
         this.ackedToAgent = upTo;
       }
     }

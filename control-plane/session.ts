@@ -174,6 +174,7 @@ export class AgentSession {
         const relay = this.terminals.get(msg.value.terminalId);
         if (!relay) return;
         relay.onExit(msg.value);
+        this.sendToAgent({ msg: { $case: 'ack', value: { terminalId: relay.id, seq: msg.value.finalSeq, exit: true } } });
         setTimeout(() => {
           if (relay.attachments.size === 0) this.terminals.delete(relay.id);
         }, EXITED_RETENTION_MS).unref();
@@ -186,6 +187,11 @@ export class AgentSession {
         this.onOpened(msg.value);
         return;
       case 'heartbeat':
+        if (msg.value.sessionId !== this.sessionId) {
+          // Counts for nothing: it is not this session's heartbeat.
+          this.logger.warn({ claimed: msg.value.sessionId }, 'heartbeat for an unknown session refused');
+          return;
+        }
         this.lastHeartbeat = msg.value;
         this.resetHeartbeatTimer();
         return;

@@ -107,9 +107,10 @@ export class Agent extends EventEmitter {
   /** The machine is going to sleep: tell the control plane (GRACE_PERIOD now), then drop the stream. */
   suspend(reason = 'sleep'): void {
     if (this.status === 'stopped') return;
-    if (this.ready) this.send({ msg: { $case: 'suspend', value: { reason } } });
+    // Half-close after the message rather than cancel, so it is not discarded in flight.
+    const graceful = this.send({ msg: { $case: 'suspend', value: { reason } } });
     this.status = 'suspended';
-    this.dropStream();
+    this.dropStream(graceful);
     clearTimeout(this.reconnectTimer);
     this.emit('status', this.status);
   }
@@ -154,7 +155,8 @@ export class Agent extends EventEmitter {
       if (this.call === call) this.onStreamLost('the control plane closed the stream');
     });
     if (this.sessionId) {
-      const terminals = [...this.terminals.values()].filter((t) => !t.exited || t.log.size > 0).map((t) => t.resumeInfo());
+      // Every terminal still held, exited ones included: their exit may not have arrived.
+      const terminals = [...this.terminals.values()].map((t) => t.resumeInfo());
       call.write({
         msg: {
           $case: 'resume',
@@ -178,12 +180,13 @@ export class Agent extends EventEmitter {
     }
   }
 
-  private dropStream(): void {
+  private dropStream(graceful = false): void {
     const call = this.call;
     this.call = undefined;
     this.ready = false;
     clearInterval(this.heartbeatTimer);
-    call?.cancel();
+    if (graceful) call?.end();
+    else call?.cancel();
     for (const t of this.terminals.values()) t.onStreamLost();
   }
 
@@ -295,7 +298,7 @@ export class Agent extends EventEmitter {
         this.terminal(msg.value.terminalId)?.close();
         return;
       case 'ack':
-        this.terminals.get(msg.value.terminalId)?.onAck(msg.value.seq);
+        this.terminals.get(msg.value.terminalId)?.onAck(msg.value.seq, msg.value.exit);
         return;
       case 'snapshotRequest': {
         const t = this.terminal(msg.value.terminalId);

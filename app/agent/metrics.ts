@@ -11,7 +11,16 @@ export interface Metrics {
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
-export async function collectMetrics(): Promise<Metrics> {
+/** Measuring spawns `df` and reads /proc: done at most this often, however often heartbeats go. */
+const REFRESH_MS = 5000;
+let cached: { at: number; value: Promise<Metrics> } | undefined;
+
+export function collectMetrics(): Promise<Metrics> {
+  if (!cached || Date.now() - cached.at >= REFRESH_MS) cached = { at: Date.now(), value: measure() };
+  return cached.value;
+}
+
+async function measure(): Promise<Metrics> {
   const [load, mem, disks, battery] = await Promise.all([
     si.currentLoad().catch(() => undefined),
     si.mem().catch(() => undefined),

@@ -144,11 +144,11 @@ export class TerminalHost {
 
   // ---- from the control plane
 
-  onAck(seq: number): void {
+  onAck(seq: number, exit: boolean): void {
     if (seq > this.log.head) return; // never acknowledge what was not sent
     this.log.trimTo(seq);
     this.applyWindow();
-    if (this.exitSent && this.log.size === 0) this.onGone?.();
+    if (exit && this.exitSent) this.onGone?.();
   }
 
   /** A new stream: the control plane holds output up to `fromSeq`; send the rest. */

@@ -246,10 +246,15 @@ export interface CloseTerminal {
   terminalId: string;
 }
 
-/** The control plane holds output up to `seq`; the agent may free it. */
+/**
+ * The control plane holds output up to `seq`; the agent may free it.
+ * `exit`: the control plane also has the terminal's exit, so the agent may
+ * forget the terminal (until then a resume resends it).
+ */
 export interface Ack {
   terminalId: string;
   seq: number;
+  exit: boolean;
 }
 
 export interface SnapshotRequest {
@@ -2687,7 +2692,7 @@ export const CloseTerminal: MessageFns<CloseTerminal> = {
 };
 
 function createBaseAck(): Ack {
-  return { terminalId: "", seq: 0 };
+  return { terminalId: "", seq: 0, exit: false };
 }
 
 export const Ack: MessageFns<Ack> = {
@@ -2697,6 +2702,9 @@ export const Ack: MessageFns<Ack> = {
     }
     if (message.seq !== 0) {
       writer.uint32(16).uint64(message.seq);
+    }
+    if (message.exit !== false) {
+      writer.uint32(24).bool(message.exit);
     }
     return writer;
   },
@@ -2730,6 +2738,14 @@ export const Ack: MessageFns<Ack> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.exit = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2749,6 +2765,7 @@ export const Ack: MessageFns<Ack> = {
     const message = createBaseAck();
     message.terminalId = object.terminalId ?? "";
     message.seq = object.seq ?? 0;
+    message.exit = object.exit ?? false;
     return message;
   },
 };
