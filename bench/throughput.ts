@@ -46,7 +46,9 @@ export function makeDataFile(file: string, targetBytes: number): DataFile {
 
 export interface Runner {
   readonly label: string;
-  /** What a run must deliver to the reader (file bytes, or PTY bytes with CRLF). */
+  /** File bytes one run moves: what MB/s is computed on. */
+  readonly payloadBytes: number;
+  /** What a run must deliver to the reader (the payload, plus a CR per line through a PTY). */
   readonly expectedBytes: number;
   /** One transfer; resolves with its wall time in ms. */
   timed(): Promise<number>;
@@ -66,11 +68,14 @@ export function childRunner(opts: {
   args(remoteCommand: string): string[];
   file: DataFile;
   pty: boolean;
+  /** `cat` the file this many times in one run: a fast peer needs a longer transfer to stand out from its setup time. */
+  copies?: number;
   env?: NodeJS.ProcessEnv;
   cpuPids?: Record<string, number>;
   procs: ProcessSet;
 }): Runner {
-  const command = `cat ${shellQuote(opts.file.path)}`;
+  const copies = opts.copies ?? 1;
+  const command = `cat${` ${shellQuote(opts.file.path)}`.repeat(copies)}`;
   const run = async (remote: string, stdout: 'null' | 'count') => {
     const r = await runTimed(opts.cmd, opts.args(remote), { stdout, env: opts.env, timeoutMs: 180_000, procs: opts.procs });
     if (r.code !== 0) throw new Error(`${opts.label}: \`${remote}\` exited ${r.code}; stderr: ${r.stderr}`);
@@ -78,7 +83,8 @@ export function childRunner(opts: {
   };
   return {
     label: opts.label,
-    expectedBytes: opts.pty ? opts.file.ptyBytes : opts.file.bytes,
+    payloadBytes: copies * opts.file.bytes,
+    expectedBytes: copies * (opts.pty ? opts.file.ptyBytes : opts.file.bytes),
     cpuPids: opts.cpuPids,
     timed: async () => (await run(command, 'null')).ms,
     counted: async () => (await run(command, 'count')).bytes,
@@ -91,9 +97,10 @@ export function childRunner(opts: {
  * read path without anything after it, i.e. the ceiling for CMDOP's PTY mode.
  */
 export function rawPtyRunner(file: DataFile): Runner {
-  const once = () => rawPtyCat(file.path, file.ptyBytes);
+  const once = () => rawPtyCat(file.path);
   return {
     label: 'raw node-pty',
+    payloadBytes: file.bytes,
     expectedBytes: file.ptyBytes,
     timed: async () => (await once()).ms,
     counted: async () => (await once()).bytes,
@@ -102,7 +109,7 @@ export function rawPtyRunner(file: DataFile): Runner {
 
 /** Output quiet this long after the child is gone: the kernel's PTY buffers are drained. */
 const PTY_DRAIN_QUIET_MS = 20;
-/** How long to wait for the exit report after the last byte, before taking what was read as all of it. */
+/** Child gone and output quiet this long, yet no exit report: take what was read as all of it (and check it). */
 const PTY_EXIT_TIMEOUT_MS = 2000;
 
 /**
@@ -112,7 +119,7 @@ const PTY_EXIT_TIMEOUT_MS = 2000;
  * the bench holds a slave fd itself and closes it only once the child is
  * gone and its output has gone quiet, so the baseline reads every byte.
  */
-function rawPtyCat(file: string, expected: number): Promise<{ ms: number; bytes: number }> {
+function rawPtyCat(file: string): Promise<{ ms: number; bytes: number }> {
   return new Promise((resolve) => {
     const start = performance.now();
     let bytes = 0;
@@ -179,17 +186,19 @@ export interface ThroughputResult {
   /** Bytes the counted (warm-up) run delivered, and what it should have. */
   readonly countedBytes: number;
   readonly expectedBytes: number;
+  readonly payloadBytes: number;
   /** CPU seconds per timed run (median), per process named in `cpuPids`. */
   readonly cpuPerRun: Record<string, number>;
-  /** MB/s of file payload over (median transfer time − median setup time). */
+  /** MB/s of file payload over (median transfer time − median setup time); NaN when setup took it all. */
   readonly netMBps: number;
+  /** The transfer took less than half the time of the setup beside it: the net figure is rough. */
+  readonly roughNet: boolean;
   /** MB/s over the whole median run, setup included. */
   readonly grossMBps: number;
 }
 
 export async function measureThroughput(
   runners: Runner[],
-  file: DataFile,
   reps: number,
   progress: (msg: string) => void,
 ): Promise<ThroughputResult[]> {
@@ -227,10 +236,11 @@ export async function measureThroughput(
       setupMs: setups[i],
       countedBytes: counted[i],
       expectedBytes: r.expectedBytes,
+      payloadBytes: r.payloadBytes,
       cpuPerRun,
-      // A transfer shorter than its own setup would be noise; keep the figure finite and visible.
-      netMBps: mbPerS(file.bytes, Math.max(t - s, 1)),
-      grossMBps: mbPerS(file.bytes, t),
+      netMBps: t > s ? mbPerS(r.payloadBytes, t - s) : NaN,
+      roughNet: t - s < s / 2,
+      grossMBps: mbPerS(r.payloadBytes, t),
     };
   });
 }
