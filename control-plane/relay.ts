@@ -27,6 +27,8 @@ import {
   TerminalKind,
   TerminalOutput,
   TerminalSpec,
+  OUTPUT_FIELD,
+  encodeOutputEnvelope,
   preEncode,
 } from '../protocol';
 import { ApiError, denied, invalid, unavailable } from './errors';
@@ -314,8 +316,7 @@ export class Attachment {
 /** One output chunk as a ServerMessage, encoded once however many clients receive it. */
 function encodeOutput(terminalId: string, c: OutputChunk): Encoded {
   if (!c.encoded) {
-    const value: TerminalOutput = { terminalId, seq: c.seq, data: c.data, commandId: c.commandId, stream: c.stream };
-    c.encoded = preEncode(ServerMessage, { msg: { $case: 'output', value } }).bytes;
+    c.encoded = encodeOutputEnvelope(OUTPUT_FIELD.server, terminalId, c.seq, c.data, c.commandId, c.stream).bytes;
   }
   return new Encoded(c.encoded);
 }

@@ -6,6 +6,7 @@ import {
   ClientServiceDefinition,
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
+  HTTP2_WINDOW,
   MAX_AGENT_MESSAGE,
   RELAY_BUFFER,
   toGrpcService,
@@ -73,6 +74,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
+  // grpc-js has no server option for the HTTP/2 window a server advertises
+  // (clients have 'grpc-node.flow_control_window'); it passes these options
+  // to http2.createServer as they are.
+  const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, number> } }).commonServerOptions;
+  http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
   server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, logger));
   const clients = clientServiceHandlers(registry, logger, clientTimeoutS);
   server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);

@@ -18,13 +18,20 @@ export const MAX_CLIENT_MESSAGE = 1024 * 1024;
  * connected. It is also how far the PTY can run ahead of the slowest
  * operator, so it bounds how long Ctrl-C takes to show during a flood.
  */
-export const AGENT_WINDOW = 1024 * 1024;
+export const AGENT_WINDOW = 4 * 1024 * 1024;
 /** Output the agent holds while it has no stream (grace period); then it stops reading. */
 export const AGENT_OFFLINE_BUFFER = 16 * 1024 * 1024;
 /** Recent output the control plane keeps per terminal for re-attach and observers. */
 export const RELAY_BUFFER = 4 * 1024 * 1024;
 /** The control plane acks the agent at least every this many bytes. */
-export const ACK_STEP = 64 * 1024;
+export const ACK_STEP = 256 * 1024;
+
+/**
+ * HTTP/2 flow-control window per stream. The default (64 KiB) allows one
+ * 64 KiB message per round trip between two event loops, which capped a
+ * terminal at ~40 MB/s; our own windows (above) bound memory instead.
+ */
+export const HTTP2_WINDOW = 4 * 1024 * 1024;
 
 export const MIN_COLS = 1;
 export const MIN_ROWS = 1;

@@ -6,6 +6,7 @@ import {
   AttachMode,
   ClientServiceDefinition,
   DEFAULT_TIMEOUTS,
+  HTTP2_WINDOW,
   MAX_CLIENT_MESSAGE,
   MachineInfo,
   OutputGap,
@@ -81,6 +82,7 @@ export class CmdopClient {
       'grpc.max_send_message_length': MAX_CLIENT_MESSAGE,
       'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
       'grpc.keepalive_timeout_ms': 10_000,
+      'grpc-node.flow_control_window': HTTP2_WINDOW,
     });
     this.machines = new MachinesApi(this);
     this.terminal = new TerminalApi(this);

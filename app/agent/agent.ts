@@ -10,6 +10,8 @@ import {
   AgentServiceDefinition,
   ControlMessage,
   DEFAULT_TIMEOUTS,
+  Encoded,
+  HTTP2_WINDOW,
   MAX_AGENT_MESSAGE,
   isSignalName,
   toGrpcService,
@@ -141,6 +143,7 @@ export class Agent extends EventEmitter {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
       'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
+      'grpc-node.flow_control_window': HTTP2_WINDOW,
     });
     const call = (this.client as any).connect() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     this.call = call;
@@ -212,9 +215,9 @@ export class Agent extends EventEmitter {
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
-  private send(msg: AgentMessage): boolean {
+  private send(msg: AgentMessage | Encoded): boolean {
     if (!this.ready || !this.call) return false;
-    this.call.write(msg);
+    this.call.write(msg as AgentMessage); // Encoded passes through the serializer (protocol/grpc.ts)
     return true;
   }
 

@@ -3,12 +3,12 @@
 // rather than a replay of bytes that may have scrolled out of any buffer.
 // The xterms live in one worker thread shared by all terminals (see
 // screenWorker.ts); this side counts the bytes not yet parsed so the
-// When output outruns the parser (a `cat` of a large file: xterm parses
-// roughly 30-70 MB/s of text, far less of binary noise) the screen stops
-// following byte by byte and is rebuilt from the most recent output, at most
-// every REBUILD_INTERVAL_MS, instead of slowing the terminal down or eating a
-// core: exact for line-oriented output, which is what floods are. Output
-// slower than the parser is parsed whole.
+// Parsing is not free (xterm parses roughly 30-70 MB/s of text, far less of
+// binary noise), so it gets a budget: output up to PARSE_RATE is parsed whole.
+// Past it (a `cat` of a large file) the screen stops following byte by byte
+// and is rebuilt from the most recent output at most every
+// REBUILD_INTERVAL_MS, instead of slowing the terminal down or eating a core:
+// exact for line-oriented output, which is what floods are.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
@@ -32,9 +32,12 @@ export interface ScreenState {
 
 /** Unparsed output past which the screen stops following and is rebuilt from the tail. */
 const MAX_BACKLOG = 1024 * 1024;
-const REBUILD_INTERVAL_MS = 100;
+const REBUILD_INTERVAL_MS = 250;
+/** Parse budget: bytes per second, and the burst allowed above it. */
+const PARSE_RATE = 4 * 1024 * 1024;
+const PARSE_BURST = 1024 * 1024;
 /** Recent output kept for a rebuild: more than a screen plus its scrollback of typical lines. */
-const TAIL_BYTES = 256 * 1024;
+const TAIL_BYTES = 128 * 1024;
 
 let worker: Worker | undefined;
 const screens = new Map<string, Screen>();
@@ -42,7 +45,6 @@ const screens = new Map<string, Screen>();
 function shared(): Worker {
   if (!worker) {
     worker = new Worker(path.join(__dirname, 'screenWorker.js'));
-    worker.unref(); // never keeps the agent alive on its own
     worker.on('message', (m: ScreenReply) => screens.get(m.id)?.onReply(m));
     worker.on('error', (e) => {
       // Without screens, late joiners get the buffered output instead; terminals keep working.
@@ -50,6 +52,8 @@ function shared(): Worker {
       for (const s of screens.values()) s.onWorkerLost();
       worker = undefined;
     });
+    // After the listeners: adding a 'message' listener refs the port again.
+    worker.unref(); // never keeps the agent alive on its own
   }
   return worker;
 }
@@ -63,6 +67,8 @@ export class Screen {
   private dirty = false; // output was skipped: a rebuild is due
   private lastRebuildMs = 0;
   private rebuildTimer: NodeJS.Timeout | undefined;
+  private tokens = PARSE_BURST;
+  private refilledMs = performance.now();
   private tail: Uint8Array[] = [];
   private tailBytes = 0;
   private reqs = 0;
@@ -84,10 +90,15 @@ export class Screen {
     while (this.tail.length > 1 && this.tailBytes - this.tail[0].length >= TAIL_BYTES) {
       this.tailBytes -= this.tail.shift()!.length;
     }
-    if (this.dirty || this.backlog + data.length > MAX_BACKLOG) {
+    const now = performance.now();
+    this.tokens = Math.min(PARSE_BURST, this.tokens + ((now - this.refilledMs) * PARSE_RATE) / 1000);
+    this.refilledMs = now;
+    if (this.dirty || this.backlog + data.length > MAX_BACKLOG || this.tokens < data.length) {
       this.dirty = true;
+      this.maybeRebuild();
       return;
     }
+    this.tokens -= data.length;
     // A copy into its own ArrayBuffer, transferred: cloning a view would copy
     // the whole (often much larger) buffer behind it.
     const copy = new Uint8Array(data);

@@ -10,7 +10,10 @@ import {
   AGENT_OFFLINE_BUFFER,
   AGENT_WINDOW,
   AgentMessage,
+  Encoded,
   MAX_OUTPUT_CHUNK,
+  OUTPUT_FIELD,
+  encodeOutputEnvelope,
   OutputLog,
   OutputStream,
   ScreenSnapshot,
@@ -24,9 +27,12 @@ import { Screen } from './screen';
 /** Where a terminal sends its messages: the agent's current stream, if any. */
 export interface TerminalSink {
   /** False when there is no stream now; the message was not sent. */
-  send(msg: AgentMessage): boolean;
+  send(msg: AgentMessage | Encoded): boolean;
   connected(): boolean;
 }
+
+/** How long streaming output is gathered into one chunk (see onData). */
+const BATCH_MS = 2;
 
 export interface WindowSizes {
   connected: number;
@@ -43,6 +49,7 @@ export class TerminalHost {
   private pendingBytes = 0;
   private pendingStream = OutputStream.OUTPUT_STREAM_UNSPECIFIED;
   private flushScheduled = false;
+  private lastFlushMs = -Infinity;
   private paused = false;
   private exitStatus: ExitStatus | undefined;
   private exitSent = false;
@@ -85,18 +92,26 @@ export class TerminalHost {
     this.pendingStream = stream;
     if (this.pendingBytes >= MAX_OUTPUT_CHUNK) this.flush();
     else if (!this.flushScheduled) {
-      // Reads that land in the same event-loop turn go out as one chunk,
-      // without adding a timer's latency to a keystroke's echo.
       this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
+      // A PTY hands over ~4 KiB per read, one read per event-loop turn, and
+      // every message costs the same in three processes whatever its size.
+      // Output arriving within BATCH_MS of the last flush is a stream: wait
+      // BATCH_MS and send it as one chunk. Output after a quiet spell (a
+      // keystroke's echo) goes out at the end of this turn, with no delay.
+      const streaming = performance.now() - this.lastFlushMs < BATCH_MS;
+      if (streaming) setTimeout(this.scheduledFlush, BATCH_MS);
+      else setImmediate(this.scheduledFlush);
     }
   }
 
+  private scheduledFlush = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
   private flush(): void {
     if (this.pendingBytes === 0) return;
+    this.lastFlushMs = performance.now();
     const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
@@ -111,8 +126,8 @@ export class TerminalHost {
     if (!this.sink.connected()) return;
     if (this.sentSeq < this.log.start) this.sentSeq = this.log.start;
     for (const c of this.log.readFrom(this.sentSeq)) {
-      const value = { terminalId: this.id, seq: c.seq, data: c.data, commandId: c.commandId, stream: c.stream };
-      if (!this.sink.send({ msg: { $case: 'output', value } })) return;
+      const msg = encodeOutputEnvelope(OUTPUT_FIELD.agent, this.id, c.seq, c.data, c.commandId, c.stream);
+      if (!this.sink.send(msg)) return;
       this.sentSeq = c.seq + c.data.length;
     }
     if (this.exitStatus && !this.exitSent && this.pendingBytes === 0) {

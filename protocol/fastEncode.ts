@@ -1,0 +1,83 @@
+// Hand-written protobuf encoding for the one message on the hot path:
+// terminal output wrapped in AgentMessage (agent -> control plane) or
+// ServerMessage (control plane -> clients). The generated encoder copies the
+// payload into its writer and again when finishing; this writes the header
+// and copies the payload once. Field numbers come from the generated code's
+// contract (proto/cmdop/v1/cmdop.proto) and test/protocol.test.ts checks
+// that the generated decoder reads exactly what the generated encoder
+// would have written.
+import { Encoded } from './grpc';
+import type { OutputStream } from './generated/cmdop/v1/cmdop';
+
+/** Field numbers of `output` in the envelopes (AgentMessage.output = 3, ServerMessage.output = 2). */
+export const OUTPUT_FIELD = { agent: 3, server: 2 } as const;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/**
+ * Encodes `{ output: TerminalOutput }` of an envelope. TerminalOutput fields:
+ * terminal_id = 1, seq = 2, data = 3, command_id = 4, stream = 5; data goes
+ * last so the payload is copied exactly once.
+ */
+export function encodeOutputEnvelope(
+  envelopeField: number,
+  terminalId: string,
+  seq: number,
+  data: Uint8Array,
+  commandId: string,
+  stream: OutputStream,
+): Encoded {
+  const idLen = Buffer.byteLength(terminalId);
+  const cmdLen = Buffer.byteLength(commandId);
+  let inner = 0;
+  if (idLen) inner += 1 + varintSize(idLen) + idLen;
+  if (seq) inner += 1 + varintSize(seq);
+  if (cmdLen) inner += 1 + varintSize(cmdLen) + cmdLen;
+  if (stream) inner += 1 + varintSize(stream);
+  if (data.length) inner += 1 + varintSize(data.length) + data.length;
+  const total = 1 + varintSize(inner) + inner;
+  const buf = Buffer.allocUnsafe(total);
+  let p = 0;
+  buf[p++] = (envelopeField << 3) | 2;
+  p = writeVarint(buf, p, inner);
+  if (idLen) {
+    buf[p++] = (1 << 3) | 2;
+    p = writeVarint(buf, p, idLen);
+    p += buf.write(terminalId, p);
+  }
+  if (seq) {
+    buf[p++] = 2 << 3;
+    p = writeVarint(buf, p, seq);
+  }
+  if (cmdLen) {
+    buf[p++] = (4 << 3) | 2;
+    p = writeVarint(buf, p, cmdLen);
+    p += buf.write(commandId, p);
+  }
+  if (stream) {
+    buf[p++] = 5 << 3;
+    p = writeVarint(buf, p, stream);
+  }
+  if (data.length) {
+    buf[p++] = (3 << 3) | 2;
+    p = writeVarint(buf, p, data.length);
+    buf.set(data, p);
+  }
+  return new Encoded(buf);
+}
