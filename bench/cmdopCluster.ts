@@ -4,7 +4,7 @@
 // be read from /proc, and so the bench's own event loop never sits on the
 // product's data path (except where the SDK is the client on purpose).
 import path from 'node:path';
-import { ProcessSet, Tail, waitForLine } from './procs';
+import { ProcessSet, Tail, stop, waitForLine } from './procs';
 
 /** bin/cmdop.js, from dist/bench/. */
 export const CLI = path.join(__dirname, '..', '..', 'bin', 'cmdop.js');
@@ -24,15 +24,33 @@ export interface CmdopCluster {
   logs(): string;
 }
 
-export async function startCmdop(dir: string, procs: ProcessSet, machine = 'bench'): Promise<CmdopCluster> {
+export interface ControlPlaneProcess {
+  /** HOST:PORT it listens on. */
+  readonly server: string;
+  readonly pid: number;
+  /** Recent stderr, for error messages. */
+  log(): string;
+  /** Stops it (SIGTERM, then SIGKILL). */
+  stop(): Promise<void>;
+}
+
+/** A control plane alone (`cmdop server`), with `extraArgs` such as `--heartbeat-timeout 60`. */
+export async function startControlPlaneProcess(dir: string, procs: ProcessSet, extraArgs: string[] = []): Promise<ControlPlaneProcess> {
   const cpLog = new Tail();
-  const cp = procs.spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'control-plane')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: CMDOP_ENV,
-  });
+  const cp = procs.spawn(
+    process.execPath,
+    [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'control-plane'), ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
+  );
   cp.stderr!.on('data', (d: Buffer) => cpLog.push(d));
   const [, server] = await waitForLine(cp, 'stdout', /listening on (\S+)/);
   cp.stdout!.resume(); // nothing more is expected there; never let the pipe fill
+  return { server, pid: cp.pid!, log: () => cpLog.toString(), stop: () => stop(cp) };
+}
+
+export async function startCmdop(dir: string, procs: ProcessSet, machine = 'bench', serverArgs: string[] = []): Promise<CmdopCluster> {
+  const cp = await startControlPlaneProcess(dir, procs, serverArgs);
+  const server = cp.server;
 
   const agentLog = new Tail();
   const agent = procs.spawn(
@@ -47,9 +65,9 @@ export async function startCmdop(dir: string, procs: ProcessSet, machine = 'benc
   return {
     server,
     machine,
-    controlPlanePid: cp.pid!,
+    controlPlanePid: cp.pid,
     agentPid: agent.pid!,
     execArgs: (command, { tty }) => [CLI, '--server', server, 'exec', ...(tty ? ['-t'] : []), machine, '--', command],
-    logs: () => `control plane stderr: ${cpLog}\nagent stderr: ${agentLog}`,
+    logs: () => `control plane stderr: ${cp.log()}\nagent stderr: ${agentLog}`,
   };
 }

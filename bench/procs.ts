@@ -36,7 +36,8 @@ export class ProcessSet {
   }
 }
 
-function stop(p: ChildProcess, graceMs: number): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+export function stop(p: ChildProcess, graceMs = 3000): Promise<void> {
   return new Promise((resolve) => {
     if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return resolve();
     const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);

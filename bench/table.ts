@@ -54,3 +54,21 @@ export function verdict(checks: (boolean | undefined)[]): Verdict {
   if (made.length === 0) return 'n/a';
   return made.every(Boolean) ? 'met' : 'MISSED';
 }
+
+/** A column of a free-form table: its title, and whether its figures align right. */
+export interface Column<K extends string> {
+  key: K;
+  title: string;
+  numeric?: boolean;
+}
+
+/** A Markdown table with any columns (the sessions table has no ssh or raw PTY to compare with). */
+export function renderGrid<K extends string>(columns: Column<K>[], rows: Record<K, string>[]): string {
+  const header = Object.fromEntries(columns.map((c) => [c.key, c.title])) as Record<K, string>;
+  const all = [header, ...rows];
+  const width = (k: K) => Math.max(...all.map((r) => r[k].length));
+  const line = (r: Record<K, string>) =>
+    '| ' + columns.map((c) => (c.numeric && r !== header ? r[c.key].padStart(width(c.key)) : r[c.key].padEnd(width(c.key)))).join(' | ') + ' |';
+  const rule = '|' + columns.map((c) => (c.numeric ? '-'.repeat(width(c.key) + 1) + ':' : '-'.repeat(width(c.key) + 2))).join('|') + '|';
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}

@@ -3,7 +3,7 @@
 // Used by `cmdop connect` and `cmdop exec -t`.
 import type { TerminalAttachment } from '../sdk';
 import { EscapeScanner } from './escape';
-import { exitAfterFlush, notice, setRawMode, writeWithBackpressure } from './output';
+import { exitAfterFlush, exitWhenDone, notice, setRawMode, writeWithBackpressure } from './output';
 import { watchAttachment } from './watchEvents';
 
 export interface InteractiveOptions {
@@ -47,15 +47,6 @@ export function runInteractive(a: TerminalAttachment, opts: InteractiveOptions):
     }
   }
 
-  a.done.then(
-    (exit) => {
-      if (exit.error) notice(exit.error);
-      exitAfterFlush(exit.exitCode);
-    },
-    (e: Error) => {
-      notice(e.message);
-      exitAfterFlush(255);
-    },
-  );
+  exitWhenDone(a);
 }
 

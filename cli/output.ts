@@ -2,6 +2,7 @@
 // not garble a raw-mode screen, exiting only after output is flushed, and
 // writing output with backpressure.
 import type { TerminalAttachment } from '../sdk';
+import type { TerminalExit } from '../protocol';
 
 let rawMode = false;
 
@@ -31,6 +32,23 @@ export function exitAfterFlush(code: number): void {
   };
   process.stdout.write('', done);
   process.stderr.write('', done);
+}
+
+/**
+ * Exit when the attachment ends: with the remote exit code (or what `code`
+ * makes of the exit), or 255 when the attachment failed, as ssh does.
+ */
+export function exitWhenDone(a: TerminalAttachment, code: (exit: TerminalExit) => number = (e) => e.exitCode): void {
+  a.done.then(
+    (exit) => {
+      if (exit.error) notice(exit.error);
+      exitAfterFlush(code(exit));
+    },
+    (e: Error) => {
+      notice(e.message);
+      exitAfterFlush(255);
+    },
+  );
 }
 
 /** Writes to `out`, pausing the attachment while `out` is full, so a slow reader slows the source. */

@@ -118,6 +118,8 @@ export class TerminalRelay {
   onExit(e: TerminalExit): void {
     this.exit = e;
     for (const a of this.attachments) a.pump();
+    // No more fan-out: drop the shared encodings (they double the buffer).
+    for (const c of this.log.readFrom(this.log.start)) c.encoded = undefined;
   }
 
   onSnapshot(s: ScreenSnapshot): void {
@@ -291,8 +293,9 @@ export class Attachment {
       }
       const chunks = log.readFrom(this.cursor, PUMP_BYTES);
       if (chunks.length === 0) break;
+      const share = this.relay.attachments.size > 1;
       for (const c of chunks) {
-        this.send(encodeOutput(this.relay.id, c));
+        this.send(encodeOutput(this.relay.id, c, share));
         this.cursor = c.seq + c.data.length;
         if (!this.writable) break;
       }
@@ -313,10 +316,14 @@ export class Attachment {
   }
 }
 
-/** One output chunk as a ServerMessage, encoded once however many clients receive it. */
-function encodeOutput(terminalId: string, c: OutputChunk): Encoded {
-  if (!c.encoded) {
-    c.encoded = encodeOutputEnvelope(OUTPUT_FIELD.server, terminalId, c.seq, c.data, c.commandId, c.stream).bytes;
-  }
-  return new Encoded(c.encoded);
+/**
+ * One output chunk as a ServerMessage. With several clients attached it is
+ * encoded once and the bytes are kept on the chunk for the others; with one,
+ * keeping them would only double the buffer.
+ */
+function encodeOutput(terminalId: string, c: OutputChunk, share: boolean): Encoded {
+  if (c.encoded) return new Encoded(c.encoded);
+  const e = encodeOutputEnvelope(OUTPUT_FIELD.server, terminalId, c.seq, c.data, c.commandId, c.stream);
+  if (share) c.encoded = e.bytes;
+  return e;
 }

@@ -77,8 +77,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // grpc-js has no server option for the HTTP/2 window a server advertises
   // (clients have 'grpc-node.flow_control_window'); it passes these options
   // to http2.createServer as they are.
-  const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, number> } }).commonServerOptions;
+  // noDelay: a keystroke's echo must not wait for Nagle's algorithm.
+  const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, number>; noDelay?: boolean } })
+    .commonServerOptions;
   http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
+  http2Options.noDelay = true;
   server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, logger));
   const clients = clientServiceHandlers(registry, logger, clientTimeoutS);
   server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);

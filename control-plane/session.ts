@@ -37,8 +37,14 @@ export interface SessionDeps {
 }
 
 const OPEN_TIMEOUT_MS = 10_000;
-/** Exited terminals stay listed (and re-attachable) this long. */
-const EXITED_RETENTION_MS = 5 * 60_000;
+/**
+ * Exited terminals stay listed, and re-attachable by a client that lost its
+ * connection, this long (a client gives up re-attaching after 60 s) - and at
+ * most MAX_EXITED of them per session, so a script looping over exec cannot
+ * grow the control plane's memory.
+ */
+const EXITED_RETENTION_MS = 90_000;
+const MAX_EXITED = 16;
 
 /** Which state may follow which (DESIGN.md, Session states). */
 const ALLOWED: Record<SessionState, SessionState[]> = {
@@ -173,11 +179,10 @@ export class AgentSession {
       case 'exit': {
         const relay = this.terminals.get(msg.value.terminalId);
         if (!relay) return;
+        const first = !relay.exit;
         relay.onExit(msg.value);
         this.sendToAgent({ msg: { $case: 'ack', value: { terminalId: relay.id, seq: msg.value.finalSeq, exit: true } } });
-        setTimeout(() => {
-          if (relay.attachments.size === 0) this.terminals.delete(relay.id);
-        }, EXITED_RETENTION_MS).unref();
+        if (first) this.retireExited(relay);
         return;
       }
       case 'snapshot':
@@ -215,6 +220,16 @@ export class AgentSession {
   }
 
   // ---- terminals
+
+  private retireExited(relay: TerminalRelay): void {
+    const forget = () => {
+      if (relay.attachments.size === 0) this.terminals.delete(relay.id);
+      else setTimeout(forget, EXITED_RETENTION_MS).unref();
+    };
+    setTimeout(forget, EXITED_RETENTION_MS).unref();
+    const exited = [...this.terminals.values()].filter((t) => t.exit && t.attachments.size === 0);
+    for (const t of exited.slice(0, Math.max(0, exited.length - MAX_EXITED))) this.terminals.delete(t.id);
+  }
 
   terminal(id: string): TerminalRelay {
     const relay = this.terminals.get(id);

@@ -234,6 +234,8 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
         this.exit = msg.value;
         this.emit('exit', msg.value);
         this.finish();
+        // Requests still in flight will not be answered: the stream ends here.
+        this.failPending(new CmdopError(`terminal ${this.terminalId} has exited`, 'FAILED_PRECONDITION'));
         this.resolveDone(msg.value);
         return;
       case 'accepted':

@@ -248,8 +248,10 @@ class TerminalApi {
       opts.onOutput?.(data, stream);
     });
     a.on('gap', (g) => gaps.push(g));
-    if (opts.stdin !== undefined) await a.write(opts.stdin);
-    if (!spec.pty) await a.eof();
+    // A command may exit before reading its stdin: like a broken pipe, that
+    // is not an error of execute(); its exit status says what happened.
+    if (opts.stdin !== undefined) await a.write(opts.stdin).catch(() => {});
+    if (!spec.pty) a.eof().catch(() => {});
     const exit = await a.done;
     const stdoutBytes = Buffer.concat(out);
     const stderrBytes = Buffer.concat(err);

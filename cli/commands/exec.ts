@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { AttachMode, OutputStream, TerminalKind, TerminalSpec } from '../../protocol';
 import { CmdopClient, TerminalAttachment } from '../../sdk';
-import { exitAfterFlush, fail, notice, writeWithBackpressure } from '../output';
+import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { runInteractive } from '../interactive';
 import { watchAttachment } from '../watchEvents';
 import { serverAddress } from '../server-address';
@@ -59,16 +59,7 @@ export function registerExec(program: Command): void {
       );
       if (o.stdin && !process.stdin.isTTY) pipeStdin(a);
       else a.eof().catch(() => {});
-      a.done.then(
-        (exit) => {
-          if (exit.error) notice(exit.error);
-          exitAfterFlush(exit.exitCode);
-        },
-        (e: Error) => {
-          notice(e.message);
-          exitAfterFlush(255);
-        },
-      );
+      exitWhenDone(a);
     });
 }
 
@@ -80,7 +71,8 @@ function pipeStdin(a: TerminalAttachment): void {
     a.write(chunk).then(
       () => stdin.resume(),
       (e) => {
-        notice(`stdin not delivered: ${e.message}`);
+        // A command that exits without reading all its input is not an error (as with a pipe).
+        if (!a.exit) notice(`stdin not delivered: ${e.message}`);
         stdin.destroy();
       },
     );

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { TerminalKind } from '../../protocol';
 import { CmdopClient } from '../../sdk';
-import { exitAfterFlush, fail, notice, writeWithBackpressure } from '../output';
+import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { watchAttachment } from '../watchEvents';
 import { serverAddress } from '../server-address';
 
@@ -26,15 +26,9 @@ export function registerWatch(program: Command): void {
       watchAttachment(a, machine);
       a.on('snapshot', (s) => process.stdout.write(Buffer.concat([Buffer.from('\x1b[H\x1b[2J'), s.data])));
       a.on('output', (data) => writeWithBackpressure(a, process.stdout, data));
-      a.done.then(
-        (exit) => {
-          notice(`terminal ${a.terminalId} exited with ${exit.exitCode}`);
-          exitAfterFlush(0);
-        },
-        (e: Error) => {
-          notice(e.message);
-          exitAfterFlush(255);
-        },
-      );
+      exitWhenDone(a, (exit) => {
+        notice(`terminal ${a.terminalId} exited with ${exit.exitCode}`);
+        return 0;
+      });
     });
 }

@@ -1,0 +1,168 @@
+// Many idle agents in one process, for the 10,000-agent figure (issue 3):
+// each is a real AgentService.Connect stream that registers with a unique
+// agent_id and name, then sends a heartbeat at a set interval, like an agent
+// with no terminals. Run as a child of the bench (bench/idleAgents.ts), which
+// talks to it over the IPC channel:
+//
+//   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS }
+//   child -> parent: { t: 'progress' | 'ready', registered, refused, lost }
+//                    { t: 'stats', heartbeats, registered, lost }
+//   parent -> child: { t: 'interval', s } (new heartbeat interval)
+//                    { t: 'stats' } | { t: 'stop' }
+//
+// Streams are spread over channels of `perChannel` streams each. Every
+// channel uses a local subchannel pool, so it has its own TCP connection
+// (grpc-js otherwise shares one connection between channels to the same
+// address with the same options).
+import * as grpc from '@grpc/grpc-js';
+import {
+  AgentMessage,
+  AgentServiceDefinition,
+  ControlMessage,
+  DEFAULT_TIMEOUTS,
+  HTTP2_WINDOW,
+  MAX_AGENT_MESSAGE,
+  toGrpcService,
+} from '../protocol';
+
+interface SimConfig {
+  server: string;
+  count: number;
+  perChannel: number;
+  prefix: string;
+  heartbeatS: number;
+}
+
+type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+
+interface SimAgent {
+  call: Call;
+  sessionId: string;
+}
+
+const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
+
+const send = (m: object) => process.send?.(m);
+
+function main(): void {
+  const cfg = JSON.parse(process.argv[2]) as SimConfig;
+  const channels: grpc.Client[] = [];
+  const agents: SimAgent[] = [];
+  let registered = 0;
+  let refused = 0;
+  let lost = 0;
+  let heartbeats = 0;
+  let readySent = false;
+  const capabilities = {
+    os: 'linux',
+    arch: 'x64',
+    hostname: 'sim-host',
+    shells: ['/bin/bash', '/bin/sh'],
+    pty: true,
+    files: true,
+    version: '0.1.0',
+  };
+
+  const keepaliveMs = DEFAULT_TIMEOUTS.keepaliveS * 1000;
+  for (let i = 0; i < cfg.count; i++) {
+    if (i % cfg.perChannel === 0) {
+      // The agent's own channel options (app/agent/agent.ts), plus a channel of its own.
+      channels.push(
+        new AgentClient(cfg.server, grpc.credentials.createInsecure(), {
+          'grpc.use_local_subchannel_pool': 1,
+          'grpc.keepalive_time_ms': keepaliveMs,
+          'grpc.keepalive_timeout_ms': Math.min(10_000, keepaliveMs),
+          'grpc.keepalive_permit_without_calls': 1,
+          'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
+          'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
+          'grpc-node.flow_control_window': HTTP2_WINDOW,
+        }),
+      );
+    }
+    const client = channels[channels.length - 1] as unknown as { connect(): Call };
+    const call = client.connect();
+    const agent: SimAgent = { call, sessionId: '' };
+    agents.push(agent);
+    const name = `${cfg.prefix}-${String(i).padStart(5, '0')}`;
+    call.on('data', (m: ControlMessage) => {
+      if (m.msg?.$case === 'registered') {
+        agent.sessionId = m.msg.value.sessionId;
+        registered++;
+        if (registered % 250 === 0) send({ t: 'progress', registered, refused, lost });
+        checkReady();
+      } else if (m.msg?.$case === 'refused') {
+        refused++;
+        process.stderr.write(`agent ${name} refused: ${m.msg.value.code} ${m.msg.value.message}\n`);
+        checkReady();
+      }
+    });
+    call.on('error', () => {
+      if (!stopping) lost++;
+    });
+    call.on('end', () => {
+      if (!stopping) lost++;
+    });
+    call.write({
+      msg: {
+        $case: 'register',
+        value: { agentId: `${cfg.prefix}-agent-${i}`, name, capabilities, orphanedTerminalIds: [] },
+      },
+    });
+  }
+
+  function checkReady(): void {
+    if (!readySent && registered + refused === cfg.count) {
+      readySent = true;
+      send({ t: 'ready', registered, refused, lost });
+    }
+  }
+
+  // Heartbeats spread evenly: every tick, the next slice of agents round-robin,
+  // so that each agent beats once per interval and the rate is steady.
+  const TICK_MS = 100;
+  let intervalS = cfg.heartbeatS;
+  let next = 0;
+  let owed = 0;
+  const ticker = setInterval(() => {
+    owed += (agents.length * TICK_MS) / 1000 / intervalS;
+    while (owed >= 1) {
+      owed--;
+      const a = agents[next];
+      next = (next + 1) % agents.length;
+      if (!a.sessionId) continue;
+      a.call.write({
+        msg: {
+          $case: 'heartbeat',
+          value: {
+            sessionId: a.sessionId,
+            timestampMs: Date.now(),
+            cpuPercent: 3.5,
+            memoryPercent: 41.2,
+            diskPercent: 63.0,
+          },
+        },
+      });
+      heartbeats++;
+    }
+  }, TICK_MS);
+
+  let stopping = false;
+  process.on('message', (m: { t: string; s?: number }) => {
+    if (m.t === 'interval' && m.s) {
+      intervalS = m.s;
+      owed = 0;
+    } else if (m.t === 'stats') {
+      send({ t: 'stats', heartbeats, registered, lost });
+    } else if (m.t === 'stop') {
+      stopping = true;
+      clearInterval(ticker);
+      for (const a of agents) a.call.cancel();
+      for (const c of channels) c.close();
+      setTimeout(() => process.exit(0), 200);
+    }
+  });
+  // The bench went away without saying stop: do not linger.
+  process.on('disconnect', () => process.exit(0));
+}
+
+main();
