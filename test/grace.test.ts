@@ -74,6 +74,25 @@ describe('grace period through a cutting proxy', () => {
     assert.equal((await stateOf(c.client, 'box'))!.state, SessionState.CONNECTED);
   });
 
+  it('a connection that silently stops forwarding is noticed by keepalive, and the agent resumes', async () => {
+    const frozenProxy = await CutProxy.start(c.server);
+    try {
+      await c.startAgent('nat', ['--server', frozenProxy.address, '--keepalive', '1', '--reconnect-min', '10', '--heartbeat-interval', '1']);
+      const session = (await stateOf(c.client, 'nat'))!.sessionId;
+      const { cmd, expected } = steadyScript(300, 30, 0.2);
+      const run = c.client.terminal.execute(cmd, { machine: 'nat' });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(frozenProxy.freeze(), 1);
+      // The agent's ping gets no answer within 1 s: it drops the connection and reconnects.
+      await eventually(() => frozenProxy.open === 1, 8000, 'a new connection through the proxy');
+      const r = await run;
+      assert.equal(r.stdout, expected);
+      assert.equal((await stateOf(c.client, 'nat'))!.sessionId, session);
+    } finally {
+      await frozenProxy.close();
+    }
+  });
+
   it('clients ride out their own connection loss, re-attaching from the last byte seen', async () => {
     const clientProxy = await CutProxy.start(c.server);
     const client = new CmdopClient({ server: clientProxy.address, machine: 'box' });
@@ -122,6 +141,9 @@ describe('a frozen agent (SIGSTOP)', () => {
       const m = (await stateOf(c.client, 'box'))!;
       assert.match(m.stateReason, /no heartbeat for 1 s/);
       assert.ok(m.graceDeadlineMs > Date.now(), 'a deadline in the future');
+      const during = await runCli(['machines'], { server: c.server });
+      assert.match(during.stdout.toString(), /box\s+GRACE_PERIOD \(\d+ s left\)/);
+      assert.match(during.stdout.toString(), /box: no heartbeat for 1 s/);
       await new Promise((r) => setTimeout(r, 1500));
       agent.kill('SIGCONT');
       await eventually(async () => (await stateOf(c.client, 'box'))?.state === SessionState.CONNECTED, 8000, 'CONNECTED again');

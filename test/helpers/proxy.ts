@@ -7,6 +7,7 @@ export class CutProxy {
   cuts = 0;
   private blocked = false;
   private pairs = new Set<[net.Socket, net.Socket]>();
+  private frozen = new Set<[net.Socket, net.Socket]>();
 
   private constructor(
     private server: net.Server,
@@ -53,6 +54,24 @@ export class CutProxy {
     return n;
   }
 
+  /**
+   * Stop forwarding on every open connection without closing it, as a dead
+   * NAT mapping does: only keepalive can notice. New connections still work.
+   */
+  freeze(): number {
+    const n = this.pairs.size;
+    for (const pair of [...this.pairs]) {
+      const [a, b] = pair;
+      a.unpipe(b);
+      b.unpipe(a);
+      a.pause();
+      b.pause();
+      this.pairs.delete(pair); // a later cut() leaves them be: they are the dead ones
+      this.frozen.add(pair);
+    }
+    return n;
+  }
+
   /** Cut everything and refuse new connections until unblock(). */
   block(): void {
     this.blocked = true;
@@ -65,6 +84,10 @@ export class CutProxy {
 
   close(): Promise<void> {
     this.block();
+    for (const [a, b] of this.frozen) {
+      a.destroy();
+      b.destroy();
+    }
     return new Promise((r) => this.server.close(() => r()));
   }
 }
