@@ -4,6 +4,7 @@ import { DEFAULT_SERVER, SessionState } from '../../protocol';
 import { startControlPlane } from '../../control-plane/server';
 import { defaultAgentStateDir, defaultDataDir, defaultMachineName } from '../paths';
 import { fail } from '../output';
+import { createLogger } from '../../lib/logger';
 
 export function registerUp(program: Command): void {
   program
@@ -13,7 +14,9 @@ export function registerUp(program: Command): void {
     .option('--data-dir <dir>', 'control plane data', defaultDataDir())
     .option('--name <name>', 'name of this machine', defaultMachineName())
     .action(async (o) => {
-      const cp = await startControlPlane({ listen: o.listen, dataDir: o.dataDir }).catch((e: Error) =>
+      // A person is reading this terminal: warnings and errors only, unless asked.
+      const level = process.env.CMDOP_LOG_LEVEL ?? 'warn';
+      const cp = await startControlPlane({ listen: o.listen, dataDir: o.dataDir, logger: createLogger('control-plane', level) }).catch((e: Error) =>
         fail(/EADDRINUSE|address already in use/i.test(e.message)
           ? `${o.listen} is in use: is \`cmdop up\` already running? (choose another with --listen)`
           : e.message),
@@ -21,6 +24,7 @@ export function registerUp(program: Command): void {
       // The agent runs in its own process, as it would on any other machine.
       const agent = fork(process.argv[1], ['agent', '--server', cp.address, '--name', o.name, '--state-dir', defaultAgentStateDir()], {
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        env: { ...process.env, CMDOP_LOG_LEVEL: level },
       });
       let stopping = false;
       agent.on('exit', (code) => {

@@ -10,6 +10,28 @@ import { CmdopClient } from '../../sdk';
 export const ROOT = path.join(__dirname, '..', '..', '..');
 export const CLI = path.join(ROOT, 'bin', 'cmdop.js');
 
+/**
+ * Every process a test starts, so none outlives it: a test file killed by
+ * the runner's timeout would otherwise leave its control plane and agents
+ * running.
+ */
+const started = new Set<ChildProcess>();
+function track<T extends ChildProcess>(p: T): T {
+  started.add(p);
+  p.once('exit', () => started.delete(p));
+  return p;
+}
+const killAll = () => {
+  for (const p of started) p.kill('SIGKILL');
+};
+process.once('exit', killAll);
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(1);
+  });
+}
+
 export function tempDir(prefix = 'cmdop-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -65,10 +87,12 @@ const LOG_ENV = { CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn' };
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const dir = tempDir();
   const procs: ChildProcess[] = [];
-  const cp = spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'cp'), ...(opts.serverArgs ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...LOG_ENV, ...opts.env },
-  });
+  const cp = track(
+    spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'cp'), ...(opts.serverArgs ?? [])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...LOG_ENV, ...opts.env },
+    }),
+  );
   procs.push(cp);
   const [, server] = await waitForLine(cp, /listening on (\S+)/);
   const agents = new Map<string, ChildProcess>();
@@ -79,10 +103,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     dir,
     client: new CmdopClient({ server }),
     async startAgent(name, args = []) {
-      const a = spawn(process.execPath, [CLI, 'agent', '--server', server, '--name', name, '--state-dir', path.join(dir, `agent-${name}`), ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...LOG_ENV, ...opts.env },
-      });
+      const a = track(
+        spawn(process.execPath, [CLI, 'agent', '--server', server, '--name', name, '--state-dir', path.join(dir, `agent-${name}`), ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, ...LOG_ENV, ...opts.env },
+        }),
+      );
       procs.push(a);
       await waitForLine(a, /connected/);
       agents.set(name, a);
@@ -118,10 +144,12 @@ export interface CliResult {
 /** Runs `cmdop ARGS` to completion. */
 export function runCli(args: string[], opts: { server?: string; input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...(opts.server ? ['--server', opts.server] : []), ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...LOG_ENV, ...opts.env },
-    });
+    const p = track(
+      spawn(process.execPath, [CLI, ...(opts.server ? ['--server', opts.server] : []), ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ...LOG_ENV, ...opts.env },
+      }),
+    );
     const out: Buffer[] = [];
     let err = '';
     const timer = setTimeout(() => {
