@@ -5,8 +5,8 @@
 // talks to it over the IPC channel:
 //
 //   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS }
-//   child -> parent: { t: 'progress' | 'ready', registered, refused, lost }
-//                    { t: 'stats', heartbeats, registered, lost }
+//   child -> parent: { t: 'progress' | 'ready', registered, refused, lost, retries }
+//                    { t: 'stats', heartbeats, registered, lost, retries }
 //   parent -> child: { t: 'interval', s } (new heartbeat interval)
 //                    { t: 'stats' } | { t: 'stop' }
 //
@@ -38,6 +38,11 @@ type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
 interface SimAgent {
   call: Call;
   sessionId: string;
+  attempts: number;
+}
+
+interface Channel {
+  connect(): Call;
 }
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
@@ -52,6 +57,8 @@ function main(): void {
   let refused = 0;
   let lost = 0;
   let heartbeats = 0;
+  let retries = 0;
+  let stopping = false;
   let readySent = false;
   const capabilities = {
     os: 'linux',
@@ -79,29 +86,49 @@ function main(): void {
         }),
       );
     }
-    const client = channels[channels.length - 1] as unknown as { connect(): Call };
-    const call = client.connect();
-    const agent: SimAgent = { call, sessionId: '' };
+    const agent: SimAgent = { call: undefined as unknown as Call, sessionId: '', attempts: 0 };
     agents.push(agent);
+    connect(agent, channels[channels.length - 1] as unknown as Channel, i);
+  }
+
+  /**
+   * One agent's stream. A stream that fails before it is registered is
+   * retried like the agent does (exponential backoff with jitter, here
+   * capped at 5 s): with one connection per agent, thousands of connects at
+   * once overflow the listen backlog, and real agents retry too.
+   */
+  function connect(agent: SimAgent, channel: Channel, i: number): void {
     const name = `${cfg.prefix}-${String(i).padStart(5, '0')}`;
+    const call = channel.connect();
+    agent.call = call;
+    agent.attempts++;
+    let failed = false;
+    const onFail = () => {
+      if (stopping || failed) return;
+      failed = true;
+      if (agent.sessionId) {
+        lost++;
+        return;
+      }
+      retries++;
+      const ceiling = Math.min(5000, 250 * 2 ** Math.min(agent.attempts - 1, 10));
+      setTimeout(() => connect(agent, channel, i), ceiling / 2 + (Math.random() * ceiling) / 2);
+    };
     call.on('data', (m: ControlMessage) => {
       if (m.msg?.$case === 'registered') {
         agent.sessionId = m.msg.value.sessionId;
         registered++;
-        if (registered % 250 === 0) send({ t: 'progress', registered, refused, lost });
+        if (registered % 250 === 0) send({ t: 'progress', registered, refused, lost, retries });
         checkReady();
       } else if (m.msg?.$case === 'refused') {
         refused++;
         process.stderr.write(`agent ${name} refused: ${m.msg.value.code} ${m.msg.value.message}\n`);
+        failed = true; // final: not retried
         checkReady();
       }
     });
-    call.on('error', () => {
-      if (!stopping) lost++;
-    });
-    call.on('end', () => {
-      if (!stopping) lost++;
-    });
+    call.on('error', onFail);
+    call.on('end', onFail);
     call.write({
       msg: {
         $case: 'register',
@@ -113,7 +140,7 @@ function main(): void {
   function checkReady(): void {
     if (!readySent && registered + refused === cfg.count) {
       readySent = true;
-      send({ t: 'ready', registered, refused, lost });
+      send({ t: 'ready', registered, refused, lost, retries });
     }
   }
 
@@ -146,13 +173,12 @@ function main(): void {
     }
   }, TICK_MS);
 
-  let stopping = false;
   process.on('message', (m: { t: string; s?: number }) => {
     if (m.t === 'interval' && m.s) {
       intervalS = m.s;
       owed = 0;
     } else if (m.t === 'stats') {
-      send({ t: 'stats', heartbeats, registered, lost });
+      send({ t: 'stats', heartbeats, registered, lost, retries });
     } else if (m.t === 'stop') {
       stopping = true;
       clearInterval(ticker);

@@ -22,6 +22,8 @@ export interface CmdopCluster {
   execArgs(command: string, opts: { tty: boolean }): string[];
   /** Recent stderr of both processes, for error messages. */
   logs(): string;
+  /** Stops the agent, then the control plane. */
+  stop(): Promise<void>;
 }
 
 export interface ControlPlaneProcess {
@@ -34,12 +36,17 @@ export interface ControlPlaneProcess {
   stop(): Promise<void>;
 }
 
-/** A control plane alone (`cmdop server`), with `extraArgs` such as `--heartbeat-timeout 60`. */
+/**
+ * A control plane alone (`cmdop server`), with `extraArgs` such as `--heartbeat-timeout 60`.
+ * BENCH_CP_NODE_ARGS adds arguments for node itself, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+ * to see where the control plane's CPU goes (the profile is written when it stops).
+ */
 export async function startControlPlaneProcess(dir: string, procs: ProcessSet, extraArgs: string[] = []): Promise<ControlPlaneProcess> {
   const cpLog = new Tail();
+  const nodeArgs = (process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const cp = procs.spawn(
     process.execPath,
-    [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'control-plane'), ...extraArgs],
+    [...nodeArgs, CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'control-plane'), ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
   );
   cp.stderr!.on('data', (d: Buffer) => cpLog.push(d));
@@ -69,5 +76,9 @@ export async function startCmdop(dir: string, procs: ProcessSet, machine = 'benc
     agentPid: agent.pid!,
     execArgs: (command, { tty }) => [CLI, '--server', server, 'exec', ...(tty ? ['-t'] : []), machine, '--', command],
     logs: () => `control plane stderr: ${cp.log()}\nagent stderr: ${agentLog}`,
+    stop: async () => {
+      await stop(agent);
+      await cp.stop();
+    },
   };
 }

@@ -40,6 +40,8 @@ export interface IdleAgentsResult {
   connections: number;
   /** Spawn of the simulators -> every agent registered, ms. */
   registerMs: number;
+  /** Streams that failed before registering and were retried (a listen backlog overflowing). */
+  registerRetries: number;
   /** Control-plane CPU during the registration, % of one core. */
   registerCpuPercent: number;
   connectedBefore: number;
@@ -60,6 +62,7 @@ interface SimMsg {
   refused?: number;
   lost?: number;
   heartbeats?: number;
+  retries?: number;
 }
 
 class Sim {
@@ -178,6 +181,7 @@ export async function measureIdleAgents(opts: {
     const registerCpuPercent = ((cpuSeconds(cp.pid) - cpu0) / (registerMs / 1000)) * 100;
     const registered = ready.reduce((s, m) => s + (m.registered ?? 0), 0);
     const refused = ready.reduce((s, m) => s + (m.refused ?? 0), 0);
+    const registerRetries = ready.reduce((s, m) => s + (m.retries ?? 0), 0);
     if (refused) problems.push(`idle agents: ${refused} registrations were refused`);
     progress(`idle agents: ${registered} registered in ${(registerMs / 1000).toFixed(1)} s`);
 
@@ -226,6 +230,7 @@ export async function measureIdleAgents(opts: {
       cfg,
       connections,
       registerMs,
+      registerRetries,
       registerCpuPercent,
       connectedBefore,
       connectedAfter,

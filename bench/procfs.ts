@@ -17,13 +17,19 @@ export function rssMb(pid: number): number {
  * supports, so it is not looked up.
  */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** CPU seconds the process has used so far in user mode and in the kernel (NaN when it is gone). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces; fields after it are fixed.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }; // utime, stime (fields 14, 15)
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 

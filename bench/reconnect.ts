@@ -65,6 +65,8 @@ export async function measureReconnect(opts: {
   reps: number;
   bytes: number;
   progress: (msg: string) => void;
+  /** Holds what a signal must stop while this runs (the in-process agent's commands). */
+  cleanups: Set<() => Promise<void>>;
 }): Promise<ReconnectResult> {
   const { dir, procs, reps, bytes, progress } = opts;
   const problems: string[] = [];
@@ -72,6 +74,13 @@ export async function measureReconnect(opts: {
   let proxy: CutProxy | undefined;
   let agent: Agent | undefined;
   let client: CmdopClient | undefined;
+  const cleanup = async () => {
+    client?.close();
+    await agent?.stop(); // closes its terminals: no command is left waiting for its flag
+    await proxy?.close();
+    await cp?.stop();
+  };
+  opts.cleanups.add(cleanup);
   try {
     progress(`reconnect: control plane + in-process agent behind a cutting proxy; ${reps} × ${bytes} bytes buffered offline`);
     cp = await startControlPlaneProcess(dir, procs);
@@ -94,7 +103,10 @@ export async function measureReconnect(opts: {
     for (let rep = 0; rep < reps; rep++) {
       const flag = path.join(dir, `go-${rep}`);
       // No PTY: the bytes arrive exactly as written (a PTY would add nothing here but CRs).
-      const cmd = `while [ ! -e '${flag}' ]; do sleep 0.01; done; head -c ${bytes} /dev/zero | tr '\\0' x`;
+      // (It gives up waiting after about a minute: a bench that died never sets the flag.)
+      const cmd =
+        `i=0; while [ ! -e '${flag}' ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i+1)); done; ` +
+        `head -c ${bytes} /dev/zero | tr '\\0' x`;
       let received = 0;
       let lastByteAt = 0;
       let gotAll!: () => void;
@@ -136,10 +148,6 @@ export async function measureReconnect(opts: {
       proxy.unblock();
       a.resume();
       const timedOut = await Promise.race([all.then(() => false), sleep(15_000).then(() => true)]);
-      if (timedOut && process.env.BENCH_DEBUG) {
-        const ts = await client.terminal.list();
-        process.stderr.write(`DEBUG agent ${a.status} host start ${host.log.start} head ${host.log.head} exited ${host.exited}; cp terminals ${JSON.stringify(ts.map((t) => [t.terminalId, t.headSeq, t.exited, t.operators]))}; host.id ${host.id}\n`);
-      }
       if (timedOut) throw new Error(`reconnect rep ${rep + 1}: the client had ${received} of ${bytes} bytes 15 s after the reconnect`);
       lastByteMs.push(lastByteAt - t0);
       resumedMs.push(resumedAt ? resumedAt - t0 : NaN);
@@ -159,9 +167,7 @@ export async function measureReconnect(opts: {
     if (cp) process.stderr.write(`\ncontrol plane stderr: ${cp.log()}\n`);
     throw e;
   } finally {
-    client?.close();
-    await agent?.stop();
-    await proxy?.close();
-    await cp?.stop();
+    opts.cleanups.delete(cleanup);
+    await cleanup();
   }
 }

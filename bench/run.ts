@@ -9,9 +9,16 @@
 // Exit status: 0 when the bench ran (targets missed or not: it measures, it
 // does not judge); 1 when the bench itself failed.
 //
-// Knobs (environment): BENCH_MB (file size, default 100), BENCH_REPS (timed
-// runs per contestant, default 3), BENCH_ECHO_SAMPLES (default 300),
-// BENCH_FLOOD_S (default 5), BENCH_SKIP_SSH (set: no ssh comparison).
+// Then the issue-3 figures (bench/sessions.ts), in a second table "Sessions
+// (issue 3)": reconnect -> last buffered byte, 10,000 idle agents on one
+// control plane, 100 observers on one fast terminal.
+//
+// Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
+// sessions, or one of reconnect, agents, observers; default all),
+// BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
+// default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
+// BENCH_SKIP_SSH (set: no ssh comparison); the issue-3 knobs are listed in
+// bench/sessions.ts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +30,7 @@ import { measureEcho, prepareEchoShell } from './echo';
 import { FloodResult, measureFlood } from './flood';
 import { ProcessSet } from './procs';
 import { rssMb, sampleRss } from './procfs';
+import { SESSION_PHASES, SessionPhase, runSessions, sessionsConfig, sessionsReport } from './sessions';
 import { SSH_INSTALL_HINT, SshPeer, sshMissing, startSshPeer } from './sshPeer';
 import { median, percentile } from './stats';
 import { Row, fmt, ratio, renderTable, verdict } from './table';
@@ -45,6 +53,24 @@ function envNumber(name: string, dflt: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got ${JSON.stringify(raw)})`);
   return n;
+}
+
+type Phase = 'issue2' | SessionPhase;
+
+/** BENCH_ONLY=issue2,sessions,reconnect,agents,observers (any of them); unset: every phase. */
+function phasesToRun(): Set<Phase> {
+  const raw = process.env.BENCH_ONLY?.trim();
+  if (!raw) return new Set<Phase>(['issue2', ...SESSION_PHASES]);
+  const out = new Set<Phase>();
+  for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
+    if (word === 'issue2') out.add('issue2');
+    else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
+    else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
+    else {
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, sessions, ${SESSION_PHASES.join(', ')})`);
+    }
+  }
+  return out;
 }
 
 function config(): Config {
@@ -76,12 +102,18 @@ interface Context {
   ssh: SshPeer | undefined;
 }
 
-function machineInfo(ssh: SshPeer | undefined): string[] {
+function machineInfo(): string[] {
   const cpus = os.cpus();
+  let files = '?';
+  try {
+    files = /^Max open files\s+(\S+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '?';
+  } catch {
+    // not Linux
+  }
   return [
     `machine: ${os.availableParallelism()} CPU(s) (${cpus[0]?.model.trim() ?? 'unknown'}), ` +
       `${(os.totalmem() / 1e9).toFixed(1)} GB RAM, ${os.type()} ${os.release()} ${os.arch()}`,
-    `node ${process.version}; ssh: ${ssh ? ssh.version : 'skipped'}`,
+    `node ${process.version}; open files limit ${files}`,
   ];
 }
 
@@ -315,7 +347,7 @@ function report(r: Results, ctx: Context): string {
   const lines = [
     '',
     'CMDOP benchmark (issue 2)',
-    ...machineInfo(ctx.ssh),
+    `ssh: ${ctx.ssh ? ctx.ssh.version : 'skipped'}`,
     `file: ${ctx.file.bytes} bytes of base64 text in ${ctx.file.lines} lines; ${ctx.cfg.reps} timed runs each, medians; ` +
       `MB = 10^6 bytes`,
     '',
@@ -358,63 +390,100 @@ function report(r: Results, ctx: Context): string {
 type Teardown = () => Promise<void>;
 let teardown: Teardown | undefined;
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
+  const phases = phasesToRun();
   const cfg = config();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-bench-'));
   const procs = new ProcessSet();
-  let client: CmdopClient | undefined;
-  let cmdop: CmdopCluster | undefined;
-  let ssh: SshPeer | undefined;
+  const held: Held = {};
+  const cleanups = new Set<() => Promise<void>>();
   let torn: Promise<void> | undefined;
   teardown = () =>
     (torn ??= (async () => {
-      client?.close();
+      held.client?.close();
+      await Promise.all([...cleanups].map((c) => c().catch(() => {})));
       await procs.stopAll();
       fs.rmSync(dir, { recursive: true, force: true });
     })());
 
   try {
-    const missing = process.env.BENCH_SKIP_SSH ? 'BENCH_SKIP_SSH is set' : sshMissing();
-    if (missing) {
-      process.stderr.write(
-        `\n*** ssh comparisons are SKIPPED: ${missing}.\n*** Install OpenSSH with: ${SSH_INSTALL_HINT}\n\n`,
-      );
+    process.stdout.write(['', 'CMDOP benchmark', ...machineInfo(), ''].join('\n'));
+    if (phases.has('issue2')) {
+      try {
+        process.stdout.write(await issue2(cfg, dir, procs, held));
+      } catch (e) {
+        // What the servers said is usually the explanation.
+        if (held.cmdop) process.stderr.write(`\n${held.cmdop.logs()}\n`);
+        if (held.ssh) process.stderr.write(`sshd log: ${held.ssh.log()}\n`);
+        throw e;
+      } finally {
+        // The issue-3 phases start their own control planes, on a quiet machine.
+        held.client?.close();
+        held.client = undefined;
+        await procs.stopAll();
+      }
     }
-    progress(`writing ${cfg.fileMb} MB of base64 text`);
-    const file = makeDataFile(path.join(dir, 'big.txt'), cfg.fileMb * 1e6);
-    if (!missing) {
-      progress('starting a throwaway sshd on loopback');
-      ssh = await startSshPeer(path.join(dir, 'ssh'), procs);
+    const sessionPhases = SESSION_PHASES.filter((p) => phases.has(p));
+    if (sessionPhases.length > 0) {
+      const r = await runSessions({
+        phases: sessionPhases,
+        cfg: sessionsConfig(envNumber),
+        dir: path.join(dir, 'sessions'),
+        procs,
+        progress,
+        cleanups,
+      });
+      process.stdout.write(sessionsReport(r));
+      if (Object.keys(r.failed).length > 0) return 1;
     }
-    progress('starting a CMDOP control plane and agent on loopback');
-    cmdop = await startCmdop(path.join(dir, 'cmdop'), procs);
-    client = new CmdopClient({ server: cmdop.server, machine: cmdop.machine });
-    const ctx: Context = { cfg, dir, procs, file, cmdop, client, ssh };
-
-    // The flood runs first, on a fresh control plane, so that its RSS is the
-    // flood's; what the later phases leave behind is watched separately.
-    const whole = sampleRss([cmdop.controlPlanePid], ctx.cfg.rssSampleMs);
-    const floodResult = await flood(ctx);
-    const echo = await echoLatency(ctx);
-    const pty = await ptyThroughput(ctx);
-    const exec = await execThroughput(ctx);
-    const results: Results = {
-      pty,
-      exec,
-      echo,
-      flood: floodResult,
-      controlPlane: { maxMb: whole.stop().get(cmdop.controlPlanePid)!, endMb: rssMb(cmdop.controlPlanePid) },
-    };
-    process.stdout.write(report(results, ctx));
-  } catch (e) {
-    // What the servers said is usually the explanation.
-    if (cmdop) process.stderr.write(`\n${cmdop.logs()}\n`);
-    if (ssh) process.stderr.write(`sshd log: ${ssh.log()}\n`);
-    throw e;
+    return 0;
   } finally {
     progress('cleaning up');
     await teardown();
   }
+}
+
+/** What the issue-2 phases have started, for error messages and the teardown. */
+interface Held {
+  client?: CmdopClient;
+  cmdop?: CmdopCluster;
+  ssh?: SshPeer;
+}
+
+/** The issue-2 phases and their report. */
+async function issue2(cfg: Config, dir: string, procs: ProcessSet, held: Held): Promise<string> {
+  let ssh: SshPeer | undefined;
+  const missing = process.env.BENCH_SKIP_SSH ? 'BENCH_SKIP_SSH is set' : sshMissing();
+  if (missing) {
+    process.stderr.write(`\n*** ssh comparisons are SKIPPED: ${missing}.\n*** Install OpenSSH with: ${SSH_INSTALL_HINT}\n\n`);
+  }
+  progress(`writing ${cfg.fileMb} MB of base64 text`);
+  const file = makeDataFile(path.join(dir, 'big.txt'), cfg.fileMb * 1e6);
+  if (!missing) {
+    progress('starting a throwaway sshd on loopback');
+    ssh = held.ssh = await startSshPeer(path.join(dir, 'ssh'), procs);
+  }
+  progress('starting a CMDOP control plane and agent on loopback');
+  const cmdop = (held.cmdop = await startCmdop(path.join(dir, 'cmdop'), procs));
+  const client = (held.client = new CmdopClient({ server: cmdop.server, machine: cmdop.machine }));
+  const ctx: Context = { cfg, dir, procs, file, cmdop, client, ssh };
+
+  // The flood runs first, on a fresh control plane, so that its RSS is the
+  // flood's; what the later phases leave behind is watched separately.
+  const whole = sampleRss([cmdop.controlPlanePid], ctx.cfg.rssSampleMs);
+  const floodResult = await flood(ctx);
+  const echo = await echoLatency(ctx);
+  const pty = await ptyThroughput(ctx);
+  const exec = await execThroughput(ctx);
+  const results: Results = {
+    pty,
+    exec,
+    echo,
+    flood: floodResult,
+    controlPlane: { maxMb: whole.stop().get(cmdop.controlPlanePid)!, endMb: rssMb(cmdop.controlPlanePid) },
+  };
+  fs.rmSync(file.path, { force: true });
+  return report(results, ctx);
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -425,7 +494,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (e: Error) => {
     process.stderr.write(`\nbench failed: ${e.stack ?? e.message}\n`);
     process.exit(1);
