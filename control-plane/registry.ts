@@ -108,13 +108,14 @@ export class Registry {
     call.write({ msg: { $case: 'resumed', value: resumed } });
     for (const t of res.terminals) session.terminals.get(t.terminalId)?.onAgentResumed(t.ackedSeq);
     for (const relay of session.terminals.values()) {
-      if (!agentHas.has(relay.id) && !relay.exit) {
+      if (!agentHas.has(relay.id) && !relay.exit && !session.isOpening(relay.id)) {
         relay.onExit({
           terminalId: relay.id, exitCode: -1, signal: '', finalSeq: relay.log.head,
           error: 'the agent no longer has this terminal',
         });
       }
     }
+    session.settleOpens(agentHas);
     session.transition(SessionState.CONNECTED, 'agent resumed its session');
     return session;
   }

@@ -47,6 +47,8 @@ export interface RelayHost {
 
 /** How long a late joiner waits for the agent's screen before replaying the buffer instead. */
 const SNAPSHOT_TIMEOUT_MS = 3000;
+/** How long an exec's output waits for its caller to re-attach (the SDK retries for 60 s). */
+const OWNER_HOLD_MS = 60_000;
 /** How much one attachment writes per turn before yielding. */
 const PUMP_BYTES = 512 * 1024;
 
@@ -59,6 +61,8 @@ export class TerminalRelay {
   private ackedToAgent = 0;
   private snapshotWaiters = new Set<Attachment>();
   private snapshotTimer: NodeJS.Timeout | undefined;
+  private ownerHold: number | undefined;
+  private ownerHoldTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -117,6 +121,7 @@ export class TerminalRelay {
 
   onExit(e: TerminalExit): void {
     this.exit = e;
+    this.releaseOwner();
     for (const a of this.attachments) a.pump();
     // No more fan-out: drop the shared encodings (they double the buffer).
     for (const c of this.log.readFrom(this.log.start)) c.encoded = undefined;
@@ -145,10 +150,13 @@ export class TerminalRelay {
       );
     }
     const a = new Attachment(this, call, mode);
+    // The first operator of an exec is its caller; an operator re-attaching takes its place.
+    a.owner = this.spec.kind === TerminalKind.EXEC && mode === AttachMode.OPERATOR;
     this.attachments.add(a);
     a.send({ msg: { $case: 'attached', value: { terminal: this.info(), mode, attachmentId: a.id } } });
     if (fromSeq !== undefined) {
       a.cursor = fromSeq;
+      if (a.owner) this.releaseOwner();
       a.pump();
     } else if (this.hasPty && this.log.head > 0 && this.exit === undefined && this.host.agentConnected()) {
       // A late joiner: the current screen first, from the agent's headless terminal.
@@ -170,6 +178,7 @@ export class TerminalRelay {
   detach(a: Attachment): void {
     if (!this.attachments.delete(a)) return;
     a.closed = true;
+    if (a.owner && !this.exit) this.holdForOwner(a.cursor);
     this.snapshotWaiters.delete(a);
     this.afterProgress();
   }
@@ -194,9 +203,30 @@ export class TerminalRelay {
 
   /** The slowest operator's cursor, or the head when no operator is attached. */
   pacingCursor(): number {
-    let min = this.log.head;
+    let min = this.ownerHold ?? this.log.head;
     for (const a of this.attachments) if (a.paces && a.cursor < min) min = a.cursor;
     return min;
+  }
+
+  /**
+   * An exec's output belongs to its caller. From the open until the caller
+   * attaches, and for OWNER_HOLD_MS after its attachment is lost (while it
+   * re-attaches), the relay paces as if it were still reading at `cursor`,
+   * so nothing is acknowledged past it and nothing it needs is dropped.
+   */
+  holdForOwner(cursor: number): void {
+    if (this.exit) return;
+    this.ownerHold = cursor;
+    clearTimeout(this.ownerHoldTimer);
+    this.ownerHoldTimer = setTimeout(() => this.releaseOwner(), OWNER_HOLD_MS);
+    this.ownerHoldTimer.unref();
+  }
+
+  releaseOwner(): void {
+    clearTimeout(this.ownerHoldTimer);
+    if (this.ownerHold === undefined) return;
+    this.ownerHold = undefined;
+    this.afterProgress();
   }
 
   afterProgress(): void {
@@ -245,6 +275,7 @@ export class Attachment {
   readonly id = randomUUID();
   cursor = 0;
   closed = false;
+  owner = false;
   waitingSnapshot = false;
   lastHeardMs = Date.now();
   private writable = true;

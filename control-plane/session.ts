@@ -66,7 +66,10 @@ export class AgentSession {
   lastHeartbeat: Heartbeat | undefined;
   readonly terminals = new Map<string, TerminalRelay>();
   readonly logger: Logger;
-  private pendingOpens = new Map<string, { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private pendingOpens = new Map<
+    string,
+    { spec: TerminalSpec; resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   private stateTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
@@ -244,6 +247,7 @@ export class AgentSession {
     const checked = validateSpec(spec);
     const id = randomBytes(4).toString('hex');
     const relay = new TerminalRelay(id, checked, this, this.deps.relayBuffer);
+    if (checked.kind === TerminalKind.EXEC) relay.holdForOwner(0);
     this.terminals.set(id, relay);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -251,7 +255,7 @@ export class AgentSession {
           () => reject(unavailable(`machine ${this.name} did not open the terminal within ${OPEN_TIMEOUT_MS / 1000} s`)),
           OPEN_TIMEOUT_MS,
         );
-        this.pendingOpens.set(id, { resolve, reject, timer });
+        this.pendingOpens.set(id, { spec: checked, resolve, reject, timer });
         this.sendToAgent({ msg: { $case: 'open', value: { terminalId: id, spec: checked } } });
       });
     } catch (e) {
@@ -263,6 +267,24 @@ export class AgentSession {
       this.pendingOpens.delete(id);
     }
     return relay;
+  }
+
+  /**
+   * After a resume: an open caught in the cut is settled by whether the
+   * agent has the terminal. If it has, only the answer was lost. If not, the
+   * request itself was lost (the agent creates a terminal the moment the
+   * request arrives, and keeps it until its exit is acknowledged), so it is
+   * safe to send again.
+   */
+  isOpening(id: string): boolean {
+    return this.pendingOpens.has(id);
+  }
+
+  settleOpens(agentHas: Set<string>): void {
+    for (const [id, p] of this.pendingOpens) {
+      if (agentHas.has(id)) p.resolve();
+      else this.sendToAgent({ msg: { $case: 'open', value: { terminalId: id, spec: p.spec } } });
+    }
   }
 
   private onOpened(o: TerminalOpened): void {

@@ -22,6 +22,7 @@ import {
 import {
   CmdopError,
   InvalidArgumentError,
+  NotDeliveredError,
   SessionDisconnectedError,
   UnavailableError,
   errorFor,
@@ -117,7 +118,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       this.pending.set(ref, { resolve, reject });
       if (!this.post(make(ref))) {
         this.pending.delete(ref);
-        reject(new UnavailableError('not attached right now: request not sent'));
+        reject(new NotDeliveredError('not attached right now: request not sent', 'UNAVAILABLE'));
       }
     });
   }
@@ -243,7 +244,11 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
         this.pending.delete(msg.value.ref);
         return;
       case 'error': {
-        const err = errorFor(msg.value.code, msg.value.message);
+        // The control plane answers UNAVAILABLE only for what it did not forward.
+        const err =
+          msg.value.code === 'UNAVAILABLE'
+            ? new NotDeliveredError(msg.value.message, 'UNAVAILABLE')
+            : errorFor(msg.value.code, msg.value.message);
         const p = this.pending.get(msg.value.ref);
         if (msg.value.ref && p) {
           this.pending.delete(msg.value.ref);

@@ -8,6 +8,7 @@ import {
   DEFAULT_TIMEOUTS,
   HTTP2_WINDOW,
   MAX_CLIENT_MESSAGE,
+  MAX_INPUT_BYTES,
   MachineInfo,
   OutputGap,
   OutputStream,
@@ -18,7 +19,7 @@ import {
 } from '../protocol';
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
 import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
-import { InvalidArgumentError, fromServiceError } from './errors';
+import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
 const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(ClientServiceDefinition), 'ClientService');
 
@@ -248,11 +249,34 @@ class TerminalApi {
       opts.onOutput?.(data, stream);
     });
     a.on('gap', (g) => gaps.push(g));
-    // A command may exit before reading its stdin: like a broken pipe, that
-    // is not an error of execute(); its exit status says what happened.
-    if (opts.stdin !== undefined) await a.write(opts.stdin).catch(() => {});
-    if (!spec.pty) a.eof().catch(() => {});
+    // Stdin and its end must arrive even across a cut (else a command that
+    // reads stdin never ends): retried while the machine is unreachable. A
+    // command that exits before reading them is not an error, as with a pipe.
+    // Only what certainly did not arrive is sent again, piece by piece, so
+    // nothing is duplicated.
+    const deliver = async (send: () => Promise<unknown>) => {
+      for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+        try {
+          await send();
+          return;
+        } catch (e) {
+          if (a.exit || !(e instanceof NotDeliveredError)) return;
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    };
+    const input = (async () => {
+      if (opts.stdin !== undefined) {
+        const bytes = typeof opts.stdin === 'string' ? Buffer.from(opts.stdin) : opts.stdin;
+        for (let i = 0; i < bytes.length; i += MAX_INPUT_BYTES) {
+          const piece = bytes.subarray(i, i + MAX_INPUT_BYTES);
+          await deliver(() => a.sendInput(piece));
+        }
+      }
+      if (!spec.pty) await deliver(() => a.eof());
+    })();
     const exit = await a.done;
+    await input;
     const stdoutBytes = Buffer.concat(out);
     const stderrBytes = Buffer.concat(err);
     return {

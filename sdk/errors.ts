@@ -20,6 +20,8 @@ export class InvalidArgumentError extends CmdopError {}
 export class AlreadyExistsError extends CmdopError {}
 /** The control plane cannot be reached, or the machine is not connected right now. */
 export class UnavailableError extends CmdopError {}
+/** A request that certainly did not reach the machine (safe to send again). */
+export class NotDeliveredError extends UnavailableError {}
 /** The machine's session ended (its grace period ran out): its terminals are gone. */
 export class SessionDisconnectedError extends CmdopError {}
 export class TimeoutError extends CmdopError {}

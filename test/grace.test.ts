@@ -7,7 +7,7 @@ import path from 'node:path';
 import { SessionState } from '../protocol';
 import { Agent } from '../app/agent';
 import { createLogger } from '../lib/logger';
-import { CmdopClient, SessionDisconnectedError, TimeoutError } from '../sdk';
+import { CmdopClient, NotDeliveredError, SessionDisconnectedError, TimeoutError } from '../sdk';
 import { Cluster, eventually, runCli, startCluster, tempDir } from './helpers/cluster';
 import { CutProxy } from './helpers/proxy';
 
@@ -61,6 +61,7 @@ describe('grace period through a cutting proxy', () => {
   });
 
   it('execute() survives the agent being cut off for 10 s: all output and the exit code', async () => {
+    await eventually(async () => (await stateOf(c.client, 'box'))?.state === SessionState.CONNECTED, 10_000, 'CONNECTED');
     const { cmd, expected } = steadyScript(300, 10, 0.1, 3);
     const run = c.client.terminal.execute(cmd);
     await new Promise((r) => setTimeout(r, 500));
@@ -94,6 +95,7 @@ describe('grace period through a cutting proxy', () => {
   });
 
   it('clients ride out their own connection loss, re-attaching from the last byte seen', async () => {
+    await eventually(async () => (await stateOf(c.client, 'box'))?.state === SessionState.CONNECTED, 10_000, 'CONNECTED');
     const clientProxy = await CutProxy.start(c.server);
     const client = new CmdopClient({ server: clientProxy.address, machine: 'box' });
     try {
@@ -275,6 +277,54 @@ describe('liveness and sleep', () => {
       client.close();
     } finally {
       await a.stop();
+    }
+  });
+
+  it('input refused while the machine is away says it was not delivered, and can be sent again', async () => {
+    const a = agent('away');
+    await a.start();
+    try {
+      const client = new CmdopClient({ server: c.server, machine: 'away', heartbeatIntervalMs: 200 });
+      const t = await client.terminal.open();
+      a.suspend('lid closed');
+      await eventually(async () => (await stateOf(client, 'away'))?.state === SessionState.GRACE_PERIOD, 3000, 'GRACE_PERIOD');
+      await assert.rejects(t.sendInput('echo x\r'), NotDeliveredError);
+      a.resume();
+      await eventually(async () => (await stateOf(client, 'away'))?.state === SessionState.CONNECTED, 3000, 'CONNECTED');
+      let out = '';
+      t.on('output', (d) => (out += Buffer.from(d).toString()));
+      await t.sendInput('echo again-$((5+6))\r');
+      await eventually(() => out.includes('again-11'), 5000, 'the input sent again');
+      t.close();
+      client.close();
+    } finally {
+      await a.stop();
+    }
+  });
+
+  it('an exec whose "opened" answer is lost in a cut still completes, with all its output', async () => {
+    const proxy = await CutProxy.start(c.server);
+    const a = agent('cutopen', { server: proxy.address });
+    await a.start();
+    try {
+      // Cut the agent off the moment it starts the command, before its answer leaves.
+      const set = a.terminals.set.bind(a.terminals);
+      a.terminals.set = (k, v) => {
+        proxy.block();
+        setTimeout(() => {
+          proxy.unblock();
+          a.resume();
+        }, 300);
+        return set(k, v);
+      };
+      const client = new CmdopClient({ server: c.server, machine: 'cutopen', heartbeatIntervalMs: 200 });
+      const r = await client.terminal.execute('echo hello; sleep 0.5; echo world');
+      assert.equal(r.stdout, 'hello\nworld\n');
+      assert.equal(r.exitCode, 0);
+      client.close();
+    } finally {
+      await a.stop();
+      await proxy.close();
     }
   });
 
