@@ -18,7 +18,7 @@ export const MAX_CLIENT_MESSAGE = 1024 * 1024;
  * connected. It is also how far the PTY can run ahead of the slowest
  * operator, so it bounds how long Ctrl-C takes to show during a flood.
  */
-export const AGENT_WINDOW = 4 * 1024 * 1024;
+export const AGENT_WINDOW = 1024 * 1024;
 /** Output the agent holds while it has no stream (grace period); then it stops reading. */
 export const AGENT_OFFLINE_BUFFER = 16 * 1024 * 1024;
 /** Recent output the control plane keeps per terminal for re-attach and observers. */
