@@ -20,10 +20,9 @@ import {
   AgentServiceDefinition,
   ControlMessage,
   DEFAULT_TIMEOUTS,
-  HTTP2_WINDOW,
-  MAX_AGENT_MESSAGE,
   toGrpcService,
 } from '../protocol';
+import { agentChannelOptions } from '../app/agent/agent';
 
 interface SimConfig {
   server: string;
@@ -76,13 +75,8 @@ function main(): void {
       // The agent's own channel options (app/agent/agent.ts), plus a channel of its own.
       channels.push(
         new AgentClient(cfg.server, grpc.credentials.createInsecure(), {
+          ...agentChannelOptions(keepaliveMs),
           'grpc.use_local_subchannel_pool': 1,
-          'grpc.keepalive_time_ms': keepaliveMs,
-          'grpc.keepalive_timeout_ms': Math.min(10_000, keepaliveMs),
-          'grpc.keepalive_permit_without_calls': 1,
-          'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
-          'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
-          'grpc-node.flow_control_window': HTTP2_WINDOW,
         }),
       );
     }

@@ -43,6 +43,18 @@ export type AgentStatus = 'connecting' | 'connected' | 'offline' | 'suspended' |
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
 
+/** The agent channel's options: keepalive pings (a failed one drops the stream), message caps, HTTP/2 window. */
+export function agentChannelOptions(keepaliveMs: number): grpc.ChannelOptions {
+  return {
+    'grpc.keepalive_time_ms': keepaliveMs,
+    'grpc.keepalive_timeout_ms': Math.min(10_000, keepaliveMs),
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
+    'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
+    'grpc-node.flow_control_window': HTTP2_WINDOW,
+  };
+}
+
 /** Thrown (and emitted as 'fatal') when the control plane refuses the agent for good. */
 export class AgentRefusedError extends Error {
   constructor(
@@ -137,14 +149,7 @@ export class Agent extends EventEmitter {
     this.client?.close();
     const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
     // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
-    this.client = new AgentClient(this.opts.server, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': keepaliveMs,
-      'grpc.keepalive_timeout_ms': Math.min(10_000, keepaliveMs),
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
-      'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
-      'grpc-node.flow_control_window': HTTP2_WINDOW,
-    });
+    this.client = new AgentClient(this.opts.server, grpc.credentials.createInsecure(), agentChannelOptions(keepaliveMs));
     const call = (this.client as any).connect() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     this.call = call;
     this.ready = false;
