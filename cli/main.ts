@@ -8,6 +8,9 @@ import { registerMachines } from './commands/machines';
 import { registerConnect } from './commands/connect';
 import { registerWatch } from './commands/watch';
 import { registerExec } from './commands/exec';
+import { registerLogin } from './commands/login';
+import { registerAccess } from './commands/access';
+import { registerTrust } from './commands/trust';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -15,7 +18,7 @@ export function buildProgram(): Command {
   const program = new Command('cmdop')
     .description('Remote terminals that survive: reach any machine whose agent dials in to your control plane.')
     .version(VERSION)
-    .option('--server <host:port>', 'control plane address (default: $CMDOP_SERVER, else 127.0.0.1:7420)')
+    .option('--server <address>', 'control plane: HOST:PORT, or grpcs://HOST:PORT for TLS (default: $CMDOP_SERVER, else 127.0.0.1:7420)')
     .showHelpAfterError()
     .addHelpText(
       'after',
@@ -27,6 +30,14 @@ export function buildProgram(): Command {
         '  cmdop connect MACHINE             a shell there (Enter ~ . detaches)',
         '  cmdop watch MACHINE [TERMINAL]    watch read-only',
         '  cmdop exec MACHINE -- CMD...      run one command',
+        '',
+        'Access:',
+        '  cmdop login | logout | whoami     sign in to a remote control plane (device flow)',
+        '  cmdop agents enroll --name M      a one-time token to enroll a new machine',
+        '  cmdop grant M USER --observer     let someone reach your machine (revoke to undo)',
+        '  cmdop share M [TERMINAL]          a watch-only link to one terminal',
+        '  cmdop tokens create --name N      an API token for scripts (CMDOP_TOKEN)',
+        '  cmdop audit                       who did what',
       ].join('\n'),
     );
   registerUp(program);
@@ -36,6 +47,9 @@ export function buildProgram(): Command {
   registerConnect(program);
   registerWatch(program);
   registerExec(program);
+  registerLogin(program);
+  registerAccess(program);
+  registerTrust(program);
   return program;
 }
 

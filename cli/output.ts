@@ -58,3 +58,12 @@ export function writeWithBackpressure(a: TerminalAttachment, out: NodeJS.WriteSt
     out.once('drain', () => a.resume());
   }
 }
+
+/** Rows of cells as aligned columns (the first row is the header). */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** Epoch ms as "2026-11-26 10:00:00" (UTC), or "-" for 0. */
+export const when = (ms: number): string => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');

@@ -14,3 +14,8 @@ export function defaultMachineName(): string {
   const name = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
   return name || 'localhost';
 }
+
+/** Pinned certificate fingerprints of control planes (like ~/.ssh/known_hosts). */
+export const knownServersFile = (): string => path.join(paths.config, 'known_servers.json');
+/** Refresh tokens from `cmdop login`, per control plane (mode 0600). */
+export const loginsFile = (): string => path.join(paths.config, 'logins.json');

@@ -1,32 +1,61 @@
 // The agent's stream: the first message registers or resumes a session; the
 // rest are routed to that session. A refusal is a message (`refused`) and the
 // end of the stream, so the agent can tell the user why.
-import { AgentMessage } from '../protocol';
-import { ApiError } from './errors';
+import { AgentMessage, TokenKind } from '../protocol';
+import { ApiError, denied } from './errors';
+import type { Access, Principal } from './auth/access';
 import type { Registry } from './registry';
 import type { AgentCall, AgentSession } from './session';
 import type { Logger } from '../lib/logger';
 
-export function agentServiceHandlers(registry: Registry, logger: Logger) {
+export function agentServiceHandlers(registry: Registry, access: Access, logger: Logger) {
+  /** Only an agent credential connects an agent, and only as the machine it was issued for. */
+  function checkAgent(p: Principal, machine: string): void {
+    if (p.kind !== TokenKind.AGENT) {
+      throw denied('this is not an agent credential: enroll the agent (`cmdop agents enroll`, then `cmdop agent --enroll-token`)');
+    }
+    if (p.machine !== machine) throw denied(`this credential is for machine ${p.machine}, not ${machine}`);
+  }
+
   return {
     connect(call: AgentCall): void {
       let session: AgentSession | undefined;
+      let starting = false;
+      // Messages that arrive while the first one is being authenticated.
+      const early: AgentMessage[] = [];
       const peer = call.getPeer();
+      const refuse = (e: unknown, p?: Principal) => {
+        const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
+        logger.warn({ peer, code: err.code }, `agent refused: ${err.message}`);
+        if (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED') {
+          access.audit(p, { action: 'agent-connect', ok: false, detail: err.message, peer });
+        }
+        call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
+        call.end();
+      };
       call.on('data', (m: AgentMessage) => {
-        if (session) {
-          session.onMessage(m);
-          return;
-        }
-        try {
-          if (m.msg?.$case === 'register') session = registry.register(call, m.msg.value);
-          else if (m.msg?.$case === 'resume') session = registry.resume(call, m.msg.value);
-          else throw new ApiError('INVALID_ARGUMENT', 'the first message on the agent stream must be register or resume');
-        } catch (e) {
-          const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
-          logger.warn({ peer, code: err.code }, `agent refused: ${err.message}`);
-          call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
-          call.end();
-        }
+        if (session) return session.onMessage(m);
+        if (starting) return void early.push(m);
+        starting = true;
+        let principal: Principal | undefined;
+        access
+          .authenticate(call.metadata)
+          .then((p) => {
+            principal = p;
+            if (m.msg?.$case === 'register') {
+              checkAgent(p, m.msg.value.name);
+              session = registry.register(call, m.msg.value);
+            } else if (m.msg?.$case === 'resume') {
+              const name = registry.sessionName(m.msg.value.sessionId);
+              if (name) checkAgent(p, name);
+              session = registry.resume(call, m.msg.value);
+            } else {
+              throw new ApiError('INVALID_ARGUMENT', 'the first message on the agent stream must be register or resume');
+            }
+            if (m.msg.$case === 'register') access.audit(p, { action: 'agent-register', machine: p.machine, peer });
+            for (const e of early.splice(0)) session.onMessage(e);
+          })
+          .catch((e) => refuse(e, principal));
       });
       const lost = (reason: string) => session?.streamLost(call, reason);
       call.on('end', () => {

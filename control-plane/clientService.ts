@@ -15,23 +15,40 @@ import {
   isSignalName,
 } from '../protocol';
 import { ApiError, denied, invalid, toStatus } from './errors';
+import type { Access, Principal } from './auth/access';
 import type { Registry } from './registry';
 import type { Attachment, ClientCall, TerminalRelay } from './relay';
 import type { Logger } from '../lib/logger';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
-/** Runs a unary handler and turns what it throws into a gRPC status. */
-function unary<Req, Res>(fn: (req: Req) => Res | Promise<Res>): Unary<Req, Res> {
+/**
+ * Runs a unary handler for an authenticated caller and turns what it throws
+ * into a gRPC status; refusals are audited.
+ */
+export function authedUnary<Req, Res>(
+  access: Access,
+  action: string,
+  fn: (req: Req, p: Principal, peer: string) => Res | Promise<Res>,
+): Unary<Req, Res> {
   return (call, cb) => {
-    Promise.resolve()
-      .then(() => fn(call.request))
+    let principal: Principal | undefined;
+    const peer = call.getPeer();
+    access
+      .authenticate(call.metadata)
+      .then((p) => fn(call.request, (principal = p), peer))
       .then((res) => cb(null, res))
-      .catch((e) => cb(toStatus(e)));
+      .catch((e) => {
+        if (e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) {
+          const machine = (call.request as { machine?: unknown })?.machine;
+          access.audit(principal, { action, ok: false, detail: e.message, peer, machine: typeof machine === 'string' ? machine : '' });
+        }
+        cb(toStatus(e));
+      });
   };
 }
 
-export function clientServiceHandlers(registry: Registry, logger: Logger, clientTimeoutS: number) {
+export function clientServiceHandlers(registry: Registry, access: Access, logger: Logger, clientTimeoutS: number) {
   const attachments = new Set<Attachment>();
   // Clients send a heartbeat every 30 s; a stream that goes quiet for the
   // client timeout is closed. The session is untouched.
@@ -49,27 +66,43 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
   sweep.unref();
 
   const handlers = {
-    listMachines: unary<ListMachinesRequest, ListMachinesResponse>(() => ({ machines: registry.listMachines() })),
+    listMachines: authedUnary<ListMachinesRequest, ListMachinesResponse>(access, 'list', (_req, p) => {
+      const visible = access.visibleMachines(p);
+      const machines = registry.listMachines();
+      return { machines: visible ? machines.filter((m) => visible.has(m.name)) : machines };
+    }),
 
-    openTerminal: unary<OpenTerminalRequest, TerminalInfo>(async (req) => {
+    openTerminal: authedUnary<OpenTerminalRequest, TerminalInfo>(access, 'open', async (req, p, peer) => {
+      access.require(p, req.machine, AttachMode.OPERATOR);
       const relay = await registry.machine(req.machine).openTerminal(req.spec!);
+      access.audit(p, { action: 'open', machine: req.machine, terminalId: relay.id, peer });
       return relay.info();
     }),
 
-    listTerminals: unary<ListTerminalsRequest, ListTerminalsResponse>((req) => ({
-      terminals: [...registry.machine(req.machine).terminals.values()].map((t) => t.info()),
-    })),
+    listTerminals: authedUnary<ListTerminalsRequest, ListTerminalsResponse>(access, 'list', (req, p) => {
+      access.require(p, req.machine, AttachMode.OBSERVER);
+      return { terminals: [...registry.machine(req.machine).terminals.values()].map((t) => t.info()) };
+    }),
 
-    closeTerminal: unary<CloseTerminalRequest, CloseTerminalResponse>((req) => {
+    closeTerminal: authedUnary<CloseTerminalRequest, CloseTerminalResponse>(access, 'close', (req, p, peer) => {
+      access.require(p, req.machine, AttachMode.OPERATOR);
       registry.machine(req.machine).closeTerminal(req.terminalId);
+      access.audit(p, { action: 'close', machine: req.machine, terminalId: req.terminalId, peer });
       return {};
     }),
 
     attach(call: ClientCall): void {
       let attachment: Attachment | undefined;
       let starting = false;
+      let principal: Principal | undefined;
+      let untrack: (() => void) | undefined;
+      let machine = '';
+      const peer = call.getPeer();
       const fail = (e: unknown) => {
         if (attachment) attachment.relay.detach(attachment);
+        if (e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) {
+          access.audit(principal, { action: 'attach', ok: false, detail: e.message, peer, machine });
+        }
         call.emit('error', toStatus(e));
       };
       call.on('data', (m: ClientMessage) => {
@@ -81,23 +114,39 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
             .then((a) => {
               attachment = a;
               attachments.add(a);
+              access.audit(principal, { action: 'attach', machine, terminalId: a.relay.id, mode: a.mode, peer });
+              // Revoking the token, share or grant behind this stream ends it at once.
+              untrack = access.track(principal!, machine, (reason) => {
+                gone();
+                call.emit('error', new ApiError('PERMISSION_DENIED', reason).toStatus());
+              });
             })
             .catch(fail);
           return;
         }
         try {
-          onMessage(attachment, m);
+          const commandId = onMessage(attachment, m);
+          if (commandId) {
+            access.audit(principal, { action: 'input', machine, terminalId: attachment.relay.id, mode: attachment.mode, commandId, peer });
+          }
         } catch (e) {
           const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
+          if (err.code === 'PERMISSION_DENIED') {
+            const action = m.msg?.$case ?? 'message';
+            access.audit(principal, { action, ok: false, detail: err.message, machine, terminalId: attachment.relay.id, mode: attachment.mode, peer });
+          }
           const v = m.msg?.value as { ref?: string } | undefined;
           const ref = v?.ref ?? '';
           attachment.send({ msg: { $case: 'error', value: { code: err.code, message: err.message, ref } } });
         }
       });
       const gone = () => {
-        if (!attachment) return;
+        untrack?.();
+        untrack = undefined;
+        if (!attachment || !attachments.has(attachment)) return;
         attachment.relay.detach(attachment);
         attachments.delete(attachment);
+        access.audit(principal, { action: 'detach', machine, terminalId: attachment.relay.id, mode: attachment.mode, peer });
       };
       call.on('end', () => {
         gone();
@@ -107,6 +156,7 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
       call.on('error', gone);
 
       async function start(req: NonNullable<Extract<ClientMessage['msg'], { $case: 'attach' }>>['value']) {
+        principal = await access.authenticate(call.metadata);
         const mode = req.mode;
         if (mode !== AttachMode.OPERATOR && mode !== AttachMode.OBSERVER) {
           throw invalid('attach mode must be OPERATOR or OBSERVER');
@@ -114,11 +164,16 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
         let relay: TerminalRelay;
         let fromSeq = req.fromSeq;
         if (req.open) {
+          machine = req.open.machine || req.machine;
           if (mode !== AttachMode.OPERATOR) throw denied('an OBSERVER cannot open terminals');
-          relay = await registry.machine(req.open.machine || req.machine).openTerminal(req.open.spec!);
+          access.require(principal, machine, AttachMode.OPERATOR);
+          relay = await registry.machine(machine).openTerminal(req.open.spec!);
+          access.audit(principal, { action: 'open', machine, terminalId: relay.id, peer });
           fromSeq = 0;
         } else {
-          relay = registry.machine(req.machine).terminal(req.terminalId);
+          machine = req.machine;
+          access.require(principal, machine, mode, req.terminalId);
+          relay = registry.machine(machine).terminal(req.terminalId);
         }
         if (call.cancelled || call.destroyed) throw new ApiError('UNAVAILABLE', 'client went away');
         return relay.attach(call, mode, fromSeq, logger);
@@ -126,7 +181,8 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
     },
   };
 
-  function onMessage(a: Attachment, m: ClientMessage): void {
+  /** Handles one message on an attached stream; returns the command_id of input it forwarded. */
+  function onMessage(a: Attachment, m: ClientMessage): string | undefined {
     a.lastHeardMs = Date.now();
     const msg = m.msg;
     if (!msg) throw invalid('empty message');
@@ -135,7 +191,7 @@ export function clientServiceHandlers(registry: Registry, logger: Logger, client
       case 'input': {
         const commandId = relay.input(a, msg.value.data, msg.value.eof);
         a.send({ msg: { $case: 'accepted', value: { commandId, ref: msg.value.ref } } });
-        return;
+        return commandId;
       }
       case 'resize': {
         if (a.mode !== AttachMode.OPERATOR) throw denied('this attachment is an OBSERVER: resize is refused');

@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'ALREADY_EXISTS'
   | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
   | 'UNAVAILABLE'
   | 'FAILED_PRECONDITION'
   | 'OUT_OF_RANGE'
@@ -41,6 +42,7 @@ export class ApiError extends Error {
 export const notFound = (m: string, reason: ErrorReason = '') => new ApiError('NOT_FOUND', m, reason);
 export const invalid = (m: string) => new ApiError('INVALID_ARGUMENT', m);
 export const denied = (m: string) => new ApiError('PERMISSION_DENIED', m);
+export const unauthenticated = (m: string) => new ApiError('UNAUTHENTICATED', m);
 export const unavailable = (m: string) => new ApiError('UNAVAILABLE', m);
 
 /** Any thrown value as a gRPC status; unexpected errors become INTERNAL. */

@@ -13,7 +13,8 @@ import {
 import { ApiError, invalid, notFound } from './errors';
 import { AgentCall, AgentSession, SessionDeps, newResumeToken } from './session';
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export { NAME_PATTERN as NAME } from '../protocol';
+import { NAME_PATTERN as NAME } from '../protocol';
 
 export class Registry {
   /** Sessions not yet DISCONNECTED, by machine name and by session id. */
@@ -118,6 +119,11 @@ export class Registry {
     session.settleOpens(agentHas);
     session.transition(SessionState.CONNECTED, 'agent resumed its session');
     return session;
+  }
+
+  /** The machine name of a live session, if there is one. */
+  sessionName(sessionId: string): string | undefined {
+    return this.bySession.get(sessionId)?.name;
   }
 
   /** A live (not DISCONNECTED) machine by name. */

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   AgentServiceDefinition,
+  AuthServiceDefinition,
   ClientServiceDefinition,
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
@@ -15,7 +16,14 @@ import { agentServiceHandlers } from './agentService';
 import { clientServiceHandlers } from './clientService';
 import { Registry } from './registry';
 import { Store } from './store';
+import { Access } from './auth/access';
+import { AuthStore } from './auth/store';
+import { authServiceHandlers } from './auth/service';
+import { isLoopback } from '../lib/serverAddress';
+import { serverCredentials } from '../lib/tls';
 import { createLogger, type Logger } from '../lib/logger';
+
+const VERSION: string = require('../../package.json').version;
 
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -28,15 +36,28 @@ export interface ControlPlaneOptions {
   heartbeatIntervalS?: number;
   /** Recent output kept per terminal, bytes. */
   relayBuffer?: number;
+  /** TLS for gRPC and the web port (lib/tls.ts loads or generates it). */
+  tls?: { certPem: string; keyPem: string; fingerprint: string };
+  /** Allow a non-loopback address without TLS (tokens then cross the network in clear). */
+  insecure?: boolean;
+  /** HOST:PORT of the web port (sign-in pages, OAuth endpoints); default: the gRPC port + 1. */
+  webListen?: string;
+  /** The web address people and clients use, if not the listen address. */
+  publicUrl?: string;
   logger?: Logger;
 }
 
 export interface ControlPlane {
-  /** HOST:PORT actually bound. */
+  /** HOST:PORT actually bound (grpcs://HOST:PORT with TLS): what clients pass as --server. */
   readonly address: string;
   readonly port: number;
   readonly registry: Registry;
   readonly store: Store;
+  readonly access: Access;
+  /** DATA_DIR/admin.token: the first admin's token. */
+  readonly adminTokenFile: string;
+  /** The web port's base URL (sign-in pages; the OAuth issuer). */
+  readonly webUrl: string;
   close(): Promise<void>;
 }
 
@@ -51,6 +72,12 @@ export function parseListen(listen: string): { host: string; port: number } {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = opts.logger ?? createLogger('control-plane');
   const { host, port } = parseListen(opts.listen ?? DEFAULT_SERVER);
+  if (!opts.tls && !opts.insecure && !isLoopback(host)) {
+    throw new Error(
+      `refusing to listen on ${host} without TLS: bearer tokens would cross the network in clear. ` +
+        'Use --tls (a self-signed certificate clients pin), --tls-cert/--tls-key, or --insecure if something else encrypts the link',
+    );
+  }
   const timeouts = {
     heartbeatTimeoutS: opts.heartbeatTimeoutS ?? DEFAULT_TIMEOUTS.heartbeatTimeoutS,
     gracePeriodS: opts.gracePeriodS ?? DEFAULT_TIMEOUTS.gracePeriodS,
@@ -62,6 +89,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const ended = store.endSessionsLeftOpen('the control plane restarted');
   if (ended > 0) logger.info({ sessions: ended }, 'sessions left open by a previous run are now DISCONNECTED');
   const registry = new Registry({ store, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
+  const access = new Access(new AuthStore(store.database));
+  const admin = access.bootstrapAdmin(opts.dataDir);
+  if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
@@ -82,17 +112,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     .commonServerOptions;
   http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
   http2Options.noDelay = true;
-  server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, logger));
-  const clients = clientServiceHandlers(registry, logger, clientTimeoutS);
+  server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, access, logger));
+  const clients = clientServiceHandlers(registry, access, logger, clientTimeoutS);
   server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);
+  const serverInfo = () => ({
+    version: VERSION,
+    issuer: '',
+    deviceAuthorizationEndpoint: '',
+    tokenEndpoint: '',
+    revocationEndpoint: '',
+    clientId: '',
+    webUrl: '',
+  });
+  server.addService(toGrpcService(AuthServiceDefinition), authServiceHandlers({ access, registry, serverInfo }) as any);
 
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${bindHost}:${port}`, opts.tls ? serverCredentials(opts.tls) : grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(new Error(`cannot listen on ${bindHost}:${port}: ${err.message}`)) : resolve(p),
     ),
   );
-  const address = `${bindHost}:${boundPort}`;
+  const address = opts.tls ? `grpcs://${bindHost}:${boundPort}` : `${bindHost}:${boundPort}`;
   logger.info({ address, dataDir: opts.dataDir }, 'control plane listening');
 
   return {
@@ -100,6 +140,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     port: boundPort,
     registry,
     store,
+    access,
+    adminTokenFile: admin.file,
+    webUrl: '',
     async close() {
       clients.close();
       registry.shutdown('the control plane stopped');

@@ -168,6 +168,11 @@ export class Store {
     return open.length;
   }
 
+  /** The shared database handle, for the auth tables and the OAuth adapter. */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   close(): void {
     this.db.close();
   }

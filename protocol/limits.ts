@@ -69,3 +69,8 @@ export const DEFAULT_TIMEOUTS = {
   /** gRPC keepalive ping interval on the agent's channel. */
   keepaliveS: 25,
 };
+
+/** Machine and user names: what a shell, a URL and a file name all take as they are. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+export const nameError = (what: string, name: string): string | undefined =>
+  NAME_PATTERN.test(name) ? undefined : `${what} ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-'`;

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   AttachMode,
+  AuthServiceDefinition,
   ClientServiceDefinition,
   DEFAULT_TIMEOUTS,
   HTTP2_WINDOW,
@@ -18,10 +19,13 @@ import {
   toGrpcService,
 } from '../protocol';
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
+import { AuthApi } from './auth';
+import { parseServerAddress } from '../lib/serverAddress';
 import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
 const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(ClientServiceDefinition), 'ClientService');
+const AuthServiceClient = grpc.makeGenericClientConstructor(toGrpcService(AuthServiceDefinition), 'AuthService');
 
 export type Mode = 'operator' | 'observer';
 
@@ -74,19 +78,35 @@ export class CmdopClient {
   readonly options: ResolvedClientOptions;
   readonly machines: MachinesApi;
   readonly terminal: TerminalApi;
+  readonly auth: AuthApi;
   private grpcClient: grpc.Client;
+  private authClient: grpc.Client;
 
+  /**
+   * A plaintext HOST:PORT, or a grpcs:// URL verified against the system's
+   * CAs; pass `credentials` for anything else (the CLI passes a pinned
+   * self-signed certificate's, see lib/tls.ts).
+   */
   constructor(options: ClientOptions = {}) {
     this.options = resolveClientOptions(options);
-    this.grpcClient = new ClientServiceClient(this.options.server, grpc.credentials.createInsecure(), {
+    const address = parseServerAddress(this.options.server);
+    const credentials = options.credentials ?? (address.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
+    this.grpcClient = new ClientServiceClient(address.target, credentials, {
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.max_send_message_length': MAX_CLIENT_MESSAGE,
       'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc-node.flow_control_window': HTTP2_WINDOW,
     });
+    this.authClient = new AuthServiceClient(address.target, credentials, { channelOverride: this.grpcClient.getChannel() });
     this.machines = new MachinesApi(this);
     this.terminal = new TerminalApi(this);
+    this.auth = new AuthApi(this);
+  }
+
+  /** Replaces the bearer token (e.g. after a refresh); calls and re-attaches from now on carry it. */
+  setToken(token: string | undefined): void {
+    this.options.token = token;
   }
 
   /** The machine terminal calls use when they name none. */
@@ -95,6 +115,7 @@ export class CmdopClient {
   }
 
   close(): void {
+    this.authClient.close();
     this.grpcClient.close();
   }
 
@@ -116,6 +137,15 @@ export class CmdopClient {
   unary<Req, Res>(method: string, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
       (this.grpcClient as any)[method](req, this.metadata(), (err: grpc.ServiceError | null, res: Res) =>
+        err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
+      );
+    });
+  }
+
+  /** @internal */
+  authUnary<Req, Res>(method: string, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      (this.authClient as any)[method](req, this.metadata(), (err: grpc.ServiceError | null, res: Res) =>
         err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
       );
     });

@@ -1,10 +1,13 @@
 // Client defaults: explicit options, else CMDOP_* environment variables, else
 // the local control plane that `cmdop up` starts.
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../protocol';
 
 export interface ClientOptions {
-  /** HOST:PORT of the control plane (CMDOP_SERVER). */
+  /** HOST:PORT, or grpcs://HOST:PORT for TLS (CMDOP_SERVER). */
   server?: string;
+  /** Channel credentials to use instead of the ones the address implies (e.g. a pinned certificate). */
+  credentials?: ChannelCredentials;
   /** Default machine for terminal calls (CMDOP_MACHINE). */
   machine?: string;
   /** Bearer token (CMDOP_TOKEN); carried on every call. */

@@ -16,6 +16,8 @@ export class MachineNotFoundError extends CmdopError {}
 export class TerminalNotFoundError extends CmdopError {}
 export class NotFoundError extends CmdopError {}
 export class PermissionDeniedError extends CmdopError {}
+/** No token, or one the control plane does not accept (unknown, expired, revoked). */
+export class UnauthenticatedError extends PermissionDeniedError {}
 export class InvalidArgumentError extends CmdopError {}
 export class AlreadyExistsError extends CmdopError {}
 /** The control plane cannot be reached, or the machine is not connected right now. */
@@ -39,8 +41,9 @@ export function errorFor(code: string, message: string, reason = ''): CmdopError
     case 'NOT_FOUND':
       return new NotFoundError(message, code);
     case 'PERMISSION_DENIED':
-    case 'UNAUTHENTICATED':
       return new PermissionDeniedError(message, code);
+    case 'UNAUTHENTICATED':
+      return new UnauthenticatedError(message, code);
     case 'INVALID_ARGUMENT':
     case 'OUT_OF_RANGE':
       return new InvalidArgumentError(message, code);

@@ -3,3 +3,5 @@ export type { AttachOptions, CreateTerminalOptions, ExecResult, ExecuteOptions, 
 export { TerminalAttachment } from './attachment';
 export * from './errors';
 export type { ClientOptions } from './config';
+export { AuthApi } from './auth';
+export type { Role } from './auth';

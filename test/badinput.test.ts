@@ -114,7 +114,9 @@ describe('bad input', () => {
   });
 
   it('a second agent claiming a connected machine name is refused; the first is untouched', async () => {
-    const intruder = spawn(process.execPath, [CLI, 'agent', '--server', c.server, '--name', 'box', '--state-dir', path.join(c.dir, 'intruder')], {
+    // Even with a valid enrollment for the name, a second agent cannot take a connected machine's place.
+    const enroll = (await c.client.auth.createEnrollment('box')).token;
+    const intruder = spawn(process.execPath, [CLI, 'agent', '--server', c.server, '--name', 'box', '--state-dir', path.join(c.dir, 'intruder'), '--enroll-token', enroll], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';

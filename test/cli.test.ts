@@ -3,14 +3,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pty from 'node-pty';
-import { CLI, Cluster, eventually, runCli, startCluster } from './helpers/cluster';
+import { CLI, Cluster, cliEnv, eventually, runCli, startCluster } from './helpers/cluster';
 
 /** The CLI in a PTY of its own, as in a terminal window. */
 function inPty(args: string[]) {
   const p = pty.spawn(process.execPath, [CLI, ...args], {
     cols: 100,
     rows: 30,
-    env: { ...process.env, CMDOP_LOG_LEVEL: 'warn' } as Record<string, string>,
+    env: cliEnv(args[args.indexOf('--server') + 1]),
   });
   let out = '';
   p.onData((d) => (out += d));

@@ -97,7 +97,7 @@ describe('grace period through a cutting proxy', () => {
   it('clients ride out their own connection loss, re-attaching from the last byte seen', async () => {
     await eventually(async () => (await stateOf(c.client, 'box'))?.state === SessionState.CONNECTED, 10_000, 'CONNECTED');
     const clientProxy = await CutProxy.start(c.server);
-    const client = new CmdopClient({ server: clientProxy.address, machine: 'box' });
+    const client = new CmdopClient({ server: clientProxy.address, machine: 'box', token: c.token });
     try {
       const { cmd, expected } = steadyScript(20_000, 200, 0.05);
       const reconnects: string[] = [];
@@ -114,7 +114,7 @@ describe('grace period through a cutting proxy', () => {
       assert.deepEqual(r.gaps, []);
       void reconnects;
       // The CLI says so on stderr.
-      const cli = runCli(['exec', 'box', '--', steadyScript(2000, 100, 0.1).cmd], { server: clientProxy.address });
+      const cli = runCli(['exec', 'box', '--', steadyScript(2000, 100, 0.1).cmd], { server: clientProxy.address, env: { CMDOP_TOKEN: c.token } });
       await new Promise((res) => setTimeout(res, 700));
       clientProxy.cut();
       const out = await cli;
@@ -196,15 +196,16 @@ describe('liveness and sleep', () => {
   });
   after(() => c.stop());
 
-  function agent(name: string, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Agent {
-    return new Agent({ server: c.server, name, stateDir: path.join(dir, name), heartbeatIntervalS: 0.25, backoffInitialMs: 10, logger: quiet, ...extra });
+  async function agent(name: string, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}): Promise<Agent> {
+    const token = await c.agentToken(name);
+    return new Agent({ server: c.server, token, name, stateDir: path.join(dir, name), heartbeatIntervalS: 0.25, backoffInitialMs: 10, logger: quiet, ...extra });
   }
 
   it('no heartbeat for the heartbeat timeout moves the session to GRACE_PERIOD', async () => {
-    const a = agent('silent', { heartbeatIntervalS: 3600 });
+    const a = await agent('silent', { heartbeatIntervalS: 3600 });
     await a.start();
     try {
-      const client = new CmdopClient({ server: c.server, machine: 'silent', heartbeatIntervalMs: 200 });
+      const client = c.newClient({ machine: 'silent', heartbeatIntervalMs: 200 });
       const t = await client.terminal.open();
       const states: string[] = [];
       t.on('state', (s) => states.push(`${SessionState[s.state]}: ${s.reason}`));
@@ -217,11 +218,11 @@ describe('liveness and sleep', () => {
   });
 
   it('a client that stops sending heartbeats is closed; the session is untouched', async () => {
-    const a = agent('hb');
+    const a = await agent('hb');
     await a.start();
     try {
-      const lazy = new CmdopClient({ server: c.server, machine: 'hb', heartbeatIntervalMs: 3_600_000 });
-      const good = new CmdopClient({ server: c.server, machine: 'hb', heartbeatIntervalMs: 200 });
+      const lazy = c.newClient({ machine: 'hb', heartbeatIntervalMs: 3_600_000 });
+      const good = c.newClient({ machine: 'hb', heartbeatIntervalMs: 200 });
       const t = await good.terminal.open();
       const lazyAttach = await lazy.terminal.attach(t.terminalId, { mode: 'observer' });
       await assert.rejects(lazyAttach.done, (e: Error) => e instanceof TimeoutError && /no client heartbeat for 1 s/.test(e.message));
@@ -238,10 +239,10 @@ describe('liveness and sleep', () => {
   });
 
   it('BACKGROUND ends after the background timeout, and attached clients are told', async () => {
-    const a = agent('phone');
+    const a = await agent('phone');
     await a.start();
     try {
-      const client = new CmdopClient({ server: c.server, machine: 'phone', heartbeatIntervalMs: 200 });
+      const client = c.newClient({ machine: 'phone', heartbeatIntervalMs: 200 });
       const t = await client.terminal.open();
       const states: string[] = [];
       t.on('state', (s) => states.push(`${SessionState[s.state]}: ${s.reason}`));
@@ -255,11 +256,11 @@ describe('liveness and sleep', () => {
   });
 
   it('suspend() moves the session to GRACE_PERIOD at once; resume() brings it back byte-exact', async () => {
-    const a = agent('laptop');
+    const a = await agent('laptop');
     await a.start();
     try {
       const session = a.sessionId;
-      const client = new CmdopClient({ server: c.server, machine: 'laptop', heartbeatIntervalMs: 200 });
+      const client = c.newClient({ machine: 'laptop', heartbeatIntervalMs: 200 });
       const { cmd, expected } = steadyScript(200, 20, 0.1);
       const run = client.terminal.execute(cmd);
       await new Promise((r) => setTimeout(r, 300));
@@ -281,10 +282,10 @@ describe('liveness and sleep', () => {
   });
 
   it('input refused while the machine is away says it was not delivered, and can be sent again', async () => {
-    const a = agent('away');
+    const a = await agent('away');
     await a.start();
     try {
-      const client = new CmdopClient({ server: c.server, machine: 'away', heartbeatIntervalMs: 200 });
+      const client = c.newClient({ machine: 'away', heartbeatIntervalMs: 200 });
       const t = await client.terminal.open();
       a.suspend('lid closed');
       await eventually(async () => (await stateOf(client, 'away'))?.state === SessionState.GRACE_PERIOD, 3000, 'GRACE_PERIOD');
@@ -304,7 +305,7 @@ describe('liveness and sleep', () => {
 
   it('an exec whose "opened" answer is lost in a cut still completes, with all its output', async () => {
     const proxy = await CutProxy.start(c.server);
-    const a = agent('cutopen', { server: proxy.address });
+    const a = await agent('cutopen', { server: proxy.address });
     await a.start();
     try {
       // Cut the agent off the moment it starts the command, before its answer leaves.
@@ -317,7 +318,7 @@ describe('liveness and sleep', () => {
         }, 300);
         return set(k, v);
       };
-      const client = new CmdopClient({ server: c.server, machine: 'cutopen', heartbeatIntervalMs: 200 });
+      const client = c.newClient({ machine: 'cutopen', heartbeatIntervalMs: 200 });
       const r = await client.terminal.execute('echo hello; sleep 0.5; echo world');
       assert.equal(r.stdout, 'hello\nworld\n');
       assert.equal(r.exitCode, 0);
@@ -329,7 +330,7 @@ describe('liveness and sleep', () => {
   });
 
   it('a timer firing far too late is taken as a wake-up: the agent reconnects at once', async () => {
-    const a = agent('sleepy', { sleepDetectMs: 500 });
+    const a = await agent('sleepy', { sleepDetectMs: 500 });
     await a.start();
     try {
       const session = a.sessionId;

@@ -10,9 +10,11 @@ const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentService
 type AgentCall = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
 
 /** A hand-driven agent stream: send what a real agent never would. */
-function rawAgent(server: string) {
+function rawAgent(server: string, token: string) {
   const client = new AgentClient(server, grpc.credentials.createInsecure());
-  const call = (client as any).connect() as AgentCall;
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  const call = (client as any).connect(md) as AgentCall;
   const got: ControlMessage[] = [];
   call.on('data', (m: ControlMessage) => got.push(m));
   call.on('error', () => {});
@@ -42,7 +44,9 @@ describe('agent-side bad input', () => {
 
   it('a resume with another agent id or a wrong token is refused; the real session is untouched', async () => {
     const box = await boxState();
-    const wrongAgent = rawAgent(c.server);
+    // Even holding box's own credential, a resume needs the session's resume token.
+    const boxToken = c.storedAgentToken('box');
+    const wrongAgent = rawAgent(c.server, boxToken);
     wrongAgent.call.write({
       msg: { $case: 'resume', value: { agentId: 'someone-else', sessionId: box.sessionId, resumeToken: Buffer.alloc(32), terminals: [], capabilities: caps } },
     });
@@ -52,7 +56,7 @@ describe('agent-side bad input', () => {
     await wrongAgent.ended;
     wrongAgent.close();
 
-    const wrongToken = rawAgent(c.server);
+    const wrongToken = rawAgent(c.server, boxToken);
     wrongToken.call.write({
       msg: { $case: 'resume', value: { agentId: box.agentId, sessionId: box.sessionId, resumeToken: Buffer.alloc(32, 7), terminals: [], capabilities: caps } },
     });
@@ -68,14 +72,15 @@ describe('agent-side bad input', () => {
   });
 
   it('a resume of an ended session is refused with the reason it ended', async () => {
-    const first = rawAgent(c.server);
+    const rawToken = await c.agentToken('raw');
+    const first = rawAgent(c.server, rawToken);
     first.call.write({ msg: { $case: 'register', value: { agentId: 'raw-1', name: 'raw', capabilities: caps, orphanedTerminalIds: [] } } });
     const reg = (await first.next('registered'))!;
     assert.ok(reg.msg?.$case === 'registered');
     const { sessionId, resumeToken } = reg.msg.value;
     first.close(); // stream lost; no heartbeat either: GRACE_PERIOD, then DISCONNECTED after 2 s
     await eventually(async () => (await c.client.machines.list()).find((m) => m.name === 'raw')?.state === SessionState.DISCONNECTED, 8000, 'DISCONNECTED');
-    const late = rawAgent(c.server);
+    const late = rawAgent(c.server, rawToken);
     late.call.write({ msg: { $case: 'resume', value: { agentId: 'raw-1', sessionId, resumeToken, terminals: [], capabilities: caps } } });
     const refused = (await late.next('refused'))!;
     assert.ok(refused.msg?.$case === 'refused');
@@ -86,7 +91,7 @@ describe('agent-side bad input', () => {
 
   it('heartbeats for another session count for nothing', async () => {
     const box = await boxState();
-    const raw = rawAgent(c.server);
+    const raw = rawAgent(c.server, await c.agentToken('raw2'));
     raw.call.write({ msg: { $case: 'register', value: { agentId: 'raw-2', name: 'raw2', capabilities: caps, orphanedTerminalIds: [] } } });
     await raw.next('registered');
     const beat = setInterval(() => {

@@ -23,8 +23,17 @@ import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
 
 export interface AgentOptions {
-  /** Control plane address, HOST:PORT. */
+  /** Control plane address as gRPC dials it, HOST:PORT. */
   server: string;
+  /** The agent's credential (from enrollment), sent as a bearer token on every connect. */
+  token?: string;
+  /**
+   * Channel credentials, asked for on every connect (a pinned certificate is
+   * checked again each time). Rejecting with an error whose `fatal` is true
+   * stops the agent (e.g. the server's certificate changed); any other
+   * rejection is retried. Default: plaintext.
+   */
+  credentials?: () => Promise<grpc.ChannelCredentials>;
   name: string;
   /** Where the agent keeps its identity. */
   stateDir: string;
@@ -75,6 +84,7 @@ export class Agent extends EventEmitter {
   private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
   private ready = false; // registered/resumed on the current stream
   private attempt = 0;
+  private connectSeq = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
@@ -147,10 +157,33 @@ export class Agent extends EventEmitter {
   private connect(): void {
     this.status = 'connecting';
     this.client?.close();
+    this.client = undefined;
+    const attempt = ++this.connectSeq;
+    if (!this.opts.credentials) return this.openStream(grpc.credentials.createInsecure());
+    this.opts.credentials().then(
+      (creds) => {
+        if (attempt === this.connectSeq && this.status === 'connecting') this.openStream(creds);
+      },
+      (e: Error & { fatal?: boolean }) => {
+        if (attempt !== this.connectSeq || this.status !== 'connecting') return;
+        if (e.fatal) {
+          this.logger.error(e.message);
+          this.status = 'stopped';
+          this.emit('fatal', e);
+        } else {
+          this.onStreamLost(e.message);
+        }
+      },
+    );
+  }
+
+  private openStream(creds: grpc.ChannelCredentials): void {
     const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
     // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
-    this.client = new AgentClient(this.opts.server, grpc.credentials.createInsecure(), agentChannelOptions(keepaliveMs));
-    const call = (this.client as any).connect() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    this.client = new AgentClient(this.opts.server, creds, agentChannelOptions(keepaliveMs));
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
+    const call = (this.client as any).connect(md) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     this.call = call;
     this.ready = false;
     call.on('data', (m: ControlMessage) => {

@@ -1,8 +1,7 @@
 import { Command } from 'commander';
-import { CmdopClient } from '../../sdk';
 import { fail } from '../output';
 import { runInteractive } from '../interactive';
-import { serverAddress } from '../server-address';
+import { clientFor } from '../connection';
 
 export function registerConnect(program: Command): void {
   program
@@ -12,7 +11,7 @@ export function registerConnect(program: Command): void {
     .option('--terminal <id>', 'attach to this running terminal instead of opening a new one')
     .addHelpText('after', '\nExit status: the shell\'s, or 255 when the connection fails.\nExamples:\n  cmdop connect build-box\n  cmdop connect build-box --terminal 3f9a2c1d')
     .action(async (machine: string, o, cmd: Command) => {
-      const client = new CmdopClient({ server: serverAddress(cmd), machine });
+      const client = await clientFor(cmd, { machine });
       const cols = process.stdout.columns || 80;
       const rows = process.stdout.rows || 24;
       const a = await (o.terminal

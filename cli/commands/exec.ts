@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { AttachMode, OutputStream, TerminalKind, TerminalSpec } from '../../protocol';
-import { CmdopClient, TerminalAttachment } from '../../sdk';
+import { TerminalAttachment } from '../../sdk';
 import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { runInteractive } from '../interactive';
 import { watchAttachment } from '../watchEvents';
-import { serverAddress } from '../server-address';
+import { clientFor } from '../connection';
 
 export function registerExec(program: Command): void {
   program
@@ -28,7 +28,7 @@ export function registerExec(program: Command): void {
       ].join('\n'),
     )
     .action(async (machine: string, command: string[], o, cmd: Command) => {
-      const client = new CmdopClient({ server: serverAddress(cmd), machine });
+      const client = await clientFor(cmd, { machine });
       const pty = !!o.tty;
       const spec: TerminalSpec = {
         kind: TerminalKind.EXEC,

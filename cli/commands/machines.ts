@@ -1,8 +1,7 @@
 import { Command } from 'commander';
 import { MachineInfo, SessionState, TerminalKind } from '../../protocol';
-import { CmdopClient } from '../../sdk';
-import { fail } from '../output';
-import { serverAddress } from '../server-address';
+import { fail, table } from '../output';
+import { clientFor } from '../connection';
 
 export function registerMachines(program: Command): void {
   program
@@ -10,7 +9,7 @@ export function registerMachines(program: Command): void {
     .description('list every machine with its state, capabilities, latest metrics and terminals')
     .option('--json', 'machine-readable output')
     .action(async (o, cmd: Command) => {
-      const client = new CmdopClient({ server: serverAddress(cmd) });
+      const client = await clientFor(cmd);
       const machines = await client.machines.list().catch((e) => fail(e.message));
       client.close();
       if (o.json) {
@@ -60,10 +59,8 @@ function formatMachines(machines: MachineInfo[]): string {
       new Date(m.stateSinceMs).toISOString().replace('T', ' ').slice(0, 19),
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
   const reasons = machines
     .filter((m) => m.state !== SessionState.CONNECTED)
     .map((m) => `  ${m.name}: ${m.stateReason}`);
-  return lines.join('\n') + '\n' + (reasons.length ? `\n${reasons.join('\n')}\n` : '');
+  return table(rows) + (reasons.length ? `\n${reasons.join('\n')}\n` : '');
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol';
-import { startControlPlane } from '../../control-plane/server';
+import { parseListen, startControlPlane } from '../../control-plane/server';
+import { ensureSelfSignedCert, loadCertFiles } from '../../lib/tls';
 import { defaultDataDir } from '../paths';
 import { fail } from '../output';
 import { seconds } from '../options';
@@ -16,8 +17,32 @@ export function registerServer(program: Command): void {
     .option('--heartbeat-timeout <s>', 'CONNECTED -> GRACE_PERIOD without an agent heartbeat this long', seconds, DEFAULT_TIMEOUTS.heartbeatTimeoutS)
     .option('--client-timeout <s>', 'close a client stream without a heartbeat this long', seconds, DEFAULT_TIMEOUTS.clientTimeoutS)
     .option('--heartbeat-interval <s>', 'heartbeat interval asked of agents', seconds, DEFAULT_TIMEOUTS.heartbeatIntervalS)
-    .addHelpText('after', '\nExample:\n  cmdop server --listen 127.0.0.1:7420 --data-dir /var/lib/cmdop')
+    .option('--tls', 'TLS with a self-signed certificate generated once into DATA_DIR/tls (clients pin its fingerprint)')
+    .option('--tls-cert <file>', 'TLS certificate chain (PEM), e.g. from your CA')
+    .option('--tls-key <file>', 'its private key (PEM)')
+    .option('--insecure', 'allow a non-loopback --listen without TLS')
+    .option('--web-listen <host:port>', 'sign-in pages and OAuth endpoints (default: --listen port + 1)')
+    .option('--public-url <url>', 'the web address people and clients use, if not the listen address (e.g. behind a proxy)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  cmdop server --listen 127.0.0.1:7420 --data-dir /var/lib/cmdop\n' +
+        '  cmdop server --listen 0.0.0.0:7420 --tls          (then: cmdop --server grpcs://HOST:7420 login)\n' +
+        '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
+    )
     .action(async (o) => {
+      if (!!o.tlsCert !== !!o.tlsKey) fail('--tls-cert and --tls-key go together');
+      const tls = o.tlsCert
+        ? (() => {
+            try {
+              return loadCertFiles(o.tlsCert, o.tlsKey);
+            } catch (e) {
+              return fail((e as Error).message);
+            }
+          })()
+        : o.tls
+          ? await ensureSelfSignedCert(o.dataDir, [parseListen(o.listen).host]).catch((e) => fail(e.message))
+          : undefined;
       const cp = await startControlPlane({
         listen: o.listen,
         dataDir: o.dataDir,
@@ -26,8 +51,14 @@ export function registerServer(program: Command): void {
         heartbeatTimeoutS: o.heartbeatTimeout,
         clientTimeoutS: o.clientTimeout,
         heartbeatIntervalS: o.heartbeatInterval,
+        tls,
+        insecure: !!o.insecure,
+        webListen: o.webListen,
+        publicUrl: o.publicUrl,
       }).catch((e) => fail(e.message));
       process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
+      process.stdout.write(`  sign-in: ${cp.webUrl}   admin token: ${cp.adminTokenFile}\n`);
+      if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
       const stop = () => {
         cp.close().then(() => process.exit(0));
       };

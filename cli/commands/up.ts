@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { fork } from 'node:child_process';
-import { DEFAULT_SERVER, SessionState } from '../../protocol';
+import { DEFAULT_SERVER, SessionState, TokenKind } from '../../protocol';
 import { startControlPlane } from '../../control-plane/server';
 import { defaultAgentStateDir, defaultDataDir, defaultMachineName } from '../paths';
 import { fail } from '../output';
@@ -21,10 +21,14 @@ export function registerUp(program: Command): void {
           ? `${o.listen} is in use: is \`cmdop up\` already running? (choose another with --listen)`
           : e.message),
       );
-      // The agent runs in its own process, as it would on any other machine.
+      // The agent runs in its own process, as it would on any other machine,
+      // enrolled as the local admin's machine with a short-lived one-time
+      // token (spent only if it has no working credential yet).
+      const admin = cp.access.store.users().find((u) => u.admin)!;
+      const enroll = cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `cmdop up ${o.name}`, machine: o.name, expiresInS: 600 });
       const agent = fork(process.argv[1], ['agent', '--server', cp.address, '--name', o.name, '--state-dir', defaultAgentStateDir()], {
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-        env: { ...process.env, CMDOP_LOG_LEVEL: level },
+        env: { ...process.env, CMDOP_LOG_LEVEL: level, CMDOP_ENROLL_TOKEN: enroll.token },
       });
       let stopping = false;
       agent.on('exit', (code) => {
@@ -38,7 +42,10 @@ export function registerUp(program: Command): void {
         if (m?.state === SessionState.CONNECTED) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      const env = cp.address === DEFAULT_SERVER ? '' : `CMDOP_SERVER=${cp.address} `;
+      // The CLI finds the default data dir's admin.token by itself; anything else needs saying.
+      const env =
+        (cp.address === DEFAULT_SERVER ? '' : `CMDOP_SERVER=${cp.address} `) +
+        (o.dataDir === defaultDataDir() ? '' : `CMDOP_TOKEN=$(cat ${cp.adminTokenFile}) `);
       process.stdout.write(
         [
           `CMDOP is up.`,

@@ -1,9 +1,8 @@
 import { Command } from 'commander';
-import { TerminalKind } from '../../protocol';
-import { CmdopClient } from '../../sdk';
+import { TerminalKind, TokenKind } from '../../protocol';
 import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { watchAttachment } from '../watchEvents';
-import { serverAddress } from '../server-address';
+import { clientFor } from '../connection';
 
 export function registerWatch(program: Command): void {
   program
@@ -13,7 +12,12 @@ export function registerWatch(program: Command): void {
     .argument('[terminal]', 'terminal id (default: the newest shell on the machine)')
     .addHelpText('after', '\nCtrl-C stops watching; the terminal is not affected.')
     .action(async (machine: string, terminal: string | undefined, _o, cmd: Command) => {
-      const client = new CmdopClient({ server: serverAddress(cmd), machine });
+      const client = await clientFor(cmd, { machine });
+      if (!terminal) {
+        // A share link names its one terminal; it may not list the others.
+        const me = await client.auth.whoami().catch((e) => fail(e.message));
+        if (me.kind === TokenKind.SHARE) terminal = me.terminalId;
+      }
       if (!terminal) {
         const list = await client.terminal.list().catch((e) => fail(e.message));
         const shells = list.filter((t) => !t.exited && t.spec?.kind === TerminalKind.SHELL);

@@ -6,6 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CmdopClient } from '../../sdk';
+import type { ClientOptions } from '../../sdk';
+
+/** Admin tokens by server address, so runCli can sign in to whichever cluster it is pointed at. */
+const tokens = new Map<string, string>();
 
 export const ROOT = path.join(__dirname, '..', '..', '..');
 export const CLI = path.join(ROOT, 'bin', 'cmdop.js');
@@ -67,6 +71,14 @@ export function waitForLine(proc: ChildProcess, re: RegExp, timeoutMs = 15_000):
 
 export interface Cluster {
   server: string;
+  /** The admin's token (DATA_DIR/admin.token); runCli and `client` carry it. */
+  token: string;
+  /** A signed-in SDK client (the admin's unless `token` is given). */
+  newClient(o?: ClientOptions): CmdopClient;
+  /** The credential an agent started by startAgent stored. */
+  storedAgentToken(name: string): string;
+  /** Enrolls `name` (as the admin's machine) and returns its agent credential. */
+  agentToken(name: string): Promise<string>;
   cp: ChildProcess;
   agents: Map<string, ChildProcess>;
   client: CmdopClient;
@@ -82,7 +94,17 @@ export interface ClusterOptions {
   env?: Record<string, string>;
 }
 
-const LOG_ENV = { CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn' };
+// Quiet logs, and a config/data home of the test's own: the CLI must not
+// find this user's real sign-ins, pins or local admin.token.
+const HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-home-'));
+process.once('exit', () => fs.rmSync(HOME, { recursive: true, force: true }));
+const LOG_ENV = {
+  CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn',
+  XDG_CONFIG_HOME: path.join(HOME, 'config'),
+  XDG_DATA_HOME: path.join(HOME, 'data'),
+  CMDOP_TOKEN: '',
+  CMDOP_NO_BROWSER: '1',
+};
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const dir = tempDir();
@@ -95,16 +117,38 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   );
   procs.push(cp);
   const [, server] = await waitForLine(cp, /listening on (\S+)/);
+  const token = fs.readFileSync(path.join(dir, 'cp', 'admin.token'), 'utf8').trim();
+  tokens.set(server, token);
   const agents = new Map<string, ChildProcess>();
   const cluster: Cluster = {
     server,
+    token,
     cp,
     agents,
     dir,
-    client: new CmdopClient({ server }),
+    client: new CmdopClient({ server, token }),
+    newClient: (o = {}) => new CmdopClient({ server, token, ...o }),
+    storedAgentToken(name) {
+      const all = JSON.parse(fs.readFileSync(path.join(dir, `agent-${name}`, 'credentials.json'), 'utf8'));
+      return (Object.values(all)[0] as { token: string }).token;
+    },
+    async agentToken(name) {
+      const enroll = await cluster.client.auth.createEnrollment(name);
+      const c = new CmdopClient({ server, token: enroll.token });
+      try {
+        return (await c.auth.enrollAgent()).token;
+      } finally {
+        c.close();
+      }
+    },
     async startAgent(name, args = []) {
+      const stateDir = path.join(dir, `agent-${name}`);
+      // Enrolled once; a restarted agent uses the credential it stored.
+      const enroll = fs.existsSync(path.join(stateDir, 'credentials.json'))
+        ? []
+        : ['--enroll-token', (await cluster.client.auth.createEnrollment(name)).token];
       const a = track(
-        spawn(process.execPath, [CLI, 'agent', '--server', server, '--name', name, '--state-dir', path.join(dir, `agent-${name}`), ...args], {
+        spawn(process.execPath, [CLI, 'agent', '--server', server, '--name', name, '--state-dir', stateDir, ...enroll, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, ...LOG_ENV, ...opts.env },
         }),
@@ -116,6 +160,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     },
     async stop() {
       cluster.client.close();
+      tokens.delete(server);
       await Promise.all(
         procs.map(
           (p) =>
@@ -141,13 +186,19 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The environment a CLI process gets: quiet, hermetic, signed in to `server` if it is a test cluster's. */
+export function cliEnv(server?: string, extra: Record<string, string> = {}): Record<string, string> {
+  const token = server && tokens.has(server) ? { CMDOP_TOKEN: tokens.get(server)! } : {};
+  return { ...(process.env as Record<string, string>), ...LOG_ENV, ...token, ...extra };
+}
+
 /** Runs `cmdop ARGS` to completion. */
 export function runCli(args: string[], opts: { server?: string; input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = track(
       spawn(process.execPath, [CLI, ...(opts.server ? ['--server', opts.server] : []), ...args], {
         stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, ...LOG_ENV, ...opts.env },
+        env: cliEnv(opts.server ?? opts.env?.CMDOP_SERVER, opts.env),
       }),
     );
     const out: Buffer[] = [];

@@ -1,0 +1,125 @@
+// How the CLI reaches a control plane: the address (--server, CMDOP_SERVER,
+// else the local default), TLS trust (system CAs, or a self-signed
+// certificate pinned on first use), and the bearer token (CMDOP_TOKEN, else a
+// stored `cmdop login`, else - on loopback only - the local control plane's
+// admin.token, which is how `cmdop up` needs no sign-in for its own user).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import * as grpc from '@grpc/grpc-js';
+import { CmdopClient } from '../sdk';
+import { ServerAddress, isLoopback, parseServerAddress } from '../lib/serverAddress';
+import { KnownServers, Trust, grpcChannelCredentials, httpsAgent, resolveTrust } from '../lib/tls';
+import { defaultDataDir, knownServersFile, loginsFile } from './paths';
+import { serverAddress } from './server-address';
+import { Logins, StoredLogin } from './auth/logins';
+import { OAuthClient, OAuthError } from './auth/oauthClient';
+
+export interface Connection {
+  address: ServerAddress;
+  trust: Trust | undefined;
+  credentials: grpc.ChannelCredentials;
+}
+
+/** Resolves TLS trust for an address; prints a notice the first time a certificate is pinned. */
+export async function connectionTo(addr: string): Promise<Connection> {
+  const address = parseServerAddress(addr);
+  if (!address.tls) return { address, trust: undefined, credentials: grpc.credentials.createInsecure() };
+  const trust = await resolveTrust({
+    host: address.host,
+    port: address.port,
+    knownServers: new KnownServers(knownServersFile()),
+    expectedFingerprint: process.env.CMDOP_TLS_FINGERPRINT || undefined,
+    onFirstUse: (fp) =>
+      process.stderr.write(
+        `cmdop: first connection to ${address.display}: pinned its certificate SHA256 ${fp}\n` +
+          `       (compare with the fingerprint the server printed; a different one later is refused)\n`,
+      ),
+  });
+  return { address, trust, credentials: grpcChannelCredentials(trust) };
+}
+
+export const oauthClientFor = (conn: Connection, clientId: string) =>
+  new OAuthClient(clientId, conn.trust ? httpsAgent(conn.trust) : undefined);
+
+/** Refresh this long before an access token expires. */
+const REFRESH_MARGIN_MS = 60_000;
+
+/** The stored sign-in's access token, refreshed (under the lock) when it is close to expiry. */
+async function loginToken(conn: Connection): Promise<StoredLogin | undefined> {
+  const logins = new Logins(loginsFile());
+  const key = conn.address.display;
+  const first = logins.get(key);
+  if (!first) return undefined;
+  if (first.accessExpiresMs - Date.now() > REFRESH_MARGIN_MS) return first;
+  return logins.locked(async () => {
+    const cur = logins.get(key); // another process may have refreshed it meanwhile
+    if (!cur) return undefined;
+    if (cur.accessExpiresMs - Date.now() > REFRESH_MARGIN_MS) return cur;
+    try {
+      const t = await oauthClientFor(conn, cur.clientId).refresh(cur.tokenEndpoint, cur.refreshToken);
+      const next = { ...cur, accessToken: t.accessToken, refreshToken: t.refreshToken, accessExpiresMs: Date.now() + t.expiresInS * 1000 };
+      logins.set(key, next);
+      return next;
+    } catch (e) {
+      if (e instanceof OAuthError && e.error === 'invalid_grant') {
+        logins.set(key, undefined);
+        throw new Error(`your sign-in to ${key} expired or was revoked: run \`cmdop login\` again`);
+      }
+      throw e;
+    }
+  });
+}
+
+/** The local control plane's admin token, for a loopback server only. */
+function localAdminToken(address: ServerAddress): string | undefined {
+  if (!isLoopback(address.host)) return undefined;
+  try {
+    return fs.readFileSync(path.join(defaultDataDir(), 'admin.token'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface TokenSource {
+  token: string | undefined;
+  /** Where it came from, for `whoami` and error messages. */
+  source: 'CMDOP_TOKEN' | 'login' | 'admin.token' | 'none';
+  login?: StoredLogin;
+}
+
+export async function tokenFor(conn: Connection): Promise<TokenSource> {
+  if (process.env.CMDOP_TOKEN) return { token: process.env.CMDOP_TOKEN, source: 'CMDOP_TOKEN' };
+  const login = await loginToken(conn);
+  if (login) return { token: login.accessToken, source: 'login', login };
+  const admin = localAdminToken(conn.address);
+  if (admin) return { token: admin, source: 'admin.token' };
+  return { token: undefined, source: 'none' };
+}
+
+/**
+ * A client for the command's --server, signed in. With a stored login the
+ * access token is refreshed in the background for as long as the client
+ * lives (connect and watch can run for days).
+ */
+export async function clientFor(cmd: Command, o: { machine?: string; token?: string } = {}): Promise<CmdopClient> {
+  const conn = await connectionTo(serverAddress(cmd));
+  const src = o.token !== undefined ? { token: o.token, source: 'CMDOP_TOKEN' as const } : await tokenFor(conn);
+  const client = new CmdopClient({ server: conn.address.display, credentials: conn.credentials, machine: o.machine, token: src.token });
+  if (src.source === 'login') keepFresh(client, conn, src.login!);
+  return client;
+}
+
+function keepFresh(client: CmdopClient, conn: Connection, login: StoredLogin): void {
+  const due = Math.max(1000, login.accessExpiresMs - Date.now() - REFRESH_MARGIN_MS);
+  const t = setTimeout(() => {
+    loginToken(conn)
+      .then((next) => {
+        if (!next) return;
+        client.setToken(next.accessToken);
+        keepFresh(client, conn, next);
+      })
+      .catch((e: Error) => process.stderr.write(`cmdop: ${e.message}\n`));
+  }, due);
+  t.unref();
+}

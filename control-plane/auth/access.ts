@@ -1,0 +1,256 @@
+// Authentication (which principal a bearer token stands for) and
+// authorization (what that principal may do on a machine) for every gRPC call
+// and WebSocket. Also the registry of live streams per token, so revoking a
+// token, a share or a grant ends the streams it opened at once.
+import type { Metadata } from '@grpc/grpc-js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { AttachMode, TokenKind } from '../../protocol';
+import { ApiError, denied, unauthenticated } from '../errors';
+import { AuthStore, AuditInput, TokenRow, UserRow } from './store';
+import { hashSecret, kindOfSecret, newId, newSecret } from './secrets';
+
+export interface Principal {
+  kind: TokenKind;
+  /** Our token id; 'oauth' for device-flow access tokens. */
+  tokenId: string;
+  user: UserRow;
+  /** AGENT, ENROLLMENT and SHARE tokens are bound to one machine (SHARE: one terminal). */
+  machine: string;
+  terminalId: string;
+  expiresMs: number;
+}
+
+export type OAuthVerifier = (token: string) => Promise<{ userId: string; expiresAtMs: number } | undefined>;
+
+/** A live stream opened under a token: what to close when the token, share or grant goes. */
+interface LiveStream {
+  principal: Principal;
+  machine: string;
+  close(reason: string): void;
+}
+
+const USER_KINDS = new Set([TokenKind.OAUTH, TokenKind.ADMIN, TokenKind.API]);
+const KIND_USE: Partial<Record<TokenKind, string>> = {
+  [TokenKind.AGENT]: 'an agent credential (it only connects an agent)',
+  [TokenKind.ENROLLMENT]: 'an enrollment token (use it once with `cmdop agent --enroll-token`)',
+  [TokenKind.SHARE]: 'a share token (it only watches one terminal)',
+};
+const MAX_TOKEN_CHARS = 4096;
+// last_used_ms is informative; writing it on every call would cost a write per keystroke batch.
+const TOUCH_EVERY_MS = 60_000;
+
+export const roleName = (r: AttachMode) => (r === AttachMode.OPERATOR ? 'OPERATOR' : r === AttachMode.OBSERVER ? 'OBSERVER' : 'none');
+
+export class Access {
+  private verifyOAuth: OAuthVerifier | undefined;
+  private live = new Set<LiveStream>();
+
+  constructor(readonly store: AuthStore) {}
+
+  setOAuthVerifier(v: OAuthVerifier): void {
+    this.verifyOAuth = v;
+  }
+
+  // ---- bootstrap
+
+  /**
+   * The first admin, without ceremony: on first start an `admin` user and a
+   * token for it in DATA_DIR/admin.token (0600). Whoever can read the data
+   * dir already owns the control plane, so this gives away nothing new.
+   */
+  bootstrapAdmin(dataDir: string): { file: string; created: boolean } {
+    const file = path.join(dataDir, 'admin.token');
+    let admin = this.store.users().find((u) => u.admin);
+    if (!admin) {
+      admin = { id: randomUUID(), name: 'admin', passwordHash: '', admin: true, createdMs: Date.now() };
+      this.store.addUser(admin);
+    }
+    if (fs.existsSync(file)) {
+      const token = fs.readFileSync(file, 'utf8').trim();
+      const row = this.store.tokenByHash(hashSecret(token));
+      if (row && !row.revokedMs) return { file, created: false };
+    }
+    // Missing, or revoked by `tokens revoke`: a fresh one (deleting the file is how to rotate it).
+    const { token } = this.issue(TokenKind.ADMIN, admin, { name: 'admin.token' });
+    fs.writeFileSync(file, token + '\n', { mode: 0o600 });
+    fs.chmodSync(file, 0o600);
+    return { file, created: true };
+  }
+
+  /** A new secret of `kind` for `user`; the row keeps only its hash. */
+  issue(
+    kind: TokenKind,
+    user: UserRow,
+    o: { name?: string; machine?: string; terminalId?: string; expiresInS?: number } = {},
+  ): { token: string; row: TokenRow } {
+    const token = newSecret(kind);
+    const now = Date.now();
+    const row: TokenRow = {
+      id: newId('tok'),
+      kind,
+      hash: hashSecret(token),
+      name: o.name ?? '',
+      userId: user.id,
+      machine: o.machine ?? '',
+      terminalId: o.terminalId ?? '',
+      createdMs: now,
+      expiresMs: o.expiresInS ? now + o.expiresInS * 1000 : 0,
+      lastUsedMs: 0,
+      revokedMs: 0,
+      usedMs: 0,
+    };
+    this.store.addToken(row);
+    return { token, row };
+  }
+
+  // ---- authentication
+
+  /** The principal behind a call's `authorization: Bearer` metadata; UNAUTHENTICATED otherwise. */
+  async authenticate(md: Metadata): Promise<Principal> {
+    const header = md.get('authorization')[0];
+    if (header === undefined || header === '') {
+      throw unauthenticated('no token: sign in with `cmdop login`, or set CMDOP_TOKEN');
+    }
+    const m = typeof header === 'string' ? /^Bearer ([\x21-\x7e]+)$/i.exec(header) : null;
+    if (!m || m[1].length > MAX_TOKEN_CHARS) throw unauthenticated('malformed authorization header: expected "Bearer TOKEN"');
+    return this.principalOf(m[1]);
+  }
+
+  async principalOf(token: string): Promise<Principal> {
+    const kind = kindOfSecret(token);
+    if (kind === undefined) return this.oauthPrincipal(token);
+    const row = this.store.tokenByHash(hashSecret(token));
+    if (!row || row.kind !== kind) throw unauthenticated('unknown token: it was not issued by this control plane');
+    const now = Date.now();
+    if (row.revokedMs) throw unauthenticated(`token ${row.id} was revoked`);
+    if (row.expiresMs && row.expiresMs <= now) {
+      throw unauthenticated(`token ${row.id} expired at ${new Date(row.expiresMs).toISOString()}`);
+    }
+    if (row.kind === TokenKind.ENROLLMENT && row.usedMs) {
+      throw unauthenticated(`enrollment token ${row.id} was already used at ${new Date(row.usedMs).toISOString()}`);
+    }
+    const user = this.store.user(row.userId);
+    if (!user) throw unauthenticated(`token ${row.id} belongs to a user who no longer exists`);
+    if (now - row.lastUsedMs > TOUCH_EVERY_MS) this.store.touchToken(row.id, now);
+    return { kind: row.kind, tokenId: row.id, user, machine: row.machine, terminalId: row.terminalId, expiresMs: row.expiresMs };
+  }
+
+  private async oauthPrincipal(token: string): Promise<Principal> {
+    const v = this.verifyOAuth ? await this.verifyOAuth(token) : undefined;
+    if (!v) throw unauthenticated('the access token is invalid, expired or revoked: run `cmdop login` again');
+    const user = this.store.user(v.userId);
+    if (!user) throw unauthenticated('the access token belongs to a user who no longer exists');
+    return { kind: TokenKind.OAUTH, tokenId: 'oauth', user, machine: '', terminalId: '', expiresMs: v.expiresAtMs };
+  }
+
+  // ---- authorization
+
+  /** A person's token (device flow, admin or API), not a bound one. */
+  requireUser(p: Principal, what: string): void {
+    if (!USER_KINDS.has(p.kind)) throw denied(`${KIND_USE[p.kind] ?? 'this token'} cannot ${what}`);
+  }
+
+  requireAdmin(p: Principal, what: string): void {
+    this.requireUser(p, what);
+    if (!p.user.admin) throw denied(`only an admin can ${what}`);
+  }
+
+  /** The most a principal may do on a machine (its terminals, for a share). */
+  roleOn(p: Principal, machine: string): AttachMode {
+    if (!USER_KINDS.has(p.kind)) return AttachMode.ATTACH_MODE_UNSPECIFIED;
+    if (p.user.admin) return AttachMode.OPERATOR;
+    const owner = this.store.machineOwner(machine);
+    if (owner === p.user.id) return AttachMode.OPERATOR;
+    return this.store.grantOf(machine, p.user.id)?.role ?? AttachMode.ATTACH_MODE_UNSPECIFIED;
+  }
+
+  /** Throws unless `p` may act as `mode` on `machine` (and, for a share, on `terminalId`). */
+  require(p: Principal, machine: string, mode: AttachMode, terminalId = ''): void {
+    if (p.kind === TokenKind.SHARE) {
+      if (mode !== AttachMode.OBSERVER) throw denied('a share link is watch-only: it cannot send input, resize, signal or open terminals');
+      if (p.machine !== machine || !terminalId || p.terminalId !== terminalId) {
+        throw denied(`this share link is for terminal ${p.terminalId} on ${p.machine} only`);
+      }
+      return;
+    }
+    this.requireUser(p, 'use terminals');
+    const role = this.roleOn(p, machine);
+    if (role === AttachMode.OPERATOR || (role === AttachMode.OBSERVER && mode === AttachMode.OBSERVER)) return;
+    throw denied(
+      role === AttachMode.OBSERVER
+        ? `${p.user.name} may only observe ${machine}`
+        : `${p.user.name} has no access to machine ${machine}: its owner can run \`cmdop grant ${machine} ${p.user.name} --observer\``,
+    );
+  }
+
+  /** Names of machines a principal may at least observe (undefined: all of them). */
+  visibleMachines(p: Principal): Set<string> | undefined {
+    if (!USER_KINDS.has(p.kind)) throw denied(`${KIND_USE[p.kind] ?? 'this token'} cannot list machines`);
+    if (p.user.admin) return undefined;
+    return new Set([...this.store.machinesOf(p.user.id), ...this.store.grantsFor(p.user.id).map((g) => g.machine)]);
+  }
+
+  // ---- audit
+
+  actor(p: Principal | undefined): string {
+    if (!p) return 'anonymous';
+    if (p.kind === TokenKind.SHARE) return `share:${p.tokenId} (by ${p.user.name})`;
+    if (p.kind === TokenKind.AGENT) return `agent:${p.machine}`;
+    return p.user.name;
+  }
+
+  audit(p: Principal | undefined, e: Partial<AuditInput> & { action: string }): void {
+    this.store.audit({
+      actor: this.actor(p),
+      machine: '',
+      terminalId: '',
+      mode: AttachMode.ATTACH_MODE_UNSPECIFIED,
+      commandId: '',
+      ok: true,
+      detail: '',
+      peer: '',
+      ...e,
+    });
+  }
+
+  // ---- live streams
+
+  /** Registers a stream so revocation can end it; returns the function that forgets it. */
+  track(principal: Principal, machine: string, close: (reason: string) => void): () => void {
+    const s: LiveStream = { principal, machine, close };
+    this.live.add(s);
+    let timer: NodeJS.Timeout | undefined;
+    if (principal.expiresMs && principal.kind === TokenKind.SHARE) {
+      // A share ends when it expires, even mid-stream.
+      timer = setTimeout(() => this.end(s, `share ${principal.tokenId} expired`), Math.max(0, principal.expiresMs - Date.now()));
+      timer.unref();
+    }
+    return () => {
+      clearTimeout(timer);
+      this.live.delete(s);
+    };
+  }
+
+  /** Ends every live stream that matches; returns how many. */
+  cut(match: (p: Principal, machine: string) => boolean, reason: string): number {
+    let n = 0;
+    for (const s of [...this.live]) {
+      if (match(s.principal, s.machine)) {
+        this.end(s, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private end(s: LiveStream, reason: string): void {
+    if (!this.live.delete(s)) return;
+    try {
+      s.close(reason);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+    }
+  }
+}

@@ -1,0 +1,260 @@
+// AuthService: identity, tokens, enrollment, grants, share links, users and
+// the audit log. Every call but GetServerInfo needs a token; what a caller
+// may do is decided by Access.
+import {
+  AttachMode,
+  IssuedToken,
+  ServerInfo,
+  TokenInfo,
+  TokenKind,
+  UserInfo,
+} from '../../protocol';
+import { ApiError, denied, invalid, notFound } from '../errors';
+import { authedUnary } from '../clientService';
+import { NAME, type Registry } from '../registry';
+import { Access, Principal, roleName } from './access';
+import { TokenRow, UserRow } from './store';
+import { generatePassword, hashPassword } from './secrets';
+import { randomUUID } from 'node:crypto';
+import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+
+const TEN_YEARS_S = 10 * 365 * 24 * 3600;
+const MIN_PASSWORD = 8;
+
+function checkName(what: string, name: string): void {
+  if (!NAME.test(name)) throw invalid(`${what} ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-'`);
+}
+
+function checkExpiry(s: number, fallback: number): number {
+  if (s < 0 || s > TEN_YEARS_S) throw invalid(`expiry must be between 0 and ${TEN_YEARS_S} seconds (got ${s})`);
+  return s || fallback;
+}
+
+export interface AuthServiceDeps {
+  access: Access;
+  registry: Registry;
+  serverInfo(): ServerInfo;
+}
+
+export function authServiceHandlers({ access, registry, serverInfo }: AuthServiceDeps) {
+  const store = access.store;
+  const userName = (id: string) => store.user(id)?.name ?? '(deleted)';
+  const tokenInfo = (t: TokenRow): TokenInfo => ({
+    id: t.id,
+    kind: t.kind,
+    name: t.name,
+    user: userName(t.userId),
+    machine: t.machine,
+    terminalId: t.terminalId,
+    createdMs: t.createdMs,
+    expiresMs: t.expiresMs,
+    lastUsedMs: t.lastUsedMs,
+    revokedMs: t.revokedMs,
+    usedMs: t.usedMs,
+  });
+  const issued = (t: { token: string; row: TokenRow }, url = ''): IssuedToken => ({ info: tokenInfo(t.row), token: t.token, url });
+  const userInfo = (u: UserRow, password = ''): UserInfo => ({
+    name: u.name,
+    admin: u.admin,
+    createdMs: u.createdMs,
+    password,
+    machines: store.machinesOf(u.id),
+  });
+  /** The owner of a machine, or an admin; the only ones who can grant, list grants or read its audit. */
+  const requireOwner = (p: Principal, machine: string, what: string) => {
+    access.requireUser(p, what);
+    if (p.user.admin) return;
+    const owner = store.machineOwner(machine);
+    if (owner !== p.user.id) throw denied(`only the owner of ${machine} (or an admin) can ${what}`);
+  };
+  const targetUser = (name: string) => {
+    const u = store.userByName(name);
+    if (!u) throw notFound(`no user named ${JSON.stringify(name)}`);
+    return u;
+  };
+
+  return {
+    getServerInfo(_call: ServerUnaryCall<unknown, ServerInfo>, cb: sendUnaryData<ServerInfo>) {
+      cb(null, serverInfo());
+    },
+
+    whoAmI: authedUnary(access, 'whoami', (_req, p) => ({
+      kind: p.kind,
+      user: p.user.name,
+      admin: p.user.admin && p.kind !== TokenKind.SHARE,
+      tokenId: p.tokenId,
+      expiresMs: p.expiresMs,
+      machine: p.machine,
+      terminalId: p.terminalId,
+    })),
+
+    createToken: authedUnary<{ name: string; expiresInS: number }, IssuedToken>(access, 'token-create', (req, p, peer) => {
+      access.requireUser(p, 'create tokens');
+      if (!req.name || req.name.length > 64) throw invalid('a token needs a --name of 1-64 characters');
+      const expiresInS = checkExpiry(req.expiresInS, 0);
+      const t = access.issue(TokenKind.API, p.user, { name: req.name, expiresInS });
+      access.audit(p, { action: 'token-create', detail: `${t.row.id} ${req.name}`, peer });
+      return issued(t);
+    }),
+
+    listTokens: authedUnary<{ allUsers: boolean; kind: TokenKind }, { tokens: TokenInfo[] }>(access, 'token-list', (req, p) => {
+      access.requireUser(p, 'list tokens');
+      if (req.allUsers && !p.user.admin) throw denied('only an admin can list every user\'s tokens');
+      const rows = store.tokens().filter((t) => (req.allUsers || t.userId === p.user.id) && (!req.kind || t.kind === req.kind));
+      return { tokens: rows.map(tokenInfo) };
+    }),
+
+    revokeToken: authedUnary<{ id: string }, { streamsClosed: number }>(access, 'token-revoke', (req, p, peer) => {
+      access.requireUser(p, 'revoke tokens');
+      const t = store.token(req.id);
+      if (!t) throw notFound(`no token ${JSON.stringify(req.id)} (see \`cmdop tokens list\`)`);
+      const ownsMachine = t.machine !== '' && store.machineOwner(t.machine) === p.user.id;
+      if (t.userId !== p.user.id && !p.user.admin && !ownsMachine) throw denied(`token ${t.id} is not yours to revoke`);
+      store.revokeToken(t.id);
+      const streamsClosed = access.cut((q) => q.tokenId === t.id, `token ${t.id} was revoked`);
+      access.audit(p, { action: 'token-revoke', machine: t.machine, terminalId: t.terminalId, detail: `${t.id} (${TokenKind[t.kind]}); ${streamsClosed} streams closed`, peer });
+      return { streamsClosed };
+    }),
+
+    createEnrollment: authedUnary<{ machine: string; expiresInS: number }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+      access.requireUser(p, 'enroll agents');
+      checkName('machine name', req.machine);
+      const owner = store.machineOwner(req.machine);
+      if (owner && owner !== p.user.id && !p.user.admin) {
+        throw new ApiError('ALREADY_EXISTS', `machine ${req.machine} belongs to ${userName(owner)}; choose another name`);
+      }
+      const expiresInS = checkExpiry(req.expiresInS, 3600);
+      const t = access.issue(TokenKind.ENROLLMENT, p.user, { name: `enroll ${req.machine}`, machine: req.machine, expiresInS });
+      access.audit(p, { action: 'enroll-token', machine: req.machine, detail: t.row.id, peer });
+      return issued(t);
+    }),
+
+    enrollAgent: authedUnary<{ machine: string }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+      let machine = req.machine;
+      if (p.kind === TokenKind.ENROLLMENT) {
+        if (machine && machine !== p.machine) throw denied(`this enrollment token is for machine ${p.machine}, not ${machine}`);
+        machine = p.machine;
+      } else {
+        access.requireUser(p, 'enroll agents');
+        checkName('machine name', machine);
+      }
+      const owner = store.machineOwner(machine);
+      if (owner && owner !== p.user.id && !p.user.admin) {
+        throw new ApiError('ALREADY_EXISTS', `machine ${machine} belongs to ${userName(owner)}; choose another name`);
+      }
+      const t = store.atomically(() => {
+        // One use: a second EnrollAgent with the same token loses here even if it raced past authenticate().
+        if (p.kind === TokenKind.ENROLLMENT && !store.spendToken(p.tokenId)) {
+          throw new ApiError('UNAUTHENTICATED', `enrollment token ${p.tokenId} was already used`);
+        }
+        if (!owner) store.addMachine(machine, p.user.id);
+        // One machine, one credential: an agent enrolled again replaces the old one.
+        store.revokeAgentCredentials(machine);
+        return access.issue(TokenKind.AGENT, owner ? store.user(owner)! : p.user, { name: `agent ${machine}`, machine });
+      });
+      access.audit(p, { action: 'enroll', machine, detail: `credential ${t.row.id}`, peer });
+      return issued(t);
+    }),
+
+    grantAccess: authedUnary<{ machine: string; user: string; role: AttachMode }, any>(access, 'grant', (req, p, peer) => {
+      if (req.role !== AttachMode.OPERATOR && req.role !== AttachMode.OBSERVER) throw invalid('role must be OPERATOR or OBSERVER');
+      requireOwner(p, req.machine, 'grant access to it');
+      const u = targetUser(req.user);
+      const before = store.grantOf(req.machine, u.id);
+      const g = { machine: req.machine, userId: u.id, role: req.role, grantedBy: p.user.name, createdMs: Date.now() };
+      store.grant(g);
+      if (before?.role === AttachMode.OPERATOR && req.role === AttachMode.OBSERVER) {
+        // A downgrade takes effect now: operator streams end (the user may attach again as an observer).
+        access.cut((q, m) => m === req.machine && q.user.id === u.id && q.kind !== TokenKind.SHARE, `${u.name} is now OBSERVER on ${req.machine}`);
+      }
+      access.audit(p, { action: 'grant', machine: req.machine, mode: req.role, detail: `${u.name} ${roleName(req.role)}`, peer });
+      return { ...g, user: u.name };
+    }),
+
+    revokeAccess: authedUnary<{ machine: string; user: string }, { streamsClosed: number }>(access, 'revoke', (req, p, peer) => {
+      requireOwner(p, req.machine, 'revoke access to it');
+      const u = targetUser(req.user);
+      if (!store.deleteGrant(req.machine, u.id)) throw notFound(`${u.name} has no grant on ${req.machine}`);
+      const streamsClosed = access.cut(
+        (q, m) => m === req.machine && q.user.id === u.id && q.kind !== TokenKind.SHARE && access.roleOn(q, m) === AttachMode.ATTACH_MODE_UNSPECIFIED,
+        `${u.name}'s access to ${req.machine} was revoked`,
+      );
+      access.audit(p, { action: 'revoke', machine: req.machine, detail: `${u.name}; ${streamsClosed} streams closed`, peer });
+      return { streamsClosed };
+    }),
+
+    listGrants: authedUnary<{ machine: string }, any>(access, 'grant-list', (req, p) => {
+      access.requireUser(p, 'list grants');
+      let machines: string[];
+      if (req.machine) {
+        requireOwner(p, req.machine, 'list its grants');
+        machines = [req.machine];
+      } else {
+        machines = p.user.admin ? [...new Set(store.users().flatMap((u) => store.machinesOf(u.id)))] : store.machinesOf(p.user.id);
+      }
+      return { grants: machines.flatMap((m) => store.grantsOn(m)).map((g) => ({ ...g, user: userName(g.userId) })) };
+    }),
+
+    createShare: authedUnary<{ machine: string; terminalId: string; expiresInS: number }, IssuedToken>(access, 'share', (req, p, peer) => {
+      access.requireUser(p, 'share terminals');
+      access.require(p, req.machine, AttachMode.OPERATOR);
+      const session = registry.machine(req.machine);
+      let terminalId = req.terminalId;
+      if (!terminalId) {
+        const live = [...session.terminals.values()].filter((t) => !t.exit);
+        if (live.length !== 1) {
+          throw invalid(
+            live.length === 0
+              ? `machine ${req.machine} has no live terminal to share`
+              : `machine ${req.machine} has ${live.length} terminals (${live.map((t) => t.id).join(', ')}): name one`,
+          );
+        }
+        terminalId = live[0].id;
+      } else {
+        session.terminal(terminalId); // NOT_FOUND if it is not there
+      }
+      const expiresInS = checkExpiry(req.expiresInS, 3600);
+      const t = access.issue(TokenKind.SHARE, p.user, { name: `share ${req.machine}/${terminalId}`, machine: req.machine, terminalId, expiresInS });
+      access.audit(p, { action: 'share', machine: req.machine, terminalId, mode: AttachMode.OBSERVER, detail: `${t.row.id} for ${expiresInS} s`, peer });
+      // The secret rides in the fragment: browsers never send it to a server, so it stays out of logs.
+      return issued(t, `${serverInfo().webUrl}/share#${t.token}`);
+    }),
+
+    addUser: authedUnary<{ name: string; password: string; admin: boolean }, UserInfo>(access, 'user-add', async (req, p, peer) => {
+      access.requireAdmin(p, 'add users');
+      checkName('user name', req.name);
+      if (store.userByName(req.name)) throw new ApiError('ALREADY_EXISTS', `user ${req.name} already exists`);
+      if (req.password && req.password.length < MIN_PASSWORD) throw invalid(`a password needs at least ${MIN_PASSWORD} characters`);
+      const password = req.password || generatePassword();
+      const u: UserRow = { id: randomUUID(), name: req.name, passwordHash: await hashPassword(password), admin: req.admin, createdMs: Date.now() };
+      store.addUser(u);
+      access.audit(p, { action: 'user-add', detail: `${u.name}${u.admin ? ' (admin)' : ''}`, peer });
+      return userInfo(u, req.password ? '' : password);
+    }),
+
+    listUsers: authedUnary<unknown, { users: UserInfo[] }>(access, 'user-list', (_req, p) => {
+      access.requireUser(p, 'list users');
+      return { users: (p.user.admin ? store.users() : [p.user]).map((u) => userInfo(u)) };
+    }),
+
+    setPassword: authedUnary<{ user: string; password: string }, { password: string }>(access, 'password', async (req, p, peer) => {
+      access.requireUser(p, 'change passwords');
+      const u = req.user ? targetUser(req.user) : p.user;
+      if (u.id !== p.user.id && !p.user.admin) throw denied('only an admin can set another user\'s password');
+      if (req.password && req.password.length < MIN_PASSWORD) throw invalid(`a password needs at least ${MIN_PASSWORD} characters`);
+      const password = req.password || generatePassword();
+      store.setPassword(u.id, await hashPassword(password));
+      access.audit(p, { action: 'password', detail: u.name, peer });
+      return { password: req.password ? '' : password };
+    }),
+
+    listAudit: authedUnary<{ machine: string; sinceMs: number; limit: number }, any>(access, 'audit', (req, p) => {
+      access.requireUser(p, 'read the audit log');
+      if (req.limit < 0) throw invalid('limit must be positive');
+      const limit = Math.min(req.limit || 1000, 100_000);
+      if (req.machine && !p.user.admin) requireOwner(p, req.machine, 'read its audit log');
+      const machines = p.user.admin || req.machine ? undefined : store.machinesOf(p.user.id);
+      return { entries: store.auditEntries({ machine: req.machine, machines, sinceMs: req.sinceMs, limit }) };
+    }),
+  };
+}
