@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { CmdopClient } from '../sdk';
 import { ServerAddress, isLoopback, parseServerAddress } from '../lib/serverAddress';
-import { KnownServers, Trust, grpcChannelCredentials, httpsAgent, resolveTrust } from '../lib/tls';
+import { KnownServers, Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent, resolveTrust } from '../lib/tls';
 import { defaultDataDir, knownServersFile, loginsFile } from './paths';
 import { serverAddress } from './server-address';
 import { Logins, StoredLogin } from './auth/logins';
@@ -19,12 +19,13 @@ export interface Connection {
   address: ServerAddress;
   trust: Trust | undefined;
   credentials: grpc.ChannelCredentials;
+  channelOptions: grpc.ChannelOptions;
 }
 
 /** Resolves TLS trust for an address; prints a notice the first time a certificate is pinned. */
 export async function connectionTo(addr: string): Promise<Connection> {
   const address = parseServerAddress(addr);
-  if (!address.tls) return { address, trust: undefined, credentials: grpc.credentials.createInsecure() };
+  if (!address.tls) return { address, trust: undefined, credentials: grpc.credentials.createInsecure(), channelOptions: {} };
   const trust = await resolveTrust({
     host: address.host,
     port: address.port,
@@ -36,7 +37,7 @@ export async function connectionTo(addr: string): Promise<Connection> {
           `       (compare with the fingerprint the server printed; a different one later is refused)\n`,
       ),
   });
-  return { address, trust, credentials: grpcChannelCredentials(trust) };
+  return { address, trust, credentials: grpcChannelCredentials(trust), channelOptions: grpcChannelOptions(trust, address.host) };
 }
 
 export const oauthClientFor = (conn: Connection, clientId: string) =>
@@ -105,7 +106,7 @@ export async function tokenFor(conn: Connection): Promise<TokenSource> {
 export async function clientFor(cmd: Command, o: { machine?: string; token?: string } = {}): Promise<CmdopClient> {
   const conn = await connectionTo(serverAddress(cmd));
   const src = o.token !== undefined ? { token: o.token, source: 'CMDOP_TOKEN' as const } : await tokenFor(conn);
-  const client = new CmdopClient({ server: conn.address.display, credentials: conn.credentials, machine: o.machine, token: src.token });
+  const client = new CmdopClient({ server: conn.address.display, credentials: conn.credentials, channelOptions: conn.channelOptions, machine: o.machine, token: src.token });
   if (src.source === 'login') keepFresh(client, conn, src.login!);
   return client;
 }

@@ -21,6 +21,9 @@ import { AuthStore } from './auth/store';
 import { authServiceHandlers } from './auth/service';
 import { isLoopback } from '../lib/serverAddress';
 import { serverCredentials } from '../lib/tls';
+import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
+import { CLI_CLIENT_ID } from './oauth/provider';
+import { accountsOf, sharePage } from './auth/web';
 import { createLogger, type Logger } from '../lib/logger';
 
 const VERSION: string = require('../../package.json').version;
@@ -44,6 +47,8 @@ export interface ControlPlaneOptions {
   webListen?: string;
   /** The web address people and clients use, if not the listen address. */
   publicUrl?: string;
+  /** OAuth lifetimes and limits (tests shorten them). */
+  oauth?: Pick<OAuthWebOptions, 'ttl' | 'rateLimit' | 'pollIntervalS'>;
   logger?: Logger;
 }
 
@@ -93,6 +98,39 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const admin = access.bootstrapAdmin(opts.dataDir);
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
+  // The web port: device-flow sign-in pages and OAuth endpoints (later the console).
+  const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
+  const web = await startOAuthWeb({
+    db: store.database,
+    dataDir: opts.dataDir,
+    accounts: accountsOf(access.store),
+    listen: webListen,
+    tls: opts.tls,
+    publicUrl: opts.publicUrl,
+    ...opts.oauth,
+    logger,
+    onEvent: (e) =>
+      access.store.audit({
+        actor: e.user ?? 'anonymous',
+        action: e.type === 'login' || e.type === 'login_failed' ? 'login' : e.type === 'rate_limited' ? 'rate-limited' : e.type.replace('_', '-'),
+        ok: e.type === 'login' || e.type === 'device_approved',
+        detail: e.detail ?? '',
+        peer: e.ip,
+        machine: '',
+        terminalId: '',
+        mode: 0,
+        commandId: '',
+      }),
+    extraHandler: sharePage,
+  }).catch((e: Error) => {
+    store.close();
+    throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
+  });
+  access.setOAuthVerifier(async (token) => {
+    const v = await web.verifyAccessToken(token);
+    return v && { userId: v.userId, expiresAtMs: v.expiresAtMs };
+  });
+
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
     'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
@@ -117,12 +155,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);
   const serverInfo = () => ({
     version: VERSION,
-    issuer: '',
-    deviceAuthorizationEndpoint: '',
-    tokenEndpoint: '',
-    revocationEndpoint: '',
-    clientId: '',
-    webUrl: '',
+    issuer: web.issuer,
+    deviceAuthorizationEndpoint: `${web.issuer}/device/auth`,
+    tokenEndpoint: `${web.issuer}/token`,
+    revocationEndpoint: `${web.issuer}/token/revocation`,
+    clientId: CLI_CLIENT_ID,
+    webUrl: web.url,
   });
   server.addService(toGrpcService(AuthServiceDefinition), authServiceHandlers({ access, registry, serverInfo }) as any);
 
@@ -142,7 +180,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     store,
     access,
     adminTokenFile: admin.file,
-    webUrl: '',
+    webUrl: web.url,
     async close() {
       clients.close();
       registry.shutdown('the control plane stopped');
@@ -156,6 +194,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           resolve();
         });
       });
+      await web.close();
       store.close();
     },
   };

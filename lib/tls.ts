@@ -352,7 +352,10 @@ export function probeServerCertificate(host: string, port: number, timeoutMs = 5
       // for servers that host several certificates.
       servername: net.isIP(bareHost) ? undefined : bareHost,
       rejectUnauthorized: false,
-      ALPNProtocols: ['h2'],
+      // Both, so the same probe works on the gRPC port (HTTP/2 only) and the
+      // web port (an HTTP/1.1 server answers an h2-only offer with a fatal
+      // "no application protocol" alert).
+      ALPNProtocols: ['h2', 'http/1.1'],
     });
     const finish = (err: Error | null, result?: ProbeResult) => {
       if (settled) return;
@@ -524,10 +527,11 @@ export async function resolveTrust(opts: ResolveTrustOptions): Promise<Trust> {
  * certificate swapped after resolveTrust's probe.
  */
 function pinCheck(fingerprint: string): (host: string, cert: tls.PeerCertificate) => Error | undefined {
-  return (host, cert) =>
+  // The host is not named: with grpcChannelOptions it is a placeholder.
+  return (_host, cert) =>
     cert.fingerprint256 === fingerprint
       ? undefined
-      : new Error(`TLS certificate of ${host} changed: expected ${fingerprint}, got ${cert.fingerprint256}`);
+      : new Error(`server TLS certificate does not match the pinned one: expected ${fingerprint}, got ${cert.fingerprint256}`);
 }
 
 /**
@@ -541,6 +545,23 @@ export function grpcChannelCredentials(trust: Trust): grpc.ChannelCredentials {
     checkServerIdentity: pinCheck(trust.fingerprint),
   });
 }
+
+/**
+ * Channel options to use with grpcChannelCredentials when connecting to
+ * `host`. grpc-js puts the target host into TLS SNI even when it is an IP
+ * address, which RFC 6066 forbids and Node answers with a DEP0123 warning
+ * on stderr (visible in the CLI). For a pinned server reached by IP we set
+ * the name grpc-js uses for SNI to a fixed placeholder instead; it does not
+ * change the :authority header, and the pin check ignores names. CA trust
+ * and DNS names are left alone, since there the name is what is verified.
+ */
+export function grpcChannelOptions(trust: Trust, host: string): grpc.ChannelOptions {
+  if (trust.mode === 'pinned' && net.isIP(host.replace(/^\[(.*)\]$/, '$1'))) {
+    return { 'grpc.ssl_target_name_override': PINNED_SNI_NAME };
+  }
+  return {};
+}
+const PINNED_SNI_NAME = 'cmdop-control-plane';
 
 /** An HTTPS agent for the control plane's web port (same certificate), enforcing the same trust. */
 export function httpsAgent(trust: Trust): https.Agent {

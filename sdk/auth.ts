@@ -32,8 +32,9 @@ export class AuthApi {
     return this.c.authUnary('whoAmI', {});
   }
 
-  createToken(name: string, expiresInS = 0): Promise<IssuedToken> {
-    return this.c.authUnary('createToken', { name, expiresInS });
+  /** An API token; `user` (admin only) makes it another user's, e.g. a CI account's. */
+  createToken(name: string, expiresInS = 0, user = ''): Promise<IssuedToken> {
+    return this.c.authUnary('createToken', { name, expiresInS, user });
   }
 
   async listTokens(o: { allUsers?: boolean; kind?: TokenKind } = {}): Promise<TokenInfo[]> {

@@ -97,6 +97,7 @@ export class CmdopClient {
       'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc-node.flow_control_window': HTTP2_WINDOW,
+      ...options.channelOptions,
     });
     this.authClient = new AuthServiceClient(address.target, credentials, { channelOverride: this.grpcClient.getChannel() });
     this.machines = new MachinesApi(this);

@@ -1,6 +1,6 @@
 // Client defaults: explicit options, else CMDOP_* environment variables, else
 // the local control plane that `cmdop up` starts.
-import type { ChannelCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../protocol';
 
 export interface ClientOptions {
@@ -8,6 +8,8 @@ export interface ClientOptions {
   server?: string;
   /** Channel credentials to use instead of the ones the address implies (e.g. a pinned certificate). */
   credentials?: ChannelCredentials;
+  /** Extra gRPC channel options (e.g. the SNI name for a pinned certificate). */
+  channelOptions?: ChannelOptions;
   /** Default machine for terminal calls (CMDOP_MACHINE). */
   machine?: string;
   /** Bearer token (CMDOP_TOKEN); carried on every call. */

@@ -34,6 +34,8 @@ export interface AgentOptions {
    * rejection is retried. Default: plaintext.
    */
   credentials?: () => Promise<grpc.ChannelCredentials>;
+  /** Extra channel options (e.g. the SNI name for a pinned certificate). */
+  channelOptions?: grpc.ChannelOptions;
   name: string;
   /** Where the agent keeps its identity. */
   stateDir: string;
@@ -180,7 +182,7 @@ export class Agent extends EventEmitter {
   private openStream(creds: grpc.ChannelCredentials): void {
     const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
     // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
-    this.client = new AgentClient(this.opts.server, creds, agentChannelOptions(keepaliveMs));
+    this.client = new AgentClient(this.opts.server, creds, { ...agentChannelOptions(keepaliveMs), ...this.opts.channelOptions });
     const md = new grpc.Metadata();
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
     const call = (this.client as any).connect(md) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;

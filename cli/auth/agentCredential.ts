@@ -57,7 +57,7 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
     throw new Error(`this agent is enrolled as ${stored.machine} on ${key}, not ${o.machine}: use --name ${stored.machine}, or enroll again with --enroll-token`);
   }
   if (stored && stored.machine === o.machine) {
-    const probe = new CmdopClient({ server: key, credentials: conn.credentials, token: stored.token });
+    const probe = new CmdopClient({ server: key, credentials: conn.credentials, channelOptions: conn.channelOptions, token: stored.token });
     try {
       await probe.auth.whoami();
       return { token: stored.token, machine: stored.machine };
@@ -71,7 +71,7 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
     }
   }
   let token = o.enrollToken;
-  const client = new CmdopClient({ server: key, credentials: conn.credentials });
+  const client = new CmdopClient({ server: key, credentials: conn.credentials, channelOptions: conn.channelOptions });
   try {
     if (!token) {
       if (!o.interactive) {

@@ -27,9 +27,10 @@ export function registerAccess(program: Command): void {
     .description('create an API token with your access; it is shown once')
     .requiredOption('--name <name>', 'what it is for, e.g. ci-deploy')
     .option('--expires <duration>', 'lifetime: 30m, 12h, 90d or never', duration, 0)
+    .option('--user <name>', "admin only: a token for another user (e.g. a CI account from `cmdop users add ci`)")
     .action(async (o, cmd: Command) => {
       const c = await clientFor(cmd);
-      const t = await c.auth.createToken(o.name, o.expires).catch((e) => fail(e.message));
+      const t = await c.auth.createToken(o.name, o.expires, o.user ?? '').catch((e) => fail(e.message));
       process.stdout.write(`${t.token}\n`);
       process.stderr.write(`token ${t.info!.id} (${o.name}) ${t.info!.expiresMs ? `expires ${when(t.info!.expiresMs)}` : 'never expires'}; it is not shown again\n`);
       c.close();

@@ -57,6 +57,7 @@ export function agentCommand(name = 'agent'): Command {
                 },
               )
           : undefined,
+        channelOptions: conn.channelOptions,
         name: cred.machine,
         stateDir: o.stateDir,
         heartbeatIntervalS: o.heartbeatInterval,

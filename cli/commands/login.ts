@@ -21,7 +21,7 @@ export function registerLogin(program: Command): void {
     )
     .action(async (o, cmd: Command) => {
       const conn = await connectionTo(serverAddress(cmd)).catch((e) => fail(e.message));
-      const anonymous = new CmdopClient({ server: conn.address.display, credentials: conn.credentials });
+      const anonymous = new CmdopClient({ server: conn.address.display, credentials: conn.credentials, channelOptions: conn.channelOptions });
       const login = await deviceLogin(conn, anonymous, { browser: o.browser }).catch((e) =>
         fail(e instanceof OAuthError && e.error === 'access_denied' ? 'the sign-in was denied on the verification page'
           : e instanceof OAuthError && e.error === 'expired_token' ? 'the code expired before it was approved: run `cmdop login` again'

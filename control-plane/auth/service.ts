@@ -88,12 +88,17 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       terminalId: p.terminalId,
     })),
 
-    createToken: authedUnary<{ name: string; expiresInS: number }, IssuedToken>(access, 'token-create', (req, p, peer) => {
+    createToken: authedUnary<{ name: string; expiresInS: number; user: string }, IssuedToken>(access, 'token-create', (req, p, peer) => {
       access.requireUser(p, 'create tokens');
       if (!req.name || req.name.length > 64) throw invalid('a token needs a --name of 1-64 characters');
       const expiresInS = checkExpiry(req.expiresInS, 0);
-      const t = access.issue(TokenKind.API, p.user, { name: req.name, expiresInS });
-      access.audit(p, { action: 'token-create', detail: `${t.row.id} ${req.name}`, peer });
+      let owner = p.user;
+      if (req.user && req.user !== p.user.name) {
+        if (!p.user.admin) throw denied('only an admin can create tokens for another user');
+        owner = targetUser(req.user);
+      }
+      const t = access.issue(TokenKind.API, owner, { name: req.name, expiresInS });
+      access.audit(p, { action: 'token-create', detail: `${t.row.id} ${req.name} for ${owner.name}`, peer });
       return issued(t);
     }),
 

@@ -512,6 +512,8 @@ export interface CreateTokenRequest {
   name: string;
   /** 0: never */
   expiresInS: number;
+  /** admin only: a token for another user (e.g. a CI account with no password) */
+  user: string;
 }
 
 export interface ListTokensRequest {
@@ -5750,7 +5752,7 @@ export const IssuedToken: MessageFns<IssuedToken> = {
 };
 
 function createBaseCreateTokenRequest(): CreateTokenRequest {
-  return { name: "", expiresInS: 0 };
+  return { name: "", expiresInS: 0, user: "" };
 }
 
 export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
@@ -5760,6 +5762,9 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     }
     if (message.expiresInS !== 0) {
       writer.uint32(16).int64(message.expiresInS);
+    }
+    if (message.user !== "") {
+      writer.uint32(26).string(message.user);
     }
     return writer;
   },
@@ -5793,6 +5798,14 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
             message.expiresInS = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5812,6 +5825,7 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     const message = createBaseCreateTokenRequest();
     message.name = object.name ?? "";
     message.expiresInS = object.expiresInS ?? 0;
+    message.user = object.user ?? "";
     return message;
   },
 };

@@ -1,0 +1,414 @@
+// The authorization server's HTTP(S) listener: oidc-provider's endpoints
+// (/device/auth, /device, /token, /token/revocation, discovery, JWKS), the
+// sign-in page it sends people to (/interaction/:uid), rate limits on the two
+// places a person types a secret, and in-process access token checks for the
+// control plane's gRPC and WebSocket handlers.
+import type Database from 'better-sqlite3';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { createSqliteAdapter } from './adapter';
+import { loadOrCreateOAuthKeys } from './keys';
+import type { KoaContextWithOIDC } from './oidc';
+import { errors } from './oidc';
+import { CSP, ONLY_YOUR_OWN_CODE, deviceDetails, escapeHtml, formatUserCode, page } from './pages';
+import type { DeviceDescription } from './pages';
+import { CLI_CLIENT_ID, CLI_CLIENT_NAME, USER_CODE_MASK, createOAuthProvider } from './provider';
+import type { Accounts, OAuthTTL } from './provider';
+
+export interface OAuthEvent {
+  type: 'login' | 'login_failed' | 'device_approved' | 'device_denied' | 'rate_limited';
+  /** The user name (as typed, for login_failed). */
+  user?: string;
+  ip: string;
+  detail?: string;
+}
+
+interface LoggerLike {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface OAuthWebOptions {
+  db: Database.Database;
+  dataDir: string;
+  accounts: Accounts;
+  listen: { host: string; port: number };
+  tls?: { certPem: string; keyPem: string };
+  /** The URL browsers and clients use (e.g. behind a TLS proxy); default: scheme://HOST:PORT as bound. */
+  publicUrl?: string;
+  ttl?: OAuthTTL;
+  /** Device polling interval announced to clients (s); default 5. */
+  pollIntervalS?: number;
+  /** Per client IP, separately for user-code entry and for sign-in. Default 10 per 60 s. */
+  rateLimit?: { points: number; durationS: number };
+  /** Runs first; return true when it handled the request (for the console, later). */
+  extraHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  logger?: LoggerLike;
+  onEvent?: (e: OAuthEvent) => void;
+}
+
+export interface VerifiedAccessToken {
+  userId: string;
+  clientId: string;
+  scopes: string[];
+  expiresAtMs: number;
+}
+
+export interface OAuthWeb {
+  issuer: string;
+  /** Where this listener is reachable as bound (the issuer may be a public URL in front of it). */
+  url: string;
+  port: number;
+  verifyAccessToken(token: string): Promise<VerifiedAccessToken | undefined>;
+  revokeUser(userId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_RATE_LIMIT = { points: 10, durationS: 60 };
+const MAX_FORM_BYTES = 16 * 1024;
+const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,64})$/;
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function defaultIssuer(scheme: string, host: string, port: number, logger?: LoggerLike): string {
+  let shown = host;
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    // A wildcard address is not a place a browser can go; the host name is
+    // the best guess. Set publicUrl for anything real.
+    shown = os.hostname();
+    logger?.warn({ host, issuer: shown }, 'oauth: listening on a wildcard address without publicUrl; guessing the host name');
+  }
+  return `${scheme}://${urlHost(shown)}:${port}`;
+}
+
+function normalizePublicUrl(publicUrl: string): string {
+  const u = new URL(publicUrl);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`publicUrl must be http(s): ${publicUrl}`);
+  if (u.search || u.hash || u.username || u.password) throw new Error(`publicUrl must be a plain origin: ${publicUrl}`);
+  // oidc-provider would expect to be mounted under a path prefix; we serve at /.
+  if (u.pathname !== '/' && u.pathname !== '') throw new Error(`publicUrl must not have a path: ${publicUrl}`);
+  return u.origin;
+}
+
+function sendHtml(res: http.ServerResponse, status: number, html: string, headers: Record<string, string> = {}) {
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html),
+    'Content-Security-Policy': CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(html);
+}
+
+function rateLimitedPage(retryAfterS: number): string {
+  return page(
+    'Too many attempts',
+    `<p class="error">Too many attempts from your network address.</p>
+<p>Wait ${retryAfterS} second${retryAfterS === 1 ? '' : 's'} and try again.</p>`,
+  );
+}
+
+class FormError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') throw new FormError(415, 'expected a form submission');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw new FormError(413, 'form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+export async function startOAuthWeb(opts: OAuthWebOptions): Promise<OAuthWeb> {
+  const { accounts, logger } = opts;
+  const keys = loadOrCreateOAuthKeys(opts.dataDir);
+  const store = createSqliteAdapter(opts.db);
+  const limit = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
+  // In memory: limits are per process. Several control planes behind a load
+  // balancer each allow the full rate; rate-limiter-flexible has shared
+  // stores (Redis, Postgres) for when that matters.
+  const codeLimiter = new RateLimiterMemory({ keyPrefix: 'user_code', points: limit.points, duration: limit.durationS });
+  const loginLimiter = new RateLimiterMemory({ keyPrefix: 'login', points: limit.points, duration: limit.durationS });
+
+  const emit = (e: OAuthEvent) => {
+    if (e.type === 'rate_limited' || e.type === 'login_failed') logger?.warn({ oauth: e }, `oauth: ${e.type}`);
+    else logger?.info({ oauth: e }, `oauth: ${e.type}`);
+    try {
+      opts.onEvent?.(e);
+    } catch (err) {
+      logger?.warn({ err }, 'oauth: onEvent threw');
+    }
+  };
+
+  let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => {
+    sendHtml(res, 503, page('Starting', '<p>The server is starting; try again in a moment.</p>'), { 'Retry-After': '1' });
+  };
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => handler(req, res);
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, onRequest)
+    : http.createServer(onRequest);
+  // Pages and token calls are small; do not let slow clients hold sockets.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 30_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.listen.port, opts.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const scheme = opts.tls ? 'https' : 'http';
+  const url = `${scheme}://${urlHost(opts.listen.host)}:${port}`;
+  const issuer = opts.publicUrl ? normalizePublicUrl(opts.publicUrl) : defaultIssuer(scheme, opts.listen.host, port, logger);
+
+  // Requests whose user-code attempt failed; everything else gets its
+  // rate-limit point back (see the limiter middleware below).
+  const rejectedCodeRequests = new WeakSet<http.IncomingMessage>();
+  const ipOf = (ctx: KoaContextWithOIDC) => ctx.ip || ctx.req.socket.remoteAddress || 'unknown';
+
+  const provider = createOAuthProvider({
+    issuer,
+    adapter: store.factory,
+    keys,
+    accounts,
+    ttl: opts.ttl,
+    pollIntervalS: opts.pollIntervalS,
+    hooks: {
+      userCodeRejected(ctx) {
+        rejectedCodeRequests.add(ctx.req);
+      },
+      deviceApproved(ctx, info) {
+        emit({
+          type: 'device_approved',
+          user: accounts.find(info.accountId)?.name ?? info.accountId,
+          ip: ipOf(ctx),
+          detail: `client=${info.clientId} account=${info.accountId}`,
+        });
+      },
+      deviceDenied(ctx, info) {
+        emit({ type: 'device_denied', ip: ipOf(ctx), detail: info.clientId ? `client=${info.clientId}` : undefined });
+      },
+    },
+  });
+  provider.on('server_error', (_ctx: unknown, err: unknown) => logger?.warn({ err }, 'oauth: server error'));
+
+  // Brute force on user codes: POST /device is where a code is tried. A point
+  // is taken before oidc-provider looks at the request, so concurrent guesses
+  // cannot overrun the limit, and given back unless the code was wrong,
+  // expired or used, so people entering and confirming real codes are not
+  // counted. While limited, even a correct code is refused.
+  provider.use(async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== '/device') return next();
+    const ip = ctx.ip || 'unknown';
+    try {
+      await codeLimiter.consume(ip);
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      const retryAfterS = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      emit({ type: 'rate_limited', ip, detail: 'user_code' });
+      ctx.status = 429;
+      ctx.set('Retry-After', String(retryAfterS));
+      ctx.set('Cache-Control', 'no-store');
+      ctx.type = 'html';
+      ctx.body = rateLimitedPage(retryAfterS);
+      return;
+    }
+    try {
+      await next();
+    } finally {
+      if (!rejectedCodeRequests.has(ctx.req)) await codeLimiter.reward(ip);
+    }
+  });
+
+  const koa = provider.callback();
+
+  async function interactionDetails(req: http.IncomingMessage, res: http.ServerResponse, uid: string) {
+    try {
+      const details = await provider.interactionDetails(req, res);
+      // The cookie names the interaction; the URL must agree with it.
+      return details.uid === uid ? details : undefined;
+    } catch (err) {
+      if (err instanceof errors.SessionNotFound) return undefined;
+      throw err;
+    }
+  }
+
+  function expiredInteraction(res: http.ServerResponse) {
+    sendHtml(
+      res,
+      400,
+      page(
+        'Sign-in expired',
+        '<p class="error">This sign-in page has expired or was opened in another browser.</p><p>Start again on your device; it will show a new code.</p>',
+      ),
+    );
+  }
+
+  async function loginPage(
+    res: http.ServerResponse,
+    uid: string,
+    deviceCodeId: string | undefined,
+    view: { error?: string; username?: string; status?: number } = {},
+  ) {
+    let codeHtml = '';
+    let info: DeviceDescription | undefined;
+    let clientName = CLI_CLIENT_NAME;
+    if (deviceCodeId) {
+      const code = await provider.DeviceCode.find(deviceCodeId, { ignoreExpiration: true });
+      if (code) {
+        codeHtml = `<p>You are approving the device showing this code:</p><code class="user-code">${escapeHtml(formatUserCode(code.userCode, USER_CODE_MASK))}</code>`;
+        info = code.deviceInfo as DeviceDescription | undefined;
+        if (code.clientId !== CLI_CLIENT_ID) clientName = code.clientId ?? clientName;
+      }
+    }
+    const action = `/interaction/${encodeURIComponent(uid)}`;
+    sendHtml(
+      res,
+      view.status ?? 200,
+      page(
+        'Sign in to approve',
+        `${view.error ? `<p class="error">${escapeHtml(view.error)}</p>` : ''}
+${codeHtml}
+${deviceDetails(clientName, info)}
+${ONLY_YOUR_OWN_CODE}
+<form method="post" action="${escapeHtml(action)}" autocomplete="on">
+<label for="username">User name</label>
+<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(view.username ?? '')}">
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<div class="actions">
+<button type="submit">Sign in and approve</button>
+<button type="submit" name="deny" value="yes" class="secondary" formnovalidate>Deny</button>
+</div>
+</form>`,
+      ),
+    );
+  }
+
+  async function handleInteraction(req: http.IncomingMessage, res: http.ServerResponse, uid: string) {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      sendHtml(res, 405, page('Not allowed', '<p>Method not allowed.</p>'), { Allow: 'GET, POST' });
+      return;
+    }
+    const details = await interactionDetails(req, res, uid);
+    if (!details) return expiredInteraction(res);
+    if (details.prompt.name !== 'login') {
+      // With the consent policy above only the login prompt reaches us.
+      sendHtml(res, 400, page('Unexpected request', `<p class="error">Unsupported step: ${escapeHtml(details.prompt.name)}</p>`));
+      return;
+    }
+
+    if (req.method === 'GET') return loginPage(res, uid, details.deviceCode);
+
+    let form: URLSearchParams;
+    try {
+      form = await readForm(req);
+    } catch (err) {
+      if (err instanceof FormError) return sendHtml(res, err.status, page('Bad request', `<p class="error">${escapeHtml(err.message)}</p>`));
+      throw err;
+    }
+
+    if (form.get('deny')) {
+      // oidc-provider marks the device code access_denied and shows the
+      // "request denied" page (the deviceDenied hook reports it).
+      return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User denied the request' }, { mergeWithLastSubmission: false });
+    }
+
+    try {
+      await loginLimiter.consume(ip);
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      const retryAfterS = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      emit({ type: 'rate_limited', ip, detail: 'login' });
+      return sendHtml(res, 429, rateLimitedPage(retryAfterS), { 'Retry-After': String(retryAfterS) });
+    }
+
+    const username = (form.get('username') ?? '').trim();
+    const password = form.get('password') ?? '';
+    // Over-long input is refused, not truncated (a truncated password could
+    // match a different, shorter one).
+    const plausible = username.length > 0 && username.length <= 256 && password.length > 0 && password.length <= 1024;
+    const account = plausible ? await accounts.authenticate(username, password) : undefined;
+    if (!account) {
+      const shownName = username.slice(0, 256);
+      emit({ type: 'login_failed', user: shownName || undefined, ip });
+      return loginPage(res, uid, details.deviceCode, { error: 'Wrong user name or password.', username: shownName });
+    }
+    // Only failures count against the limit.
+    await loginLimiter.reward(ip);
+    emit({ type: 'login', user: account.name, ip, detail: `account=${account.id}` });
+    // remember: false — the browser session ends with the browser; it exists
+    // only to finish this approval (and a few more within ttl.session).
+    await provider.interactionFinished(req, res, { login: { accountId: account.id, remember: false } }, { mergeWithLastSubmission: false });
+  }
+
+  handler = (req, res) => {
+    void (async () => {
+      if (opts.extraHandler?.(req, res)) return;
+      const path = (req.url ?? '/').split('?')[0];
+      const m = INTERACTION_PATH.exec(path);
+      if (m) return handleInteraction(req, res, m[1]);
+      return koa(req, res);
+    })().catch((err: unknown) => {
+      logger?.warn({ err }, 'oauth: request failed');
+      if (!res.headersSent) sendHtml(res, 500, page('Server error', '<p class="error">Something went wrong on our side. Try again.</p>'));
+      else res.destroy();
+    });
+  };
+
+  async function verifyAccessToken(token: string): Promise<VerifiedAccessToken | undefined> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 512) return undefined;
+    // Opaque tokens: the stored row is the truth. find() returns undefined
+    // when the token is unknown, expired, or deleted by revocation.
+    const at = await provider.AccessToken.find(token);
+    if (!at || !at.accountId || !at.clientId || !at.exp) return undefined;
+    // The grant goes when a refresh token is revoked or replayed, or when the
+    // user is revoked; tokens under it must stop working at once.
+    const grant = at.grantId ? await provider.Grant.find(at.grantId) : undefined;
+    if (!grant || grant.accountId !== at.accountId || grant.clientId !== at.clientId) return undefined;
+    if (!accounts.find(at.accountId)) return undefined;
+    return { userId: at.accountId, clientId: at.clientId, scopes: [...at.scopes], expiresAtMs: at.exp * 1000 };
+  }
+
+  let closed: Promise<void> | undefined;
+  return {
+    issuer,
+    url,
+    port,
+    verifyAccessToken,
+    async revokeUser(userId: string) {
+      const removed = store.revokeAccount(userId);
+      logger?.info({ userId, removed }, 'oauth: revoked every grant, token and session of a user');
+    },
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        store.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
