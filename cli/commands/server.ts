@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol';
 import { parseListen, startControlPlane } from '../../control-plane/server';
 import { ensureSelfSignedCert, loadCertFiles } from '../../lib/tls';
@@ -23,6 +23,9 @@ export function registerServer(program: Command): void {
     .option('--insecure', 'allow a non-loopback --listen without TLS')
     .option('--web-listen <host:port>', 'sign-in pages and OAuth endpoints (default: --listen port + 1)')
     .option('--public-url <url>', 'the web address people and clients use, if not the listen address (e.g. behind a proxy)')
+    // For tests: a device flow that polls every second, access tokens that expire quickly.
+    .addOption(new Option('--oauth-poll-interval <s>').argParser(seconds).hideHelp())
+    .addOption(new Option('--oauth-access-ttl <s>').argParser(seconds).hideHelp())
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -55,6 +58,10 @@ export function registerServer(program: Command): void {
         insecure: !!o.insecure,
         webListen: o.webListen,
         publicUrl: o.publicUrl,
+        oauth: {
+          pollIntervalS: o.oauthPollInterval,
+          ttl: o.oauthAccessTtl ? { accessToken: o.oauthAccessTtl } : undefined,
+        },
       }).catch((e) => fail(e.message));
       process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
       process.stdout.write(`  sign-in: ${cp.webUrl}   admin token: ${cp.adminTokenFile}\n`);
