@@ -66,7 +66,11 @@ export class Store {
 
   constructor(dataDir: string) {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.db = new Database(path.join(dataDir, 'cmdop.sqlite'));
+    const file = path.join(dataDir, 'cmdop.sqlite');
+    this.db = new Database(file);
+    // Token hashes, OAuth grants and the audit log: private to the server's user
+    // (SQLite gives its -wal and -shm files the same mode).
+    fs.chmodSync(file, 0o600);
     // WAL: state writes (one per transition) never block readers.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

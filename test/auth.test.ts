@@ -236,6 +236,28 @@ describe('tokens on every call', () => {
     const none = await runCli(['machines'], { server: c.server, env: { CMDOP_TOKEN: '' } });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /no token: sign in with `cmdop login`/);
+
+    const t = await c.client.terminal.open();
+    const share = await runCli(['share', 'box', t.terminalId, '--expires', '10m'], { server: c.server });
+    assert.equal(share.code, 0, share.stderr);
+    const link = share.stdout.toString().trim();
+    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/share#cmdop_shr_/);
+    assert.match(share.stderr, /Revoke: +cmdop tokens revoke tok_\w+/);
+    const landing = await fetch(link.split('#')[0]);
+    assert.equal(landing.status, 200);
+    assert.match(landing.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.match(await landing.text(), /watch-only link to one terminal/);
+    t.close();
+
+    const neither = await runCli(['grant', 'box', 'bob'], { server: c.server });
+    assert.equal(neither.code, 1);
+    assert.match(neither.stderr, /say --observer or --operator/);
+    assert.match((await runCli(['grant', 'box', 'bob', '--operator'], { server: c.server })).stdout.toString(), /bob is now operator on box/);
+    assert.match((await runCli(['grants'], { server: c.server })).stdout.toString(), /box\s+bob\s+operator\s+admin/);
+    assert.match((await runCli(['revoke', 'box', 'bob'], { server: c.server })).stdout.toString(), /bob no longer has access to box/);
+    const ghost = await runCli(['grant', 'box', 'nobody', '--observer'], { server: c.server });
+    assert.equal(ghost.code, 1);
+    assert.match(ghost.stderr, /no user named "nobody"/);
   });
 
   it('an agent enrolled with a one-time token keeps its credential across restarts', async () => {

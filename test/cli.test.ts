@@ -35,12 +35,17 @@ describe('cmdop CLI', () => {
   it('--help lists every command, and every command has its own --help', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    const commands = ['up', 'server', 'agent', 'machines', 'connect', 'watch', 'exec'];
+    const commands = ['up', 'server', 'agent', 'machines', 'connect', 'watch', 'exec', 'login', 'logout', 'whoami', 'tokens', 'agents', 'grant', 'revoke', 'grants', 'share', 'users', 'audit', 'trust'];
     for (const cmd of commands) assert.match(r.stdout.toString(), new RegExp(`\\n  ${cmd}\\b`));
     for (const cmd of commands) {
       const h = await runCli([cmd, '--help']);
       assert.equal(h.code, 0, cmd);
       assert.match(h.stdout.toString(), new RegExp(`Usage: cmdop ${cmd}`));
+    }
+    for (const sub of [['tokens', 'create'], ['tokens', 'list'], ['tokens', 'revoke'], ['agents', 'enroll'], ['users', 'add'], ['users', 'passwd']]) {
+      const h = await runCli([...sub, '--help']);
+      assert.equal(h.code, 0, sub.join(' '));
+      assert.match(h.stdout.toString(), new RegExp(`Usage: cmdop ${sub.join(' ')}`));
     }
   });
 

@@ -115,7 +115,9 @@ describe('grace period through a cutting proxy', () => {
       void reconnects;
       // The CLI says so on stderr.
       const cli = runCli(['exec', 'box', '--', steadyScript(2000, 100, 0.1).cmd], { server: clientProxy.address, env: { CMDOP_TOKEN: c.token } });
-      await new Promise((res) => setTimeout(res, 700));
+      // Cut once its command runs (the CLI takes a moment to start).
+      await eventually(async () => (await c.client.terminal.list()).some((t) => !t.exited), 10_000, 'the CLI command running');
+      await new Promise((res) => setTimeout(res, 200));
       clientProxy.cut();
       const out = await cli;
       assert.equal(out.code, 0);
@@ -166,7 +168,8 @@ describe('a frozen agent (SIGSTOP)', () => {
       const before = (await stateOf(c.client, 'box'))!.sessionId;
       const run = c.client.terminal.execute('while true; do echo tick; sleep 0.2; done');
       const cli = runCli(['exec', 'box', '--', 'sleep 600'], { server: c.server });
-      await new Promise((r) => setTimeout(r, 500));
+      // Both running (the CLI takes a moment to start) before the agent freezes.
+      await eventually(async () => (await c.client.terminal.list()).filter((t) => !t.exited).length >= 2, 10_000, 'both commands running');
       const agent = c.agents.get('box')!;
       let agentErr = '';
       agent.stderr!.on('data', (d) => (agentErr += d));

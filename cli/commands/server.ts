@@ -1,7 +1,7 @@
+import type * as ControlPlaneModule from '../../control-plane/server';
+import type * as TlsModule from '../../lib/tls';
 import { Command, Option } from 'commander';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol';
-import { parseListen, startControlPlane } from '../../control-plane/server';
-import { ensureSelfSignedCert, loadCertFiles } from '../../lib/tls';
 import { defaultDataDir } from '../paths';
 import { fail } from '../output';
 import { seconds } from '../options';
@@ -34,6 +34,9 @@ export function registerServer(program: Command): void {
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
     .action(async (o) => {
+      // Loaded here, not at the top: the OAuth server costs ~0.5 s of start-up every other command need not pay.
+      const { startControlPlane, parseListen }: typeof ControlPlaneModule = require('../../control-plane/server');
+      const { ensureSelfSignedCert, loadCertFiles }: typeof TlsModule = require('../../lib/tls');
       if (!!o.tlsCert !== !!o.tlsKey) fail('--tls-cert and --tls-key go together');
       const tls = o.tlsCert
         ? (() => {

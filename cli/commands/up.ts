@@ -1,7 +1,7 @@
+import type * as ControlPlaneModule from '../../control-plane/server';
 import { Command } from 'commander';
 import { fork } from 'node:child_process';
 import { DEFAULT_SERVER, SessionState, TokenKind } from '../../protocol';
-import { startControlPlane } from '../../control-plane/server';
 import { defaultAgentStateDir, defaultDataDir, defaultMachineName } from '../paths';
 import { fail } from '../output';
 import { createLogger } from '../../lib/logger';
@@ -14,6 +14,8 @@ export function registerUp(program: Command): void {
     .option('--data-dir <dir>', 'control plane data', defaultDataDir())
     .option('--name <name>', 'name of this machine', defaultMachineName())
     .action(async (o) => {
+      // Loaded here, not at the top: the OAuth server costs ~0.5 s of start-up every other command need not pay.
+      const { startControlPlane }: typeof ControlPlaneModule = require('../../control-plane/server');
       // A person is reading this terminal: warnings and errors only, unless asked.
       const level = process.env.CMDOP_LOG_LEVEL ?? 'warn';
       const cp = await startControlPlane({ listen: o.listen, dataDir: o.dataDir, logger: createLogger('control-plane', level) }).catch((e: Error) =>
