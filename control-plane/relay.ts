@@ -353,8 +353,9 @@ export class Attachment {
  * keeping them would only double the buffer.
  */
 function encodeOutput(terminalId: string, c: OutputChunk, share: boolean): Encoded {
-  if (c.encoded) return new Encoded(c.encoded);
+  const range = { seq: c.seq, length: c.data.length };
+  if (c.encoded) return new Encoded(c.encoded, range);
   const e = encodeOutputEnvelope(OUTPUT_FIELD.server, terminalId, c.seq, c.data, c.commandId, c.stream);
   if (share) c.encoded = e.bytes;
-  return e;
+  return new Encoded(e.bytes, range);
 }

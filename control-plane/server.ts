@@ -24,6 +24,7 @@ import { serverCredentials } from '../lib/tls';
 import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
 import { accountsOf, sharePage } from './auth/web';
+import { createGateway } from './gateway/socket';
 import { createLogger, type Logger } from '../lib/logger';
 
 const VERSION: string = require('../../package.json').version;
@@ -98,7 +99,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const admin = access.bootstrapAdmin(opts.dataDir);
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
-  // The web port: device-flow sign-in pages and OAuth endpoints (later the console).
+  // The web port: device-flow sign-in pages, OAuth endpoints, and the
+  // console's WebSocket gateway (set up below, once the handlers exist).
+  let gateway: ReturnType<typeof createGateway> | undefined;
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
   const web = await startOAuthWeb({
     db: store.database,
@@ -122,6 +125,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         commandId: '',
       }),
     extraHandler: sharePage,
+    onUpgrade: (req, socket, head) => gateway?.upgrade(req, socket, head) ?? false,
   }).catch((e: Error) => {
     store.close();
     throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
@@ -162,7 +166,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
   });
-  server.addService(toGrpcService(AuthServiceDefinition), authServiceHandlers({ access, registry, serverInfo }) as any);
+  const auth = authServiceHandlers({ access, registry, serverInfo });
+  server.addService(toGrpcService(AuthServiceDefinition), auth as any);
+  gateway = createGateway({ access, handlers: clients.handlers as any, whoAmI: auth.whoAmI as any, logger });
 
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>
@@ -194,6 +200,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           resolve();
         });
       });
+      gateway?.close();
       await web.close();
       store.close();
     },

@@ -26,7 +26,11 @@ interface GenericService {
 
 /** A message already encoded; written as is. Build one with `preEncode`. */
 export class Encoded {
-  constructor(readonly bytes: Buffer) {}
+  constructor(
+    readonly bytes: Buffer,
+    /** For a TerminalOutput: the byte range it carries (the browser gateway counts unacknowledged bytes). */
+    readonly output?: { seq: number; length: number },
+  ) {}
 }
 
 export function toBuffer(u8: Uint8Array): Buffer {

@@ -74,3 +74,7 @@ export const DEFAULT_TIMEOUTS = {
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export const nameError = (what: string, name: string): string | undefined =>
   NAME_PATTERN.test(name) ? undefined : `${what} ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-'`;
+
+/** The browser gateway: path on the web port, and the WebSocket subprotocol (the token rides as `bearer.TOKEN`). */
+export const GATEWAY_PATH = '/ws';
+export const GATEWAY_PROTOCOL = 'cmdop.v1';

@@ -5,6 +5,7 @@
 // control plane's gRPC and WebSocket handlers.
 import type Database from 'better-sqlite3';
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import https from 'node:https';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +47,8 @@ export interface OAuthWebOptions {
   rateLimit?: { points: number; durationS: number };
   /** Runs first; return true when it handled the request (for the console, later). */
   extraHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** WebSocket upgrades (the console's gateway); return false to refuse one. */
+  onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger?: LoggerLike;
   onEvent?: (e: OAuthEvent) => void;
 }
@@ -166,6 +169,9 @@ export async function startOAuthWeb(opts: OAuthWebOptions): Promise<OAuthWeb> {
   const server = opts.tls
     ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, onRequest)
     : http.createServer(onRequest);
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!opts.onUpgrade?.(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+  });
   // Pages and token calls are small; do not let slow clients hold sockets.
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;

@@ -648,6 +648,64 @@ export interface ListAuditResponse {
   entries: AuditEntry[];
 }
 
+export interface GatewayClientFrame {
+  frame: { $case: "call"; value: GatewayCall } | { $case: "stream"; value: GatewayStreamIn } | {
+    $case: "close";
+    value: GatewayStreamClose;
+  } | undefined;
+}
+
+export interface GatewayCall {
+  callId: number;
+  request:
+    | { $case: "listMachines"; value: ListMachinesRequest }
+    | { $case: "openTerminal"; value: OpenTerminalRequest }
+    | { $case: "listTerminals"; value: ListTerminalsRequest }
+    | { $case: "closeTerminal"; value: CloseTerminalRequest }
+    | { $case: "whoAmI"; value: WhoAmIRequest }
+    | undefined;
+}
+
+/** A message on attach stream `stream_id`; the first one opens it and must be attach. */
+export interface GatewayStreamIn {
+  streamId: number;
+  message: ClientMessage | undefined;
+}
+
+export interface GatewayStreamClose {
+  streamId: number;
+}
+
+export interface GatewayServerFrame {
+  frame: { $case: "reply"; value: GatewayReply } | { $case: "stream"; value: GatewayStreamOut } | {
+    $case: "end";
+    value: GatewayStreamEnd;
+  } | undefined;
+}
+
+export interface GatewayReply {
+  callId: number;
+  result:
+    | { $case: "error"; value: StreamError }
+    | { $case: "listMachines"; value: ListMachinesResponse }
+    | { $case: "openTerminal"; value: TerminalInfo }
+    | { $case: "listTerminals"; value: ListTerminalsResponse }
+    | { $case: "closeTerminal"; value: CloseTerminalResponse }
+    | { $case: "whoAmI"; value: Identity }
+    | undefined;
+}
+
+export interface GatewayStreamOut {
+  streamId: number;
+  message: ServerMessage | undefined;
+}
+
+/** The stream is over: `error` empty when it ended normally. */
+export interface GatewayStreamEnd {
+  streamId: number;
+  error: StreamError | undefined;
+}
+
 function createBaseTerminalSpec(): TerminalSpec {
   return { kind: 0, argv: [], shellCommand: "", pty: false, cols: 0, rows: 0, cwd: "", env: {}, title: "" };
 }
@@ -7396,6 +7454,769 @@ export const ListAuditResponse: MessageFns<ListAuditResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListAuditResponse>, I>>(object: I): ListAuditResponse {
     const message = createBaseListAuditResponse();
     message.entries = object.entries?.map((e) => AuditEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGatewayClientFrame(): GatewayClientFrame {
+  return { frame: undefined };
+}
+
+export const GatewayClientFrame: MessageFns<GatewayClientFrame> = {
+  encode(message: GatewayClientFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.frame?.$case) {
+      case "call":
+        GatewayCall.encode(message.frame.value, writer.uint32(10).fork()).join();
+        break;
+      case "stream":
+        GatewayStreamIn.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "close":
+        GatewayStreamClose.encode(message.frame.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayClientFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayClientFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frame = { $case: "call", value: GatewayCall.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.frame = { $case: "stream", value: GatewayStreamIn.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.frame = { $case: "close", value: GatewayStreamClose.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayClientFrame>, I>>(base?: I): GatewayClientFrame {
+    return GatewayClientFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayClientFrame>, I>>(object: I): GatewayClientFrame {
+    const message = createBaseGatewayClientFrame();
+    switch (object.frame?.$case) {
+      case "call": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "call", value: GatewayCall.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "stream": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "stream", value: GatewayStreamIn.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "close": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "close", value: GatewayStreamClose.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGatewayCall(): GatewayCall {
+  return { callId: 0, request: undefined };
+}
+
+export const GatewayCall: MessageFns<GatewayCall> = {
+  encode(message: GatewayCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint32(message.callId);
+    }
+    switch (message.request?.$case) {
+      case "listMachines":
+        ListMachinesRequest.encode(message.request.value, writer.uint32(18).fork()).join();
+        break;
+      case "openTerminal":
+        OpenTerminalRequest.encode(message.request.value, writer.uint32(26).fork()).join();
+        break;
+      case "listTerminals":
+        ListTerminalsRequest.encode(message.request.value, writer.uint32(34).fork()).join();
+        break;
+      case "closeTerminal":
+        CloseTerminalRequest.encode(message.request.value, writer.uint32(42).fork()).join();
+        break;
+      case "whoAmI":
+        WhoAmIRequest.encode(message.request.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayCall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayCall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = { $case: "listMachines", value: ListMachinesRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.request = { $case: "openTerminal", value: OpenTerminalRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.request = { $case: "listTerminals", value: ListTerminalsRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.request = { $case: "closeTerminal", value: CloseTerminalRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.request = { $case: "whoAmI", value: WhoAmIRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayCall>, I>>(base?: I): GatewayCall {
+    return GatewayCall.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayCall>, I>>(object: I): GatewayCall {
+    const message = createBaseGatewayCall();
+    message.callId = object.callId ?? 0;
+    switch (object.request?.$case) {
+      case "listMachines": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "listMachines", value: ListMachinesRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "openTerminal": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "openTerminal", value: OpenTerminalRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "listTerminals": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "listTerminals", value: ListTerminalsRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "closeTerminal": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "closeTerminal", value: CloseTerminalRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "whoAmI": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "whoAmI", value: WhoAmIRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGatewayStreamIn(): GatewayStreamIn {
+  return { streamId: 0, message: undefined };
+}
+
+export const GatewayStreamIn: MessageFns<GatewayStreamIn> = {
+  encode(message: GatewayStreamIn, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamId !== 0) {
+      writer.uint32(8).uint32(message.streamId);
+    }
+    if (message.message !== undefined) {
+      ClientMessage.encode(message.message, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayStreamIn {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayStreamIn();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.streamId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = ClientMessage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayStreamIn>, I>>(base?: I): GatewayStreamIn {
+    return GatewayStreamIn.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayStreamIn>, I>>(object: I): GatewayStreamIn {
+    const message = createBaseGatewayStreamIn();
+    message.streamId = object.streamId ?? 0;
+    message.message = (object.message !== undefined && object.message !== null)
+      ? ClientMessage.fromPartial(object.message)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGatewayStreamClose(): GatewayStreamClose {
+  return { streamId: 0 };
+}
+
+export const GatewayStreamClose: MessageFns<GatewayStreamClose> = {
+  encode(message: GatewayStreamClose, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamId !== 0) {
+      writer.uint32(8).uint32(message.streamId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayStreamClose {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayStreamClose();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.streamId = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayStreamClose>, I>>(base?: I): GatewayStreamClose {
+    return GatewayStreamClose.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayStreamClose>, I>>(object: I): GatewayStreamClose {
+    const message = createBaseGatewayStreamClose();
+    message.streamId = object.streamId ?? 0;
+    return message;
+  },
+};
+
+function createBaseGatewayServerFrame(): GatewayServerFrame {
+  return { frame: undefined };
+}
+
+export const GatewayServerFrame: MessageFns<GatewayServerFrame> = {
+  encode(message: GatewayServerFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.frame?.$case) {
+      case "reply":
+        GatewayReply.encode(message.frame.value, writer.uint32(10).fork()).join();
+        break;
+      case "stream":
+        GatewayStreamOut.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "end":
+        GatewayStreamEnd.encode(message.frame.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayServerFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayServerFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.frame = { $case: "reply", value: GatewayReply.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.frame = { $case: "stream", value: GatewayStreamOut.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.frame = { $case: "end", value: GatewayStreamEnd.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayServerFrame>, I>>(base?: I): GatewayServerFrame {
+    return GatewayServerFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayServerFrame>, I>>(object: I): GatewayServerFrame {
+    const message = createBaseGatewayServerFrame();
+    switch (object.frame?.$case) {
+      case "reply": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "reply", value: GatewayReply.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "stream": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "stream", value: GatewayStreamOut.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "end": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "end", value: GatewayStreamEnd.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGatewayReply(): GatewayReply {
+  return { callId: 0, result: undefined };
+}
+
+export const GatewayReply: MessageFns<GatewayReply> = {
+  encode(message: GatewayReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint32(message.callId);
+    }
+    switch (message.result?.$case) {
+      case "error":
+        StreamError.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+      case "listMachines":
+        ListMachinesResponse.encode(message.result.value, writer.uint32(26).fork()).join();
+        break;
+      case "openTerminal":
+        TerminalInfo.encode(message.result.value, writer.uint32(34).fork()).join();
+        break;
+      case "listTerminals":
+        ListTerminalsResponse.encode(message.result.value, writer.uint32(42).fork()).join();
+        break;
+      case "closeTerminal":
+        CloseTerminalResponse.encode(message.result.value, writer.uint32(50).fork()).join();
+        break;
+      case "whoAmI":
+        Identity.encode(message.result.value, writer.uint32(58).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "error", value: StreamError.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "listMachines", value: ListMachinesResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = { $case: "openTerminal", value: TerminalInfo.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.result = { $case: "listTerminals", value: ListTerminalsResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.result = { $case: "closeTerminal", value: CloseTerminalResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.result = { $case: "whoAmI", value: Identity.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayReply>, I>>(base?: I): GatewayReply {
+    return GatewayReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayReply>, I>>(object: I): GatewayReply {
+    const message = createBaseGatewayReply();
+    message.callId = object.callId ?? 0;
+    switch (object.result?.$case) {
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: StreamError.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "listMachines": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "listMachines", value: ListMachinesResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "openTerminal": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "openTerminal", value: TerminalInfo.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "listTerminals": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "listTerminals", value: ListTerminalsResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "closeTerminal": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "closeTerminal", value: CloseTerminalResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "whoAmI": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "whoAmI", value: Identity.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGatewayStreamOut(): GatewayStreamOut {
+  return { streamId: 0, message: undefined };
+}
+
+export const GatewayStreamOut: MessageFns<GatewayStreamOut> = {
+  encode(message: GatewayStreamOut, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamId !== 0) {
+      writer.uint32(8).uint32(message.streamId);
+    }
+    if (message.message !== undefined) {
+      ServerMessage.encode(message.message, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayStreamOut {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayStreamOut();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.streamId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = ServerMessage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayStreamOut>, I>>(base?: I): GatewayStreamOut {
+    return GatewayStreamOut.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayStreamOut>, I>>(object: I): GatewayStreamOut {
+    const message = createBaseGatewayStreamOut();
+    message.streamId = object.streamId ?? 0;
+    message.message = (object.message !== undefined && object.message !== null)
+      ? ServerMessage.fromPartial(object.message)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGatewayStreamEnd(): GatewayStreamEnd {
+  return { streamId: 0, error: undefined };
+}
+
+export const GatewayStreamEnd: MessageFns<GatewayStreamEnd> = {
+  encode(message: GatewayStreamEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamId !== 0) {
+      writer.uint32(8).uint32(message.streamId);
+    }
+    if (message.error !== undefined) {
+      StreamError.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GatewayStreamEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGatewayStreamEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.streamId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = StreamError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GatewayStreamEnd>, I>>(base?: I): GatewayStreamEnd {
+    return GatewayStreamEnd.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GatewayStreamEnd>, I>>(object: I): GatewayStreamEnd {
+    const message = createBaseGatewayStreamEnd();
+    message.streamId = object.streamId ?? 0;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? StreamError.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
