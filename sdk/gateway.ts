@@ -3,7 +3,6 @@
 // browser. No grpc-js here; pass any WebSocket implementation that follows
 // the browser API (the browser's own, or the `ws` package in Node).
 import {
-  GATEWAY_PROTOCOL,
   ClientMessage,
   GatewayCall,
   GatewayClientFrame,
@@ -11,9 +10,10 @@ import {
   GatewayServerFrame,
   ServerMessage,
   StreamError,
-} from '../protocol';
+} from '../protocol/generated/cmdop/v1/cmdop';
+import { GATEWAY_PROTOCOL } from '../protocol/limits';
 
-export { GATEWAY_PATH, GATEWAY_PROTOCOL } from '../protocol';
+export { GATEWAY_PATH, GATEWAY_PROTOCOL } from '../protocol/limits';
 
 interface WebSocketLike {
   binaryType: string;
