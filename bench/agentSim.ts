@@ -4,7 +4,9 @@
 // with no terminals. Run as a child of the bench (bench/idleAgents.ts), which
 // talks to it over the IPC channel:
 //
-//   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS }
+//   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS, credentials }
+//            (credentials: a JSON file holding one agent credential per agent, in order;
+//            agent i registers as `${prefix}-${i padded to 5}`, the machine its credential is for)
 //   child -> parent: { t: 'progress' | 'ready', registered, refused, lost, retries }
 //                    { t: 'stats', heartbeats, registered, lost, retries }
 //   parent -> child: { t: 'interval', s } (new heartbeat interval)
@@ -14,6 +16,7 @@
 // channel uses a local subchannel pool, so it has its own TCP connection
 // (grpc-js otherwise shares one connection between channels to the same
 // address with the same options).
+import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
   AgentMessage,
@@ -30,6 +33,7 @@ interface SimConfig {
   perChannel: number;
   prefix: string;
   heartbeatS: number;
+  credentials: string;
 }
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
@@ -41,7 +45,12 @@ interface SimAgent {
 }
 
 interface Channel {
-  connect(): Call;
+  connect(metadata: grpc.Metadata): Call;
+}
+
+/** The name agent `i` of a simulator registers as; the bench enrolls exactly these. */
+export function simAgentName(prefix: string, i: number): string {
+  return `${prefix}-${String(i).padStart(5, '0')}`;
 }
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
@@ -50,6 +59,8 @@ const send = (m: object) => process.send?.(m);
 
 function main(): void {
   const cfg = JSON.parse(process.argv[2]) as SimConfig;
+  const credentials = JSON.parse(fs.readFileSync(cfg.credentials, 'utf8')) as string[];
+  if (credentials.length !== cfg.count) throw new Error(`${cfg.credentials}: ${credentials.length} credentials for ${cfg.count} agents`);
   const channels: grpc.Client[] = [];
   const agents: SimAgent[] = [];
   let registered = 0;
@@ -92,8 +103,11 @@ function main(): void {
    * once overflow the listen backlog, and real agents retry too.
    */
   function connect(agent: SimAgent, channel: Channel, i: number): void {
-    const name = `${cfg.prefix}-${String(i).padStart(5, '0')}`;
-    const call = channel.connect();
+    const name = simAgentName(cfg.prefix, i);
+    // Like the agent: its credential as a bearer token on every connect.
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${credentials[i]}`);
+    const call = channel.connect(md);
     agent.call = call;
     agent.attempts++;
     let failed = false;
@@ -185,4 +199,4 @@ function main(): void {
   process.on('disconnect', () => process.exit(0));
 }
 
-main();
+if (require.main === module) main();

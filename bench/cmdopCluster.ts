@@ -3,21 +3,48 @@
 // temp dir. Separate processes so that the control plane's RSS and CPU can
 // be read from /proc, and so the bench's own event loop never sits on the
 // product's data path (except where the SDK is the client on purpose).
+//
+// Every gRPC call needs a bearer token: the bench signs in as the admin with
+// DATA_DIR/admin.token (written by the control plane on first start), and
+// enrolls each agent it starts with a one-time enrollment token, as a user would.
+import fs from 'node:fs';
 import path from 'node:path';
+import { CmdopClient } from '../sdk';
+import type { ClientOptions } from '../sdk';
 import { ProcessSet, Tail, stop, waitForLine } from './procs';
 
 /** bin/cmdop.js, from dist/bench/. */
 export const CLI = path.join(__dirname, '..', '..', 'bin', 'cmdop.js');
 
-/** Product logs at warn: info lines on every terminal would only cost CPU during the runs. */
-export const CMDOP_ENV: NodeJS.ProcessEnv = { ...process.env, CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn' };
+/**
+ * Product logs at warn: info lines on every terminal would only cost CPU during the runs.
+ * No CMDOP_TOKEN of the user's: each process is given the token it should use.
+ */
+export const CMDOP_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  CMDOP_LOG_LEVEL: process.env.CMDOP_LOG_LEVEL ?? 'warn',
+  CMDOP_TOKEN: '',
+  CMDOP_ENROLL_TOKEN: '',
+  BENCH_AUDIT_PROBE: '', // only the auth bench's control plane is probed (bench/auditProbe.ts)
+};
+
+/** The environment of a CLI client (`cmdop exec`) signed in with `token`. */
+export function cliEnv(token: string): NodeJS.ProcessEnv {
+  return { ...CMDOP_ENV, CMDOP_TOKEN: token };
+}
 
 export interface CmdopCluster {
   /** HOST:PORT of the control plane. */
   readonly server: string;
   readonly machine: string;
+  /** The admin's token (DATA_DIR/admin.token). */
+  readonly token: string;
+  /** The environment for CLI clients (`execArgs`): signed in as the admin. */
+  readonly env: NodeJS.ProcessEnv;
   readonly controlPlanePid: number;
   readonly agentPid: number;
+  /** A new SDK client, signed in as the admin unless `o.token` says otherwise. */
+  newClient(o?: ClientOptions): CmdopClient;
   /** argv (after node) for `cmdop --server S exec [-t] MACHINE -- COMMAND`. */
   execArgs(command: string, opts: { tty: boolean }): string[];
   /** Recent stderr of both processes, for error messages. */
@@ -30,10 +57,22 @@ export interface ControlPlaneProcess {
   /** HOST:PORT it listens on. */
   readonly server: string;
   readonly pid: number;
+  /** The admin's token, read from DATA_DIR/admin.token once it listens. */
+  readonly token: string;
+  /** A new SDK client, signed in as the admin unless `o.token` says otherwise. */
+  newClient(o?: ClientOptions): CmdopClient;
+  /** Enrolls `machine` (a one-time enrollment token, spent at once) and returns its agent credential. */
+  enrollAgent(machine: string): Promise<string>;
   /** Recent stderr, for error messages. */
   log(): string;
   /** Stops it (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
+}
+
+/** How the bench runs a control-plane process beyond its flags (a measuring preload, see bench/auditProbe.ts). */
+export interface ControlPlaneOptions {
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -41,28 +80,77 @@ export interface ControlPlaneProcess {
  * BENCH_CP_NODE_ARGS adds arguments for node itself, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
  * to see where the control plane's CPU goes (the profile is written when it stops).
  */
-export async function startControlPlaneProcess(dir: string, procs: ProcessSet, extraArgs: string[] = []): Promise<ControlPlaneProcess> {
+export async function startControlPlaneProcess(
+  dir: string,
+  procs: ProcessSet,
+  extraArgs: string[] = [],
+  o: ControlPlaneOptions = {},
+): Promise<ControlPlaneProcess> {
   const cpLog = new Tail();
-  const nodeArgs = (process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [...(process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...(o.nodeArgs ?? [])];
+  const dataDir = path.join(dir, 'control-plane');
   const cp = procs.spawn(
     process.execPath,
-    [...nodeArgs, CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'control-plane'), ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
+    [...nodeArgs, CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...CMDOP_ENV, ...o.env } },
   );
   cp.stderr!.on('data', (d: Buffer) => cpLog.push(d));
   const [, server] = await waitForLine(cp, 'stdout', /listening on (\S+)/);
   cp.stdout!.resume(); // nothing more is expected there; never let the pipe fill
-  return { server, pid: cp.pid!, log: () => cpLog.toString(), stop: () => stop(cp) };
+  // Written before the control plane listens.
+  const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  const newClient = (o: ClientOptions = {}) => new CmdopClient({ server, token, ...o });
+  return {
+    server,
+    pid: cp.pid!,
+    token,
+    newClient,
+    enrollAgent: async (machine) => {
+      const admin = newClient();
+      try {
+        return await enrollAgent(admin, machine);
+      } finally {
+        admin.close();
+      }
+    },
+    log: () => cpLog.toString(),
+    stop: () => stop(cp),
+  };
 }
 
-export async function startCmdop(dir: string, procs: ProcessSet, machine = 'bench', serverArgs: string[] = []): Promise<CmdopCluster> {
-  const cp = await startControlPlaneProcess(dir, procs, serverArgs);
+/** The documented way: the admin creates a one-time enrollment token, which is spent for the agent's credential. */
+export async function enrollAgent(admin: CmdopClient, machine: string): Promise<string> {
+  const enroll = await admin.auth.createEnrollment(machine);
+  const c = new CmdopClient({ server: admin.options.server, token: enroll.token });
+  try {
+    return (await c.auth.enrollAgent()).token;
+  } finally {
+    c.close();
+  }
+}
+
+export async function startCmdop(
+  dir: string,
+  procs: ProcessSet,
+  machine = 'bench',
+  serverArgs: string[] = [],
+  cpOptions: ControlPlaneOptions = {},
+): Promise<CmdopCluster> {
+  const cp = await startControlPlaneProcess(dir, procs, serverArgs, cpOptions);
   const server = cp.server;
 
+  // Enrolled like a user would: `cmdop agent --enroll-token` spends a token the admin created.
+  const admin = cp.newClient();
+  let enrollToken: string;
+  try {
+    enrollToken = (await admin.auth.createEnrollment(machine)).token;
+  } finally {
+    admin.close();
+  }
   const agentLog = new Tail();
   const agent = procs.spawn(
     process.execPath,
-    [CLI, 'agent', '--server', server, '--name', machine, '--state-dir', path.join(dir, 'agent')],
+    [CLI, 'agent', '--server', server, '--name', machine, '--state-dir', path.join(dir, 'agent'), '--enroll-token', enrollToken],
     { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
   );
   agent.stderr!.on('data', (d: Buffer) => agentLog.push(d));
@@ -72,6 +160,9 @@ export async function startCmdop(dir: string, procs: ProcessSet, machine = 'benc
   return {
     server,
     machine,
+    token: cp.token,
+    env: cliEnv(cp.token),
+    newClient: cp.newClient,
     controlPlanePid: cp.pid,
     agentPid: agent.pid!,
     execArgs: (command, { tty }) => [CLI, '--server', server, 'exec', ...(tty ? ['-t'] : []), machine, '--', command],

@@ -5,13 +5,23 @@
 // control plane's CPU (utime + stime from /proc) and RSS are sampled over a
 // window, first with a short heartbeat interval (the harder case), then
 // with the default interval of 30 s.
+//
+// Every agent needs its own credential, bound to its name. Before anything
+// is timed, the bench enrolls them all the documented way (the admin creates
+// a one-time enrollment token per machine, which is spent for the agent's
+// credential), many calls in flight at once. That happens on a first control-
+// plane process, which is then restarted on the same data dir: the figures
+// are those of a fresh control plane whose agents are already enrolled (as
+// before auth, when it was fresh too), and the registration still measures
+// registration (now with each stream's token check and audit row in it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
 import { DEFAULT_TIMEOUTS, SessionState } from '../protocol';
-import { CmdopClient } from '../sdk';
+import type { CmdopClient } from '../sdk';
 import { CMDOP_ENV, ControlPlaneProcess, startControlPlaneProcess } from './cmdopCluster';
+import { simAgentName } from './agentSim';
 import { cpuSeconds, rssMb, sampleRss } from './procfs';
 import { ProcessSet, Tail, sleep, stop } from './procs';
 
@@ -22,6 +32,18 @@ export interface IdleAgentsConfig {
   /** The short heartbeat interval of the first window, s. */
   heartbeatS: number;
   windowS: number;
+  /** Enrollments in flight at once, before the clock starts. */
+  enrollConcurrency: number;
+}
+
+export interface EnrollmentResult {
+  /** Every agent's enrollment (2 calls each: CreateEnrollment, then EnrollAgent), ms. */
+  ms: number;
+  /** Control-plane CPU during it, % of one core. */
+  cpuPercent: number;
+  /** The enrollment rate over the first and the last 10 % of the agents, per second (a slowdown as the tables grow). */
+  firstRate: number;
+  lastRate: number;
 }
 
 export interface IdleWindow {
@@ -37,6 +59,7 @@ export interface IdleWindow {
 
 export interface IdleAgentsResult {
   cfg: IdleAgentsConfig;
+  enrollment: EnrollmentResult;
   connections: number;
   /** Spawn of the simulators -> every agent registered, ms. */
   registerMs: number;
@@ -149,18 +172,44 @@ export async function measureIdleAgents(opts: {
     );
     // The heartbeat interval the control plane hands out matches the one simulated;
     // its timeout stays the default (60 s), far above both intervals.
-    cp = await startControlPlaneProcess(dir, procs, ['--heartbeat-interval', String(cfg.heartbeatS)]);
-    client = new CmdopClient({ server: cp.server });
-    await sleep(500);
-    const rssIdleMb = rssMb(cp.pid);
-
+    const serverArgs = ['--heartbeat-interval', String(cfg.heartbeatS)];
     const prefix = 'sim';
-    const cpu0 = cpuSeconds(cp.pid);
-    const t0 = performance.now();
+    const batches: { prefix: string; names: string[]; credentials: string }[] = [];
     for (let p = 0; p < cfg.processes; p++) {
       const count = Math.min(perProc, cfg.agents - p * perProc);
       if (count <= 0) break;
-      const conf = { server: cp.server, count, perChannel: cfg.perChannel, prefix: `${prefix}${p}`, heartbeatS: cfg.heartbeatS };
+      const names = Array.from({ length: count }, (_, i) => simAgentName(`${prefix}${p}`, i));
+      batches.push({ prefix: `${prefix}${p}`, names, credentials: path.join(dir, `credentials-${p}.json`) });
+    }
+
+    // Not timed as registration: every agent's credential, on a first control-plane process.
+    cp = await startControlPlaneProcess(dir, procs, serverArgs);
+    const names = batches.flatMap((b) => b.names);
+    const { tokens, result: enrollment } = await enrollAll(cp, names, cfg.enrollConcurrency, progress);
+    let at = 0;
+    for (const b of batches) {
+      fs.writeFileSync(b.credentials, JSON.stringify(tokens.slice(at, at + b.names.length)), { mode: 0o600 });
+      at += b.names.length;
+    }
+    progress(`idle agents: restarting the control plane on the same data dir (fresh process, ${names.length} agents enrolled)`);
+    await cp.stop();
+    cp = await startControlPlaneProcess(dir, procs, serverArgs);
+
+    client = cp.newClient();
+    await sleep(500);
+    const rssIdleMb = rssMb(cp.pid);
+
+    const cpu0 = cpuSeconds(cp.pid);
+    const t0 = performance.now();
+    for (const b of batches) {
+      const conf = {
+        server: cp.server,
+        count: b.names.length,
+        perChannel: cfg.perChannel,
+        prefix: b.prefix,
+        heartbeatS: cfg.heartbeatS,
+        credentials: b.credentials,
+      };
       const proc = procs.spawn(process.execPath, [SIM, JSON.stringify(conf)], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         env: CMDOP_ENV,
@@ -228,6 +277,7 @@ export async function measureIdleAgents(opts: {
 
     return {
       cfg,
+      enrollment,
       connections,
       registerMs,
       registerRetries,
@@ -249,4 +299,55 @@ export async function measureIdleAgents(opts: {
     await Promise.all(sims.map((s) => stop(s.proc, 2000)));
     await cp?.stop();
   }
+}
+
+/**
+ * Enrolls every name the documented way, `concurrency` enrollments in flight:
+ * the admin's CreateEnrollment, then EnrollAgent with the one-time token it
+ * returned. Resolves with each name's agent credential, in order.
+ */
+async function enrollAll(
+  cp: ControlPlaneProcess,
+  names: string[],
+  concurrency: number,
+  progress: (msg: string) => void,
+): Promise<{ tokens: string[]; result: EnrollmentResult }> {
+  progress(`idle agents: enrolling ${names.length} agents (${concurrency} at a time; not part of the registration time)`);
+  const admin = cp.newClient();
+  const tokens = new Array<string>(names.length);
+  const doneAt = new Array<number>(names.length);
+  let next = 0;
+  let done = 0;
+  const cpu0 = cpuSeconds(cp.pid);
+  const t0 = performance.now();
+  const timer = setInterval(() => progress(`idle agents: ${done} of ${names.length} enrolled`), 5000);
+  const worker = async () => {
+    // The enrollment token is this client's token for one call at a time.
+    const spender = cp.newClient({ token: '' });
+    try {
+      while (next < names.length) {
+        const i = next++;
+        const enroll = await admin.auth.createEnrollment(names[i]);
+        spender.setToken(enroll.token);
+        tokens[i] = (await spender.auth.enrollAgent()).token;
+        doneAt[done++] = performance.now();
+      }
+    } finally {
+      spender.close();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, names.length) }, worker));
+  } finally {
+    clearInterval(timer);
+    admin.close();
+  }
+  const ms = performance.now() - t0;
+  const cpuPercent = ((cpuSeconds(cp.pid) - cpu0) / (ms / 1000)) * 100;
+  const tenth = Math.max(1, Math.floor(names.length / 10));
+  const rate = (from: number, to: number, n: number) => (n / Math.max(1e-3, to - from)) * 1000;
+  const firstRate = rate(t0, doneAt[tenth - 1], tenth);
+  const lastRate = rate(doneAt[names.length - tenth - 1] ?? t0, doneAt[names.length - 1], tenth);
+  progress(`idle agents: ${names.length} enrolled in ${(ms / 1000).toFixed(1)} s`);
+  return { tokens, result: { ms, cpuPercent, firstRate, lastRate } };
 }

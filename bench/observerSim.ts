@@ -4,7 +4,7 @@
 // gets (StreamChecker) until the terminal's exit. Run as a child of the bench
 // (bench/observers.ts), over the IPC channel:
 //
-//   argv[2]: JSON { server, machine, count, blockBytes }
+//   argv[2]: JSON { server, token, machine, count, blockBytes } (token: a bearer token for every attach stream)
 //   parent -> child: { t: 'watch', terminalId } (attach `count` observers to it)
 //                    { t: 'finish', terminalId } (report now, finished or not)
 //   child -> parent: { t: 'ready' }; { t: 'attached', terminalId } once all are attached;
@@ -32,6 +32,7 @@ export interface ObserverReport {
 
 interface Config {
   server: string;
+  token: string;
   machine: string;
   count: number;
   blockBytes: number;
@@ -41,8 +42,13 @@ const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(Clie
 
 const send = (m: object) => process.send?.(m);
 
-/** The SDK client's channel options (sdk/client.ts), on a connection of its own. */
-function transport(server: string): { t: AttachTransport; close(): void } {
+/** The SDK client's channel options and metadata (sdk/client.ts), on a connection of its own. */
+function transport(server: string, token: string): { t: AttachTransport; close(): void } {
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${token}`);
+    return md;
+  };
   const c = new ClientServiceClient(server, grpc.credentials.createInsecure(), {
     'grpc.use_local_subchannel_pool': 1,
     'grpc.max_receive_message_length': 8 * 1024 * 1024,
@@ -56,7 +62,7 @@ function transport(server: string): { t: AttachTransport; close(): void } {
       server,
       heartbeatIntervalMs: DEFAULT_TIMEOUTS.heartbeatIntervalS * 1000,
       reconnectTimeoutMs: 60_000,
-      openStream: () => (c as any).attach(new grpc.Metadata()) as AttachCall,
+      openStream: () => (c as any).attach(metadata()) as AttachCall,
     },
     close: () => c.close(),
   };
@@ -69,7 +75,7 @@ async function watch(cfg: Config, terminalId: string): Promise<{ done: Promise<v
   const closers: (() => void)[] = [];
   const done: Promise<void>[] = [];
   for (let i = 0; i < cfg.count; i++) {
-    const tr = transport(cfg.server);
+    const tr = transport(cfg.server, cfg.token);
     closers.push(tr.close);
     const checker = new StreamChecker(cfg.blockBytes);
     checkers.push(checker);

@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CmdopClient } from '../sdk';
+import type { CmdopClient } from '../sdk';
 import { CMDOP_ENV, CmdopCluster, startCmdop } from './cmdopCluster';
 import type { ObserverReport } from './observerSim';
 import { cpuSeconds, cpuTimes, sampleRss } from './procfs';
@@ -118,12 +118,13 @@ export async function measureObservers(opts: {
         `${(cfg.rate / 1e6).toFixed(1)} MB/s for ${cfg.seconds} s` + (opts.warmupS ? ` (after a ${opts.warmupS} s warm-up stream)` : ''),
     );
     cmdop = await startCmdop(dir, procs, MACHINE);
-    client = new CmdopClient({ server: cmdop.server, machine: MACHINE });
+    client = cmdop.newClient({ machine: MACHINE });
     const per = Math.ceil(cfg.observers / cfg.processes);
     for (let p = 0; p < cfg.processes; p++) {
       const count = Math.min(per, cfg.observers - p * per);
       if (count <= 0) break;
-      const conf = { server: cmdop.server, machine: MACHINE, count, blockBytes: cfg.blockBytes };
+      // The observers sign in as the admin too (a bearer token on each attach stream).
+      const conf = { server: cmdop.server, token: cmdop.token, machine: MACHINE, count, blockBytes: cfg.blockBytes };
       const proc = procs.spawn(process.execPath, [OBSERVER, JSON.stringify(conf)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: CMDOP_ENV });
       const c = { proc, log: new Tail() };
       proc.stderr!.on('data', (d: Buffer) => c.log.push(d));

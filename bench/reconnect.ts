@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Agent } from '../app/agent';
 import { createLogger } from '../lib/logger';
 import { SessionState } from '../protocol';
-import { CmdopClient } from '../sdk';
+import type { CmdopClient } from '../sdk';
 import { CutProxy } from '../test/helpers/proxy';
 import { ControlPlaneProcess, startControlPlaneProcess } from './cmdopCluster';
 import { ProcessSet, sleep } from './procs';
@@ -86,8 +86,11 @@ export async function measureReconnect(opts: {
     cp = await startControlPlaneProcess(dir, procs);
     proxy = await CutProxy.start(cp.server);
     noDelay(proxy);
+    // Enrolled before the clock matters: a one-time enrollment token spent for the agent's credential.
+    const token = await cp.enrollAgent(MACHINE);
     agent = new Agent({
       server: proxy.address,
+      token,
       name: MACHINE,
       stateDir: path.join(dir, 'agent'),
       backoffInitialMs: 10,
@@ -95,7 +98,7 @@ export async function measureReconnect(opts: {
       logger: createLogger('agent', process.env.BENCH_AGENT_LOG ?? 'silent'),
     });
     await agent.start();
-    client = new CmdopClient({ server: cp.server, machine: MACHINE });
+    client = cp.newClient({ machine: MACHINE });
     const state = async () => (await client!.machines.list()).find((m) => m.name === MACHINE)?.state;
 
     const lastByteMs: number[] = [];

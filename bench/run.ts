@@ -9,23 +9,28 @@
 // Exit status: 0 when the bench ran (targets missed or not: it measures, it
 // does not judge); 1 when the bench itself failed.
 //
+// Then what sign-in costs (bench/authCost.ts, BENCH_ONLY=auth): unary calls
+// per kind of token, keystroke echo next to one audit insert, a paste flood.
+//
 // Then the issue-3 figures (bench/sessions.ts), in a second table "Sessions
 // (issue 3)": reconnect -> last buffered byte, 10,000 idle agents on one
 // control plane, 100 observers on one fast terminal.
 //
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
-// sessions, or one of reconnect, agents, observers; default all),
+// auth, sessions, or one of reconnect, agents, observers; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
 // default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
-// BENCH_SKIP_SSH (set: no ssh comparison); the issue-3 knobs are listed in
-// bench/sessions.ts.
+// BENCH_SKIP_SSH (set: no ssh comparison); for auth: BENCH_AUTH_CALLS (default
+// 2000), BENCH_PASTE_MIB (8), BENCH_PASTE_REPS (3), BENCH_AUTH_MICRO (20000),
+// and BENCH_ECHO_SAMPLES; the issue-3 knobs are listed in bench/sessions.ts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CmdopClient } from '../sdk';
+import { authCostConfig, authCostReport, measureAuthCost } from './authCost';
 import { sdkShellChannel, sshShellChannel } from './channels';
-import { CMDOP_ENV, CmdopCluster, startCmdop } from './cmdopCluster';
+import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { measureEcho, prepareEchoShell } from './echo';
 import { FloodResult, measureFlood } from './flood';
 import { ProcessSet } from './procs';
@@ -55,19 +60,20 @@ function envNumber(name: string, dflt: number): number {
   return n;
 }
 
-type Phase = 'issue2' | SessionPhase;
+type Phase = 'issue2' | 'auth' | SessionPhase;
 
-/** BENCH_ONLY=issue2,sessions,reconnect,agents,observers (any of them); unset: every phase. */
+/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers (any of them); unset: every phase. */
 function phasesToRun(): Set<Phase> {
   const raw = process.env.BENCH_ONLY?.trim();
-  if (!raw) return new Set<Phase>(['issue2', ...SESSION_PHASES]);
+  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES]);
   const out = new Set<Phase>();
   for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
     if (word === 'issue2') out.add('issue2');
+    else if (word === 'auth') out.add('auth');
     else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
     else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
     else {
-      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, sessions, ${SESSION_PHASES.join(', ')})`);
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')})`);
     }
   }
   return out;
@@ -158,7 +164,7 @@ function cmdopRunner(ctx: Context, pty: boolean): Runner {
     args: (remote) => ctx.cmdop.execArgs(remote, { tty: pty }),
     file: ctx.file,
     pty,
-    env: CMDOP_ENV,
+    env: ctx.cmdop.env, // CMDOP_TOKEN: the admin's
     procs: ctx.procs,
     cpuPids: { 'control plane': ctx.cmdop.controlPlanePid, agent: ctx.cmdop.agentPid },
   });
@@ -423,6 +429,11 @@ async function main(): Promise<number> {
         await procs.stopAll();
       }
     }
+    if (phases.has('auth')) {
+      // Its own control plane and agent, stopped at its end.
+      const r = await measureAuthCost({ dir: path.join(dir, 'auth'), procs, cfg: authCostConfig(envNumber), progress });
+      process.stdout.write(authCostReport(r));
+    }
     const sessionPhases = SESSION_PHASES.filter((p) => phases.has(p));
     if (sessionPhases.length > 0) {
       const r = await runSessions({
@@ -465,7 +476,7 @@ async function issue2(cfg: Config, dir: string, procs: ProcessSet, held: Held): 
   }
   progress('starting a CMDOP control plane and agent on loopback');
   const cmdop = (held.cmdop = await startCmdop(path.join(dir, 'cmdop'), procs));
-  const client = (held.client = new CmdopClient({ server: cmdop.server, machine: cmdop.machine }));
+  const client = (held.client = cmdop.newClient({ machine: cmdop.machine }));
   const ctx: Context = { cfg, dir, procs, file, cmdop, client, ssh };
 
   // The flood runs first, on a fresh control plane, so that its RSS is the

@@ -278,4 +278,14 @@ describe('tokens on every call', () => {
     a2.kill('SIGTERM');
     await new Promise((r2) => a2.on('exit', r2));
   });
+
+  it('a flood of refused calls is counted, not logged row by row', async () => {
+    const before = (await c.client.auth.audit({ limit: 100_000 })).filter((e) => !e.ok).length;
+    const anon = as(undefined);
+    for (let i = 0; i < 150; i++) await anon.machines.list().catch(() => {});
+    anon.close();
+    const after = (await c.client.auth.audit({ limit: 100_000 })).filter((e) => !e.ok).length;
+    assert.ok(after - before <= 60, `${after - before} refusal rows for 150 refused calls`);
+    assert.ok(after - before > 0, 'refusals are still logged');
+  });
 });

@@ -38,6 +38,7 @@ const KIND_USE: Partial<Record<TokenKind, string>> = {
   [TokenKind.SHARE]: 'a share token (it only watches one terminal)',
 };
 const MAX_TOKEN_CHARS = 4096;
+const REFUSALS_PER_MINUTE = 60;
 // last_used_ms is informative; writing it on every call would cost a write per keystroke batch.
 const TOUCH_EVERY_MS = 60_000;
 
@@ -46,6 +47,7 @@ export const roleName = (r: AttachMode) => (r === AttachMode.OPERATOR ? 'OPERATO
 export class Access {
   private verifyOAuth: OAuthVerifier | undefined;
   private live = new Set<LiveStream>();
+  private refusals = new Map<string, { startMs: number; count: number; suppressed: number }>();
 
   constructor(readonly store: AuthStore) {}
 
@@ -202,6 +204,7 @@ export class Access {
   }
 
   audit(p: Principal | undefined, e: Partial<AuditInput> & { action: string }): void {
+    if (e.ok === false && !this.refusalLogged(e.peer ?? '')) return;
     this.store.audit({
       actor: this.actor(p),
       machine: '',
@@ -213,6 +216,34 @@ export class Access {
       peer: '',
       ...e,
     });
+  }
+
+  /**
+   * Refusals are logged one by one up to REFUSALS_PER_MINUTE per client
+   * address; past that they are counted and summed up in one row, so that
+   * anyone who can reach the port cannot grow the database at will.
+   */
+  private refusalLogged(peer: string): boolean {
+    const host = peer.replace(/:\d+$/, '');
+    const now = Date.now();
+    let w = this.refusals.get(host);
+    if (!w || now - w.startMs >= 60_000) {
+      if (w && w.suppressed > 0) {
+        this.store.audit({
+          actor: 'anonymous', action: 'refusals-suppressed', machine: '', terminalId: '', mode: AttachMode.ATTACH_MODE_UNSPECIFIED,
+          commandId: '', ok: false, detail: `${w.suppressed} more refusals in that minute were counted, not logged one by one`, peer: host,
+        });
+      }
+      w = { startMs: now, count: 0, suppressed: 0 };
+      this.refusals.set(host, w);
+      if (this.refusals.size > 10_000) this.refusals.clear(); // a bounded map, even under a spray of addresses
+    }
+    if (w.count < REFUSALS_PER_MINUTE) {
+      w.count++;
+      return true;
+    }
+    w.suppressed++;
+    return false;
   }
 
   // ---- live streams

