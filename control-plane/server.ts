@@ -23,7 +23,8 @@ import { isLoopback } from '../lib/serverAddress';
 import { serverCredentials } from '../lib/tls';
 import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
-import { accountsOf, sharePage } from './auth/web';
+import { accountsOf } from './auth/web';
+import { createConsoleHandler } from './console/static';
 import { createGateway } from './gateway/socket';
 import { createLogger, type Logger } from '../lib/logger';
 
@@ -48,6 +49,8 @@ export interface ControlPlaneOptions {
   webListen?: string;
   /** The web address people and clients use, if not the listen address. */
   publicUrl?: string;
+  /** The built browser console (index.html + assets/); default dist/renderer. */
+  consoleDir?: string;
   /** OAuth lifetimes and limits (tests shorten them). */
   oauth?: Pick<OAuthWebOptions, 'ttl' | 'rateLimit' | 'pollIntervalS'>;
   logger?: Logger;
@@ -62,8 +65,10 @@ export interface ControlPlane {
   readonly access: Access;
   /** DATA_DIR/admin.token: the first admin's token. */
   readonly adminTokenFile: string;
-  /** The web port's base URL (sign-in pages; the OAuth issuer). */
+  /** The web port's base URL as bound (sign-in pages, the console). */
   readonly webUrl: string;
+  /** The OAuth issuer: the URL browsers use (publicUrl when given, else webUrl); the console lives at its root. */
+  readonly issuer: string;
   close(): Promise<void>;
 }
 
@@ -99,9 +104,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const admin = access.bootstrapAdmin(opts.dataDir);
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
-  // The web port: device-flow sign-in pages, OAuth endpoints, and the
-  // console's WebSocket gateway (set up below, once the handlers exist).
+  // The web port: the browser console's files, sign-in pages, OAuth
+  // endpoints, and the console's WebSocket gateway (set up below, once the
+  // handlers exist).
   let gateway: ReturnType<typeof createGateway> | undefined;
+  let issuer: string | undefined;
+  const consoleFiles = createConsoleHandler({ dir: opts.consoleDir, tls: Boolean(opts.tls), issuer: () => issuer });
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
   const web = await startOAuthWeb({
     db: store.database,
@@ -124,12 +132,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         mode: 0,
         commandId: '',
       }),
-    extraHandler: sharePage,
+    extraHandler: consoleFiles,
     onUpgrade: (req, socket, head) => gateway?.upgrade(req, socket, head) ?? false,
   }).catch((e: Error) => {
     store.close();
     throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
   });
+  issuer = web.issuer;
   access.setOAuthVerifier(async (token) => {
     const v = await web.verifyAccessToken(token);
     return v && { userId: v.userId, expiresAtMs: v.expiresAtMs };
@@ -187,6 +196,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     access,
     adminTokenFile: admin.file,
     webUrl: web.url,
+    issuer: web.issuer,
     async close() {
       clients.close();
       registry.shutdown('the control plane stopped');
@@ -202,6 +212,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       });
       gateway?.close();
       await web.close();
+      access.store.flushAudit();
       store.close();
     },
   };

@@ -67,7 +67,7 @@ export function registerServer(program: Command): void {
         },
       }).catch((e) => fail(e.message));
       process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
-      process.stdout.write(`  sign-in: ${cp.webUrl}   admin token: ${cp.adminTokenFile}\n`);
+      process.stdout.write(`  console and sign-in: ${cp.webUrl}/   admin token: ${cp.adminTokenFile}\n`);
       if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
       const stop = () => {
         cp.close().then(() => process.exit(0));

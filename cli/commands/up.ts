@@ -44,6 +44,22 @@ export function registerUp(program: Command): void {
         if (m?.state === SessionState.CONNECTED) break;
         await new Promise((r) => setTimeout(r, 100));
       }
+      // The console, signed in as the local admin without a password: an API
+      // token in the URL's fragment, which browsers never send to a server;
+      // the console keeps it in sessionStorage and clears the address bar.
+      // It lasts 12 h and is revoked when this process stops.
+      const consoleToken = cp.access.issue(TokenKind.API, admin, { name: 'console (cmdop up)', expiresInS: 12 * 3600 });
+      cp.access.store.audit({
+        actor: admin.name,
+        action: 'token-create',
+        ok: true,
+        detail: `${consoleToken.row.id} console (cmdop up) for ${admin.name}`,
+        peer: 'cmdop up',
+        machine: '',
+        terminalId: '',
+        mode: 0,
+        commandId: '',
+      });
       // The CLI finds the default data dir's admin.token by itself; anything else needs saying.
       const env =
         (cp.address === DEFAULT_SERVER ? '' : `CMDOP_SERVER=${cp.address} `) +
@@ -53,6 +69,9 @@ export function registerUp(program: Command): void {
           `CMDOP is up.`,
           `  control plane  ${cp.address}   data: ${o.dataDir}`,
           `  agent          ${o.name}`,
+          ``,
+          `Console: ${cp.issuer}/#token=${consoleToken.token}`,
+          `  (signs you in as admin for 12 h, until Ctrl-C; do not share this link)`,
           ``,
           `Next, in another terminal:`,
           `  ${env}npx cmdop machines`,
@@ -66,6 +85,7 @@ export function registerUp(program: Command): void {
       const stop = async () => {
         if (stopping) return;
         stopping = true;
+        cp.access.store.revokeToken(consoleToken.row.id);
         agent.kill('SIGTERM');
         await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
         await cp.close();

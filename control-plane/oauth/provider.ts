@@ -1,6 +1,8 @@
-// The OAuth 2.0 authorization server itself: oidc-provider configured for one
-// thing, the device authorization grant (RFC 8628) for CMDOP's own CLI and
-// agents. Everything oidc-provider does not need for that is switched off.
+// The OAuth 2.0 authorization server itself: oidc-provider configured for two
+// first-party clients: CMDOP's own CLI and agents (device authorization
+// grant, RFC 8628) and the browser console the web port serves
+// (authorization code + PKCE S256, redirecting back to ISSUER/callback).
+// Everything oidc-provider does not need for those is switched off.
 import type { Adapter, Configuration, ErrorOut, KoaContextWithOIDC } from './oidc';
 import { Provider, deviceCodeGrant, errors, interactionPolicy } from './oidc';
 import type { OAuthKeys } from './keys';
@@ -16,6 +18,13 @@ export interface Accounts {
 
 export const CLI_CLIENT_ID = 'cmdop-cli';
 export const CLI_CLIENT_NAME = 'CMDOP CLI';
+/** The browser console served on the web port: authorization code + PKCE, public. */
+export const CONSOLE_CLIENT_ID = 'cmdop-console';
+export const CONSOLE_CLIENT_NAME = 'CMDOP console';
+/** Where the console takes the code back: ISSUER + this path. */
+export const CONSOLE_CALLBACK_PATH = '/callback';
+/** Clients of our own, for which signing in is the consent. */
+const FIRST_PARTY = new Set([CLI_CLIENT_ID, CONSOLE_CLIENT_ID]);
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export const USER_CODE_MASK = '****-****';
 
@@ -115,13 +124,15 @@ export function createOAuthProvider(opts: OAuthProviderOptions): Provider {
   const pollIntervalS = opts.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S;
   const hooks = opts.hooks ?? {};
   const { accounts } = opts;
+  const issuerOrigin = new URL(opts.issuer).origin;
 
   // Consent: the person already confirmed this code for this client on the
-  // confirmation page, then signed in. For our own first-party client that
-  // is the consent; a second "allow CMDOP CLI to ..." page adds nothing. The
-  // stock policy always asks native clients to consent again
-  // (native_client_prompt), so that check goes; the requested scopes are
-  // granted in loadExistingGrant below.
+  // confirmation page, then signed in (or, for the console, signed in on a
+  // page naming it, in a browser tab the console itself sent there). For our
+  // own first-party clients that is the consent; a second "allow CMDOP CLI
+  // to ..." page adds nothing. The stock policy always asks native clients
+  // to consent again (native_client_prompt), so that check goes; the
+  // requested scopes are granted in loadExistingGrant below.
   const policy = interactionPolicy.base();
   policy.get('consent')!.checks.remove('native_client_prompt');
 
@@ -139,10 +150,29 @@ export function createOAuthProvider(opts: OAuthProviderOptions): Provider {
         redirect_uris: [],
         id_token_signed_response_alg: 'ES256', // our only signing key is P-256
       },
+      {
+        // The console: a single-page app served from this same origin. It
+        // runs in a browser, so it is public (PKCE instead of a secret), and
+        // its only redirect is back to its own /callback.
+        client_id: CONSOLE_CLIENT_ID,
+        client_name: CONSOLE_CLIENT_NAME,
+        application_type: 'web',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${issuerOrigin}${CONSOLE_CALLBACK_PATH}`],
+        id_token_signed_response_alg: 'ES256',
+      },
     ],
+    // PKCE on every authorization request, S256 only (plain is refused).
+    pkce: { methods: ['S256'], required: () => true },
     scopes: ['openid', 'offline_access'],
-    // Not a browser-facing API: no cross-origin calls to the token endpoints.
-    clientBasedCORS: () => false,
+    // No cross-origin calls to the token endpoints. The console's own calls
+    // to /token and /token/revocation are same-origin, but browsers still
+    // send Origin on a POST, and oidc-provider asks this for any request that
+    // has one: the console's client from the issuer's own origin is the only
+    // yes. (The CLI sends no Origin, so this is never asked for it.)
+    clientBasedCORS: (_ctx, origin, client) => client.clientId === CONSOLE_CLIENT_ID && origin === issuerOrigin,
     cookies: {
       keys: opts.keys.cookieKeys,
       // Lax, not oidc-provider's default None for the session cookie: every
@@ -189,13 +219,13 @@ export function createOAuthProvider(opts: OAuthProviderOptions): Provider {
     // a Grant holding the requested scopes. A fresh Grant per approval, not
     // the browser session's: revoking one device's refresh token revokes its
     // whole grant, and that must not sign out every other device the same
-    // browser approved.
+    // browser approved (nor another console tab signed in separately).
     async loadExistingGrant(ctx) {
       const fromConsent = ctx.oidc.result?.consent?.grantId;
       if (fromConsent) return ctx.oidc.provider.Grant.find(fromConsent);
       const clientId = ctx.oidc.client!.clientId;
       const accountId = ctx.oidc.session!.accountId!;
-      if (clientId !== CLI_CLIENT_ID) {
+      if (!FIRST_PARTY.has(clientId)) {
         const existing = ctx.oidc.session!.grantIdFor(clientId);
         return existing ? ctx.oidc.provider.Grant.find(existing) : undefined;
       }
@@ -209,9 +239,11 @@ export function createOAuthProvider(opts: OAuthProviderOptions): Provider {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    // Refresh tokens for the CLI whether or not it asked for offline_access,
-    // never tied to the browser session that approved them, and rotated on
-    // every use (a replayed, already-rotated token revokes the whole grant).
+    // Refresh tokens for the CLI and the console whether or not they asked
+    // for offline_access (oidc-provider drops that scope from an
+    // authorization request without prompt=consent), never tied to the
+    // browser session that approved them, and rotated on every use (a
+    // replayed, already-rotated token revokes the whole grant).
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     expiresWithSession: async () => false,
     rotateRefreshToken: true,
@@ -352,12 +384,15 @@ ${form}
   }
 
   async function renderError(ctx: KoaContextWithOIDC, out: ErrorOut) {
+    // Errors oidc-provider cannot send back to a client's redirect_uri (an
+    // unknown client, a redirect_uri that does not match) land here.
+    const browserFlow = ctx.oidc?.route === 'authorization' || ctx.oidc?.route === 'resume';
     ctx.type = 'html';
     ctx.body = page(
       'Something went wrong',
       `<p class="error">${escapeHtml(out.error_description ?? out.error)}</p>
 <p>Error code: <code>${escapeHtml(out.error)}</code></p>
-<p>Start the sign-in again on your device; it will show a new code.</p>`,
+<p>${browserFlow ? 'Open the CMDOP console again and sign in from there.' : 'Start the sign-in again on your device; it will show a new code.'}</p>`,
     );
   }
 }

@@ -1,8 +1,10 @@
 // The authorization server's HTTP(S) listener: oidc-provider's endpoints
-// (/device/auth, /device, /token, /token/revocation, discovery, JWKS), the
-// sign-in page it sends people to (/interaction/:uid), rate limits on the two
-// places a person types a secret, and in-process access token checks for the
-// control plane's gRPC and WebSocket handlers.
+// (/device/auth, /device, /auth, /token, /token/revocation, discovery, JWKS),
+// the sign-in page it sends people to (/interaction/:uid) for a device
+// approval or a console sign-in, rate limits on the two places a person types
+// a secret, and in-process access token checks for the control plane's gRPC
+// and WebSocket handlers. Other routes (the console) come in through
+// extraHandler, WebSockets through onUpgrade.
 import type Database from 'better-sqlite3';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -45,8 +47,11 @@ export interface OAuthWebOptions {
   pollIntervalS?: number;
   /** Per client IP, separately for user-code entry and for sign-in. Default 10 per 60 s. */
   rateLimit?: { points: number; durationS: number };
-  /** Runs first; return true when it handled the request (for the console, later). */
-  extraHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /**
+   * Runs first (the console's pages and files); true when it handled the
+   * request. A rejection becomes the 500 page.
+   */
+  extraHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
   /** WebSocket upgrades (the console's gateway); return false to refuse one. */
   onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger?: LoggerLike;
@@ -266,48 +271,83 @@ export async function startOAuthWeb(opts: OAuthWebOptions): Promise<OAuthWeb> {
       400,
       page(
         'Sign-in expired',
-        '<p class="error">This sign-in page has expired or was opened in another browser.</p><p>Start again on your device; it will show a new code.</p>',
+        '<p class="error">This sign-in page has expired or was opened in another browser.</p><p>Start again on your device (it will show a new code), or open the CMDOP console again.</p>',
       ),
     );
+  }
+
+  /** What the sign-in page needs to know about the request behind an interaction. */
+  interface InteractionView {
+    deviceCode?: string;
+    params: Record<string, unknown>;
   }
 
   async function loginPage(
     res: http.ServerResponse,
     uid: string,
-    deviceCodeId: string | undefined,
+    details: InteractionView,
     view: { error?: string; username?: string; status?: number } = {},
   ) {
-    let codeHtml = '';
-    let info: DeviceDescription | undefined;
-    let clientName = CLI_CLIENT_NAME;
-    if (deviceCodeId) {
-      const code = await provider.DeviceCode.find(deviceCodeId, { ignoreExpiration: true });
-      if (code) {
-        codeHtml = `<p>You are approving the device showing this code:</p><code class="user-code">${escapeHtml(formatUserCode(code.userCode, USER_CODE_MASK))}</code>`;
-        info = code.deviceInfo as DeviceDescription | undefined;
-        if (code.clientId !== CLI_CLIENT_ID) clientName = code.clientId ?? clientName;
-      }
-    }
     const action = `/interaction/${encodeURIComponent(uid)}`;
-    sendHtml(
-      res,
-      view.status ?? 200,
-      page(
-        'Sign in to approve',
-        `${view.error ? `<p class="error">${escapeHtml(view.error)}</p>` : ''}
-${codeHtml}
-${deviceDetails(clientName, info)}
-${ONLY_YOUR_OWN_CODE}
-<form method="post" action="${escapeHtml(action)}" autocomplete="on">
+    const form = (submit: string, cancel: string) => `<form method="post" action="${escapeHtml(action)}" autocomplete="on">
 <label for="username">User name</label>
 <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(view.username ?? '')}">
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <div class="actions">
-<button type="submit">Sign in and approve</button>
-<button type="submit" name="deny" value="yes" class="secondary" formnovalidate>Deny</button>
+<button type="submit">${escapeHtml(submit)}</button>
+<button type="submit" name="deny" value="yes" class="secondary" formnovalidate>${escapeHtml(cancel)}</button>
 </div>
-</form>`,
+</form>`;
+    const errorHtml = view.error ? `<p class="error">${escapeHtml(view.error)}</p>` : '';
+
+    if (!details.deviceCode) {
+      // An authorization request (the console's code + PKCE flow): the
+      // client and the redirect_uri were checked by oidc-provider before it
+      // sent the browser here, so both are registered values.
+      const clientId = typeof details.params.client_id === 'string' ? details.params.client_id : '';
+      const client = clientId ? await provider.Client.find(clientId) : undefined;
+      const clientName = (client?.metadata().client_name as string | undefined) ?? (clientId || 'an application');
+      let returnsTo = '';
+      try {
+        returnsTo = new URL(String(details.params.redirect_uri)).origin;
+      } catch {
+        // shown without it
+      }
+      const rows = [`<dt>Application</dt><dd>${escapeHtml(clientName)}</dd>`];
+      if (returnsTo) rows.push(`<dt>Returns to</dt><dd>${escapeHtml(returnsTo)}</dd>`);
+      return sendHtml(
+        res,
+        view.status ?? 200,
+        page(
+          'Sign in',
+          `${errorHtml}
+<p><strong>${escapeHtml(clientName)}</strong> asks you to sign in to CMDOP.</p>
+<dl>${rows.join('')}</dl>
+${form('Sign in', 'Cancel')}`,
+        ),
+      );
+    }
+
+    let codeHtml = '';
+    let info: DeviceDescription | undefined;
+    let clientName = CLI_CLIENT_NAME;
+    const code = await provider.DeviceCode.find(details.deviceCode, { ignoreExpiration: true });
+    if (code) {
+      codeHtml = `<p>You are approving the device showing this code:</p><code class="user-code">${escapeHtml(formatUserCode(code.userCode, USER_CODE_MASK))}</code>`;
+      info = code.deviceInfo as DeviceDescription | undefined;
+      if (code.clientId !== CLI_CLIENT_ID) clientName = code.clientId ?? clientName;
+    }
+    sendHtml(
+      res,
+      view.status ?? 200,
+      page(
+        'Sign in to approve',
+        `${errorHtml}
+${codeHtml}
+${deviceDetails(clientName, info)}
+${ONLY_YOUR_OWN_CODE}
+${form('Sign in and approve', 'Deny')}`,
       ),
     );
   }
@@ -326,7 +366,7 @@ ${ONLY_YOUR_OWN_CODE}
       return;
     }
 
-    if (req.method === 'GET') return loginPage(res, uid, details.deviceCode);
+    if (req.method === 'GET') return loginPage(res, uid, details);
 
     let form: URLSearchParams;
     try {
@@ -338,7 +378,9 @@ ${ONLY_YOUR_OWN_CODE}
 
     if (form.get('deny')) {
       // oidc-provider marks the device code access_denied and shows the
-      // "request denied" page (the deviceDenied hook reports it).
+      // "request denied" page (the deviceDenied hook reports it); an
+      // authorization request goes back to its redirect_uri with
+      // error=access_denied.
       return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User denied the request' }, { mergeWithLastSubmission: false });
     }
 
@@ -360,19 +402,23 @@ ${ONLY_YOUR_OWN_CODE}
     if (!account) {
       const shownName = username.slice(0, 256);
       emit({ type: 'login_failed', user: shownName || undefined, ip });
-      return loginPage(res, uid, details.deviceCode, { error: 'Wrong user name or password.', username: shownName });
+      return loginPage(res, uid, details, { error: 'Wrong user name or password.', username: shownName });
     }
     // Only failures count against the limit.
     await loginLimiter.reward(ip);
-    emit({ type: 'login', user: account.name, ip, detail: `account=${account.id}` });
+    const clientId = details.deviceCode ? undefined : details.params.client_id;
+    emit({ type: 'login', user: account.name, ip, detail: `account=${account.id}${typeof clientId === 'string' ? ` client=${clientId}` : ''}` });
     // remember: false — the browser session ends with the browser; it exists
-    // only to finish this approval (and a few more within ttl.session).
+    // only to finish this approval or console sign-in (and a few more within
+    // ttl.session). For an authorization request, oidc-provider then
+    // redirects to the client's redirect_uri with the code (consent is the
+    // first-party grant loadExistingGrant hands back).
     await provider.interactionFinished(req, res, { login: { accountId: account.id, remember: false } }, { mergeWithLastSubmission: false });
   }
 
   handler = (req, res) => {
     void (async () => {
-      if (opts.extraHandler?.(req, res)) return;
+      if (opts.extraHandler && (await opts.extraHandler(req, res))) return;
       const path = (req.url ?? '/').split('?')[0];
       const m = INTERACTION_PATH.exec(path);
       if (m) return handleInteraction(req, res, m[1]);

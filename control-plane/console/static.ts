@@ -1,0 +1,302 @@
+// The browser console's files on the web port: the production build of
+// app/renderer (dist/renderer: index.html + assets/...), served in front of
+// the OAuth routes (oauth/web.ts's extraHandler).
+//
+//   GET/HEAD /assets/NAME         a build file; hashed names are immutable
+//   GET/HEAD /NAME.EXT            a top-level build file (favicon.ico ...)
+//   GET/HEAD any other path       index.html (the console routes itself:
+//                                 /, /callback, /share, /machines/...)
+//
+// except the paths the web port serves itself (OAuth, sign-in pages, the
+// gateway), which this leaves alone. Every response here carries the
+// console's CSP. No directory listing, no dot-files, nothing outside the
+// build directory (checked after decoding and again after resolving links).
+import fs from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { page } from '../oauth/pages';
+
+/** dist/control-plane/console/static.js -> dist/renderer */
+export const DEFAULT_CONSOLE_DIR = path.join(__dirname, '..', '..', 'renderer');
+
+/**
+ * First path segments the web port answers itself: oidc-provider's routes
+ * (/auth, /token[/revocation|/introspection], /device[/auth], /jwks, /me,
+ * /session/end, /reg, /request, /backchannel, /.well-known/...), the sign-in
+ * page (/interaction/:uid) and the WebSocket gateway (/ws). Disabled
+ * features are listed too: the console must never shadow them.
+ */
+export const SERVER_ROUTES: ReadonlySet<string> = new Set([
+  'auth',
+  'token',
+  'device',
+  'interaction',
+  'jwks',
+  'me',
+  'session',
+  'reg',
+  'request',
+  'backchannel',
+  '.well-known',
+  'ws',
+]);
+
+const BASE_CSP: ReadonlyArray<[string, string]> = [
+  ['default-src', "'self'"],
+  ['script-src', "'self'"],
+  ['style-src', "'self' 'unsafe-inline'"], // xterm.js sets inline styles
+  ['img-src', "'self' data:"],
+  ['font-src', "'self' data:"],
+  ['connect-src', "'self'"],
+  ['worker-src', "'self' blob:"],
+  ['frame-ancestors', "'none'"],
+  ['base-uri', "'none'"],
+  ['form-action', "'self'"],
+  ['object-src', "'none'"],
+];
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.webmanifest': 'application/manifest+json',
+  '.txt': 'text/plain; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.avif': 'image/avif',
+  '.ico': 'image/x-icon',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.otf': 'font/otf',
+  '.wasm': 'application/wasm',
+};
+
+/** Worth gzipping (images and woff2 are compressed already). */
+const COMPRESSIBLE = /^(text\/|application\/(json|manifest\+json|wasm)|image\/svg\+xml|image\/x-icon|font\/(ttf|otf))/;
+
+/** Vite's output names: NAME-HASH.EXT, the hash 8+ base64url characters. */
+const HASHED = /[-.][A-Za-z0-9_-]{8,}(\.[A-Za-z0-9]+){1,2}$/;
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Host header values safe to echo into a CSP source (no spaces, no ';'). */
+const HOST_SOURCE = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+export interface ConsoleStaticOptions {
+  /** The built console; default dist/renderer next to the compiled server. */
+  dir?: string;
+  /** Whether this listener speaks https (then the page's socket is wss:). */
+  tls: boolean;
+  /** The OAuth issuer (the public URL), once the server knows it. */
+  issuer?: () => string | undefined;
+}
+
+export type ConsoleHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
+
+function wsOriginOf(httpUrl: string): string | undefined {
+  try {
+    const u = new URL(httpUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    return `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The console's CSP. CSP3 makes 'self' match the page's own ws:/wss: origin,
+ * but browsers took years to agree (Safari before 15.4 did not), so the
+ * gateway's origin is also spelled out: from the Host header the browser
+ * sent (the origin the page was loaded from; validated so it cannot inject
+ * directives) and from the issuer (the public URL, e.g. behind a TLS proxy).
+ */
+export function consoleCsp(host: string | undefined, tls: boolean, issuer?: string): string {
+  const ws = new Set<string>();
+  const fromIssuer = issuer ? wsOriginOf(issuer) : undefined;
+  if (fromIssuer) ws.add(fromIssuer);
+  if (host && HOST_SOURCE.test(host)) ws.add(`${tls ? 'wss' : 'ws'}://${host.toLowerCase()}`);
+  return BASE_CSP.map(([k, v]) => (k === 'connect-src' && ws.size ? `${k} ${v} ${[...ws].join(' ')}` : `${k} ${v}`)).join('; ');
+}
+
+function isInside(root: string, file: string): boolean {
+  return file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+}
+
+/** Gzipped build files, by path; invalidated by mtime or size, bounded in bytes. */
+class GzipCache {
+  private readonly entries = new Map<string, { mtimeMs: number; size: number; data: Buffer }>();
+  private bytes = 0;
+  constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
+
+  async get(file: string, st: fs.Stats, raw: Buffer): Promise<Buffer> {
+    const hit = this.entries.get(file);
+    if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
+      // Most recently used last.
+      this.entries.delete(file);
+      this.entries.set(file, hit);
+      return hit.data;
+    }
+    const data = await gzip(raw, { level: 9 });
+    this.remove(file);
+    if (data.length <= this.maxBytes / 4) {
+      this.entries.set(file, { mtimeMs: st.mtimeMs, size: st.size, data });
+      this.bytes += data.length;
+      for (const key of this.entries.keys()) {
+        if (this.bytes <= this.maxBytes) break;
+        this.remove(key);
+      }
+    }
+    return data;
+  }
+
+  private remove(file: string) {
+    const e = this.entries.get(file);
+    if (!e) return;
+    this.bytes -= e.data.length;
+    this.entries.delete(file);
+  }
+}
+const gzip = promisify(zlib.gzip);
+
+function acceptsGzip(req: http.IncomingMessage): boolean {
+  return String(req.headers['accept-encoding'] ?? '')
+    .split(',')
+    .some((entry) => {
+      const [coding, ...params] = entry.split(';').map((x) => x.trim().toLowerCase());
+      const q = params.find((x) => x.startsWith('q='));
+      return coding === 'gzip' && (q === undefined || Number(q.slice(2)) > 0);
+    });
+}
+
+function notBuiltPage(share: boolean): string {
+  return page(
+    'Console not built',
+    `<p>This CMDOP control plane is running, but its web console has not been built, so there is nothing to show here yet.</p>
+<p>Build it in the CMDOP checkout with <code>npm run build</code>, then reload this page.</p>
+${
+  share
+    ? `<p>This is a watch-only link to one terminal. To watch it from a terminal instead, take the part of the link after <code>#</code> (it starts with <code>cmdop_shr_</code>) and run:</p>
+<pre>CMDOP_TOKEN=cmdop_shr_... cmdop --server ADDRESS watch MACHINE</pre>`
+    : '<p>The command line works without it: <code>npx cmdop --help</code>.</p>'
+}`,
+  );
+}
+
+/** The web port's handler for console routes; resolves false for paths it leaves to the OAuth server. */
+export function createConsoleHandler(o: ConsoleStaticOptions): ConsoleHandler {
+  const root = path.resolve(o.dir ?? DEFAULT_CONSOLE_DIR);
+  const gzCache = new GzipCache();
+
+  return async function consoleHandler(req, res) {
+    const rawPath = (req.url ?? '/').split('?')[0];
+    // '*' (OPTIONS *) and absolute-form targets are not console routes.
+    if (!rawPath.startsWith('/')) return false;
+
+    const headers: Record<string, string> = {
+      'Content-Security-Policy': consoleCsp(req.headers.host, o.tls, o.issuer?.()),
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'X-Frame-Options': 'DENY',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+    };
+    const send = (status: number, body: string | Buffer, extra: Record<string, string> = {}) => {
+      const buf = typeof body === 'string' ? Buffer.from(body) : body;
+      res.writeHead(status, { ...headers, 'Content-Length': String(buf.length), ...extra });
+      res.end(req.method === 'HEAD' ? undefined : buf);
+      return true;
+    };
+    const text = (status: number, message: string, extra: Record<string, string> = {}) =>
+      send(status, `${message}\n`, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...extra });
+
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(rawPath);
+    } catch {
+      return text(400, 'bad path');
+    }
+    const segments = decoded.split('/').slice(1);
+    // No legitimate URL here has dot segments, backslashes or NULs (browsers
+    // normalise dot segments before sending): refuse them outright, whatever
+    // the route, encoded (%2e%2e, %2f) or not.
+    if (decoded.includes('\0') || decoded.includes('\\') || segments.some((s) => s === '.' || s === '..')) {
+      return text(400, 'bad path');
+    }
+    if (SERVER_ROUTES.has(segments[0])) return false;
+
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'method not allowed', { Allow: 'GET, HEAD' });
+
+    const serveIndex = async () => {
+      let html: Buffer;
+      try {
+        html = await fs.promises.readFile(path.join(root, 'index.html'));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+        return send(503, notBuiltPage(segments[0] === 'share'), {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Cache-Control': 'no-store',
+          'Retry-After': '30',
+        });
+      }
+      return send(200, html, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+    };
+
+    /** `rel`: path segments under the build directory. */
+    const serveFile = async (rel: string[], cacheControl: (name: string) => string) => {
+      if (rel.some((s) => s === '' || s.startsWith('.'))) return text(404, 'not found');
+      const file = path.join(root, ...rel);
+      if (!isInside(root, file)) return text(404, 'not found');
+      let st: fs.Stats;
+      let real: string;
+      let realRoot: string;
+      try {
+        st = await fs.promises.stat(file);
+        [real, realRoot] = await Promise.all([fs.promises.realpath(file), fs.promises.realpath(root)]);
+      } catch {
+        return text(404, 'not found');
+      }
+      // A link inside the build pointing out of it is not served either.
+      if (!st.isFile() || !isInside(realRoot, real)) return text(404, 'not found');
+      const name = rel[rel.length - 1];
+      const type = TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
+      const cache = cacheControl(name);
+      const extra: Record<string, string> = { 'Content-Type': type, 'Cache-Control': cache, 'Last-Modified': st.mtime.toUTCString() };
+      if (cache !== IMMUTABLE) {
+        const since = Date.parse(String(req.headers['if-modified-since'] ?? ''));
+        if (!Number.isNaN(since) && Math.floor(st.mtimeMs / 1000) * 1000 <= since) {
+          res.writeHead(304, { ...headers, 'Cache-Control': cache, 'Last-Modified': extra['Last-Modified'] });
+          res.end();
+          return true;
+        }
+      }
+      const raw = await fs.promises.readFile(file);
+      if (COMPRESSIBLE.test(type) && raw.length > 1024) {
+        extra.Vary = 'Accept-Encoding';
+        if (acceptsGzip(req)) return send(200, await gzCache.get(file, st, raw), { ...extra, 'Content-Encoding': 'gzip' });
+      }
+      return send(200, raw, extra);
+    };
+
+    const last = segments[segments.length - 1];
+    if (segments[0] === 'assets') {
+      return serveFile(segments, (name) => (HASHED.test(name) ? IMMUTABLE : 'no-cache'));
+    }
+    if (last === 'index.html' && segments.length === 1) return serveIndex();
+    // favicon.ico, robots.txt ...: whatever the build put at its top level.
+    if (segments.length === 1 && last.includes('.')) return serveFile(segments, () => 'no-cache');
+    // A deeper path naming a file is a missing file, not a console route.
+    if (last.includes('.')) return text(404, 'not found');
+    return serveIndex();
+  };
+}
