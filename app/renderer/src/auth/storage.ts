@@ -1,0 +1,58 @@
+// The console's credentials. They live in sessionStorage (this browser tab
+// only, gone when it closes) and never in the URL: a token that arrives in a
+// fragment is moved here and the fragment is dropped at once, so it is not
+// left in the address bar, the history or a screenshot.
+const AUTH_KEY = 'cmdop.auth';
+const SHARE_KEY = 'cmdop.share';
+
+export interface StoredAuth {
+  accessToken: string;
+  /** OAuth only: the rotating refresh token and when the access token ends. */
+  refreshToken?: string;
+  expiresAtMs?: number;
+  /** Where it came from: a pasted/printed token (`#token=`) or an OAuth sign-in. */
+  source: 'fragment' | 'oauth';
+}
+
+function read<T>(key: string): T | undefined {
+  try {
+    const raw = sessionStorage.getItem(key);
+    return raw ? (JSON.parse(raw) as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const loadAuth = (): StoredAuth | undefined => read<StoredAuth>(AUTH_KEY);
+export const saveAuth = (a: StoredAuth): void => sessionStorage.setItem(AUTH_KEY, JSON.stringify(a));
+export const clearAuth = (): void => sessionStorage.removeItem(AUTH_KEY);
+
+export const loadShareToken = (): string | undefined => read<string>(SHARE_KEY);
+export const clearShareToken = (): void => sessionStorage.removeItem(SHARE_KEY);
+
+/** Drops the fragment from the address bar without a navigation. */
+function dropFragment(): void {
+  history.replaceState(history.state, '', location.pathname + location.search);
+}
+
+/** `#token=TOKEN` (what `cmdop up` prints): keep it, drop it from the URL. */
+export function takeFragmentToken(): string | undefined {
+  const m = /^#token=([^&]+)/.exec(location.hash);
+  if (!m) return undefined;
+  const token = decodeURIComponent(m[1]);
+  dropFragment();
+  saveAuth({ accessToken: token, source: 'fragment' });
+  return token;
+}
+
+/** A share link is `/share#TOKEN` (`cmdop share` prints it). */
+export function takeShareToken(): string | undefined {
+  const raw = location.hash.slice(1);
+  if (raw) {
+    const token = decodeURIComponent(raw.startsWith('token=') ? raw.slice('token='.length) : raw);
+    dropFragment();
+    sessionStorage.setItem(SHARE_KEY, JSON.stringify(token));
+    return token;
+  }
+  return loadShareToken();
+}

@@ -1,0 +1,30 @@
+// Console settings, persisted in localStorage (they are preferences, not
+// secrets, and should outlive the tab).
+const KEY = 'cmdop.settings';
+
+export interface Settings {
+  fontSize: number;
+  theme: 'dark' | 'light';
+  /** `auto`: WebGL where a GPU draws it, else the DOM renderer. Applies to tabs opened afterwards. */
+  renderer: 'auto' | 'dom';
+}
+
+export const DEFAULT_SETTINGS: Settings = { fontSize: 14, theme: 'dark', renderer: 'auto' };
+export const FONT_MIN = 8;
+export const FONT_MAX = 32;
+
+export function loadSettings(): Settings {
+  try {
+    const raw = JSON.parse(localStorage.getItem(KEY) ?? '{}') as Partial<Settings>;
+    const fontSize = Number.isFinite(raw.fontSize) ? Math.min(FONT_MAX, Math.max(FONT_MIN, Math.round(raw.fontSize!))) : DEFAULT_SETTINGS.fontSize;
+    const theme = raw.theme === 'light' || raw.theme === 'dark' ? raw.theme : DEFAULT_SETTINGS.theme;
+    const renderer = raw.renderer === 'dom' ? 'dom' : 'auto';
+    return { fontSize, theme, renderer };
+  } catch {
+    return { ...DEFAULT_SETTINGS };
+  }
+}
+
+export function saveSettings(s: Settings): void {
+  localStorage.setItem(KEY, JSON.stringify(s));
+}

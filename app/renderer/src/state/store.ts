@@ -1,0 +1,202 @@
+// Everything the console shows: the connection, the machine list (polled
+// every 2 s, with a short history of each machine's heartbeat for the
+// sparklines), and the terminal tabs in their order.
+import { AttachMode, SessionState, type Identity, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import type { ConsoleConnection } from '../net/connection';
+import { Observable } from './observable';
+import { loadSettings, saveSettings, type Settings } from './settings';
+import { Tab } from './tab';
+
+/** The key of the machines view, which sits before the terminal tabs. */
+export const MACHINES = 'machines';
+export const POLL_MS = 2000;
+/** Heartbeat samples kept per machine for the sparklines. */
+export const SAMPLES = 60;
+
+export interface MetricSeries {
+  cpu: number[];
+  memory: number[];
+  disk: number[];
+  /** NaN where the machine reported no battery. */
+  battery: number[];
+  lastTimestampMs: number;
+}
+
+export class ConsoleStore extends Observable {
+  tabs: Tab[] = [];
+  active: string = MACHINES;
+  machines: MachineInfo[] = [];
+  machinesError = '';
+  metrics = new Map<string, MetricSeries>();
+  settings: Settings = loadSettings();
+  identity: Identity | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private polling = false;
+
+  constructor(
+    readonly conn: ConsoleConnection,
+    private readonly opts: { listMachines: boolean },
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.conn.subscribe(() => {
+      if (this.conn.status === 'open') {
+        void this.poll();
+        if (!this.identity) void this.loadIdentity();
+      }
+      this.changed();
+    });
+    this.conn.start();
+    if (this.opts.listMachines) this.timer = setInterval(() => void this.poll(), POLL_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const t of this.tabs) t.dispose();
+    this.conn.stop();
+  }
+
+  tab(key: string): Tab | undefined {
+    return this.tabs.find((t) => t.key === key);
+  }
+
+  get activeTab(): Tab | undefined {
+    return this.tab(this.active);
+  }
+
+  machine(name: string): MachineInfo | undefined {
+    return this.machines.find((m) => m.name === name);
+  }
+
+  /** A new shell on `machine`, in a new tab that becomes active. */
+  openTerminal(machine: string): Tab {
+    return this.add(new Tab(this.conn, { machine, mode: AttachMode.OPERATOR }, this.settings, this.machine(machine)?.state));
+  }
+
+  /** A tab on an existing terminal; OBSERVER makes it a watch-only view. */
+  attach(machine: string, terminalId: string, mode: AttachMode): Tab {
+    const existing = this.tabs.find((t) => t.terminalId === terminalId && t.target.mode === mode && !t.over);
+    if (existing) {
+      this.activate(existing.key);
+      return existing;
+    }
+    return this.add(new Tab(this.conn, { machine, terminalId, mode }, this.settings, this.machine(machine)?.state));
+  }
+
+  private add(t: Tab): Tab {
+    this.tabs = [...this.tabs, t];
+    this.active = t.key;
+    this.changed();
+    return t;
+  }
+
+  /**
+   * Closes a tab. An operator's tab is its shell, like a terminal emulator's
+   * tab: the terminal is closed too. A watch-only tab only stops watching.
+   */
+  closeTab(key: string): void {
+    const i = this.tabs.findIndex((t) => t.key === key);
+    if (i < 0) return;
+    const t = this.tabs[i];
+    if (t.operator && !t.over && t.terminalId) {
+      this.conn.call('closeTerminal', { machine: t.machine, terminalId: t.terminalId }).catch(() => {});
+    }
+    t.dispose();
+    this.tabs = this.tabs.filter((x) => x !== t);
+    if (this.active === key) this.active = this.tabs[Math.min(i, this.tabs.length - 1)]?.key ?? MACHINES;
+    this.changed();
+  }
+
+  activate(key: string): void {
+    if (key !== MACHINES && !this.tab(key)) return;
+    this.active = key;
+    this.changed();
+  }
+
+  /** Next/previous in the strip, the machines view included, wrapping around. */
+  cycle(delta: number): void {
+    const keys = [MACHINES, ...this.tabs.map((t) => t.key)];
+    const i = keys.indexOf(this.active);
+    this.activate(keys[(i + delta + keys.length) % keys.length]);
+  }
+
+  /** Moves a tab to `index` among the terminal tabs (drag and drop, or the keyboard). */
+  moveTo(key: string, index: number): void {
+    const t = this.tab(key);
+    if (!t) return;
+    const rest = this.tabs.filter((x) => x !== t);
+    const at = Math.max(0, Math.min(rest.length, index));
+    this.tabs = [...rest.slice(0, at), t, ...rest.slice(at)];
+    this.changed();
+  }
+
+  move(key: string, delta: number): void {
+    const i = this.tabs.findIndex((t) => t.key === key);
+    if (i >= 0) this.moveTo(key, i + delta);
+  }
+
+  updateSettings(s: Settings): void {
+    this.settings = s;
+    saveSettings(s);
+    for (const t of this.tabs) t.applySettings(s);
+    this.changed();
+  }
+
+  private async loadIdentity(): Promise<void> {
+    try {
+      this.identity = await this.conn.call('whoAmI', {});
+      this.changed();
+    } catch {
+      // Shown as "signed in" without a name; the calls themselves report errors.
+    }
+  }
+
+  /** One listMachines: states, heartbeats, and the viewer counts of the open terminals. */
+  async poll(): Promise<void> {
+    if (!this.opts.listMachines || this.polling || this.conn.status !== 'open') return;
+    this.polling = true;
+    try {
+      const r = await this.conn.call('listMachines', {});
+      this.machines = [...r.machines].sort((a, b) => a.name.localeCompare(b.name));
+      this.machinesError = '';
+      for (const m of this.machines) this.record(m);
+      for (const t of this.tabs) {
+        const m = this.machine(t.machine);
+        if (!m) continue;
+        t.pollState(m.state, m.stateReason, m.graceDeadlineMs);
+        const info = m.terminals.find((x) => x.terminalId === t.terminalId);
+        if (info) {
+          t.setViewers(info.observers);
+          t.followPtySize(info.cols, info.rows);
+        }
+      }
+    } catch (e) {
+      this.machinesError = (e as Error).message;
+    } finally {
+      this.polling = false;
+      this.changed();
+    }
+  }
+
+  private record(m: MachineInfo): void {
+    const hb = m.lastHeartbeat;
+    if (!hb || !hb.timestampMs) return;
+    let s = this.metrics.get(m.name);
+    if (!s) this.metrics.set(m.name, (s = { cpu: [], memory: [], disk: [], battery: [], lastTimestampMs: 0 }));
+    // Heartbeats come every 30 s and polls every 2 s: one sample per heartbeat.
+    if (hb.timestampMs === s.lastTimestampMs) return;
+    s.lastTimestampMs = hb.timestampMs;
+    const push = (a: number[], v: number) => {
+      a.push(v);
+      if (a.length > SAMPLES) a.shift();
+    };
+    push(s.cpu, hb.cpuPercent);
+    push(s.memory, hb.memoryPercent);
+    push(s.disk, hb.diskPercent);
+    push(s.battery, hb.batteryPercent ?? NaN);
+  }
+}
+
+export const stateName = (s: SessionState): string => SessionState[s] ?? String(s);

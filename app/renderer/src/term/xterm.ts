@@ -1,0 +1,82 @@
+// An xterm.js terminal with the console's addons. WebGL is the fast renderer
+// where there is a GPU, but it may be missing (no GPU, blocklisted driver,
+// too many contexts), only emulated in software (see webgl.ts), or lost
+// later; in every such case the terminal uses xterm's default DOM renderer
+// and keeps working.
+import { Terminal, type ITheme } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { SearchAddon } from '@xterm/addon-search';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
+import { WebLinksAddon } from '@xterm/addon-web-links';
+import { WebglAddon } from '@xterm/addon-webgl';
+import type { Settings } from '../state/settings';
+import { gpuWebgl } from './webgl';
+
+export const THEMES: Record<Settings['theme'], ITheme> = {
+  dark: { background: '#14161a', foreground: '#d7dae0', cursor: '#d7dae0', selectionBackground: '#3a4a63' },
+  light: { background: '#fbfbf8', foreground: '#1e2226', cursor: '#1e2226', selectionBackground: '#b9d3f5' },
+};
+
+export interface Xterm {
+  term: Terminal;
+  fit: FitAddon;
+  search: SearchAddon;
+  /** Which renderer draws it, once opened. */
+  renderer: () => 'webgl' | 'dom';
+  open(el: HTMLElement): void;
+}
+
+export function createXterm(settings: Settings, readOnly: boolean): Xterm {
+  const term = new Terminal({
+    fontSize: settings.fontSize,
+    fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
+    theme: THEMES[settings.theme],
+    scrollback: 5000,
+    // A watch-only view has no input path: xterm ignores keystrokes and the
+    // view never subscribes to onData (see tab.ts).
+    disableStdin: readOnly,
+    cursorBlink: false,
+    cursorInactiveStyle: readOnly ? 'none' : 'outline',
+    allowProposedApi: true, // unicode11's activeVersion
+  });
+  const fit = new FitAddon();
+  const search = new SearchAddon();
+  term.loadAddon(fit);
+  term.loadAddon(search);
+  term.loadAddon(new WebLinksAddon((_e, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));
+  const unicode = new Unicode11Addon();
+  term.loadAddon(unicode);
+  term.unicode.activeVersion = '11';
+  let renderer: 'webgl' | 'dom' = 'dom';
+  return {
+    term,
+    fit,
+    search,
+    renderer: () => renderer,
+    open(el) {
+      term.open(el);
+      if (settings.renderer === 'dom' || !gpuWebgl()) return;
+      try {
+        const webgl = new WebglAddon();
+        webgl.onContextLoss(() => {
+          // The GPU went away (driver reset, too many contexts): back to the DOM renderer.
+          renderer = 'dom';
+          webgl.dispose();
+        });
+        term.loadAddon(webgl);
+        renderer = 'webgl';
+      } catch {
+        renderer = 'dom';
+      }
+    },
+  };
+}
+
+/** The active buffer as text, one line per row, trailing blank rows dropped (for the test hook). */
+export function bufferText(term: Terminal): string {
+  const b = term.buffer.active;
+  const lines: string[] = [];
+  for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines.join('\n');
+}

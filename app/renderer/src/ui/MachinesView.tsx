@@ -1,0 +1,100 @@
+// Every machine the token can reach: state (with the time left in
+// GRACE_PERIOD/BACKGROUND), OS, the heartbeat's cpu/memory/disk/battery as
+// sparklines, its terminals (attach or watch), and a button to open a shell.
+import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import type { ConsoleStore, MetricSeries } from '../state/store';
+import { StateBadge } from './badges';
+import { Countdown } from './Countdown';
+import { Sparkline } from './Sparkline';
+
+const canOpen = (s: SessionState) => s === SessionState.CONNECTED || s === SessionState.BACKGROUND;
+
+export function MachinesView({ store, visible }: { store: ConsoleStore; visible: boolean }) {
+  const { machines } = store;
+  return (
+    <section className="machines" data-testid="machines-view" hidden={!visible} aria-label="Machines">
+      {store.machinesError && <p className="error">Cannot list machines: {store.machinesError}</p>}
+      {machines.length === 0 && !store.machinesError && (
+        <p className="empty" data-testid="machines-empty">
+          {store.conn.status === 'open' ? 'No machines yet. Enroll one with `cmdop agents enroll --name NAME`.' : 'Connecting…'}
+        </p>
+      )}
+      {machines.length > 0 && (
+        <table>
+          <thead>
+            <tr>
+              <th>Machine</th>
+              <th>State</th>
+              <th>System</th>
+              <th>Heartbeat</th>
+              <th>Terminals</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {machines.map((m) => (
+              <MachineRow key={m.name} m={m} store={store} series={store.metrics.get(m.name)} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore; series: MetricSeries | undefined }) {
+  const timed = (m.state === SessionState.GRACE_PERIOD || m.state === SessionState.BACKGROUND) && m.graceDeadlineMs > 0;
+  const caps = m.capabilities;
+  const hasBattery = series?.battery.some((v) => Number.isFinite(v)) ?? false;
+  const live = m.terminals.filter((t) => !t.exited);
+  return (
+    <tr data-testid="machine-row" data-machine={m.name} data-state={SessionState[m.state]}>
+      <td className="machine-name">
+        <strong>{m.name}</strong>
+        {caps?.hostname && caps.hostname !== m.name && <div className="dim">{caps.hostname}</div>}
+      </td>
+      <td>
+        <StateBadge state={m.state} testId="machine-state" />
+        {timed && (
+          <>
+            {' '}
+            <Countdown deadlineMs={m.graceDeadlineMs} testId="machine-countdown" />
+          </>
+        )}
+        {m.stateReason && m.state !== SessionState.CONNECTED && <div className="dim reason">{m.stateReason}</div>}
+      </td>
+      <td className="dim">{caps ? `${caps.os}/${caps.arch}` : '–'}</td>
+      <td>
+        <div className="metrics">
+          <Sparkline label="cpu" values={series?.cpu ?? []} testId="metric-cpu" />
+          <Sparkline label="mem" values={series?.memory ?? []} testId="metric-memory" />
+          <Sparkline label="disk" values={series?.disk ?? []} testId="metric-disk" />
+          {hasBattery && <Sparkline label="bat" values={series!.battery} testId="metric-battery" />}
+        </div>
+      </td>
+      <td className="terminal-list">
+        {live.length === 0 && <span className="dim">none</span>}
+        {live.map((t) => (
+          <div key={t.terminalId} className="terminal-item" data-testid="machine-terminal" data-terminal-id={t.terminalId}>
+            <code>{t.terminalId.slice(0, 8)}</code>
+            <span className="dim" title="operators / observers attached">
+              {' '}
+              {t.operators}op {t.observers}obs
+            </span>{' '}
+            <button type="button" data-testid="attach-terminal" onClick={() => store.attach(m.name, t.terminalId, AttachMode.OPERATOR)}>
+              Attach
+            </button>{' '}
+            <button type="button" data-testid="watch-terminal" onClick={() => store.attach(m.name, t.terminalId, AttachMode.OBSERVER)}>
+              Watch
+            </button>
+          </div>
+        ))}
+      </td>
+      <td>
+        <button type="button" className="primary" data-testid="open-terminal" disabled={!canOpen(m.state)} onClick={() => store.openTerminal(m.name)}>
+          Open terminal
+        </button>
+      </td>
+    </tr>
+  );
+}

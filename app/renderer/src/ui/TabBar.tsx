@@ -1,0 +1,165 @@
+// The tab strip: the machines view first, then terminal tabs. Tabs reorder
+// by drag and drop (or Alt+Shift+PageUp/PageDown), rename on double-click
+// (or Alt+Shift+R), close with ×; each shows its session state and, for an
+// operator, how many are watching.
+import { useState, type DragEvent, type ReactNode } from 'react';
+import { SessionState } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { MACHINES, stateName, type ConsoleStore } from '../state/store';
+import type { Tab } from '../state/tab';
+import { Countdown } from './Countdown';
+import { useObservable } from './hooks';
+
+const DRAG_TYPE = 'application/x-cmdop-tab';
+
+export function TabBar({ store, renaming, setRenaming }: { store: ConsoleStore; renaming: string; setRenaming(key: string): void }) {
+  const [dropAt, setDropAt] = useState(-1);
+  return (
+    <nav className="tabbar" role="tablist" aria-label="Terminals" data-testid="tab-bar">
+      <button
+        type="button"
+        role="tab"
+        className="tab machines-tab"
+        data-testid="machines-tab"
+        aria-selected={store.active === MACHINES}
+        onClick={() => store.activate(MACHINES)}
+      >
+        Machines
+      </button>
+      {store.tabs.map((t, i) => (
+        <TabButton
+          key={t.key}
+          tab={t}
+          store={store}
+          index={i}
+          dropTarget={dropAt === i}
+          setDropAt={setDropAt}
+          renaming={renaming === t.key}
+          setRenaming={setRenaming}
+        />
+      ))}
+    </nav>
+  );
+}
+
+function TabButton(p: {
+  tab: Tab;
+  store: ConsoleStore;
+  index: number;
+  dropTarget: boolean;
+  setDropAt(i: number): void;
+  renaming: boolean;
+  setRenaming(key: string): void;
+}) {
+  const { tab, store } = p;
+  useObservable(tab);
+  const active = store.active === tab.key;
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    const key = e.dataTransfer.getData(DRAG_TYPE);
+    p.setDropAt(-1);
+    if (key) store.moveTo(key, p.index);
+  };
+  return (
+    <div
+      role="tab"
+      tabIndex={0}
+      aria-selected={active}
+      className={`tab${active ? ' active' : ''}${tab.operator ? '' : ' observer'}${p.dropTarget ? ' drop-target' : ''}`}
+      data-testid="tab"
+      data-tab-key={tab.key}
+      data-terminal-id={tab.terminalId}
+      data-mode={tab.operator ? 'operator' : 'observer'}
+      draggable={!p.renaming}
+      onDragStart={(e) => {
+        e.dataTransfer.setData(DRAG_TYPE, tab.key);
+        e.dataTransfer.effectAllowed = 'move';
+      }}
+      onDragOver={(e) => {
+        if (!e.dataTransfer.types.includes(DRAG_TYPE)) return;
+        e.preventDefault();
+        p.setDropAt(p.index);
+      }}
+      onDragLeave={() => p.setDropAt(-1)}
+      onDrop={onDrop}
+      onClick={() => store.activate(tab.key)}
+      onDoubleClick={() => p.setRenaming(tab.key)}
+      title={`${tab.machine} ${tab.terminalId}${tab.operator ? '' : ' (watch-only)'}`}
+    >
+      {!tab.operator && (
+        <span className="eye" aria-label="watch-only">
+          watching
+        </span>
+      )}
+      {p.renaming ? (
+        <RenameInput tab={tab} done={() => p.setRenaming('')} />
+      ) : (
+        <span className="tab-title" data-testid="tab-title">
+          {tab.title}
+        </span>
+      )}
+      <SessionBadge tab={tab} />
+      {tab.operator && (
+        <span className="viewers" data-testid="viewer-count" data-count={tab.viewers} title={`${tab.viewers} watching`}>
+          {tab.viewers} watching
+        </span>
+      )}
+      <button
+        type="button"
+        className="tab-close"
+        data-testid="tab-close"
+        aria-label={tab.operator ? 'Close this terminal' : 'Stop watching'}
+        onClick={(e) => {
+          e.stopPropagation();
+          store.closeTab(tab.key);
+        }}
+      >
+        ×
+      </button>
+    </div>
+  );
+}
+
+/** GRACE_PERIOD with its countdown, DISCONNECTED as final, an exit code; a dot when all is well. */
+export function SessionBadge({ tab }: { tab: Tab }) {
+  const name = tab.exit ? 'EXITED' : tab.endedWhy && tab.state !== SessionState.DISCONNECTED ? 'ENDED' : stateName(tab.state);
+  let text: ReactNode = name;
+  if (tab.exit) text = `exited ${tab.exit.signal || tab.exit.exitCode}`;
+  else if (tab.state === SessionState.GRACE_PERIOD || tab.state === SessionState.BACKGROUND) {
+    text = (
+      <>
+        {name} <Countdown deadlineMs={tab.deadlineMs} testId="tab-countdown" />
+      </>
+    );
+  } else if (tab.state === SessionState.CONNECTED && !tab.endedWhy) text = '';
+  return (
+    <span className={`state state-${name.toLowerCase()}`} data-testid="session-state" data-state={name} title={tab.stateReason || tab.endedWhy || name}>
+      {text}
+    </span>
+  );
+}
+
+function RenameInput({ tab, done }: { tab: Tab; done(): void }) {
+  const [value, setValue] = useState(tab.title);
+  return (
+    <input
+      className="rename"
+      data-testid="tab-rename"
+      autoFocus
+      value={value}
+      onChange={(e) => setValue(e.target.value)}
+      onClick={(e) => e.stopPropagation()}
+      onKeyDown={(e) => {
+        e.stopPropagation();
+        if (e.key === 'Enter') {
+          tab.rename(value);
+          done();
+        } else if (e.key === 'Escape') done();
+      }}
+      onBlur={() => {
+        tab.rename(value);
+        done();
+      }}
+      aria-label="Tab name"
+    />
+  );
+}
