@@ -9,12 +9,11 @@ import {
   Resume,
   Resumed,
   SessionState,
+  nameError,
 } from '../protocol';
 import { ApiError, invalid, notFound } from './errors';
 import { AgentCall, AgentSession, SessionDeps, newResumeToken } from './session';
 
-export { NAME_PATTERN as NAME } from '../protocol';
-import { NAME_PATTERN as NAME } from '../protocol';
 
 export class Registry {
   /** Sessions not yet DISCONNECTED, by machine name and by session id. */
@@ -24,9 +23,8 @@ export class Registry {
   constructor(private deps: Omit<SessionDeps, 'onEnded'>) {}
 
   register(call: AgentCall, reg: Register): AgentSession {
-    if (!NAME.test(reg.name)) {
-      throw invalid(`machine name ${JSON.stringify(reg.name)} must be 1-63 letters, digits, '.', '_' or '-'`);
-    }
+    const badName = nameError('machine name', reg.name);
+    if (badName) throw invalid(badName);
     if (!reg.agentId || reg.agentId.length > 128) throw invalid('agent_id must be 1-128 characters');
     const existing = this.byName.get(reg.name);
     if (existing) {

@@ -23,6 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { mkdirPrivate, writeFileAtomic } from './privateFile';
 import * as selfsigned from 'selfsigned';
 
 /** A certificate and its private key, both PEM, plus the certificate's fingerprint. */
@@ -584,32 +585,7 @@ function derToPem(der: Buffer): string {
  * tightened only when `tighten` says it is ours alone (DATA/tls), never a
  * caller's shared parent.
  */
-function mkdirPrivate(dir: string, tighten = false): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (tighten) fs.chmodSync(dir, 0o700);
-}
 
-/**
- * Write via a temp file in the same directory and rename, so readers see the
- * old or the new file, never half. The file is created with `mode` (minus the
- * umask) from the start, so a private key is never briefly world-readable.
- */
-function writeFileAtomic(file: string, data: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, 'wx', mode);
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -3,6 +3,7 @@
 // and kept in the agent's state dir (0600), per control plane.
 import fs from 'node:fs';
 import path from 'node:path';
+import { writePrivateJson } from '../../lib/privateFile';
 import { CmdopClient, UnauthenticatedError } from '../../sdk';
 import type { Connection } from '../connection';
 import { deviceLogin } from './deviceLogin';
@@ -27,10 +28,7 @@ function readAll(stateDir: string): Record<string, StoredCredential> {
 function save(stateDir: string, server: string, c: StoredCredential): void {
   const all = readAll(stateDir);
   all[server] = c;
-  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const tmp = `${fileOf(stateDir)}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, fileOf(stateDir));
+  writePrivateJson(fileOf(stateDir), all);
 }
 
 export interface EnrollOptions {

@@ -5,6 +5,7 @@
 // make the second look like a replayed (stolen) token.
 import fs from 'node:fs';
 import path from 'node:path';
+import { writePrivateJson } from '../../lib/privateFile';
 
 export interface StoredLogin {
   user: string;
@@ -36,10 +37,7 @@ export class Logins {
     const all = this.readAll();
     if (login) all[server] = login;
     else delete all[server];
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    writePrivateJson(this.file, all);
   }
 
   /** Runs `fn` holding the lock (a stale lock older than 30 s is broken). */

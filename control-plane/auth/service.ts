@@ -8,10 +8,11 @@ import {
   TokenInfo,
   TokenKind,
   UserInfo,
+  nameError,
 } from '../../protocol';
 import { ApiError, denied, invalid, notFound } from '../errors';
 import { authedUnary } from '../clientService';
-import { NAME, type Registry } from '../registry';
+import type { Registry } from '../registry';
 import { Access, Principal, roleName } from './access';
 import { TokenRow, UserRow } from './store';
 import { generatePassword, hashPassword } from './secrets';
@@ -22,7 +23,8 @@ const TEN_YEARS_S = 10 * 365 * 24 * 3600;
 const MIN_PASSWORD = 8;
 
 function checkName(what: string, name: string): void {
-  if (!NAME.test(name)) throw invalid(`${what} ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-'`);
+  const err = nameError(what, name);
+  if (err) throw invalid(err);
 }
 
 function checkExpiry(s: number, fallback: number): number {
