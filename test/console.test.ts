@@ -199,7 +199,7 @@ describe('browser console', () => {
   it('a watch-only view shows the same bytes and sends nothing that is typed into it; the operator tab counts it', () =>
     b.step('observer', async () => {
       await page.click('[data-testid=machines-tab]');
-      await page.click(`${sel.row('box')} [data-testid=machine-terminal][data-terminal-id="${one}"] [data-testid=watch-terminal]`);
+      await page.click(`${sel.row('box')} [data-testid=machine-terminal][data-terminal-id="${one}"] [data-testid=watch-terminal-tab]`);
       await page.waitForSelector(sel.tab(one, 'observer'));
       const watchKey = (await hook.tabs(page)).find((t) => t.terminalId === one && t.mode === 'observer')!.key;
       assert.ok(await page.locator(`${sel.pane(watchKey)} [data-testid=observer-banner]`).isVisible(), 'clearly marked watch-only');
@@ -229,6 +229,91 @@ describe('browser console', () => {
       await waitScreen(page, watchKey, /^still-16$/m);
       await page.click(`${sel.tab(one, 'observer')} [data-testid=tab-close]`);
       await page.waitForSelector(`${sel.tab(one)} [data-testid=viewer-count][data-count="0"]`, { state: 'attached', timeout: 6000 });
+    }));
+
+  it('Watch opens a window of its own: marked watch-only, the same bytes, no input path, counted on the operator tab', () =>
+    b.step('watch-window', async () => {
+      await page.click('[data-testid=machines-tab]');
+      const [win] = await Promise.all([
+        page.waitForEvent('popup'),
+        page.click(`${sel.row('box')} [data-testid=machine-terminal][data-terminal-id="${one}"] [data-testid=watch-terminal]`),
+      ]);
+      try {
+        win.on('pageerror', (e) => pageErrors.push(`watch window: ${String(e)}`));
+        assert.equal(new URL(win.url()).pathname, '/watch');
+        await win.waitForSelector('[data-testid=observer-banner]', { timeout: 15_000 });
+        assert.equal(await win.locator('[data-testid=machines-tab]').count(), 0, 'nothing but the one terminal');
+        assert.deepEqual((await hook.tabs(win)).map((t) => [t.terminalId, t.mode]), [[one, 'observer']]);
+        await waitScreen(win, one, /^still-16$/m); // the current screen, for a late joiner
+        assert.equal((await hook.tabs(page)).filter((t) => t.mode === 'observer').length, 0, 'no tab was opened in the console');
+        await typeInto(page, one, 'echo window-$((6*7))\n');
+        await waitScreen(win, one, /^window-42$/m);
+        await page.waitForSelector(`${sel.tab(one)} [data-testid=viewer-count][data-count="1"]`, { timeout: 6000 });
+        // Asking again brings the same window forward instead of opening another.
+        await page.click('[data-testid=machines-tab]');
+        await page.click(`${sel.row('box')} [data-testid=machine-terminal][data-terminal-id="${one}"] [data-testid=watch-terminal]`);
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(b.context.pages().filter((p) => new URL(p.url()).pathname === '/watch').length, 1);
+        // Typing into the window reaches nothing.
+        const marker = `/tmp/cmdop-window-${crypto.randomBytes(4).toString('hex')}`;
+        const before = await hook.bytes(win, one);
+        const typedAt = Date.now();
+        await win.click('[data-testid=terminal]');
+        await win.keyboard.type(`touch ${marker}\n`);
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await sh(c, `test -e ${marker} && echo present || echo absent`)).trim(), 'absent');
+        assert.deepEqual(await refusedInputs(c, one, typedAt), [], 'the watch window sent no input at all');
+        assert.equal(await hook.bytes(win, one), before, 'no echo: nothing reached the PTY');
+      } finally {
+        await win.close();
+      }
+      await page.waitForSelector(`${sel.tab(one)} [data-testid=viewer-count][data-count="0"]`, { state: 'attached', timeout: 6000 });
+    }));
+
+  it('a reload brings the tabs back in their order, with their names, screens and the active one', () =>
+    b.step('reload', async () => {
+      await page.dblclick(`${sel.tab(two)} [data-testid=tab-title]`);
+      await page.fill('[data-testid=tab-rename]', 'build box');
+      await page.keyboard.press('Enter');
+      await typeInto(page, one, 'echo before-reload-$((2*5))\n');
+      await waitScreen(page, one, /^before-reload-10$/m);
+      await page.reload();
+      await eventually(async () => (await hook.terminals(page)).length === 2, 15_000, 'two tabs back');
+      assert.deepEqual(await hook.terminals(page), [one, two]);
+      assert.deepEqual((await hook.tabs(page)).map((t) => t.mode), ['operator', 'operator']);
+      assert.equal(await page.locator(`${sel.tab(two)} [data-testid=tab-title]`).textContent(), 'build box');
+      assert.equal(await page.locator(sel.tab(one)).getAttribute('aria-selected'), 'true', 'the active tab is still active');
+      await waitScreen(page, one, /^before-reload-10$/m); // the screen as it was
+      await typeInto(page, one, 'echo after-reload-$((8+1))\n');
+      await waitScreen(page, one, /^after-reload-9$/m);
+      // Still one terminal each: the reload re-attached, it opened nothing new.
+      const operators = async () => {
+        const m = (await c.client.machines.list()).find((x) => x.name === 'box')!;
+        return [one, two].map((id) => m.terminals.find((t) => t.terminalId === id)?.operators);
+      };
+      await eventually(async () => (await operators()).every((n) => n === 1), 5000, 'one operator each');
+      assert.equal((await c.client.machines.list()).find((x) => x.name === 'box')!.terminals.filter((t) => !t.exited).length, 2);
+    }));
+
+  it('a saved tab list that is corrupt or names bad targets is ignored, not attached', () =>
+    b.step('bad-saved-tabs', async () => {
+      const p = await b.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(String(e)));
+      try {
+        await p.goto(`${web}/#token=${c.token}`);
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        for (const bad of ['{not json', JSON.stringify({ tabs: [{ machine: '../etc', terminalId: 'x', mode: 1 }, 5, { machine: 'box', terminalId: 'a b', mode: 1 }], active: 9 })]) {
+          await p.evaluate((v) => sessionStorage.setItem('cmdop.tabs', v), bad);
+          await p.reload();
+          await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+          assert.deepEqual(await hook.tabs(p), []);
+          assert.equal(await p.locator('[data-testid=machines-tab]').getAttribute('aria-selected'), 'true');
+        }
+        assert.deepEqual(errors, []);
+      } finally {
+        await p.close();
+      }
     }));
 
   it('a share link opens straight into the watch-only view with no other token', () =>

@@ -4,6 +4,7 @@
 import { AttachMode, SessionState, type Identity, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleConnection } from '../net/connection';
 import { Observable } from './observable';
+import { loadTabs, saveTabs } from './persistedTabs';
 import { loadSettings, saveSettings, type Settings } from './settings';
 import { Tab } from './tab';
 
@@ -32,15 +33,19 @@ export class ConsoleStore extends Observable {
   identity: Identity | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private polling = false;
+  private saveQueued = false;
+  private stopped = false;
 
   constructor(
     readonly conn: ConsoleConnection,
-    private readonly opts: { listMachines: boolean },
+    /** persistTabs: the tab list survives a reload (the console; not a share or watch window). */
+    private readonly opts: { listMachines: boolean; persistTabs?: boolean },
   ) {
     super();
   }
 
   start(): void {
+    if (this.opts.persistTabs) this.restoreTabs();
     this.conn.subscribe(() => {
       if (this.conn.status === 'open') {
         void this.poll();
@@ -53,6 +58,7 @@ export class ConsoleStore extends Observable {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     for (const t of this.tabs) t.dispose();
     this.conn.stop();
@@ -85,11 +91,43 @@ export class ConsoleStore extends Observable {
     return this.add(new Tab(this.conn, { machine, terminalId, mode }, this.settings, this.machine(machine)?.state));
   }
 
-  private add(t: Tab): Tab {
+  private add(t: Tab, activate = true): Tab {
     this.tabs = [...this.tabs, t];
-    this.active = t.key;
+    if (activate) this.active = t.key;
+    // A tab's own changes (its terminal id once attached, a rename, its end) change what is saved.
+    if (this.opts.persistTabs) t.subscribe(() => this.queueSave());
     this.changed();
     return t;
+  }
+
+  protected override changed(): void {
+    super.changed();
+    if (this.opts.persistTabs) this.queueSave();
+  }
+
+  /** The tabs of before a reload, re-attached (an existing terminal's first attach brings its current screen). */
+  private restoreTabs(): void {
+    const saved = loadTabs();
+    saved.tabs.forEach((s, i) => {
+      const t = this.add(new Tab(this.conn, { machine: s.machine, terminalId: s.terminalId, mode: s.mode }, this.settings), i === saved.active);
+      if (s.title) t.rename(s.title);
+    });
+  }
+
+  /** One write per turn, however many changes it had. */
+  private queueSave(): void {
+    if (this.saveQueued || this.stopped) return;
+    this.saveQueued = true;
+    queueMicrotask(() => {
+      this.saveQueued = false;
+      if (this.stopped) return;
+      // Tabs that ended stay on screen for reading but are not brought back; nor is a shell not yet attached.
+      const keep = this.tabs.filter((t) => t.terminalId && !t.over);
+      saveTabs({
+        tabs: keep.map((t) => ({ machine: t.machine, terminalId: t.terminalId, mode: t.target.mode, title: t.renamed ? t.title : undefined })),
+        active: keep.findIndex((t) => t.key === this.active),
+      });
+    });
   }
 
   /**

@@ -97,7 +97,8 @@ export class Tab extends Observable {
     // After layout, so the container has its size.
     requestAnimationFrame(() => {
       this.fitNow();
-      this.xterm.term.focus();
+      // Not from a field the user is typing in (renaming this tab by double-click activates it first).
+      if (!(document.activeElement instanceof HTMLInputElement)) this.xterm.term.focus();
     });
   }
 

@@ -6,6 +6,7 @@ import type { ConsoleStore, MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
 import { Countdown } from './Countdown';
 import { Sparkline } from './Sparkline';
+import { openWatchWindow } from './watchWindow';
 
 const canOpen = (s: SessionState) => s === SessionState.CONNECTED || s === SessionState.BACKGROUND;
 
@@ -84,8 +85,24 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
             <button type="button" data-testid="attach-terminal" onClick={() => store.attach(m.name, t.terminalId, AttachMode.OPERATOR)}>
               Attach
             </button>{' '}
-            <button type="button" data-testid="watch-terminal" onClick={() => store.attach(m.name, t.terminalId, AttachMode.OBSERVER)}>
+            <button
+              type="button"
+              data-testid="watch-terminal"
+              title="Watch-only, in a window of its own"
+              onClick={() => {
+                // A blocked popup still gets the user their view, in a tab.
+                if (!openWatchWindow(m.name, t.terminalId)) store.attach(m.name, t.terminalId, AttachMode.OBSERVER);
+              }}
+            >
               Watch
+            </button>{' '}
+            <button
+              type="button"
+              data-testid="watch-terminal-tab"
+              title="Watch-only, in a tab here"
+              onClick={() => store.attach(m.name, t.terminalId, AttachMode.OBSERVER)}
+            >
+              in a tab
             </button>
           </div>
         ))}
