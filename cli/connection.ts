@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { CmdopClient } from '../sdk';
 import { ServerAddress, isLoopback, parseServerAddress } from '../lib/serverAddress';
-import { KnownServers, Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent, resolveTrust } from '../lib/tls';
+import { KnownServers, PinMismatchError, Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent, resolveTrust } from '../lib/tls';
 import { defaultDataDir, knownServersFile, loginsFile } from './paths';
 import { serverAddress } from './server-address';
 import { Logins, StoredLogin } from './auth/logins';
@@ -38,6 +38,22 @@ export async function connectionTo(addr: string): Promise<Connection> {
       ),
   });
   return { address, trust, credentials: grpcChannelCredentials(trust), channelOptions: grpcChannelOptions(trust, address.host) };
+}
+
+/**
+ * For a long-lived agent: channel credentials checked again before every
+ * reconnect. A certificate that no longer matches its pin is fatal (the
+ * agent stops and says why) rather than retried forever.
+ */
+export function pinnedCredentials(addr: string): () => Promise<grpc.ChannelCredentials> {
+  return () =>
+    connectionTo(addr).then(
+      (c) => c.credentials,
+      (e) => {
+        if (e instanceof PinMismatchError) (e as PinMismatchError & { fatal: boolean }).fatal = true;
+        throw e;
+      },
+    );
 }
 
 export const oauthClientFor = (conn: Connection, clientId: string) =>

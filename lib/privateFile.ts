@@ -15,7 +15,7 @@ export function mkdirPrivate(dir: string, tighten = false): void {
  * old or the new file, never half. The file is created with `mode` (minus the
  * umask) from the start, so a private key is never briefly world-readable.
  */
-export function writeFileAtomic(file: string, data: string, mode: number): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode: number): void {
   const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   try {
     const fd = fs.openSync(tmp, 'wx', mode);

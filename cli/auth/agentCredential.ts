@@ -6,29 +6,43 @@ import path from 'node:path';
 import { writePrivateJson } from '../../lib/privateFile';
 import { CmdopClient, UnauthenticatedError } from '../../sdk';
 import type { Connection } from '../connection';
-import { deviceLogin } from './deviceLogin';
+import { deviceLogin, type DevicePresenter } from './deviceLogin';
 
-interface StoredCredential {
+export interface StoredCredential {
   machine: string;
   tokenId: string;
   token: string;
 }
 
-const fileOf = (stateDir: string) => path.join(stateDir, 'credentials.json');
-
-function readAll(stateDir: string): Record<string, StoredCredential> {
-  try {
-    return JSON.parse(fs.readFileSync(fileOf(stateDir), 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new Error(`cannot read ${fileOf(stateDir)}: ${(e as Error).message}`);
-  }
+/**
+ * Where an agent keeps its credentials, per control plane. The headless
+ * agent uses a 0600 file in its state dir; the desktop app encrypts them
+ * with the OS keychain (Electron's safeStorage) behind the same interface.
+ */
+export interface CredentialStore {
+  read(server: string): StoredCredential | undefined;
+  save(server: string, c: StoredCredential): void;
+  /** Where it is kept, for messages. */
+  readonly where: string;
 }
 
-function save(stateDir: string, server: string, c: StoredCredential): void {
-  const all = readAll(stateDir);
-  all[server] = c;
-  writePrivateJson(fileOf(stateDir), all);
+const fileOf = (stateDir: string) => path.join(stateDir, 'credentials.json');
+
+export function fileCredentialStore(stateDir: string): CredentialStore {
+  const file = fileOf(stateDir);
+  const readAll = (): Record<string, StoredCredential> => {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    where: file,
+    read: (server) => readAll()[server],
+    save: (server, c) => writePrivateJson(file, { ...readAll(), [server]: c }),
+  };
 }
 
 export interface EnrollOptions {
@@ -37,9 +51,15 @@ export interface EnrollOptions {
   /** The user chose the name (--name); otherwise an enrollment token's machine wins. */
   nameGiven: boolean;
   enrollToken?: string;
+  /** The access token of a user already signed in (the desktop app): enroll the machine as theirs. */
+  userToken?: string;
   /** A person is here: sign in with the device flow when there is no other way. */
   interactive: boolean;
   log(line: string): void;
+  /** Default: the file in stateDir. */
+  store?: CredentialStore;
+  /** Show the device flow's URL and code (default: printed, and a browser opened where there is a desktop). */
+  present?: DevicePresenter;
 }
 
 /**
@@ -49,7 +69,8 @@ export interface EnrollOptions {
  */
 export async function agentCredential(conn: Connection, o: EnrollOptions): Promise<{ token: string; machine: string }> {
   const key = conn.address.display;
-  const stored = readAll(o.stateDir)[key];
+  const store = o.store ?? fileCredentialStore(o.stateDir);
+  const stored = store.read(key);
   if (stored && !o.nameGiven && !o.enrollToken) o.machine = stored.machine;
   if (stored && stored.machine !== o.machine && !o.enrollToken) {
     throw new Error(`this agent is enrolled as ${stored.machine} on ${key}, not ${o.machine}: use --name ${stored.machine}, or enroll again with --enroll-token`);
@@ -62,13 +83,13 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
     } catch (e) {
       // Unreachable now: keep the credential, the agent retries. Refused: enroll again if we can.
       if (!(e instanceof UnauthenticatedError)) return { token: stored.token, machine: stored.machine };
-      if (!o.enrollToken && !o.interactive) throw new Error(`the control plane no longer accepts this agent's credential (${e.message}); enroll it again`);
+      if (!o.enrollToken && !o.userToken && !o.interactive) throw new Error(`the control plane no longer accepts this agent's credential (${e.message}); enroll it again`);
       o.log(`the stored credential was refused (${e.message}); enrolling again`);
     } finally {
       probe.close();
     }
   }
-  let token = o.enrollToken;
+  let token = o.enrollToken ?? o.userToken;
   const client = new CmdopClient({ server: key, credentials: conn.credentials, channelOptions: conn.channelOptions });
   try {
     if (!token) {
@@ -80,7 +101,7 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
         );
       }
       o.log(`enrolling ${o.machine}: sign in as the user who will own it`);
-      token = (await deviceLogin(conn, client, { browser: true })).accessToken;
+      token = (await deviceLogin(conn, client, { browser: true, present: o.present })).accessToken;
     }
     client.setToken(token);
     if (o.enrollToken) {
@@ -92,8 +113,8 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
       o.machine = me.machine;
     }
     const issued = await client.auth.enrollAgent(o.enrollToken ? '' : o.machine);
-    save(o.stateDir, key, { machine: issued.info!.machine, tokenId: issued.info!.id, token: issued.token });
-    o.log(`enrolled ${o.machine} with ${key} (credential ${issued.info!.id}, kept in ${fileOf(o.stateDir)})`);
+    store.save(key, { machine: issued.info!.machine, tokenId: issued.info!.id, token: issued.token });
+    o.log(`enrolled ${o.machine} with ${key} (credential ${issued.info!.id}, kept in ${store.where})`);
     return { token: issued.token, machine: issued.info!.machine };
   } finally {
     client.close();

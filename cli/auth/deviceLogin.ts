@@ -6,6 +6,7 @@ import type { CmdopClient } from '../../sdk';
 import type { Connection } from '../connection';
 import { oauthClientFor } from '../connection';
 import type { StoredLogin } from './logins';
+import type { DeviceAuthorization } from './oauthClient';
 
 /** Opens a URL in the desktop's browser when there is a desktop; says nothing otherwise. */
 function openBrowser(url: string): void {
@@ -18,15 +19,14 @@ function openBrowser(url: string): void {
   child.unref();
 }
 
-export async function deviceLogin(conn: Connection, anonymous: CmdopClient, o: { browser: boolean }): Promise<StoredLogin> {
-  const info = await anonymous.auth.serverInfo();
-  if (!info.deviceAuthorizationEndpoint) throw new Error(`${conn.address.display} does not offer sign-in (no OAuth endpoints)`);
-  const oauth = oauthClientFor(conn, info.clientId);
-  const d = await oauth.startDeviceAuthorization(info.deviceAuthorizationEndpoint);
+/** Shows a person where to sign in; the default prints it and opens a browser. */
+export type DevicePresenter = (d: DeviceAuthorization, server: string) => void;
+
+const printCode: DevicePresenter = (d, server) =>
   process.stderr.write(
     [
       '',
-      `To sign in to ${conn.address.display}, open`,
+      `To sign in to ${server}, open`,
       `    ${d.verificationUri}`,
       `and enter the code`,
       `    ${d.userCode}`,
@@ -35,7 +35,21 @@ export async function deviceLogin(conn: Connection, anonymous: CmdopClient, o: {
       '',
     ].join('\n'),
   );
-  if (o.browser) openBrowser(d.verificationUriComplete);
+
+export async function deviceLogin(
+  conn: Connection,
+  anonymous: CmdopClient,
+  o: { browser: boolean; present?: DevicePresenter },
+): Promise<StoredLogin> {
+  const info = await anonymous.auth.serverInfo();
+  if (!info.deviceAuthorizationEndpoint) throw new Error(`${conn.address.display} does not offer sign-in (no OAuth endpoints)`);
+  const oauth = oauthClientFor(conn, info.clientId);
+  const d = await oauth.startDeviceAuthorization(info.deviceAuthorizationEndpoint);
+  if (o.present) o.present(d, conn.address.display);
+  else {
+    printCode(d, conn.address.display);
+    if (o.browser) openBrowser(d.verificationUriComplete);
+  }
   const t = await oauth.pollDeviceToken(info.tokenEndpoint, d);
   return {
     user: '',

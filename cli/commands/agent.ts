@@ -1,12 +1,11 @@
 import { Command } from 'commander';
 import { DEFAULT_TIMEOUTS, nameError } from '../../protocol';
 import { Agent } from '../../app/agent';
-import { PinMismatchError } from '../../lib/tls';
 import { defaultAgentStateDir, defaultMachineName } from '../paths';
 import { fail } from '../output';
 import { positiveInt, seconds } from '../options';
 import { serverAddress } from '../server-address';
-import { connectionTo } from '../connection';
+import { connectionTo, pinnedCredentials } from '../connection';
 import { agentCredential } from '../auth/agentCredential';
 
 export function agentCommand(name = 'agent'): Command {
@@ -47,16 +46,7 @@ export function agentCommand(name = 'agent'): Command {
         server: conn.address.target,
         token: cred.token,
         // TLS: the pin is checked again before every reconnect; a changed certificate stops the agent.
-        credentials: conn.trust
-          ? () =>
-              connectionTo(addr).then(
-                (c) => c.credentials,
-                (e) => {
-                  if (e instanceof PinMismatchError) (e as PinMismatchError & { fatal: boolean }).fatal = true;
-                  throw e;
-                },
-              )
-          : undefined,
+        credentials: conn.trust ? pinnedCredentials(addr) : undefined,
         channelOptions: conn.channelOptions,
         name: cred.machine,
         stateDir: o.stateDir,

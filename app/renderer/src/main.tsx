@@ -77,10 +77,14 @@ if (path === '/callback') {
   }
 } else {
   takeFragmentToken();
+  // `/?open=MACHINE` (the desktop's "New terminal to…"): open a shell there, once.
+  const open = new URLSearchParams(location.search).get('open');
+  if (open !== null) history.replaceState(history.state, '', location.pathname + location.hash);
   if (!loadAuth()) {
     root.render(<SignIn />);
   } else {
     store = new ConsoleStore(new ConsoleConnection(currentToken), { listMachines: true, persistTabs: true });
+    if (open) store.openWhenListed(open);
     store.start();
     serveTokensToWatchWindows(currentToken);
     const signOut = () => {

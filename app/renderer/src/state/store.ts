@@ -34,6 +34,8 @@ export class ConsoleStore extends Observable {
   private timer: ReturnType<typeof setInterval> | undefined;
   private polling = false;
   private saveQueued = false;
+  /** A machine to open a shell on once the machine list has come (the desktop's "New terminal to…"). */
+  private openOnLoad = '';
   private stopped = false;
 
   constructor(
@@ -74,6 +76,11 @@ export class ConsoleStore extends Observable {
 
   machine(name: string): MachineInfo | undefined {
     return this.machines.find((m) => m.name === name);
+  }
+
+  /** Opens a shell on `machine` as soon as the machine list shows it reachable. */
+  openWhenListed(machine: string): void {
+    this.openOnLoad = machine;
   }
 
   /** A new shell on `machine`, in a new tab that becomes active. */
@@ -200,6 +207,13 @@ export class ConsoleStore extends Observable {
       this.machines = [...r.machines].sort((a, b) => a.name.localeCompare(b.name));
       this.machinesError = '';
       for (const m of this.machines) this.record(m);
+      if (this.openOnLoad) {
+        const want = this.openOnLoad;
+        this.openOnLoad = '';
+        const m = this.machine(want);
+        if (m && (m.state === SessionState.CONNECTED || m.state === SessionState.BACKGROUND)) this.openTerminal(want);
+        else this.machinesError = `cannot open a terminal on ${want}: ${m ? `it is ${SessionState[m.state]}` : 'no such machine, or not yours'}`;
+      }
       for (const t of this.tabs) {
         const m = this.machine(t.machine);
         if (!m) continue;

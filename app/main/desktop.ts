@@ -1,0 +1,422 @@
+// The desktop app without Electron: the agent for this laptop, the embedded
+// control plane (or a remote one and the user's sign-in to it), sleep and
+// wake, and what the tray shows. main.ts hands it the real tray, windows,
+// powerMonitor and safeStorage; tests hand it stand-ins and drive it with a
+// real control plane, agent and shell. Everything here runs under plain Node.
+import path from 'node:path';
+import { Agent } from '../agent';
+import type * as ControlPlaneModule from '../../control-plane/server';
+import { DEFAULT_TIMEOUTS, SessionState, TokenKind } from '../../protocol';
+import { CmdopClient } from '../../sdk';
+import { createLogger, type Logger } from '../../lib/logger';
+import { agentCredential } from '../../cli/auth/agentCredential';
+import { deviceLogin } from '../../cli/auth/deviceLogin';
+import type { StoredLogin } from '../../cli/auth/logins';
+import { connectionTo, oauthClientFor, pinnedCredentials, type Connection } from '../../cli/connection';
+import { wirePower, type PowerEvents, type Sleeper } from './power';
+import { SecretFile, type SecretBox } from './secrets';
+import type { DesktopSettings } from './settings';
+import { trayModel, type DesktopState, type MenuAction, type TrayModel } from './trayMenu';
+
+/** What the operating system gives the app; Electron in main.ts, stand-ins in tests. */
+export interface DesktopHost {
+  power: PowerEvents;
+  tray: { render(model: TrayModel): void };
+  /** Opens (or focuses) the main console window at `url`. */
+  openConsole(url: string): void;
+  secrets: SecretBox;
+  notify(title: string, body: string): void;
+  openExternal(url: string): void;
+  copyText(text: string): void;
+  openSettings(): void;
+  quit(): void;
+}
+
+export interface DesktopOptions {
+  settings: DesktopSettings;
+  /** The embedded control plane's data. */
+  dataDir: string;
+  /** The agent's identity and the encrypted credentials. */
+  stateDir: string;
+  /** The embedded control plane's grace period (tests shorten it); a remote one is assumed to use the default. */
+  gracePeriodS?: number;
+  /** How often the tray's machine list is refreshed. */
+  pollMs?: number;
+  logger?: Logger;
+}
+
+/** A console token lasts the working day; it is revoked when the app quits. */
+const CONSOLE_TOKEN_S = 12 * 3600;
+const REFRESH_MARGIN_MS = 60_000;
+
+export class Desktop {
+  state: DesktopState = { kind: 'connecting' };
+  machine: string;
+  agent: Agent | undefined;
+  /** The embedded control plane, when there is one. */
+  controlPlane: ControlPlaneModule.ControlPlane | undefined;
+  /** Signed in as the user (the local admin when embedded). */
+  client: CmdopClient | undefined;
+  private conn: Connection | undefined;
+  private consoleToken: { id: string; token: string } | undefined;
+  private webUrl = '';
+  private machines: string[] = [];
+  private terminals: { terminalId: string; title: string }[] = [];
+  private paused = false;
+  private everConnected = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private unwirePower: (() => void) | undefined;
+  private refreshing: Promise<string> | undefined;
+  private readonly secrets: SecretFile;
+  private readonly log: Logger;
+  private readonly gracePeriodS: number;
+
+  constructor(
+    private readonly host: DesktopHost,
+    private readonly opts: DesktopOptions,
+  ) {
+    this.machine = opts.settings.machineName;
+    this.secrets = new SecretFile(host.secrets, path.join(opts.stateDir, 'desktop-secrets.bin'));
+    this.log = opts.logger ?? createLogger('desktop');
+    this.gracePeriodS = opts.gracePeriodS ?? DEFAULT_TIMEOUTS.gracePeriodS;
+  }
+
+  get embedded(): boolean {
+    return !this.opts.settings.server;
+  }
+
+  /** Where the agent connects, for people. */
+  get serverLabel(): string {
+    return this.embedded ? `this computer (${this.controlPlane?.address ?? this.opts.settings.listen})` : this.opts.settings.server;
+  }
+
+  async start(): Promise<void> {
+    this.render();
+    this.unwirePower = wirePower(this.host.power, this.sleeper());
+    if (this.embedded) await this.startEmbedded();
+    else await this.startRemote();
+    this.poller = setInterval(() => void this.poll(), this.opts.pollMs ?? 5000);
+    this.poller.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.unwirePower?.();
+    for (const t of [this.graceTimer, this.tick, this.wakeTimer]) clearTimeout(t);
+    clearInterval(this.poller);
+    await this.agent?.stop();
+    if (this.consoleToken) await this.revokeConsoleToken();
+    this.client?.close();
+    await this.controlPlane?.close();
+  }
+
+  /** The tray as it should look now. */
+  model(): TrayModel {
+    return trayModel({
+      state: this.state,
+      machine: this.machine,
+      server: this.serverLabel,
+      machines: this.machines,
+      terminals: this.terminals,
+      embedded: this.embedded,
+      nowMs: Date.now(),
+    });
+  }
+
+  /** A tray menu item was chosen. Errors are shown, never thrown at Electron. */
+  async run(a: MenuAction): Promise<void> {
+    try {
+      switch (a.kind) {
+        case 'open-console':
+          return this.host.openConsole(await this.consoleUrl());
+        case 'new-terminal':
+          return this.host.openConsole(await this.consoleUrl(`/?open=${encodeURIComponent(a.machine)}`));
+        case 'share': {
+          const s = await this.requireClient().auth.share(a.machine, a.terminalId, 3600);
+          this.host.copyText(s.url);
+          this.host.notify('Read-only link copied', `Anyone with the link can watch ${a.machine} ${a.terminalId.slice(0, 8)} for 1 hour (revoke it with \`cmdop tokens revoke\`).`);
+          return;
+        }
+        case 'pause':
+          this.paused = true;
+          return this.suspend('paused');
+        case 'resume':
+          this.paused = false;
+          return this.resume('resumed by the user');
+        case 'simulate-sleep':
+          return this.simulateSleep(a.seconds);
+        case 'sign-in':
+          return await this.signIn();
+        case 'sign-out':
+          return await this.signOut();
+        case 'settings':
+          return this.host.openSettings();
+        case 'quit':
+          return this.host.quit();
+      }
+    } catch (e) {
+      this.host.notify('CMDOP', (e as Error).message);
+    }
+  }
+
+  /** Suspends the agent for `seconds`, as a closed lid would, then wakes it. */
+  simulateSleep(seconds: number): void {
+    if (!this.agent) return;
+    this.suspend(`simulated sleep of ${seconds} s`);
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.resume('the simulated sleep ended'), seconds * 1000);
+  }
+
+  // ---- sleep and wake
+
+  private sleeper(): Sleeper {
+    return {
+      // A paused agent stays paused whatever the lid does; only the user resumes it.
+      suspend: (reason) => !this.paused && this.suspend(reason),
+      resume: (reason) => !this.paused && this.resume(reason),
+    };
+  }
+
+  private suspend(reason: string): void {
+    if (!this.agent || this.agent.status === 'suspended' || this.agent.status === 'stopped') return;
+    this.log.info({ reason }, 'suspending the agent');
+    this.agent.suspend(reason);
+    this.away(reason);
+  }
+
+  private resume(reason: string): void {
+    if (!this.agent || this.agent.status === 'stopped') return;
+    this.log.info({ reason }, 'resuming the agent');
+    clearTimeout(this.wakeTimer);
+    this.agent.resume();
+    // The state returns to connected when the agent says so.
+    if (this.state.kind === 'grace') this.setState({ ...this.state, paused: false });
+  }
+
+  /** Not connected, but the control plane keeps the session until the grace period ends. */
+  private away(reason: string): void {
+    if (this.state.kind === 'grace') {
+      // Already away: keep the deadline the control plane is counting down.
+      this.setState({ ...this.state, reason, paused: this.paused });
+      return;
+    }
+    if (this.state.kind !== 'connected') return;
+    const deadlineMs = Date.now() + this.gracePeriodS * 1000;
+    this.setState({ kind: 'grace', reason, deadlineMs, paused: this.paused });
+    clearTimeout(this.graceTimer);
+    this.graceTimer = setTimeout(() => {
+      if (this.state.kind !== 'grace') return;
+      this.setState({
+        kind: 'disconnected',
+        why: `away longer than the ${this.gracePeriodS} s grace period: the control plane has closed this machine's terminals`,
+      });
+    }, this.gracePeriodS * 1000);
+  }
+
+  // ---- start-up
+
+  private async startEmbedded(): Promise<void> {
+    // Loaded only here: a desktop pointed at a remote control plane never pays for the OAuth server.
+    const { startControlPlane }: typeof ControlPlaneModule = require('../../control-plane/server');
+    const cp = await startControlPlane({
+      listen: this.opts.settings.listen,
+      dataDir: this.opts.dataDir,
+      gracePeriodS: this.gracePeriodS,
+      logger: this.log.child({ part: 'control-plane' }),
+    });
+    this.controlPlane = cp;
+    this.webUrl = cp.issuer;
+    const admin = cp.access.store.users().find((u) => u.admin)!;
+    const api = cp.access.issue(TokenKind.API, admin, { name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
+    this.consoleToken = { id: api.row.id, token: api.token };
+    this.conn = await connectionTo(cp.address);
+    this.client = this.newClient(api.token);
+    // Spent only when the agent has no working credential yet; revoked right after either way.
+    const enroll = cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
+    try {
+      await this.startAgent({ enrollToken: enroll.token });
+    } finally {
+      cp.access.store.revokeToken(enroll.row.id);
+    }
+  }
+
+  private async startRemote(): Promise<void> {
+    this.conn = await connectionTo(this.opts.settings.server);
+    const info = await new CmdopClient({ server: this.conn.address.display, credentials: this.conn.credentials, channelOptions: this.conn.channelOptions }).auth.serverInfo();
+    this.webUrl = info.webUrl;
+    if (!this.secrets.login(this.conn.address.display)) {
+      this.setState({ kind: 'signed-out' });
+      return;
+    }
+    this.client = this.newClient(await this.userToken());
+    await this.startAgent({ userToken: await this.userToken() });
+  }
+
+  /** Device flow in the system browser; then the agent is enrolled as the user's. */
+  private async signIn(): Promise<void> {
+    const conn = this.conn!;
+    const anon = this.newClient(undefined);
+    try {
+      const login = await deviceLogin(conn, anon, {
+        browser: false,
+        present: (d) => {
+          this.host.openExternal(d.verificationUriComplete);
+          this.host.notify('Sign in to CMDOP', `Check that the browser shows the code ${d.userCode}, then approve.`);
+        },
+      });
+      const me = await this.newClient(login.accessToken).auth.whoami();
+      this.secrets.setLogin(conn.address.display, { ...login, user: me.user });
+    } finally {
+      anon.close();
+    }
+    this.client = this.newClient(await this.userToken());
+    await this.startAgent({ userToken: await this.userToken() });
+  }
+
+  private async signOut(): Promise<void> {
+    const conn = this.conn!;
+    const key = conn.address.display;
+    const login = this.secrets.login(key);
+    const cred = this.secrets.agentStore().read(key);
+    await this.agent?.stop();
+    this.agent = undefined;
+    // The machine's own credential and the sign-in both stop working now, not at expiry.
+    if (this.client && cred) await this.client.auth.revokeToken(cred.tokenId).catch(() => {});
+    if (this.consoleToken) await this.revokeConsoleToken();
+    if (login) await oauthClientFor(conn, login.clientId).revoke(login.revocationEndpoint, login.refreshToken).catch(() => {});
+    this.secrets.update((v) => {
+      delete v.agents[key];
+      delete v.logins[key];
+    });
+    this.client?.close();
+    this.client = undefined;
+    this.everConnected = false;
+    this.setState({ kind: 'signed-out' });
+  }
+
+  private async startAgent(how: { enrollToken?: string; userToken?: string }): Promise<void> {
+    const conn = this.conn!;
+    const unavailable = this.secrets.unavailable();
+    if (unavailable) {
+      this.setState({ kind: 'signed-out', why: `cannot keep the agent's credential: ${unavailable}` });
+      return;
+    }
+    const cred = await agentCredential(conn, {
+      stateDir: this.opts.stateDir,
+      machine: this.machine,
+      nameGiven: true,
+      ...how,
+      interactive: false,
+      store: this.secrets.agentStore(),
+      log: (line) => this.log.info(line),
+    });
+    this.machine = cred.machine;
+    const agent = new Agent({
+      server: conn.address.target,
+      token: cred.token,
+      credentials: conn.trust ? pinnedCredentials(this.opts.settings.server) : undefined,
+      channelOptions: conn.channelOptions,
+      name: cred.machine,
+      stateDir: this.opts.stateDir,
+      logger: this.log.child({ part: 'agent' }),
+    });
+    this.agent = agent;
+    agent.on('status', (s: Agent['status']) => this.onAgentStatus(s));
+    agent.on('fatal', (e: Error) => this.setState({ kind: 'disconnected', why: e.message }));
+    agent.on('session-ended', ({ reason }: { reason: string }) =>
+      this.host.notify('CMDOP: the previous session ended', `${reason}. Its terminals were closed; this machine is reachable again.`),
+    );
+    await agent.start();
+    this.onAgentStatus('connected');
+    void this.poll();
+  }
+
+  private onAgentStatus(s: Agent['status']): void {
+    if (s === 'connected') {
+      clearTimeout(this.graceTimer);
+      this.everConnected = true;
+      this.setState({ kind: 'connected' });
+    } else if ((s === 'offline' || s === 'suspended') && this.everConnected) {
+      this.away(s === 'offline' ? 'the connection to the control plane dropped' : 'suspended');
+    }
+  }
+
+  // ---- the user's side: console, machine list
+
+  private newClient(token: string | undefined): CmdopClient {
+    const c = this.conn!;
+    return new CmdopClient({ server: c.address.display, credentials: c.credentials, channelOptions: c.channelOptions, token });
+  }
+
+  private requireClient(): CmdopClient {
+    if (!this.client) throw new Error('sign in first');
+    return this.client;
+  }
+
+  /** The console, signed in: a 12-hour API token of the user's in the fragment (never sent to a server). */
+  private async consoleUrl(pathAndQuery = '/'): Promise<string> {
+    if (!this.consoleToken) {
+      const t = await this.requireClient().auth.createToken('desktop console', CONSOLE_TOKEN_S);
+      this.consoleToken = { id: t.info!.id, token: t.token };
+    }
+    return `${this.webUrl}${pathAndQuery}#token=${encodeURIComponent(this.consoleToken.token)}`;
+  }
+
+  private async revokeConsoleToken(): Promise<void> {
+    const t = this.consoleToken!;
+    this.consoleToken = undefined;
+    if (this.controlPlane) this.controlPlane.access.store.revokeToken(t.id);
+    else await this.client?.auth.revokeToken(t.id).catch(() => {});
+  }
+
+  /** The user's access token for a remote control plane, refreshed one at a time (refresh tokens rotate). */
+  private userToken(): Promise<string> {
+    const key = this.conn!.address.display;
+    const l = this.secrets.login(key);
+    if (!l) return Promise.reject(new Error('sign in first'));
+    if (l.accessExpiresMs - Date.now() > REFRESH_MARGIN_MS) return Promise.resolve(l.accessToken);
+    this.refreshing ??= this.refresh(key, l).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async refresh(key: string, l: StoredLogin): Promise<string> {
+    const t = await oauthClientFor(this.conn!, l.clientId).refresh(l.tokenEndpoint, l.refreshToken);
+    this.secrets.setLogin(key, { ...l, accessToken: t.accessToken, refreshToken: t.refreshToken, accessExpiresMs: Date.now() + t.expiresInS * 1000 });
+    this.client?.setToken(t.accessToken);
+    return t.accessToken;
+  }
+
+  /** The machines for "New terminal to…" and this machine's terminals for "Share read-only…". */
+  async poll(): Promise<void> {
+    if (!this.client) return;
+    try {
+      if (!this.embedded) this.client.setToken(await this.userToken());
+      const list = await this.client.machines.list();
+      this.machines = list.filter((m) => m.state === SessionState.CONNECTED || m.state === SessionState.BACKGROUND).map((m) => m.name);
+      const mine = list.find((m) => m.name === this.machine);
+      this.terminals = (mine?.terminals ?? []).filter((t) => !t.exited).map((t) => ({ terminalId: t.terminalId, title: t.terminalId.slice(0, 8) }));
+      this.render();
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'machine list not refreshed');
+    }
+  }
+
+  // ---- tray
+
+  private setState(s: DesktopState): void {
+    this.state = s;
+    clearInterval(this.tick);
+    // The tooltip counts the grace period down.
+    if (s.kind === 'grace') {
+      this.tick = setInterval(() => this.render(), 1000);
+      this.tick.unref();
+    }
+    this.render();
+  }
+
+  private render(): void {
+    this.host.tray.render(this.model());
+  }
+}

@@ -1,0 +1,186 @@
+// Electron's entry: the thin layer that hands the operating system to
+// Desktop (desktop.ts), where everything of substance lives and is tested
+// under plain Node. Here: single instance, the tray, console windows and
+// their hardening, powerMonitor, safeStorage, start at login.
+import path from 'node:path';
+import {
+  app,
+  BrowserWindow,
+  clipboard,
+  Menu,
+  Notification,
+  powerMonitor,
+  safeStorage,
+  screen,
+  session,
+  shell,
+  Tray,
+  type MenuItemConstructorOptions,
+  type WebContents,
+} from 'electron';
+import { defaultDataDir, defaultMachineName } from '../../cli/paths';
+import { createLogger } from '../../lib/logger';
+import { Desktop, type DesktopHost } from './desktop';
+import { desktopConsoleCsp, isConsoleUrl, isExternalLinkAllowed, isWatchWindowUrl, secureWebPreferences } from './security';
+import { loadSettings, saveSettings } from './settings';
+import type { MenuItem, TrayIcon } from './trayMenu';
+import { WindowStates } from './windowState';
+
+const RESOURCES = app.isPackaged ? process.resourcesPath : path.join(__dirname, '..', '..', '..', 'resources');
+const PRELOAD = path.join(__dirname, 'preload.js');
+const log = createLogger('desktop', process.env.CMDOP_LOG_LEVEL ?? 'info');
+
+if (!app.requestSingleInstanceLock()) {
+  // Another instance owns the tray and the agent; it opens its console (below) and this one leaves.
+  app.quit();
+} else {
+  void app.whenReady().then(main, (e: Error) => {
+    log.error(e.message);
+    app.exit(1);
+  });
+}
+
+async function main(): Promise<void> {
+  const userData = app.getPath('userData');
+  const settingsFile = path.join(userData, 'settings.json');
+  const { settings, problems } = loadSettings(settingsFile, defaultMachineName());
+  const windows = new WindowStates(path.join(userData, 'windows.json'));
+  let consoleOrigin = '';
+  let mainWindow: BrowserWindow | undefined;
+  let tray: Tray | undefined;
+
+  const trayIcon = (icon: TrayIcon) => path.join(RESOURCES, `tray-${icon}.png`);
+  const toTemplate = (items: MenuItem[]): MenuItemConstructorOptions[] =>
+    items.map((i) =>
+      i.separator
+        ? { type: 'separator' }
+        : {
+            label: i.label,
+            enabled: i.enabled ?? true,
+            submenu: i.submenu ? toTemplate(i.submenu) : undefined,
+            click: i.action ? () => void desktop.run(i.action!) : undefined,
+          },
+    );
+
+  const host: DesktopHost = {
+    power: powerMonitor,
+    secrets: safeStorage,
+    tray: {
+      render(m) {
+        tray ??= new Tray(trayIcon(m.icon));
+        tray.setImage(trayIcon(m.icon));
+        tray.setToolTip(m.tooltip);
+        tray.setContextMenu(Menu.buildFromTemplate(toTemplate(m.menu)));
+      },
+    },
+    openConsole(url) {
+      consoleOrigin = new URL(url).origin;
+      if (mainWindow && !mainWindow.isDestroyed()) {
+        void mainWindow.loadURL(url);
+        mainWindow.show();
+        mainWindow.focus();
+        return;
+      }
+      mainWindow = consoleWindow('main', url, { width: 1200, height: 800 });
+    },
+    notify: (title, body) => new Notification({ title, body }).show(),
+    openExternal: (url) => void (isExternalLinkAllowed(url) && shell.openExternal(url)),
+    copyText: (text) => clipboard.writeText(text),
+    openSettings: () => void shell.openPath(settingsFile),
+    quit: () => void quit(),
+  };
+  const desktop = new Desktop(host, { settings, dataDir: defaultDataDir(), stateDir: path.join(userData, 'agent'), logger: log });
+
+  function consoleWindow(key: string, url: string, size: { width: number; height: number }): BrowserWindow {
+    const displays = screen.getAllDisplays().map((d) => d.workArea);
+    const w = new BrowserWindow({
+      ...windows.boundsFor(key, displays, size),
+      title: 'CMDOP',
+      show: false,
+      icon: path.join(RESOURCES, 'icon.png'),
+      webPreferences: secureWebPreferences(PRELOAD),
+    });
+    w.once('ready-to-show', () => w.show());
+    const save = () => !w.isDestroyed() && windows.remember(key, w.getNormalBounds());
+    w.on('resized', save);
+    w.on('moved', save);
+    w.on('close', save);
+    void w.loadURL(url);
+    return w;
+  }
+
+  // Every web contents, whoever made it: console pages only, no webviews,
+  // watch windows as windows of their own, other links to the system browser.
+  app.on('web-contents-created', (_e, contents: WebContents) => {
+    contents.on('will-attach-webview', (ev) => ev.preventDefault());
+    contents.on('will-navigate', (ev, url) => {
+      if (!isConsoleUrl(url, consoleOrigin)) ev.preventDefault();
+    });
+    contents.on('will-redirect', (ev, url) => {
+      if (!isConsoleUrl(url, consoleOrigin)) ev.preventDefault();
+    });
+    contents.setWindowOpenHandler(({ url }) => {
+      if (isWatchWindowUrl(url, consoleOrigin)) {
+        const key = `watch:${new URL(url).searchParams.get('terminal') ?? ''}`;
+        const displays = screen.getAllDisplays().map((d) => d.workArea);
+        return {
+          action: 'allow',
+          overrideBrowserWindowOptions: { ...windows.boundsFor(key, displays, { width: 960, height: 640 }), webPreferences: secureWebPreferences(PRELOAD) },
+        };
+      }
+      if (isExternalLinkAllowed(url)) void shell.openExternal(url);
+      return { action: 'deny' };
+    });
+    contents.on('did-create-window', (w, { url }) => {
+      const key = `watch:${new URL(url).searchParams.get('terminal') ?? ''}`;
+      const save = () => !w.isDestroyed() && windows.remember(key, w.getNormalBounds());
+      w.on('resized', save);
+      w.on('moved', save);
+      w.on('close', save);
+    });
+  });
+
+  // The console is a web page: it asks for nothing; refuse every permission.
+  session.defaultSession.setPermissionRequestHandler((_wc, _perm, cb) => cb(false));
+  // The control plane sends the console's CSP; enforce it here too, in case a proxy strips it.
+  session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
+    const headers = details.responseHeaders ?? {};
+    if (consoleOrigin && isConsoleUrl(details.url, consoleOrigin) && details.resourceType === 'mainFrame') {
+      headers['Content-Security-Policy'] = [desktopConsoleCsp(consoleOrigin)];
+    }
+    cb({ responseHeaders: headers });
+  });
+
+  // Closing every window leaves the app in the tray.
+  app.on('window-all-closed', () => {});
+  app.on('second-instance', () => void desktop.run({ kind: 'open-console' }));
+  app.setLoginItemSettings({ openAtLogin: settings.autostart, openAsHidden: true });
+  try {
+    saveSettings(settingsFile, settings); // a file to edit from "Settings…", with the bad values replaced
+  } catch (e) {
+    log.warn((e as Error).message);
+  }
+
+  let quitting = false;
+  async function quit(): Promise<void> {
+    if (quitting) return;
+    quitting = true;
+    await desktop.stop().catch((e: Error) => log.error(e.message));
+    app.exit(0);
+  }
+  app.on('before-quit', (e) => {
+    if (quitting) return;
+    e.preventDefault();
+    void quit();
+  });
+
+  for (const p of problems) host.notify('CMDOP settings', p);
+  try {
+    await desktop.start();
+  } catch (e) {
+    host.notify('CMDOP could not start', (e as Error).message);
+    log.error((e as Error).message);
+  }
+  // First start: show the console so the user sees something happened.
+  if (!app.getLoginItemSettings().wasOpenedAtLogin && desktop.state.kind !== 'signed-out') void desktop.run({ kind: 'open-console' });
+}
