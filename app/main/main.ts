@@ -30,6 +30,9 @@ const RESOURCES = app.isPackaged ? process.resourcesPath : path.join(__dirname, 
 const PRELOAD = path.join(__dirname, 'preload.js');
 const log = createLogger('desktop', process.env.CMDOP_LOG_LEVEL ?? 'info');
 
+// A separate profile (settings, windows, agent identity, credentials): for tests, and for running two apps side by side.
+if (process.env.CMDOP_DESKTOP_HOME) app.setPath('userData', process.env.CMDOP_DESKTOP_HOME);
+
 if (!app.requestSingleInstanceLock()) {
   // Another instance owns the tray and the agent; it opens its console (below) and this one leaves.
   app.quit();
