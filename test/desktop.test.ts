@@ -51,6 +51,7 @@ class TestHost implements DesktopHost {
   copied: string[] = [];
   quits = 0;
   settingsOpened = 0;
+  autostart: boolean[] = [];
   tray = { render: (m: TrayModel) => void this.models.push(m) };
   constructor(public secrets: SecretBox = new TestSecretBox()) {}
   openConsole(url: string) {
@@ -67,6 +68,9 @@ class TestHost implements DesktopHost {
   }
   openSettings() {
     this.settingsOpened++;
+  }
+  setAutostart(on: boolean) {
+    this.autostart.push(on);
   }
   quit() {
     this.quits++;

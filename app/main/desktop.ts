@@ -29,6 +29,8 @@ export interface DesktopHost {
   openExternal(url: string): void;
   copyText(text: string): void;
   openSettings(): void;
+  /** Start at login (or not), and keep the choice in the settings file. */
+  setAutostart(on: boolean): void;
   quit(): void;
 }
 
@@ -121,6 +123,7 @@ export class Desktop {
       machines: this.machines,
       terminals: this.terminals,
       embedded: this.embedded,
+      autostart: this.opts.settings.autostart,
       nowMs: Date.now(),
     });
   }
@@ -151,6 +154,10 @@ export class Desktop {
           return await this.signIn();
         case 'sign-out':
           return await this.signOut();
+        case 'autostart':
+          this.host.setAutostart(a.on);
+          this.opts.settings.autostart = a.on;
+          return this.render();
         case 'settings':
           return this.host.openSettings();
         case 'quit':

@@ -60,6 +60,7 @@ async function main(): Promise<void> {
         : {
             label: i.label,
             enabled: i.enabled ?? true,
+            ...(i.checked !== undefined ? { type: 'checkbox' as const, checked: i.checked } : {}),
             submenu: i.submenu ? toTemplate(i.submenu) : undefined,
             click: i.action ? () => void desktop.run(i.action!) : undefined,
           },
@@ -90,6 +91,10 @@ async function main(): Promise<void> {
     openExternal: (url) => void (isExternalLinkAllowed(url) && shell.openExternal(url)),
     copyText: (text) => clipboard.writeText(text),
     openSettings: () => void shell.openPath(settingsFile),
+    setAutostart(on) {
+      app.setLoginItemSettings({ openAtLogin: on, openAsHidden: true });
+      saveSettings(settingsFile, { ...settings, autostart: on });
+    },
     quit: () => void quit(),
   };
   const desktop = new Desktop(host, { settings, dataDir: defaultDataDir(), stateDir: path.join(userData, 'agent'), logger: log });

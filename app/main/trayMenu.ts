@@ -24,6 +24,7 @@ export type MenuAction =
   | { kind: 'simulate-sleep'; seconds: number }
   | { kind: 'sign-in' }
   | { kind: 'sign-out' }
+  | { kind: 'autostart'; on: boolean }
   | { kind: 'settings' }
   | { kind: 'quit' };
 
@@ -32,6 +33,8 @@ export interface MenuItem {
   action?: MenuAction;
   enabled?: boolean;
   separator?: boolean;
+  /** A check box, ticked or not. */
+  checked?: boolean;
   submenu?: MenuItem[];
 }
 
@@ -53,6 +56,7 @@ export interface TrayFacts {
   terminals: { terminalId: string; title: string }[];
   /** Sign-in and sign-out make sense only against a remote control plane. */
   embedded: boolean;
+  autostart: boolean;
   nowMs: number;
 }
 
@@ -115,6 +119,10 @@ export function trayModel(f: TrayFacts): TrayModel {
     { label: '', separator: true },
   ];
   if (!f.embedded) menu.push(signedIn ? { label: 'Sign out', action: { kind: 'sign-out' } } : { label: 'Sign in…', action: { kind: 'sign-in' } });
-  menu.push({ label: 'Settings…', action: { kind: 'settings' } }, { label: 'Quit CMDOP', action: { kind: 'quit' } });
+  menu.push(
+    { label: 'Start at login', checked: f.autostart, action: { kind: 'autostart', on: !f.autostart } },
+    { label: 'Settings…', action: { kind: 'settings' } },
+    { label: 'Quit CMDOP', action: { kind: 'quit' } },
+  );
   return { icon: ICON[s.kind], tooltip: `CMDOP — ${title}`, menu };
 }
