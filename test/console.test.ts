@@ -316,6 +316,42 @@ describe('browser console', () => {
       }
     }));
 
+  it('the WebGL renderer draws when chosen, and a lost WebGL context falls back to the DOM renderer without losing output', () =>
+    b.step('webgl', async () => {
+      const p = await b.newPage();
+      try {
+        await p.goto(`${web}/#token=${c.token}`);
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        await p.evaluate(() => localStorage.setItem('cmdop.settings', JSON.stringify({ ...JSON.parse(localStorage.getItem('cmdop.settings') ?? '{}'), renderer: 'webgl' })));
+        await p.reload(); // settings are read when the page loads
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        const id = await openTab(p);
+        const tab = () => hook.tabs(p).then((ts) => ts.find((t) => t.terminalId === id)!);
+        assert.equal((await tab()).renderer, 'webgl', 'software WebGL was asked for and is there');
+        assert.ok((await p.locator(`${sel.term(id)} canvas`).count()) > 0, 'drawn on a canvas');
+        await typeInto(p, id, 'echo gl-$((20+1))\n');
+        await waitScreen(p, id, /^gl-21$/m);
+        // The GPU goes away (driver reset, too many contexts).
+        const lost = await p.evaluate((sel) => {
+          let n = 0;
+          for (const cv of Array.from(document.querySelectorAll<HTMLCanvasElement>(`${sel} canvas`))) {
+            const gl = cv.getContext('webgl2');
+            const ext = gl?.getExtension('WEBGL_lose_context');
+            if (ext) (ext.loseContext(), n++);
+          }
+          return n;
+        }, sel.term(id));
+        assert.ok(lost > 0, 'a WebGL context to lose');
+        await eventually(async () => (await tab()).renderer === 'dom', 15_000, 'back to the DOM renderer');
+        await typeInto(p, id, 'echo dom-$((20+2))\n');
+        await waitScreen(p, id, /^dom-22$/m);
+        assert.match(await hook.screen(p, id), /^gl-21$/m, 'the screen from before the loss is still there');
+      } finally {
+        await p.evaluate(() => localStorage.setItem('cmdop.settings', JSON.stringify({ ...JSON.parse(localStorage.getItem('cmdop.settings') ?? '{}'), renderer: 'auto' })));
+        await p.close();
+      }
+    }));
+
   it('a share link opens straight into the watch-only view with no other token', () =>
     b.step('share-link', async () => {
       const share = await c.client.auth.share('box', one, 600);

@@ -11,6 +11,8 @@ export const CHROMIUM = process.env.CMDOP_CHROMIUM || '/usr/bin/chromium';
 const FLAGS = [
   '--no-sandbox',
   '--disable-gpu',
+  // Software WebGL (SwiftShader), so the console's WebGL renderer can be tested without a GPU.
+  '--enable-unsafe-swiftshader',
   '--disable-quic',
   '--no-first-run',
   '--disable-background-networking',

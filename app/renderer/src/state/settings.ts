@@ -5,8 +5,13 @@ const KEY = 'cmdop.settings';
 export interface Settings {
   fontSize: number;
   theme: 'dark' | 'light';
-  /** `auto`: WebGL where a GPU draws it, else the DOM renderer. Applies to tabs opened afterwards. */
-  renderer: 'auto' | 'dom';
+  /**
+   * `auto`: WebGL where a GPU draws it, else the DOM renderer; `webgl`: WebGL
+   * even when software draws it (a GPU the check misjudges); `dom`: never
+   * WebGL. Applies to tabs opened afterwards; a lost WebGL context falls back
+   * to the DOM renderer in every case.
+   */
+  renderer: 'auto' | 'webgl' | 'dom';
 }
 
 export const DEFAULT_SETTINGS: Settings = { fontSize: 14, theme: 'dark', renderer: 'auto' };
@@ -18,12 +23,14 @@ export function loadSettings(): Settings {
     const raw = JSON.parse(localStorage.getItem(KEY) ?? '{}') as Partial<Settings>;
     const fontSize = Number.isFinite(raw.fontSize) ? Math.min(FONT_MAX, Math.max(FONT_MIN, Math.round(raw.fontSize!))) : DEFAULT_SETTINGS.fontSize;
     const theme = raw.theme === 'light' || raw.theme === 'dark' ? raw.theme : DEFAULT_SETTINGS.theme;
-    const renderer = raw.renderer === 'dom' ? 'dom' : 'auto';
+    const renderer = parseRenderer(raw.renderer);
     return { fontSize, theme, renderer };
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
 }
+
+export const parseRenderer = (v: unknown): Settings['renderer'] => (v === 'dom' || v === 'webgl' ? v : 'auto');
 
 export function saveSettings(s: Settings): void {
   localStorage.setItem(KEY, JSON.stringify(s));

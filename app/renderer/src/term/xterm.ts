@@ -55,7 +55,7 @@ export function createXterm(settings: Settings, readOnly: boolean): Xterm {
     renderer: () => renderer,
     open(el) {
       term.open(el);
-      if (settings.renderer === 'dom' || !gpuWebgl()) return;
+      if (settings.renderer === 'dom' || (settings.renderer === 'auto' && !gpuWebgl())) return;
       try {
         const webgl = new WebglAddon();
         webgl.onContextLoss(() => {

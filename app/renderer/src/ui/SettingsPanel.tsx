@@ -1,4 +1,4 @@
-import { FONT_MAX, FONT_MIN } from '../state/settings';
+import { FONT_MAX, FONT_MIN, parseRenderer } from '../state/settings';
 import type { ConsoleStore } from '../state/store';
 import { BINDINGS } from './shortcuts';
 
@@ -31,8 +31,9 @@ export function SettingsPanel({ store, close }: { store: ConsoleStore; close(): 
       </label>
       <label>
         Renderer{' '}
-        <select data-testid="renderer" value={s.renderer} onChange={(e) => store.updateSettings({ ...s, renderer: e.target.value === 'dom' ? 'dom' : 'auto' })}>
+        <select data-testid="renderer" value={s.renderer} onChange={(e) => store.updateSettings({ ...s, renderer: parseRenderer(e.target.value) })}>
           <option value="auto">WebGL when a GPU draws it</option>
+          <option value="webgl">WebGL always (even in software)</option>
           <option value="dom">DOM</option>
         </select>
       </label>
