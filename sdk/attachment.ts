@@ -2,6 +2,12 @@
 // terminal's output in order and carries input, resizes and signals. It rides
 // out the loss of its own connection by re-attaching from the last byte it
 // saw (`cursor`), so a client never loses or repeats a byte.
+//
+// The protocol itself (attach and re-attach requests, the cursor, replays,
+// snapshots, gaps, refs, exit, DISCONNECTED) is AttachProtocol's, shared
+// with the browser console. What is left here is the gRPC side: the call, its
+// status codes and their typed errors, backpressure by pausing the call,
+// heartbeats, retrying with backoff, and the EventEmitter/Promise API.
 import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
@@ -13,12 +19,12 @@ import {
   OutputGap,
   ScreenSnapshot,
   ServerMessage,
-  SessionState,
   SessionStateChange,
   TerminalExit,
   TerminalInfo,
   TerminalOutput,
 } from '../protocol';
+import { AttachProtocol, OpenAttachStream, StreamEnding } from './attachProtocol';
 import {
   CmdopError,
   InvalidArgumentError,
@@ -52,25 +58,33 @@ export interface TerminalAttachmentEvents {
 }
 
 /** Statuses after which re-attaching can help: the connection, not the request, failed. */
-const RETRYABLE = new Set([status.UNAVAILABLE, status.INTERNAL, status.UNKNOWN, status.CANCELLED]);
+const RETRYABLE = new Set([status.UNAVAILABLE, status.INTERNAL, status.UNKNOWN, status.CANCELLED].map((c) => status[c]));
+
+/** How a gRPC call failed: the typed error for callers (its code is the status name), and grpc's details. */
+interface CallFailure {
+  error: CmdopError;
+  details: string;
+}
+
+/** A request waiting for its `accepted` (command_id) or `error`. */
+interface Waiter {
+  resolve(commandId: string): void;
+  reject(e: Error): void;
+}
 
 export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
-  terminalId: string;
-  info: TerminalInfo | undefined;
-  /** Offset of the next byte expected: every byte before it has been delivered. */
-  cursor = 0;
-  exit: TerminalExit | undefined;
   /** Resolves with the exit; rejects when the attachment fails for good. */
   readonly done: Promise<TerminalExit>;
+  private readonly protocol: AttachProtocol<Waiter, CallFailure>;
+  /** The latest gRPC call, for pause/resume. */
   private call: AttachCall | undefined;
+  /** The current connect(), until its stream says `attached` or ends. */
+  private connecting: { resolve(): void; reject(e: Error): void } | undefined;
   private closed = false;
   private paused = false;
-  private refs = 0;
-  private pending = new Map<string, { resolve: (id: string) => void; reject: (e: Error) => void }>();
   private heartbeat: NodeJS.Timeout | undefined;
   private resolveDone!: (e: TerminalExit) => void;
   private rejectDone!: (e: Error) => void;
-  private disconnected: SessionStateChange | undefined;
 
   private constructor(
     private transport: AttachTransport,
@@ -78,7 +92,33 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     private request: AttachRequest,
   ) {
     super();
-    this.terminalId = request.terminalId;
+    this.protocol = new AttachProtocol<Waiter, CallFailure>({
+      firstAttach: () => this.request,
+      attached: () => {
+        const c = this.connecting;
+        this.connecting = undefined;
+        c?.resolve();
+      },
+      output: (data, chunk) => this.emit('output', data, chunk),
+      snapshot: (s) => this.emit('snapshot', s),
+      gap: (g) => this.emit('gap', g),
+      accepted: (w, commandId) => w.resolve(commandId),
+      refused: (e, w) => {
+        // The control plane answers UNAVAILABLE only for what it did not forward.
+        const err = e.code === 'UNAVAILABLE' ? new NotDeliveredError(e.message, 'UNAVAILABLE') : errorFor(e.code, e.message);
+        if (w) w.reject(err);
+        else this.emit('refused', err);
+      },
+      state: (s) => this.emit('state', s),
+      exit: (e) => {
+        this.emit('exit', e);
+        this.finish();
+        // Requests still in flight will not be answered: the stream ends here.
+        this.failPending(new CmdopError(`terminal ${this.terminalId} has exited`, 'FAILED_PRECONDITION'));
+        this.resolveDone(e);
+      },
+      ended: (how, failure) => this.ended(how, failure),
+    });
     this.done = new Promise((res, rej) => {
       this.resolveDone = res;
       this.rejectDone = rej;
@@ -89,8 +129,8 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   /** Attaches (or opens and attaches); resolves once the control plane has said `attached`. */
   static async start(transport: AttachTransport, request: AttachRequest): Promise<TerminalAttachment> {
     const a = new TerminalAttachment(transport, request.machine || request.open?.machine || '', request);
-    await a.connect(request);
-    a.heartbeat = setInterval(() => a.post({ msg: { $case: 'heartbeat', value: { timestampMs: Date.now() } } }),
+    await a.connect();
+    a.heartbeat = setInterval(() => a.protocol.send({ $case: 'heartbeat', value: { timestampMs: Date.now() } }),
       transport.heartbeatIntervalMs);
     a.heartbeat.unref();
     return a;
@@ -98,6 +138,23 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
 
   get mode(): AttachMode {
     return this.request.mode;
+  }
+
+  get terminalId(): string {
+    return this.protocol.terminalId;
+  }
+
+  get info(): TerminalInfo | undefined {
+    return this.protocol.info;
+  }
+
+  /** Offset of the next byte expected: every byte before it has been delivered. */
+  get cursor(): number {
+    return this.protocol.cursor;
+  }
+
+  get exit(): TerminalExit | undefined {
+    return this.protocol.exit;
   }
 
   /** Sends one input (at most 64 KiB); resolves with its command_id. */
@@ -108,16 +165,13 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
         new InvalidArgumentError(`input of ${bytes.length} bytes is over ${MAX_INPUT_BYTES}; use write()`),
       );
     }
-    return this.ask((ref) => ({ msg: { $case: 'input', value: { data: bytes, ref, eof: opts.eof ?? false } } }));
+    return this.ask((ref) => ({ $case: 'input', value: { data: bytes, ref, eof: opts.eof ?? false } }));
   }
 
   /** Sends a request answered by `accepted` or `error` with the same ref. */
-  private ask(make: (ref: string) => ClientMessage): Promise<string> {
-    const ref = String(++this.refs);
+  private ask(make: (ref: string) => ClientMessage['msg']): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.pending.set(ref, { resolve, reject });
-      if (!this.post(make(ref))) {
-        this.pending.delete(ref);
+      if (!this.protocol.request(make, { resolve, reject })) {
         reject(new NotDeliveredError('not attached right now: request not sent', 'UNAVAILABLE'));
       }
     });
@@ -140,12 +194,12 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
 
   /** Resizes the terminal (operators only); rejects with the control plane's reason. */
   async resize(cols: number, rows: number): Promise<void> {
-    await this.ask((ref) => ({ msg: { $case: 'resize', value: { cols, rows, ref } } }));
+    await this.ask((ref) => ({ $case: 'resize', value: { cols, rows, ref } }));
   }
 
   /** Sends a signal ("SIGINT", "SIGTERM", ...) to the terminal's process (operators only). */
   async signal(signal: string): Promise<void> {
-    await this.ask((ref) => ({ msg: { $case: 'signal', value: { signal, ref } } }));
+    await this.ask((ref) => ({ $case: 'signal', value: { signal, ref } }));
   }
 
   /** Stop reading output (backpressure reaches the agent for operators). */
@@ -164,123 +218,57 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
-    this.call?.cancel();
-    this.call = undefined;
+    this.protocol.close();
     this.failPending(new CmdopError('detached', 'CANCELLED'));
   }
 
   // ---- stream
 
-  private post(msg: ClientMessage): boolean {
-    if (!this.call || this.closed) return false;
-    this.call.write(msg);
-    return true;
-  }
+  /** A gRPC call as the protocol's stream; its failures keep grpc's status and metadata, typed here. */
+  private openCall: OpenAttachStream<CallFailure> = (first, handlers) => {
+    const call = this.transport.openStream();
+    this.call = call;
+    if (this.paused) call.pause();
+    call.on('data', handlers.message);
+    call.on('error', (e: grpc.ServiceError) =>
+      handlers.end({ error: fromServiceError(e, this.transport.server), details: e.details || e.message }),
+    );
+    call.on('end', () => handlers.end(undefined));
+    call.write(first);
+    return { send: (m) => call.write(m), close: () => call.cancel() };
+  };
 
-  private connect(request: AttachRequest): Promise<void> {
+  /** Opens a stream (attach, or re-attach from the cursor); resolves once it says `attached`. */
+  private connect(): Promise<void> {
     return new Promise((resolve, reject) => {
-      let attached = false;
-      const call = this.transport.openStream();
-      this.call = call;
-      if (this.paused) call.pause();
-      call.on('data', (m: ServerMessage) => {
-        if (this.call !== call) return;
-        if (m.msg?.$case === 'attached') {
-          attached = true;
-          this.info = m.msg.value.terminal;
-          this.terminalId = this.info!.terminalId;
-          resolve();
-          return;
-        }
-        this.onMessage(m);
-      });
-      call.on('error', (e: grpc.ServiceError) => {
-        if (this.call !== call || this.closed) return;
-        this.call = undefined;
-        if (!attached) reject(fromServiceError(e, this.transport.server));
-        else this.onLost(e);
-      });
-      call.on('end', () => {
-        if (this.call !== call || this.closed) return;
-        this.call = undefined;
-        if (!attached) reject(new UnavailableError('the control plane ended the stream before attaching'));
-        else this.onEnded();
-      });
-      call.write({ msg: { $case: 'attach', value: request } });
+      this.connecting = { resolve, reject };
+      this.protocol.connect(this.openCall);
     });
   }
 
-  private onMessage(m: ServerMessage): void {
-    const msg = m.msg;
-    if (!msg) return;
-    switch (msg.$case) {
-      case 'output': {
-        const o = msg.value;
-        const end = o.seq + o.data.length;
-        if (end <= this.cursor) return; // already delivered (a re-attach overlap)
-        const data = o.seq < this.cursor ? o.data.subarray(this.cursor - o.seq) : o.data;
-        this.cursor = end;
-        this.emit('output', data, o);
-        return;
-      }
-      case 'snapshot':
-        this.cursor = msg.value.seq;
-        this.emit('snapshot', msg.value);
-        return;
-      case 'gap':
-        this.cursor = Math.max(this.cursor, msg.value.toSeq);
-        this.emit('gap', msg.value);
-        return;
-      case 'exit':
-        this.exit = msg.value;
-        this.emit('exit', msg.value);
-        this.finish();
-        // Requests still in flight will not be answered: the stream ends here.
-        this.failPending(new CmdopError(`terminal ${this.terminalId} has exited`, 'FAILED_PRECONDITION'));
-        this.resolveDone(msg.value);
-        return;
-      case 'accepted':
-        this.pending.get(msg.value.ref)?.resolve(msg.value.commandId);
-        this.pending.delete(msg.value.ref);
-        return;
-      case 'error': {
-        // The control plane answers UNAVAILABLE only for what it did not forward.
-        const err =
-          msg.value.code === 'UNAVAILABLE'
-            ? new NotDeliveredError(msg.value.message, 'UNAVAILABLE')
-            : errorFor(msg.value.code, msg.value.message);
-        const p = this.pending.get(msg.value.ref);
-        if (msg.value.ref && p) {
-          this.pending.delete(msg.value.ref);
-          p.reject(err);
-        } else this.emit('refused', err);
-        return;
-      }
-      case 'state':
-        if (msg.value.state === SessionState.DISCONNECTED) this.disconnected = msg.value;
-        this.emit('state', msg.value);
-        return;
-      case 'attached':
-        return;
-    }
-  }
-
-  private onEnded(): void {
-    if (this.exit) return;
-    if (this.disconnected) {
-      this.fail(new SessionDisconnectedError(`machine ${this.machine} disconnected: ${this.disconnected.reason}`));
+  /**
+   * A stream is over. Before `attached`, the connect() that opened it failed.
+   * After: nothing to do past the exit; the machine's session gone is final;
+   * otherwise re-attach when the connection (not the request) failed.
+   */
+  private ended(how: StreamEnding, failure: CallFailure | undefined): void {
+    const c = this.connecting;
+    if (c) {
+      this.connecting = undefined;
+      c.reject(failure?.error ?? new UnavailableError('the control plane ended the stream before attaching'));
       return;
     }
-    void this.reattach('the control plane ended the stream');
-  }
-
-  private onLost(e: grpc.ServiceError): void {
-    if (this.disconnected) return this.onEnded();
-    if (!RETRYABLE.has(e.code)) {
-      this.fail(fromServiceError(e, this.transport.server));
-      return;
+    if (this.closed || how === 'exited') return;
+    if (how === 'disconnected') {
+      const reason = this.protocol.disconnected!.reason;
+      this.fail(new SessionDisconnectedError(`machine ${this.machine} disconnected: ${reason}`));
+    } else if (!failure) {
+      void this.reattach('the control plane ended the stream');
+    } else if (!RETRYABLE.has(failure.error.code)) {
+      this.fail(failure.error);
+    } else {
+      void this.reattach(failure.details);
     }
-    void this.reattach(e.details || e.message);
   }
 
   /** Re-attach from the cursor with backoff until it works or the reconnect timeout passes. */
@@ -292,7 +280,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     let last: unknown;
     while (!this.closed && Date.now() < deadline) {
       try {
-        await this.connect({ ...this.request, open: undefined, terminalId: this.terminalId, fromSeq: this.cursor });
+        await this.connect();
         this.emit('reconnected');
         return;
       } catch (e) {
@@ -311,8 +299,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   }
 
   private failPending(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
+    for (const w of this.protocol.takePending()) w.reject(err);
   }
 
   private finish(): void {
@@ -323,7 +310,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   private fail(err: Error): void {
     this.finish();
     this.failPending(err);
-    this.call?.cancel();
+    this.protocol.close();
     this.rejectDone(err);
   }
 }

@@ -8,10 +8,10 @@ import {
   GatewayClientFrame,
   GatewayReply,
   GatewayServerFrame,
-  ServerMessage,
   StreamError,
 } from '../protocol/generated/cmdop/v1/cmdop';
 import { GATEWAY_PROTOCOL } from '../protocol/limits';
+import type { AttachStream, AttachStreamHandlers } from './attachProtocol';
 
 export { GATEWAY_PATH, GATEWAY_PROTOCOL } from '../protocol/limits';
 
@@ -39,16 +39,9 @@ export class GatewayError extends Error {
 type Request = NonNullable<GatewayCall['request']>;
 type ResultOf<C extends Request['$case']> = Extract<NonNullable<GatewayReply['result']>, { $case: C }>['value'];
 
-export interface GatewayStreamHandlers {
-  message(m: ServerMessage): void;
-  /** The stream is over; `error` when it did not end normally. */
-  end(error: StreamError | undefined): void;
-}
-
-export interface GatewayStreamHandle {
-  send(m: ClientMessage): void;
-  close(): void;
-}
+/** An attach stream's callbacks and handle: the shapes AttachProtocol opens its streams with. */
+export type GatewayStreamHandlers = AttachStreamHandlers<StreamError>;
+export type GatewayStreamHandle = AttachStream;
 
 /** One WebSocket to the gateway: unary calls and any number of attach streams. */
 export class GatewayConnection {

@@ -8,18 +8,21 @@
 //    the page can draw and Ctrl-C is never stuck behind megabytes;
 //  - after the socket drops, re-attach from the last byte received, so the
 //    screen continues byte-exact; skipped output is always announced.
+// The protocol itself (attach and re-attach requests, the cursor, replays,
+// snapshots, gaps, refs, exit) is the SDK's AttachProtocol, the same code the
+// CLI runs over gRPC; this file is what a page adds to it.
 import {
   AttachMode,
   SessionState,
   TerminalKind,
-  type ClientMessage,
-  type ServerMessage,
+  type AttachRequest,
   type StreamError,
   type TerminalExit,
   type TerminalInfo,
 } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import { MAX_INPUT_BYTES } from '../../../../protocol/limits';
-import type { GatewayConnection, GatewayStreamHandle } from '../../../../sdk/gateway';
+import { AttachProtocol, type StreamEnding } from '../../../../sdk/attachProtocol';
+import type { GatewayConnection } from '../../../../sdk/gateway';
 import type { ConsoleConnection, Reattachable } from './connection';
 
 export type NoticeKind = 'gap' | 'reconnected' | 'input' | 'error';
@@ -49,25 +52,20 @@ export interface SessionTarget {
 
 interface Piece {
   data: Uint8Array;
-  ref: string;
   /** The input (one keystroke batch or one paste) this piece belongs to. */
   group: number;
 }
 
 export class TerminalSession implements Reattachable {
-  terminalId: string;
-  /** The next byte expected: every byte before it was received. A re-attach resumes here. */
-  cursor = 0;
   /** Every byte before this was rendered; what the gateway is acknowledged. */
   rendered = 0;
-  attached = false;
   finished = false;
-  private everAttached = false;
-  private handle: GatewayStreamHandle | undefined;
+  private readonly protocol: AttachProtocol<Piece>;
+  /** The socket of the current (or last) stream. */
+  private gw: GatewayConnection | undefined;
   private queue: Piece[] = [];
-  private inflight = new Map<string, Piece>();
+  /** Bytes of input sent and not yet accepted (the pieces are the protocol's pending requests). */
   private inflightBytes = 0;
-  private nextRef = 1;
   private nextGroup = 1;
   private acked = 0;
   private ackQueued = false;
@@ -79,8 +77,58 @@ export class TerminalSession implements Reattachable {
     readonly target: SessionTarget,
     private readonly sink: SessionSink,
   ) {
-    this.terminalId = target.terminalId ?? '';
     if (target.cols && target.rows) this.size = { cols: target.cols, rows: target.rows };
+    this.protocol = new AttachProtocol<Piece>({
+      firstAttach: () => this.firstAttach(),
+      attached: (info, reattached) => {
+        if (info) this.sink.attached(info, reattached);
+        if (reattached) this.sink.notice('reconnected', `reconnected: resumed from byte ${this.cursor}`);
+        if (this.rendered > this.acked) this.queueAck();
+        this.sentSize = info ? `${info.cols}x${info.rows}` : this.sentSize;
+        this.sendResize();
+        this.pump();
+      },
+      missed: (from, to) => this.sink.notice('gap', `output bytes ${from}–${to} never arrived`),
+      output: (data, chunk) => {
+        const end = chunk.seq + chunk.data.length;
+        this.sink.write(data, () => this.ackTo(end));
+      },
+      snapshot: (s) => this.sink.snapshot(s.data, s.cols, s.rows, () => this.ackTo(s.seq)),
+      gap: ({ fromSeq, toSeq, reason }, advanced) => {
+        this.sink.notice('gap', `${toSeq - fromSeq} bytes of output were skipped (bytes ${fromSeq}–${toSeq}): ${reason}`);
+        // Through the renderer, so the acknowledgement keeps its place in line.
+        if (advanced) this.sink.write(new Uint8Array(0), () => this.ackTo(toSeq));
+      },
+      accepted: (p) => {
+        this.inflightBytes -= p.data.length;
+        this.pump();
+      },
+      refused: (e, p) => (p ? this.inputRefused(p, e) : this.sink.notice('error', `${e.code}: ${e.message}`)),
+      state: (s) => this.sink.state(s.state, s.reason, s.deadlineMs),
+      exit: (e) => {
+        this.finished = true;
+        this.sink.exit(e);
+      },
+      ended: (how, e) => {
+        // The gateway ends its streams before it reports the socket closed;
+        // look once the close has been seen.
+        const gw = this.gw!;
+        setTimeout(() => this.onEnd(gw, how, e), 0);
+      },
+    });
+  }
+
+  get terminalId(): string {
+    return this.protocol.terminalId;
+  }
+
+  /** The next byte expected: every byte before it was received. A re-attach resumes here. */
+  get cursor(): number {
+    return this.protocol.cursor;
+  }
+
+  get attached(): boolean {
+    return this.protocol.attached;
   }
 
   get mode(): AttachMode {
@@ -93,39 +141,9 @@ export class TerminalSession implements Reattachable {
 
   /** Called by the connection whenever a socket is (re)opened. */
   attachTo(gw: GatewayConnection): void {
-    if (this.finished || this.handle) return;
-    this.attached = false;
-    const { machine, mode } = this.target;
-    let attach: Extract<ClientMessage['msg'], { $case: 'attach' }>['value'];
-    if (this.terminalId) {
-      // Re-attach: exactly the bytes after the last one received. A first
-      // attach to an existing terminal gets the current screen instead.
-      attach = { machine, terminalId: this.terminalId, mode, open: undefined, fromSeq: this.everAttached ? this.cursor : undefined };
-    } else {
-      // Open and attach atomically, so no output can come before we listen.
-      // (Should the socket drop before `attached`, the terminal opened then
-      // is unknown to us and is opened again; the first one stays listed.)
-      const spec = { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: this.size?.cols ?? 80, rows: this.size?.rows ?? 24, env: {}, cwd: '', title: '' };
-      attach = { machine, terminalId: '', mode: AttachMode.OPERATOR, open: { machine, spec }, fromSeq: undefined };
-      if (this.size) this.sentSize = `${this.size.cols}x${this.size.rows}`;
-    }
-    const handle: GatewayStreamHandle = gw.openStream(
-      { msg: { $case: 'attach', value: attach } },
-      {
-        message: (m) => {
-          if (this.handle === handle) this.onMessage(m);
-        },
-        end: (e) => {
-          if (this.handle !== handle) return;
-          this.handle = undefined;
-          this.attached = false;
-          // The gateway ends its streams before it reports the socket closed;
-          // look once the close has been seen.
-          setTimeout(() => this.onEnd(gw, e), 0);
-        },
-      },
-    );
-    this.handle = handle;
+    if (this.finished || this.protocol.streaming) return;
+    this.gw = gw;
+    this.protocol.connect((first, handlers) => gw.openStream(first, handlers));
   }
 
   /** Sends keystrokes or a paste, in order; large ones in pieces. */
@@ -135,7 +153,7 @@ export class TerminalSession implements Reattachable {
     if (this.finished || data.length === 0) return;
     const group = this.nextGroup++;
     for (let off = 0; off < data.length; off += MAX_INPUT_BYTES) {
-      this.queue.push({ data: data.subarray(off, off + MAX_INPUT_BYTES), ref: `i${this.nextRef++}`, group });
+      this.queue.push({ data: data.subarray(off, off + MAX_INPUT_BYTES), group });
     }
     this.pump();
   }
@@ -153,87 +171,23 @@ export class TerminalSession implements Reattachable {
   close(): void {
     this.finished = true;
     this.conn.unregister(this);
-    const h = this.handle;
-    this.handle = undefined;
-    h?.close();
+    this.protocol.close();
   }
 
-  private send(m: ClientMessage['msg']): void {
-    this.handle?.send({ msg: m });
+  /**
+   * The first attach: to the target terminal (its current screen first), or
+   * open a new shell of the tab's size. (Should the socket drop before
+   * `attached`, a terminal opened then is unknown to us and is opened again;
+   * the first one stays listed.)
+   */
+  private firstAttach(): AttachRequest {
+    const { machine, mode, terminalId } = this.target;
+    if (terminalId) return { machine, terminalId, mode, open: undefined, fromSeq: undefined };
+    const spec = { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: this.size?.cols ?? 80, rows: this.size?.rows ?? 24, env: {}, cwd: '', title: '' };
+    return { machine, terminalId: '', mode: AttachMode.OPERATOR, open: { machine, spec }, fromSeq: undefined };
   }
 
-  private onMessage(m: ServerMessage): void {
-    const msg = m.msg;
-    if (!msg) return;
-    switch (msg.$case) {
-      case 'attached': {
-        const reattached = this.everAttached;
-        this.terminalId = msg.value.terminal?.terminalId ?? this.terminalId;
-        this.attached = true;
-        this.everAttached = true;
-        if (msg.value.terminal) this.sink.attached(msg.value.terminal, reattached);
-        if (reattached) this.sink.notice('reconnected', `reconnected: resumed from byte ${this.cursor}`);
-        if (this.rendered > this.acked) this.queueAck();
-        this.sentSize = msg.value.terminal ? `${msg.value.terminal.cols}x${msg.value.terminal.rows}` : this.sentSize;
-        this.sendResize();
-        this.pump();
-        return;
-      }
-      case 'output': {
-        const { seq, data } = msg.value;
-        const end = seq + data.length;
-        if (end <= this.cursor) return; // already have it (an overlapping replay)
-        let bytes = data;
-        if (seq < this.cursor) bytes = data.subarray(this.cursor - seq);
-        else if (seq > this.cursor) this.sink.notice('gap', `output bytes ${this.cursor}–${seq} never arrived`);
-        this.cursor = end;
-        this.sink.write(bytes, () => this.ackTo(end));
-        return;
-      }
-      case 'snapshot': {
-        const s = msg.value;
-        this.cursor = s.seq;
-        this.sink.snapshot(s.data, s.cols, s.rows, () => this.ackTo(s.seq));
-        return;
-      }
-      case 'gap': {
-        const { fromSeq, toSeq, reason } = msg.value;
-        this.sink.notice('gap', `${toSeq - fromSeq} bytes of output were skipped (bytes ${fromSeq}–${toSeq}): ${reason}`);
-        if (toSeq > this.cursor) {
-          this.cursor = toSeq;
-          // Through the renderer, so the acknowledgement keeps its place in line.
-          this.sink.write(new Uint8Array(0), () => this.ackTo(toSeq));
-        }
-        return;
-      }
-      case 'accepted': {
-        const p = this.inflight.get(msg.value.ref);
-        if (p) {
-          this.inflight.delete(p.ref);
-          this.inflightBytes -= p.data.length;
-          this.pump();
-        }
-        return;
-      }
-      case 'error':
-        return this.onError(msg.value);
-      case 'state':
-        this.sink.state(msg.value.state, msg.value.reason, msg.value.deadlineMs);
-        return;
-      case 'exit':
-        this.finished = true;
-        this.sink.exit(msg.value);
-        return;
-    }
-  }
-
-  private onError(e: StreamError): void {
-    const p = this.inflight.get(e.ref);
-    if (!p) {
-      this.sink.notice('error', `${e.code}: ${e.message}`);
-      return;
-    }
-    this.inflight.delete(p.ref);
+  private inputRefused(p: Piece, e: StreamError): void {
     this.inflightBytes -= p.data.length;
     // The rest of that paste would arrive with a hole in it: drop it too.
     const dropped = this.dropGroup(p.group);
@@ -251,13 +205,12 @@ export class TerminalSession implements Reattachable {
 
   /** Sends queued input while the window allows: at most MAX_INPUT_BYTES unconfirmed. */
   private pump(): void {
-    while (this.attached && this.handle && this.queue.length > 0) {
+    while (this.queue.length > 0) {
       const p = this.queue[0];
       if (this.inflightBytes > 0 && this.inflightBytes + p.data.length > MAX_INPUT_BYTES) return;
+      if (!this.protocol.request((ref) => ({ $case: 'input', value: { data: p.data, ref, eof: false } }), p)) return;
       this.queue.shift();
-      this.inflight.set(p.ref, p);
       this.inflightBytes += p.data.length;
-      this.send({ $case: 'input', value: { data: p.data, ref: p.ref, eof: false } });
     }
   }
 
@@ -266,7 +219,8 @@ export class TerminalSession implements Reattachable {
     const key = `${this.size.cols}x${this.size.rows}`;
     if (key === this.sentSize) return;
     this.sentSize = key;
-    this.send({ $case: 'resize', value: { cols: this.size.cols, rows: this.size.rows, ref: `z${this.nextRef++}` } });
+    // No ref: nothing waits for the answer; a refusal arrives as a notice.
+    this.protocol.send({ $case: 'resize', value: { cols: this.size.cols, rows: this.size.rows, ref: '' } });
   }
 
   private ackTo(end: number): void {
@@ -282,32 +236,34 @@ export class TerminalSession implements Reattachable {
     queueMicrotask(() => {
       this.ackQueued = false;
       // Nothing may be sent before `attached`; the next `attached` re-sends it.
-      if (!this.attached || this.rendered <= this.acked) return;
+      if (this.rendered <= this.acked || !this.protocol.send({ $case: 'ack', value: { seq: this.rendered } })) return;
       this.acked = this.rendered;
-      this.send({ $case: 'ack', value: { seq: this.rendered } });
     });
   }
 
-  private onEnd(gw: GatewayConnection, e: StreamError | undefined): void {
+  private onEnd(gw: GatewayConnection, how: StreamEnding, e: StreamError | undefined): void {
     if (this.finished) {
       this.conn.unregister(this);
       this.sink.ended('the terminal has exited');
       return;
     }
-    if (this.conn.isDead(gw)) {
-      // The socket dropped: the connection re-attaches us when it is back.
-      this.inputInDoubt();
-      this.acked = 0;
-      return;
+    if (how === 'lost') {
+      if (this.conn.isDead(gw)) {
+        // The socket dropped: the connection re-attaches us when it is back.
+        this.inputInDoubt();
+        this.acked = 0;
+        return;
+      }
+      if (e && (e.code === 'DEADLINE_EXCEEDED' || (e.code === 'UNAVAILABLE' && /client went away/.test(e.message)))) {
+        // The control plane dropped only this stream; the socket is fine.
+        this.inputInDoubt();
+        this.acked = 0;
+        const now = this.conn.current;
+        if (now) this.attachTo(now);
+        return;
+      }
     }
-    if (e && (e.code === 'DEADLINE_EXCEEDED' || (e.code === 'UNAVAILABLE' && /client went away/.test(e.message)))) {
-      // The control plane dropped only this stream; the socket is fine.
-      this.inputInDoubt();
-      this.acked = 0;
-      const now = this.conn.current;
-      if (now) this.attachTo(now);
-      return;
-    }
+    // Refused, or DISCONNECTED: the machine's session is over and there is nothing to re-attach to.
     this.finished = true;
     this.conn.unregister(this);
     this.sink.ended(e ? `${e.code}: ${e.message}` : 'the session ended');
@@ -315,10 +271,10 @@ export class TerminalSession implements Reattachable {
 
   /** Input sent but never confirmed: it may or may not have arrived. Say so; never resend blindly. */
   private inputInDoubt(): void {
-    if (this.inflight.size === 0) return;
+    const doubt = this.protocol.takePending();
+    if (doubt.length === 0) return;
     let n = 0;
-    for (const p of this.inflight.values()) n += p.data.length + this.dropGroup(p.group);
-    this.inflight.clear();
+    for (const p of doubt) n += p.data.length + this.dropGroup(p.group);
     this.inflightBytes = 0;
     this.sink.notice('input', `${n} bytes of input may not have arrived: the connection dropped before the control plane confirmed them`);
   }
