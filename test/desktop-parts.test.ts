@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { AUTOSTART_FILE, autostartEntry, setXdgAutostart } from '../app/main/autostart';
 import { wirePower } from '../app/main/power';
 import { desktopConsoleCsp, isConsoleUrl, isExternalLinkAllowed, isWatchWindowUrl, secureWebPreferences } from '../app/main/security';
 import { defaultSettings, loadSettings, saveSettings } from '../app/main/settings';
@@ -146,5 +147,19 @@ describe('window bounds', () => {
     assert.ok(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))).length <= 50);
     fs.writeFileSync(file, 'garbage');
     assert.deepEqual(new WindowStates(file).boundsFor('main', [display], { width: 5, height: 5 }), { width: 5, height: 5 });
+  });
+});
+
+describe('start at login on Linux (XDG autostart)', () => {
+  it('writes a desktop entry that starts hidden, quoting the path; off removes it', () => {
+    const dir = path.join(tmp(), 'autostart');
+    setXdgAutostart(dir, true, '/opt/My Apps/CMDOP "x".AppImage');
+    const text = fs.readFileSync(path.join(dir, AUTOSTART_FILE), 'utf8');
+    assert.match(text, /^\[Desktop Entry\]\nType=Application\n/);
+    assert.match(text, /^Exec="\/opt\/My Apps\/CMDOP \\"x\\".AppImage" --hidden$/m);
+    assert.equal(autostartEntry('/usr/bin/cmdop-desktop').includes('Exec="/usr/bin/cmdop-desktop" --hidden'), true);
+    setXdgAutostart(dir, false, '');
+    assert.equal(fs.existsSync(path.join(dir, AUTOSTART_FILE)), false);
+    setXdgAutostart(dir, false, ''); // already off: no error
   });
 });

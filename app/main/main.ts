@@ -20,6 +20,7 @@ import {
 } from 'electron';
 import { defaultDataDir, defaultMachineName } from '../../cli/paths';
 import { createLogger } from '../../lib/logger';
+import { setXdgAutostart } from './autostart';
 import { Desktop, type DesktopHost } from './desktop';
 import { desktopConsoleCsp, isConsoleUrl, isExternalLinkAllowed, isWatchWindowUrl, secureWebPreferences } from './security';
 import { loadSettings, saveSettings } from './settings';
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     copyText: (text) => clipboard.writeText(text),
     openSettings: () => void shell.openPath(settingsFile),
     setAutostart(on) {
-      app.setLoginItemSettings({ openAtLogin: on, openAsHidden: true });
+      startAtLogin(on);
       saveSettings(settingsFile, { ...settings, autostart: on });
     },
     quit: () => void quit(),
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
   // Closing every window leaves the app in the tray.
   app.on('window-all-closed', () => {});
   app.on('second-instance', () => void desktop.run({ kind: 'open-console' }));
-  app.setLoginItemSettings({ openAtLogin: settings.autostart, openAsHidden: true });
+  startAtLogin(settings.autostart);
   try {
     saveSettings(settingsFile, settings); // a file to edit from "Settings…", with the bad values replaced
   } catch (e) {
@@ -189,6 +190,16 @@ async function main(): Promise<void> {
     host.notify('CMDOP could not start', (e as Error).message);
     log.error((e as Error).message);
   }
-  // First start: show the console so the user sees something happened.
-  if (!app.getLoginItemSettings().wasOpenedAtLogin && desktop.state.kind !== 'signed-out') void desktop.run({ kind: 'open-console' });
+  // Started by hand: show the console so the user sees something happened. Started at login: stay in the tray.
+  const atLogin = process.argv.includes('--hidden') || app.getLoginItemSettings().wasOpenedAtLogin;
+  if (!atLogin && desktop.state.kind !== 'signed-out') void desktop.run({ kind: 'open-console' });
+}
+
+function startAtLogin(on: boolean): void {
+  if (process.platform === 'linux') {
+    const dir = path.join(process.env.XDG_CONFIG_HOME || path.join(app.getPath('home'), '.config'), 'autostart');
+    setXdgAutostart(dir, on, process.env.APPIMAGE || process.execPath);
+  } else {
+    app.setLoginItemSettings({ openAtLogin: on, openAsHidden: true, args: ['--hidden'] });
+  }
 }
