@@ -39,6 +39,11 @@ const UNARY: Record<NonNullable<GatewayCall['request']>['$case'], string> = {
   listTerminals: 'listTerminals',
   closeTerminal: 'closeTerminal',
   whoAmI: 'whoAmI',
+  listFiles: 'listFiles',
+  statFile: 'statFile',
+  makeDirectory: 'makeDirectory',
+  removeFile: 'removeFile',
+  renameFile: 'renameFile',
 };
 
 export function createGateway(deps: GatewayDeps) {

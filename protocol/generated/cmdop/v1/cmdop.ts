@@ -47,6 +47,16 @@ export enum OutputStream {
   UNRECOGNIZED = -1,
 }
 
+export enum FileType {
+  FILE_TYPE_UNSPECIFIED = 0,
+  FILE_TYPE_FILE = 1,
+  FILE_TYPE_DIRECTORY = 2,
+  FILE_TYPE_SYMLINK = 3,
+  /** FILE_TYPE_OTHER - device, socket, fifo */
+  FILE_TYPE_OTHER = 4,
+  UNRECOGNIZED = -1,
+}
+
 export enum TokenKind {
   TOKEN_KIND_UNSPECIFIED = 0,
   /** OAUTH - an access token from the device flow */
@@ -153,6 +163,12 @@ export interface AgentMessage {
     | { $case: "suspend"; value: Suspend }
     | { $case: "background"; value: BackgroundChange }
     | { $case: "error"; value: AgentError }
+    | //
+    /** Files (see "files" below). */
+    { $case: "fileReply"; value: FileReply }
+    | { $case: "fileChunk"; value: FileChunk }
+    | { $case: "fileAck"; value: FileChunkAck }
+    | { $case: "fileDone"; value: FileDone }
     | undefined;
 }
 
@@ -168,6 +184,13 @@ export interface ControlMessage {
     | { $case: "ack"; value: Ack }
     | { $case: "snapshotRequest"; value: SnapshotRequest }
     | { $case: "refused"; value: Refused }
+    | //
+    /** Files (see "files" below). */
+    { $case: "fileRequest"; value: FileRequest }
+    | { $case: "fileChunk"; value: FileChunk }
+    | { $case: "fileAck"; value: FileChunkAck }
+    | { $case: "fileDone"; value: FileDone }
+    | { $case: "fileCancel"; value: FileCancel }
     | undefined;
 }
 
@@ -291,6 +314,203 @@ export interface AgentError {
   terminalId: string;
   code: string;
   message: string;
+}
+
+export interface FileEntry {
+  /** base name (list) or the path asked for (stat) */
+  name: string;
+  type: FileType;
+  size: number;
+  /** permission bits */
+  mode: number;
+  mtimeMs: number;
+  linkTarget: string;
+}
+
+export interface FileRequest {
+  requestId: number;
+  op:
+    | { $case: "list"; value: FileList }
+    | { $case: "stat"; value: FileStat }
+    | { $case: "mkdir"; value: FileMkdir }
+    | { $case: "remove"; value: FileRemove }
+    | { $case: "rename"; value: FileRename }
+    | { $case: "read"; value: FileRead }
+    | { $case: "write"; value: FileWrite }
+    | undefined;
+}
+
+export interface FileList {
+  path: string;
+}
+
+export interface FileStat {
+  path: string;
+}
+
+export interface FileMkdir {
+  path: string;
+  /** like mkdir -p: no error if it exists */
+  parents: boolean;
+}
+
+export interface FileRemove {
+  path: string;
+  /** required for a non-empty directory */
+  recursive: boolean;
+}
+
+export interface FileRename {
+  from: string;
+  to: string;
+  overwrite: boolean;
+}
+
+export interface FileRead {
+  path: string;
+  /** resume: send from here (the MD5 still covers the whole file) */
+  offset: number;
+  /** Resume only if the file is still the one that was being read; else FAILED_PRECONDITION. */
+  expectMtimeMs: number;
+  expectSize: number;
+}
+
+export interface FileWrite {
+  path: string;
+  /** the whole file's size */
+  size: number;
+  /** permission bits for a new file (0: 0644) */
+  mode: number;
+  overwrite: boolean;
+  /** Names the partial file, so a resumed upload continues where it stopped. */
+  transferId: string;
+}
+
+/** Both directions: `data` belongs at byte `offset` of the file. */
+export interface FileChunk {
+  requestId: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+/** Every byte before `offset` has been received (upload: written). */
+export interface FileChunkAck {
+  requestId: number;
+  offset: number;
+}
+
+/** The sender has sent every chunk; `md5` is of the whole file. */
+export interface FileDone {
+  requestId: number;
+  md5: Uint8Array;
+  size: number;
+}
+
+/**
+ * Stop a transfer (the client went away): the agent stops sending, or keeps
+ * an upload's partial file for a resume.
+ */
+export interface FileCancel {
+  requestId: number;
+  reason: string;
+}
+
+export interface FileReply {
+  requestId: number;
+  /**
+   * Empty: success. Else a gRPC status name: NOT_FOUND, PERMISSION_DENIED,
+   * ALREADY_EXISTS, FAILED_PRECONDITION (a directory where a file was meant,
+   * a device, a changed file), RESOURCE_EXHAUSTED (disk full),
+   * INVALID_ARGUMENT, DATA_LOSS (MD5 mismatch), OUT_OF_RANGE (outside the root).
+   */
+  code: string;
+  message: string;
+  /** stat; read (the file being sent); write (the file written) */
+  entry:
+    | FileEntry
+    | undefined;
+  /** list */
+  entries: FileEntry[];
+  /** write: continue from here (a partial file was kept) */
+  resumeOffset: number;
+  /** write: what the agent computed */
+  md5: Uint8Array;
+}
+
+export interface FilePathRequest {
+  machine: string;
+  path: string;
+}
+
+export interface ListFilesResponse {
+  entries: FileEntry[];
+}
+
+export interface MakeDirectoryRequest {
+  machine: string;
+  path: string;
+  parents: boolean;
+}
+
+export interface RemoveFileRequest {
+  machine: string;
+  path: string;
+  recursive: boolean;
+}
+
+export interface RemoveFileResponse {
+}
+
+export interface RenameFileRequest {
+  machine: string;
+  from: string;
+  to: string;
+  overwrite: boolean;
+}
+
+export interface DownloadRequest {
+  machine: string;
+  path: string;
+  offset: number;
+  expectMtimeMs: number;
+  expectSize: number;
+}
+
+export interface DownloadMessage {
+  msg:
+    | { $case: "entry"; value: FileEntry }
+    | { $case: "chunk"; value: FileChunk }
+    | { $case: "done"; value: FileDone }
+    | undefined;
+}
+
+export interface UploadOpen {
+  machine: string;
+  path: string;
+  size: number;
+  mode: number;
+  overwrite: boolean;
+  /** chosen by the client; the same one resumes */
+  transferId: string;
+}
+
+export interface UploadMessage {
+  msg:
+    | { $case: "open"; value: UploadOpen }
+    | { $case: "chunk"; value: FileChunk }
+    | { $case: "done"; value: FileDone }
+    | undefined;
+}
+
+export interface UploadOpened {
+  resumeOffset: number;
+}
+
+export interface UploadReply {
+  msg: { $case: "opened"; value: UploadOpened } | { $case: "ack"; value: FileChunkAck } | {
+    $case: "done";
+    value: FileEntry;
+  } | undefined;
 }
 
 export interface MachineInfo {
@@ -663,6 +883,11 @@ export interface GatewayCall {
     | { $case: "listTerminals"; value: ListTerminalsRequest }
     | { $case: "closeTerminal"; value: CloseTerminalRequest }
     | { $case: "whoAmI"; value: WhoAmIRequest }
+    | { $case: "listFiles"; value: FilePathRequest }
+    | { $case: "statFile"; value: FilePathRequest }
+    | { $case: "makeDirectory"; value: MakeDirectoryRequest }
+    | { $case: "removeFile"; value: RemoveFileRequest }
+    | { $case: "renameFile"; value: RenameFileRequest }
     | undefined;
 }
 
@@ -692,6 +917,11 @@ export interface GatewayReply {
     | { $case: "listTerminals"; value: ListTerminalsResponse }
     | { $case: "closeTerminal"; value: CloseTerminalResponse }
     | { $case: "whoAmI"; value: Identity }
+    | { $case: "listFiles"; value: ListFilesResponse }
+    | { $case: "statFile"; value: FileEntry }
+    | { $case: "makeDirectory"; value: FileEntry }
+    | { $case: "removeFile"; value: RemoveFileResponse }
+    | { $case: "renameFile"; value: FileEntry }
     | undefined;
 }
 
@@ -1543,6 +1773,18 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "error":
         AgentError.encode(message.msg.value, writer.uint32(82).fork()).join();
         break;
+      case "fileReply":
+        FileReply.encode(message.msg.value, writer.uint32(242).fork()).join();
+        break;
+      case "fileChunk":
+        FileChunk.encode(message.msg.value, writer.uint32(250).fork()).join();
+        break;
+      case "fileAck":
+        FileChunkAck.encode(message.msg.value, writer.uint32(258).fork()).join();
+        break;
+      case "fileDone":
+        FileDone.encode(message.msg.value, writer.uint32(266).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1640,6 +1882,38 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "error", value: AgentError.decode(reader, reader.uint32()) };
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.msg = { $case: "fileReply", value: FileReply.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.msg = { $case: "fileChunk", value: FileChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.msg = { $case: "fileAck", value: FileChunkAck.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 33: {
+            if (tag !== 266) {
+              break;
+            }
+
+            message.msg = { $case: "fileDone", value: FileDone.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1718,6 +1992,30 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "fileReply": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileReply", value: FileReply.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileChunk": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileChunk", value: FileChunk.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileAck": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileAck", value: FileChunkAck.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileDone": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileDone", value: FileDone.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -1759,6 +2057,21 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         break;
       case "refused":
         Refused.encode(message.msg.value, writer.uint32(82).fork()).join();
+        break;
+      case "fileRequest":
+        FileRequest.encode(message.msg.value, writer.uint32(242).fork()).join();
+        break;
+      case "fileChunk":
+        FileChunk.encode(message.msg.value, writer.uint32(250).fork()).join();
+        break;
+      case "fileAck":
+        FileChunkAck.encode(message.msg.value, writer.uint32(258).fork()).join();
+        break;
+      case "fileDone":
+        FileDone.encode(message.msg.value, writer.uint32(266).fork()).join();
+        break;
+      case "fileCancel":
+        FileCancel.encode(message.msg.value, writer.uint32(274).fork()).join();
         break;
     }
     return writer;
@@ -1857,6 +2170,46 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             message.msg = { $case: "refused", value: Refused.decode(reader, reader.uint32()) };
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.msg = { $case: "fileRequest", value: FileRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.msg = { $case: "fileChunk", value: FileChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.msg = { $case: "fileAck", value: FileChunkAck.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 33: {
+            if (tag !== 266) {
+              break;
+            }
+
+            message.msg = { $case: "fileDone", value: FileDone.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 34: {
+            if (tag !== 274) {
+              break;
+            }
+
+            message.msg = { $case: "fileCancel", value: FileCancel.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1932,6 +2285,36 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "refused": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "refused", value: Refused.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileRequest": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileRequest", value: FileRequest.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileChunk": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileChunk", value: FileChunk.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileAck": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileAck", value: FileChunkAck.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileDone": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileDone", value: FileDone.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "fileCancel": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "fileCancel", value: FileCancel.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -3280,6 +3663,2226 @@ export const AgentError: MessageFns<AgentError> = {
     message.terminalId = object.terminalId ?? "";
     message.code = object.code ?? "";
     message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseFileEntry(): FileEntry {
+  return { name: "", type: 0, size: 0, mode: 0, mtimeMs: 0, linkTarget: "" };
+}
+
+export const FileEntry: MessageFns<FileEntry> = {
+  encode(message: FileEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.type !== 0) {
+      writer.uint32(16).int32(message.type);
+    }
+    if (message.size !== 0) {
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(32).uint32(message.mode);
+    }
+    if (message.mtimeMs !== 0) {
+      writer.uint32(40).int64(message.mtimeMs);
+    }
+    if (message.linkTarget !== "") {
+      writer.uint32(50).string(message.linkTarget);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.mtimeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.linkTarget = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileEntry>, I>>(base?: I): FileEntry {
+    return FileEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileEntry>, I>>(object: I): FileEntry {
+    const message = createBaseFileEntry();
+    message.name = object.name ?? "";
+    message.type = object.type ?? 0;
+    message.size = object.size ?? 0;
+    message.mode = object.mode ?? 0;
+    message.mtimeMs = object.mtimeMs ?? 0;
+    message.linkTarget = object.linkTarget ?? "";
+    return message;
+  },
+};
+
+function createBaseFileRequest(): FileRequest {
+  return { requestId: 0, op: undefined };
+}
+
+export const FileRequest: MessageFns<FileRequest> = {
+  encode(message: FileRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    switch (message.op?.$case) {
+      case "list":
+        FileList.encode(message.op.value, writer.uint32(18).fork()).join();
+        break;
+      case "stat":
+        FileStat.encode(message.op.value, writer.uint32(26).fork()).join();
+        break;
+      case "mkdir":
+        FileMkdir.encode(message.op.value, writer.uint32(34).fork()).join();
+        break;
+      case "remove":
+        FileRemove.encode(message.op.value, writer.uint32(42).fork()).join();
+        break;
+      case "rename":
+        FileRename.encode(message.op.value, writer.uint32(50).fork()).join();
+        break;
+      case "read":
+        FileRead.encode(message.op.value, writer.uint32(58).fork()).join();
+        break;
+      case "write":
+        FileWrite.encode(message.op.value, writer.uint32(66).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.op = { $case: "list", value: FileList.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.op = { $case: "stat", value: FileStat.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.op = { $case: "mkdir", value: FileMkdir.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.op = { $case: "remove", value: FileRemove.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.op = { $case: "rename", value: FileRename.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.op = { $case: "read", value: FileRead.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.op = { $case: "write", value: FileWrite.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileRequest>, I>>(base?: I): FileRequest {
+    return FileRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRequest>, I>>(object: I): FileRequest {
+    const message = createBaseFileRequest();
+    message.requestId = object.requestId ?? 0;
+    switch (object.op?.$case) {
+      case "list": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "list", value: FileList.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "stat": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "stat", value: FileStat.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "mkdir": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "mkdir", value: FileMkdir.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "remove": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "remove", value: FileRemove.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "rename": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "rename", value: FileRename.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "read": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "read", value: FileRead.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "write": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "write", value: FileWrite.fromPartial(object.op.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseFileList(): FileList {
+  return { path: "" };
+}
+
+export const FileList: MessageFns<FileList> = {
+  encode(message: FileList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileList>, I>>(base?: I): FileList {
+    return FileList.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileList>, I>>(object: I): FileList {
+    const message = createBaseFileList();
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseFileStat(): FileStat {
+  return { path: "" };
+}
+
+export const FileStat: MessageFns<FileStat> = {
+  encode(message: FileStat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileStat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileStat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileStat>, I>>(base?: I): FileStat {
+    return FileStat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileStat>, I>>(object: I): FileStat {
+    const message = createBaseFileStat();
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseFileMkdir(): FileMkdir {
+  return { path: "", parents: false };
+}
+
+export const FileMkdir: MessageFns<FileMkdir> = {
+  encode(message: FileMkdir, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.parents !== false) {
+      writer.uint32(16).bool(message.parents);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileMkdir {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileMkdir();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.parents = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileMkdir>, I>>(base?: I): FileMkdir {
+    return FileMkdir.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileMkdir>, I>>(object: I): FileMkdir {
+    const message = createBaseFileMkdir();
+    message.path = object.path ?? "";
+    message.parents = object.parents ?? false;
+    return message;
+  },
+};
+
+function createBaseFileRemove(): FileRemove {
+  return { path: "", recursive: false };
+}
+
+export const FileRemove: MessageFns<FileRemove> = {
+  encode(message: FileRemove, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.recursive !== false) {
+      writer.uint32(16).bool(message.recursive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRemove {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRemove();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.recursive = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileRemove>, I>>(base?: I): FileRemove {
+    return FileRemove.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRemove>, I>>(object: I): FileRemove {
+    const message = createBaseFileRemove();
+    message.path = object.path ?? "";
+    message.recursive = object.recursive ?? false;
+    return message;
+  },
+};
+
+function createBaseFileRename(): FileRename {
+  return { from: "", to: "", overwrite: false };
+}
+
+export const FileRename: MessageFns<FileRename> = {
+  encode(message: FileRename, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== "") {
+      writer.uint32(10).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(18).string(message.to);
+    }
+    if (message.overwrite !== false) {
+      writer.uint32(24).bool(message.overwrite);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRename {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRename();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.overwrite = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileRename>, I>>(base?: I): FileRename {
+    return FileRename.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRename>, I>>(object: I): FileRename {
+    const message = createBaseFileRename();
+    message.from = object.from ?? "";
+    message.to = object.to ?? "";
+    message.overwrite = object.overwrite ?? false;
+    return message;
+  },
+};
+
+function createBaseFileRead(): FileRead {
+  return { path: "", offset: 0, expectMtimeMs: 0, expectSize: 0 };
+}
+
+export const FileRead: MessageFns<FileRead> = {
+  encode(message: FileRead, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    if (message.expectMtimeMs !== 0) {
+      writer.uint32(24).int64(message.expectMtimeMs);
+    }
+    if (message.expectSize !== 0) {
+      writer.uint32(32).uint64(message.expectSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRead {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRead();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectMtimeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectSize = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileRead>, I>>(base?: I): FileRead {
+    return FileRead.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRead>, I>>(object: I): FileRead {
+    const message = createBaseFileRead();
+    message.path = object.path ?? "";
+    message.offset = object.offset ?? 0;
+    message.expectMtimeMs = object.expectMtimeMs ?? 0;
+    message.expectSize = object.expectSize ?? 0;
+    return message;
+  },
+};
+
+function createBaseFileWrite(): FileWrite {
+  return { path: "", size: 0, mode: 0, overwrite: false, transferId: "" };
+}
+
+export const FileWrite: MessageFns<FileWrite> = {
+  encode(message: FileWrite, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).uint64(message.size);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(24).uint32(message.mode);
+    }
+    if (message.overwrite !== false) {
+      writer.uint32(32).bool(message.overwrite);
+    }
+    if (message.transferId !== "") {
+      writer.uint32(42).string(message.transferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileWrite {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileWrite();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.overwrite = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileWrite>, I>>(base?: I): FileWrite {
+    return FileWrite.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileWrite>, I>>(object: I): FileWrite {
+    const message = createBaseFileWrite();
+    message.path = object.path ?? "";
+    message.size = object.size ?? 0;
+    message.mode = object.mode ?? 0;
+    message.overwrite = object.overwrite ?? false;
+    message.transferId = object.transferId ?? "";
+    return message;
+  },
+};
+
+function createBaseFileChunk(): FileChunk {
+  return { requestId: 0, offset: 0, data: new Uint8Array(0) };
+}
+
+export const FileChunk: MessageFns<FileChunk> = {
+  encode(message: FileChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileChunk>, I>>(base?: I): FileChunk {
+    return FileChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileChunk>, I>>(object: I): FileChunk {
+    const message = createBaseFileChunk();
+    message.requestId = object.requestId ?? 0;
+    message.offset = object.offset ?? 0;
+    message.data = object.data ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseFileChunkAck(): FileChunkAck {
+  return { requestId: 0, offset: 0 };
+}
+
+export const FileChunkAck: MessageFns<FileChunkAck> = {
+  encode(message: FileChunkAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).uint64(message.offset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileChunkAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileChunkAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileChunkAck>, I>>(base?: I): FileChunkAck {
+    return FileChunkAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileChunkAck>, I>>(object: I): FileChunkAck {
+    const message = createBaseFileChunkAck();
+    message.requestId = object.requestId ?? 0;
+    message.offset = object.offset ?? 0;
+    return message;
+  },
+};
+
+function createBaseFileDone(): FileDone {
+  return { requestId: 0, md5: new Uint8Array(0), size: 0 };
+}
+
+export const FileDone: MessageFns<FileDone> = {
+  encode(message: FileDone, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.md5.length !== 0) {
+      writer.uint32(18).bytes(message.md5);
+    }
+    if (message.size !== 0) {
+      writer.uint32(24).uint64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileDone {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileDone();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.md5 = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileDone>, I>>(base?: I): FileDone {
+    return FileDone.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileDone>, I>>(object: I): FileDone {
+    const message = createBaseFileDone();
+    message.requestId = object.requestId ?? 0;
+    message.md5 = object.md5 ?? new Uint8Array(0);
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseFileCancel(): FileCancel {
+  return { requestId: 0, reason: "" };
+}
+
+export const FileCancel: MessageFns<FileCancel> = {
+  encode(message: FileCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileCancel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileCancel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileCancel>, I>>(base?: I): FileCancel {
+    return FileCancel.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileCancel>, I>>(object: I): FileCancel {
+    const message = createBaseFileCancel();
+    message.requestId = object.requestId ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseFileReply(): FileReply {
+  return {
+    requestId: 0,
+    code: "",
+    message: "",
+    entry: undefined,
+    entries: [],
+    resumeOffset: 0,
+    md5: new Uint8Array(0),
+  };
+}
+
+export const FileReply: MessageFns<FileReply> = {
+  encode(message: FileReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.code !== "") {
+      writer.uint32(18).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.entry !== undefined) {
+      FileEntry.encode(message.entry, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.entries) {
+      FileEntry.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.resumeOffset !== 0) {
+      writer.uint32(48).uint64(message.resumeOffset);
+    }
+    if (message.md5.length !== 0) {
+      writer.uint32(58).bytes(message.md5);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.entry = FileEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.entries.push(FileEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.resumeOffset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.md5 = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FileReply>, I>>(base?: I): FileReply {
+    return FileReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileReply>, I>>(object: I): FileReply {
+    const message = createBaseFileReply();
+    message.requestId = object.requestId ?? 0;
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    message.entry = (object.entry !== undefined && object.entry !== null)
+      ? FileEntry.fromPartial(object.entry)
+      : undefined;
+    message.entries = object.entries?.map((e) => FileEntry.fromPartial(e)) || [];
+    message.resumeOffset = object.resumeOffset ?? 0;
+    message.md5 = object.md5 ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseFilePathRequest(): FilePathRequest {
+  return { machine: "", path: "" };
+}
+
+export const FilePathRequest: MessageFns<FilePathRequest> = {
+  encode(message: FilePathRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FilePathRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFilePathRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FilePathRequest>, I>>(base?: I): FilePathRequest {
+    return FilePathRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FilePathRequest>, I>>(object: I): FilePathRequest {
+    const message = createBaseFilePathRequest();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseListFilesResponse(): ListFilesResponse {
+  return { entries: [] };
+}
+
+export const ListFilesResponse: MessageFns<ListFilesResponse> = {
+  encode(message: ListFilesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      FileEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFilesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFilesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(FileEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListFilesResponse>, I>>(base?: I): ListFilesResponse {
+    return ListFilesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFilesResponse>, I>>(object: I): ListFilesResponse {
+    const message = createBaseListFilesResponse();
+    message.entries = object.entries?.map((e) => FileEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMakeDirectoryRequest(): MakeDirectoryRequest {
+  return { machine: "", path: "", parents: false };
+}
+
+export const MakeDirectoryRequest: MessageFns<MakeDirectoryRequest> = {
+  encode(message: MakeDirectoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.parents !== false) {
+      writer.uint32(24).bool(message.parents);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MakeDirectoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMakeDirectoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.parents = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MakeDirectoryRequest>, I>>(base?: I): MakeDirectoryRequest {
+    return MakeDirectoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MakeDirectoryRequest>, I>>(object: I): MakeDirectoryRequest {
+    const message = createBaseMakeDirectoryRequest();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    message.parents = object.parents ?? false;
+    return message;
+  },
+};
+
+function createBaseRemoveFileRequest(): RemoveFileRequest {
+  return { machine: "", path: "", recursive: false };
+}
+
+export const RemoveFileRequest: MessageFns<RemoveFileRequest> = {
+  encode(message: RemoveFileRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.recursive !== false) {
+      writer.uint32(24).bool(message.recursive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveFileRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveFileRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recursive = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RemoveFileRequest>, I>>(base?: I): RemoveFileRequest {
+    return RemoveFileRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveFileRequest>, I>>(object: I): RemoveFileRequest {
+    const message = createBaseRemoveFileRequest();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    message.recursive = object.recursive ?? false;
+    return message;
+  },
+};
+
+function createBaseRemoveFileResponse(): RemoveFileResponse {
+  return {};
+}
+
+export const RemoveFileResponse: MessageFns<RemoveFileResponse> = {
+  encode(_: RemoveFileResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveFileResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveFileResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RemoveFileResponse>, I>>(base?: I): RemoveFileResponse {
+    return RemoveFileResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveFileResponse>, I>>(_: I): RemoveFileResponse {
+    const message = createBaseRemoveFileResponse();
+    return message;
+  },
+};
+
+function createBaseRenameFileRequest(): RenameFileRequest {
+  return { machine: "", from: "", to: "", overwrite: false };
+}
+
+export const RenameFileRequest: MessageFns<RenameFileRequest> = {
+  encode(message: RenameFileRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.from !== "") {
+      writer.uint32(18).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(26).string(message.to);
+    }
+    if (message.overwrite !== false) {
+      writer.uint32(32).bool(message.overwrite);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenameFileRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenameFileRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.overwrite = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RenameFileRequest>, I>>(base?: I): RenameFileRequest {
+    return RenameFileRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenameFileRequest>, I>>(object: I): RenameFileRequest {
+    const message = createBaseRenameFileRequest();
+    message.machine = object.machine ?? "";
+    message.from = object.from ?? "";
+    message.to = object.to ?? "";
+    message.overwrite = object.overwrite ?? false;
+    return message;
+  },
+};
+
+function createBaseDownloadRequest(): DownloadRequest {
+  return { machine: "", path: "", offset: 0, expectMtimeMs: 0, expectSize: 0 };
+}
+
+export const DownloadRequest: MessageFns<DownloadRequest> = {
+  encode(message: DownloadRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(24).uint64(message.offset);
+    }
+    if (message.expectMtimeMs !== 0) {
+      writer.uint32(32).int64(message.expectMtimeMs);
+    }
+    if (message.expectSize !== 0) {
+      writer.uint32(40).uint64(message.expectSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownloadRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownloadRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectMtimeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expectSize = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DownloadRequest>, I>>(base?: I): DownloadRequest {
+    return DownloadRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DownloadRequest>, I>>(object: I): DownloadRequest {
+    const message = createBaseDownloadRequest();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    message.offset = object.offset ?? 0;
+    message.expectMtimeMs = object.expectMtimeMs ?? 0;
+    message.expectSize = object.expectSize ?? 0;
+    return message;
+  },
+};
+
+function createBaseDownloadMessage(): DownloadMessage {
+  return { msg: undefined };
+}
+
+export const DownloadMessage: MessageFns<DownloadMessage> = {
+  encode(message: DownloadMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.msg?.$case) {
+      case "entry":
+        FileEntry.encode(message.msg.value, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        FileChunk.encode(message.msg.value, writer.uint32(18).fork()).join();
+        break;
+      case "done":
+        FileDone.encode(message.msg.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownloadMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownloadMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.msg = { $case: "entry", value: FileEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msg = { $case: "chunk", value: FileChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "done", value: FileDone.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DownloadMessage>, I>>(base?: I): DownloadMessage {
+    return DownloadMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DownloadMessage>, I>>(object: I): DownloadMessage {
+    const message = createBaseDownloadMessage();
+    switch (object.msg?.$case) {
+      case "entry": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "entry", value: FileEntry.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "chunk": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "chunk", value: FileChunk.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "done": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "done", value: FileDone.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUploadOpen(): UploadOpen {
+  return { machine: "", path: "", size: 0, mode: 0, overwrite: false, transferId: "" };
+}
+
+export const UploadOpen: MessageFns<UploadOpen> = {
+  encode(message: UploadOpen, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.size !== 0) {
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(32).uint32(message.mode);
+    }
+    if (message.overwrite !== false) {
+      writer.uint32(40).bool(message.overwrite);
+    }
+    if (message.transferId !== "") {
+      writer.uint32(50).string(message.transferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadOpen {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadOpen();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.mode = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.overwrite = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UploadOpen>, I>>(base?: I): UploadOpen {
+    return UploadOpen.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadOpen>, I>>(object: I): UploadOpen {
+    const message = createBaseUploadOpen();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    message.size = object.size ?? 0;
+    message.mode = object.mode ?? 0;
+    message.overwrite = object.overwrite ?? false;
+    message.transferId = object.transferId ?? "";
+    return message;
+  },
+};
+
+function createBaseUploadMessage(): UploadMessage {
+  return { msg: undefined };
+}
+
+export const UploadMessage: MessageFns<UploadMessage> = {
+  encode(message: UploadMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.msg?.$case) {
+      case "open":
+        UploadOpen.encode(message.msg.value, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        FileChunk.encode(message.msg.value, writer.uint32(18).fork()).join();
+        break;
+      case "done":
+        FileDone.encode(message.msg.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.msg = { $case: "open", value: UploadOpen.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msg = { $case: "chunk", value: FileChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "done", value: FileDone.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UploadMessage>, I>>(base?: I): UploadMessage {
+    return UploadMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadMessage>, I>>(object: I): UploadMessage {
+    const message = createBaseUploadMessage();
+    switch (object.msg?.$case) {
+      case "open": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "open", value: UploadOpen.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "chunk": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "chunk", value: FileChunk.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "done": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "done", value: FileDone.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUploadOpened(): UploadOpened {
+  return { resumeOffset: 0 };
+}
+
+export const UploadOpened: MessageFns<UploadOpened> = {
+  encode(message: UploadOpened, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resumeOffset !== 0) {
+      writer.uint32(8).uint64(message.resumeOffset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadOpened {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadOpened();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.resumeOffset = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UploadOpened>, I>>(base?: I): UploadOpened {
+    return UploadOpened.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadOpened>, I>>(object: I): UploadOpened {
+    const message = createBaseUploadOpened();
+    message.resumeOffset = object.resumeOffset ?? 0;
+    return message;
+  },
+};
+
+function createBaseUploadReply(): UploadReply {
+  return { msg: undefined };
+}
+
+export const UploadReply: MessageFns<UploadReply> = {
+  encode(message: UploadReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.msg?.$case) {
+      case "opened":
+        UploadOpened.encode(message.msg.value, writer.uint32(10).fork()).join();
+        break;
+      case "ack":
+        FileChunkAck.encode(message.msg.value, writer.uint32(18).fork()).join();
+        break;
+      case "done":
+        FileEntry.encode(message.msg.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.msg = { $case: "opened", value: UploadOpened.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msg = { $case: "ack", value: FileChunkAck.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.msg = { $case: "done", value: FileEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UploadReply>, I>>(base?: I): UploadReply {
+    return UploadReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadReply>, I>>(object: I): UploadReply {
+    const message = createBaseUploadReply();
+    switch (object.msg?.$case) {
+      case "opened": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "opened", value: UploadOpened.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "ack": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "ack", value: FileChunkAck.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "done": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "done", value: FileEntry.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
@@ -7581,6 +10184,21 @@ export const GatewayCall: MessageFns<GatewayCall> = {
       case "whoAmI":
         WhoAmIRequest.encode(message.request.value, writer.uint32(50).fork()).join();
         break;
+      case "listFiles":
+        FilePathRequest.encode(message.request.value, writer.uint32(58).fork()).join();
+        break;
+      case "statFile":
+        FilePathRequest.encode(message.request.value, writer.uint32(66).fork()).join();
+        break;
+      case "makeDirectory":
+        MakeDirectoryRequest.encode(message.request.value, writer.uint32(74).fork()).join();
+        break;
+      case "removeFile":
+        RemoveFileRequest.encode(message.request.value, writer.uint32(82).fork()).join();
+        break;
+      case "renameFile":
+        RenameFileRequest.encode(message.request.value, writer.uint32(90).fork()).join();
+        break;
     }
     return writer;
   },
@@ -7646,6 +10264,46 @@ export const GatewayCall: MessageFns<GatewayCall> = {
             message.request = { $case: "whoAmI", value: WhoAmIRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.request = { $case: "listFiles", value: FilePathRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.request = { $case: "statFile", value: FilePathRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.request = { $case: "makeDirectory", value: MakeDirectoryRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.request = { $case: "removeFile", value: RemoveFileRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.request = { $case: "renameFile", value: RenameFileRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7692,6 +10350,36 @@ export const GatewayCall: MessageFns<GatewayCall> = {
       case "whoAmI": {
         if (object.request?.value !== undefined && object.request?.value !== null) {
           message.request = { $case: "whoAmI", value: WhoAmIRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "listFiles": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "listFiles", value: FilePathRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "statFile": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "statFile", value: FilePathRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "makeDirectory": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "makeDirectory", value: MakeDirectoryRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "removeFile": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "removeFile", value: RemoveFileRequest.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "renameFile": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "renameFile", value: RenameFileRequest.fromPartial(object.request.value) };
         }
         break;
       }
@@ -7950,6 +10638,21 @@ export const GatewayReply: MessageFns<GatewayReply> = {
       case "whoAmI":
         Identity.encode(message.result.value, writer.uint32(58).fork()).join();
         break;
+      case "listFiles":
+        ListFilesResponse.encode(message.result.value, writer.uint32(66).fork()).join();
+        break;
+      case "statFile":
+        FileEntry.encode(message.result.value, writer.uint32(74).fork()).join();
+        break;
+      case "makeDirectory":
+        FileEntry.encode(message.result.value, writer.uint32(82).fork()).join();
+        break;
+      case "removeFile":
+        RemoveFileResponse.encode(message.result.value, writer.uint32(90).fork()).join();
+        break;
+      case "renameFile":
+        FileEntry.encode(message.result.value, writer.uint32(98).fork()).join();
+        break;
     }
     return writer;
   },
@@ -8023,6 +10726,46 @@ export const GatewayReply: MessageFns<GatewayReply> = {
             message.result = { $case: "whoAmI", value: Identity.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.result = { $case: "listFiles", value: ListFilesResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.result = { $case: "statFile", value: FileEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.result = { $case: "makeDirectory", value: FileEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.result = { $case: "removeFile", value: RemoveFileResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.result = { $case: "renameFile", value: FileEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8075,6 +10818,36 @@ export const GatewayReply: MessageFns<GatewayReply> = {
       case "whoAmI": {
         if (object.result?.value !== undefined && object.result?.value !== null) {
           message.result = { $case: "whoAmI", value: Identity.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "listFiles": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "listFiles", value: ListFilesResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "statFile": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "statFile", value: FileEntry.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "makeDirectory": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "makeDirectory", value: FileEntry.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "removeFile": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "removeFile", value: RemoveFileResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "renameFile": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "renameFile", value: FileEntry.fromPartial(object.result.value) };
         }
         break;
       }
@@ -8288,6 +11061,76 @@ export const ClientServiceDefinition = {
       requestType: ClientMessage as typeof ClientMessage,
       requestStream: true,
       responseType: ServerMessage as typeof ServerMessage,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * Files on a machine, through its agent's stream. Operators may do
+     * everything; observers may list, stat and download, never change.
+     */
+    listFiles: {
+      name: "ListFiles",
+      requestType: FilePathRequest as typeof FilePathRequest,
+      requestStream: false,
+      responseType: ListFilesResponse as typeof ListFilesResponse,
+      responseStream: false,
+      options: {},
+    },
+    statFile: {
+      name: "StatFile",
+      requestType: FilePathRequest as typeof FilePathRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    makeDirectory: {
+      name: "MakeDirectory",
+      requestType: MakeDirectoryRequest as typeof MakeDirectoryRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    removeFile: {
+      name: "RemoveFile",
+      requestType: RemoveFileRequest as typeof RemoveFileRequest,
+      requestStream: false,
+      responseType: RemoveFileResponse as typeof RemoveFileResponse,
+      responseStream: false,
+      options: {},
+    },
+    renameFile: {
+      name: "RenameFile",
+      requestType: RenameFileRequest as typeof RenameFileRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * The file's entry first, then its chunks in order, then `done` with the
+     * MD5 of the whole file. Flow control is the stream's own (HTTP/2). A cut
+     * download resumes with `offset`, `expect_mtime_ms` and `expect_size`.
+     */
+    download: {
+      name: "Download",
+      requestType: DownloadRequest as typeof DownloadRequest,
+      requestStream: false,
+      responseType: DownloadMessage as typeof DownloadMessage,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * `open` first, then chunks (in order, from the reply's resume_offset),
+     * then `done` with the MD5. Replies: `opened`, an `ack` as chunks are
+     * written, and `done` once the file is verified and in place.
+     */
+    upload: {
+      name: "Upload",
+      requestType: UploadMessage as typeof UploadMessage,
+      requestStream: true,
+      responseType: UploadReply as typeof UploadReply,
       responseStream: true,
       options: {},
     },
