@@ -33,13 +33,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Page } from 'playwright-core';
 import { HIGH_WATERMARK, LOW_WATERMARK } from '../control-plane/gateway/stream';
-import { launchChromium, type Browser } from '../test/helpers/chromium';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { cpuSeconds } from './procfs';
 import { ProcessSet, sleep } from './procs';
 import { BareTermOptions, bareTail, openBarePage, runBare, serveBarePage, type BarePageServer } from './render/barePage';
+import { CdpBrowser, CdpPage, launchCdpBrowser } from './render/cdp';
 import { PageRun, installMonitor } from './render/monitor';
 import { mbPerS, median, percentile } from './stats';
 import { Column, fmt, ratio, renderGrid, verdict } from './table';
@@ -122,7 +121,7 @@ export async function measureConsoleRender(opts: {
   progress('console: starting a CMDOP control plane and agent, the bare page server and Chromium');
   let cmdop: CmdopCluster | undefined;
   let server: BarePageServer | undefined;
-  let browser: Browser | undefined;
+  let browser: CdpBrowser | undefined;
   const cleanup = async () => {
     await browser?.close();
     await server?.close();
@@ -135,17 +134,20 @@ export async function measureConsoleRender(opts: {
     const web = await admin.auth.serverInfo().then((i) => i.webUrl, (e) => (admin.close(), Promise.reject(e)));
     admin.close();
     server = await serveBarePage(ptyData);
-    browser = await launchChromium();
+    browser = await launchCdpBrowser(procs);
     const cpuPids = { 'control plane': cmdop.controlPlanePid, agent: cmdop.agentPid, 'bench (node)': process.pid };
 
     // ---- the console, one shell tab with a known prompt
     const con = await browser.newPage();
     await con.addInitScript(installMonitor);
-    const pageErrors: string[] = [];
-    con.on('pageerror', (e) => pageErrors.push(String(e)));
     await con.goto(`${web}/#token=${cmdop.token}`);
     const row = `[data-testid=machine-row][data-machine="${MACHINE}"]`;
-    await con.waitForSelector(`${row} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 30_000 });
+    await con.waitFor(
+      (sel: string) => !!(globalThis as any).document.querySelector(sel),
+      `${row} [data-testid=machine-state][data-state=CONNECTED]`,
+      30_000,
+      `${MACHINE} CONNECTED in the console`,
+    );
     await con.click('[data-testid=machines-tab]');
     await con.click(`${row} [data-testid=open-terminal]`);
     const id = await waitFor(async () => (await hook.terminals(con))[0], 15_000, 'a terminal tab');
@@ -153,7 +155,7 @@ export async function measureConsoleRender(opts: {
     const termSel = `[data-testid=terminal][data-terminal-id="${id}"][data-mode=operator]`;
     await con.click(termSel);
     // No PROMPT_COMMAND, no title escapes in PS1: the shell's bytes per command are the same every time.
-    await con.keyboard.type(`PROMPT_COMMAND=; PS1='${PROMPT}'; stty size\n`);
+    await con.type(`PROMPT_COMMAND=; PS1='${PROMPT}'; stty size\n`);
     const sized = await waitScreen(con, id, new RegExp(`^(\\d+) (\\d+)\\n${escapeRe(PROMPT)}$`, 'm'));
     const [rows, cols] = sized.match(/^(\d+) (\d+)$/m)!.slice(1).map(Number);
     const tab = (await hook.tabs(con)).find((t) => t.terminalId === id);
@@ -170,7 +172,6 @@ export async function measureConsoleRender(opts: {
     // ---- the bare page, at the console terminal's size
     const bare = await browser.newPage();
     await bare.addInitScript(installMonitor);
-    bare.on('pageerror', (e) => pageErrors.push(`bare page: ${String(e)}`));
     const termOpts: BareTermOptions = {
       cols,
       rows,
@@ -185,7 +186,6 @@ export async function measureConsoleRender(opts: {
     // Chromium sends a page mouse moves when what is under the pointer changes, as output scrolls by.
     await bare.hover('#t');
     if (loaded !== ptyData.length) throw new Error(`the bare page fetched ${loaded} bytes, expected ${ptyData.length}`);
-    const browserVersion = await bare.evaluate(() => (globalThis as any).navigator.userAgent as string);
     const writeOpts = { chunk: cfg.chunkBytes, high: HIGH_WATERMARK, low: LOW_WATERMARK, timeoutMs };
 
     const chrome = chromiumPids();
@@ -201,7 +201,7 @@ export async function measureConsoleRender(opts: {
         await con.bringToFront();
         return consoleCommand(con, id, command, async (b0, enter) => {
           const run = con.evaluate(
-            ({ id, target, timeoutMs }) => {
+            ({ id, target, timeoutMs }: { id: string; target: { b0: number; bytes: number }; timeoutMs: number }) => {
               const w = globalThis as any;
               return w.__benchMon.until(() => w.__cmdop.bytes(id) - target.b0, target.bytes, timeoutMs) as Promise<PageRun>;
             },
@@ -225,7 +225,7 @@ export async function measureConsoleRender(opts: {
     const result: ConsoleRenderResult = {
       cfg,
       file: { bytes: file.bytes, lines: file.lines, ptyBytes: file.ptyBytes },
-      browser: /(?:Headless)?Chrome\/[\d.]+/.exec(browserVersion)?.[0] ?? browserVersion,
+      browser: browser.version,
       cols,
       rows,
       renderer,
@@ -261,37 +261,42 @@ export async function measureConsoleRender(opts: {
         ['console', con, () => runConsole(`cat ${file.path}`, file.ptyBytes)],
       ] as const) {
         progress(`console: profiling a run of the ${name} page`);
-        const cdp = await browser.context.newCDPSession(page);
-        await cdp.send('Profiler.enable');
-        await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
-        await cdp.send('Profiler.start');
+        await page.send('Profiler.enable');
+        await page.send('Profiler.setSamplingInterval', { interval: 200 });
+        await page.send('Profiler.start');
         const r = await run();
-        const { profile } = await cdp.send('Profiler.stop');
+        const { profile } = await page.send('Profiler.stop');
+        await page.send('Profiler.disable');
         const out = path.join(profileDir, `${name}.cpuprofile`);
         fs.writeFileSync(out, JSON.stringify(profile));
         progress(`console: ${name} profiled at ${fmt(mbPerS(file.bytes, r.ms))} MB/s: ${out}`);
         // And a timeline trace (style, layout, paint, tasks: what a CPU profile calls "(program)").
         const events: unknown[] = [];
-        cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
-        const complete = new Promise<void>((resolve) => cdp.once('Tracing.tracingComplete', () => resolve()));
-        await cdp.send('Tracing.start', {
+        const off = page.on('Tracing.dataCollected', (e: { value: unknown[] }) => events.push(...e.value));
+        const complete = new Promise<void>((resolve) => {
+          const done = page.on('Tracing.tracingComplete', () => (done(), resolve()));
+        });
+        await page.send('Tracing.start', {
           transferMode: 'ReportEvents',
           traceConfig: { includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'toplevel', 'v8'] },
         });
         const t = await run();
-        await cdp.send('Tracing.end');
+        await page.send('Tracing.end');
         await complete;
-        await cdp.detach();
+        off();
         const traceOut = path.join(profileDir, `${name}.trace.json`);
         fs.writeFileSync(traceOut, JSON.stringify({ traceEvents: events }));
         progress(`console: ${name} traced at ${fmt(mbPerS(file.bytes, t.ms))} MB/s: ${traceOut}`);
       }
     }
+    for (const [name, runs] of [['console', result.console], ['bare', result.bare]] as const) {
+      const hidden = runs.filter((x) => x.visibility !== 'visible').length;
+      if (hidden) result.problems.push(`${name}: ${hidden} run(s) on a page that was not visible (not drawn)`);
+    }
     // Every byte counted, none more: the console's position is exactly where it should be.
     await sleep(300);
     const expectedEnd = (await hook.written(con, id)) === (await hook.bytes(con, id));
     if (!expectedEnd) result.problems.push('the console handed xterm more bytes than it rendered (written ≠ bytes)');
-    if (pageErrors.length) result.problems.push(`page errors: ${pageErrors.slice(0, 5).join('; ')}`);
     return result;
   } catch (e) {
     if (cmdop) process.stderr.write(`\n${cmdop.logs()}\n`);
@@ -306,11 +311,11 @@ export async function measureConsoleRender(opts: {
 
 /** The console's test hook (app/renderer/src/testHook.ts), read from the page. */
 const hook = {
-  terminals: (p: Page) => p.evaluate(() => (globalThis as any).__cmdop.terminals() as string[]),
-  screen: (p: Page, id: string) => p.evaluate((x) => (globalThis as any).__cmdop.screenText(x) as string, id),
-  bytes: (p: Page, id: string) => p.evaluate((x) => (globalThis as any).__cmdop.bytes(x) as number, id),
-  written: (p: Page, id: string) => p.evaluate((x) => (globalThis as any).__cmdop.written(x) as number, id),
-  tabs: (p: Page) => p.evaluate(() => (globalThis as any).__cmdop.tabs() as { terminalId: string; renderer: string }[]),
+  terminals: (p: CdpPage) => p.evaluate(() => ((globalThis as any).__cmdop?.terminals() ?? []) as string[]),
+  screen: (p: CdpPage, id: string) => p.evaluate((x: string) => (globalThis as any).__cmdop.screenText(x) as string, id),
+  bytes: (p: CdpPage, id: string) => p.evaluate((x: string) => (globalThis as any).__cmdop.bytes(x) as number, id),
+  written: (p: CdpPage, id: string) => p.evaluate((x: string) => (globalThis as any).__cmdop.written(x) as number, id),
+  tabs: (p: CdpPage) => p.evaluate(() => (globalThis as any).__cmdop.tabs() as { terminalId: string; renderer: string }[]),
 };
 
 /**
@@ -319,24 +324,24 @@ const hook = {
  * hands `measure` that position and a function that presses Enter.
  */
 async function consoleCommand<T>(
-  page: Page,
+  page: CdpPage,
   id: string,
   command: string,
   measure: (b0: number, enter: () => Promise<void>) => Promise<T>,
 ): Promise<T> {
-  await page.keyboard.type(command);
+  await page.type(command);
   await waitScreen(page, id, new RegExp(`\\n${escapeRe(`${PROMPT}${command}`)}$`));
   await sleep(100); // the echo's bytes are acknowledged too
   const b0 = await hook.bytes(page, id);
   await page.evaluate(() => (globalThis as any).__benchMon.arm(true));
-  const r = await measure(b0, () => page.keyboard.press('Enter'));
+  const r = await measure(b0, () => page.pressEnter());
   // The prompt is back before the next command is typed.
   await waitScreen(page, id, new RegExp(`\\n${escapeRe(PROMPT)}$`));
   await page.evaluate(() => (globalThis as any).__benchMon.disarm());
   return r;
 }
 
-async function waitScreen(page: Page, id: string, re: RegExp, timeoutMs = 30_000): Promise<string> {
+async function waitScreen(page: CdpPage, id: string, re: RegExp, timeoutMs = 30_000): Promise<string> {
   let last = '';
   try {
     await waitFor(async () => re.test((last = await hook.screen(page, id))), timeoutMs, String(re));

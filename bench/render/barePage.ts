@@ -10,7 +10,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fs from 'node:fs';
-import type { Page } from 'playwright-core';
+import type { CdpPage } from './cdp';
 
 const XTERM_JS = require.resolve('@xterm/xterm/lib/xterm.js');
 const XTERM_CSS = require.resolve('@xterm/xterm/css/xterm.css');
@@ -77,9 +77,9 @@ export interface BareTermOptions {
 }
 
 /** Opens the page, fetches /data into memory and opens the terminal. Resolves with the data's length. */
-export async function openBarePage(page: Page, url: string, opts: BareTermOptions): Promise<number> {
+export async function openBarePage(page: CdpPage, url: string, opts: BareTermOptions): Promise<number> {
   await page.goto(url);
-  return page.evaluate(async (o) => {
+  return page.evaluate(async (o: BareTermOptions) => {
     const w = globalThis as any;
     const buf = new Uint8Array(await (await w.fetch('/data')).arrayBuffer());
     const term = new w.Terminal({
@@ -113,8 +113,8 @@ export interface BareWriteOptions {
  * One timed run: arms the monitor, writes, and resolves once the monitor
  * saw every byte called back. Returns what the monitor measured.
  */
-export function runBare<R>(page: Page, o: BareWriteOptions): Promise<R> {
-  return page.evaluate((o) => {
+export function runBare<R>(page: CdpPage, o: BareWriteOptions): Promise<R> {
+  return page.evaluate((o: BareWriteOptions) => {
     const w = globalThis as any;
     const b = w.__bare;
     const data: Uint8Array = b.data.subarray(0, o.bytes);
@@ -145,13 +145,13 @@ export function runBare<R>(page: Page, o: BareWriteOptions): Promise<R> {
       }
     };
     pump();
-    return done;
-  }, o) as Promise<R>;
+    return done as Promise<R>;
+  }, o);
 }
 
 /** The bare terminal's active buffer, last `n` lines (trailing blank rows dropped). */
-export function bareTail(page: Page, n: number): Promise<string[]> {
-  return page.evaluate((n) => {
+export function bareTail(page: CdpPage, n: number): Promise<string[]> {
+  return page.evaluate((n: number) => {
     const b = (globalThis as any).__bare.term.buffer.active;
     const lines: string[] = [];
     for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');

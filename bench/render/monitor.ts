@@ -36,6 +36,8 @@ export interface PageRun {
   wsSizes: number[];
   /** Whether the PerformanceObserver for long tasks works here. */
   longTaskSupported: boolean;
+  /** document.visibilityState when the run was armed (a hidden page is not drawn: not a fair run). */
+  visibility: string;
 }
 
 /** The init script: installs `window.__benchMon` before any of the page's own scripts run. */
@@ -64,6 +66,7 @@ export function installMonitor(): void {
     maxGap: 0,
     frames: 0,
     ws: [] as number[],
+    visibility: '',
   };
 
   // Frames: the gap between consecutive frames while a run is on. Only then:
@@ -120,6 +123,7 @@ export function installMonitor(): void {
       run.maxGap = 0;
       run.frames = 0;
       run.ws = [];
+      run.visibility = w.document.visibilityState;
       startFrames();
     },
     /** Ends a run that will not be timed (the frame loop stops). */
@@ -150,6 +154,7 @@ export function installMonitor(): void {
               frames: run.frames,
               wsSizes: run.ws.sort((a, b) => a - b),
               longTaskSupported,
+              visibility: run.visibility,
             });
             return;
           }
