@@ -19,11 +19,15 @@
 //    included, fetched into memory before the clock starts, written in chunks
 //    with the gateway's window of unacknowledged bytes.
 //  - Both pages are watched by the same in-page monitor (bench/render/monitor.ts):
-//    long tasks and gaps between animation frames during each run.
+//    long tasks and gaps between animation frames during each run, and on the
+//    console the WebSocket messages and what waited in the page at each frame.
+//  - For reference, no browser: the same `cat` in another shell through the
+//    same gateway to a Node client that renders nothing (bench/render/wsShell.ts):
+//    what the agent, control plane and gateway deliver here, the console's ceiling.
 //
-// A warm-up run on each page first (JIT, and a full scrollback on both, as
-// in every timed run after it), then rounds alternating bare, console; the
-// table shows medians (a 2-core machine is noisy) and the worst stall.
+// A warm-up run of each first (JIT, and a full scrollback on both pages, as
+// in every timed run after it), then rounds of bare, Node client, console;
+// the table shows medians (a 2-core machine is noisy) and the worst stall.
 //
 // Knobs: BENCH_RENDER_MB (file size, default 50), BENCH_RENDER_ROUNDS (3),
 // BENCH_RENDER_CHUNK_KIB (the bare page's write size, default 64; see
@@ -40,8 +44,9 @@ import { ProcessSet, sleep } from './procs';
 import { BareTermOptions, bareTail, openBarePage, runBare, serveBarePage, type BarePageServer } from './render/barePage';
 import { CdpBrowser, CdpPage, launchCdpBrowser } from './render/cdp';
 import { PageRun, installMonitor } from './render/monitor';
+import { openWsShell, type WsShell } from './render/wsShell';
 import { mbPerS, median, percentile } from './stats';
-import { Column, fmt, ratio, renderGrid, verdict } from './table';
+import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
 import { DataFile, makeDataFile } from './throughput';
 
 export interface ConsoleRenderConfig {
@@ -90,6 +95,8 @@ export interface ConsoleRenderResult {
   shellBytes: number;
   console: RenderRun[];
   bare: RenderRun[];
+  /** The same `cat` to a Node WebSocket client that renders nothing (render/wsShell.ts). */
+  ws: { ms: number; cpu: Record<string, number> }[];
   problems: string[];
 }
 
@@ -122,7 +129,9 @@ export async function measureConsoleRender(opts: {
   let cmdop: CmdopCluster | undefined;
   let server: BarePageServer | undefined;
   let browser: CdpBrowser | undefined;
+  let wsShell: WsShell | undefined;
   const cleanup = async () => {
+    wsShell?.close();
     await browser?.close();
     await server?.close();
     await cmdop?.stop();
@@ -211,6 +220,16 @@ export async function measureConsoleRender(opts: {
           return run;
         });
       });
+    wsShell = await openWsShell(web, cmdop.token, MACHINE, cols, rows);
+    await wsShell.prepare(PROMPT);
+    const shell = wsShell;
+    const runWs = async (command: string, bytes: number) => {
+      const pids = { ...chrome.byType(), ...cpuPids };
+      const before = cpuOf(pids);
+      const ms = await shell.timed(command, bytes, timeoutMs);
+      const after = cpuOf(pids);
+      return { ms, cpu: Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]])) };
+    };
     const runBareOnce = (bytes: number) =>
       withCpu(async () => {
         await bare.bringToFront();
@@ -220,6 +239,7 @@ export async function measureConsoleRender(opts: {
     const warmBytes = warmupLines * (file.ptyBytes / file.lines);
     progress(`console: warm-up, ${warmupLines} lines on each page`);
     await runBareOnce(warmBytes);
+    await runWs(`head -n ${warmupLines} ${file.path}`, warmBytes);
     await runConsole(`head -n ${warmupLines} ${file.path}`, warmBytes);
 
     const result: ConsoleRenderResult = {
@@ -232,6 +252,7 @@ export async function measureConsoleRender(opts: {
       shellBytes,
       console: [],
       bare: [],
+      ws: [],
       problems: [],
     };
     const lastLine = lastLineOf(file);
@@ -239,7 +260,10 @@ export async function measureConsoleRender(opts: {
       progress(`console: round ${i}/${cfg.rounds}: bare xterm.js page`);
       const b = await runBareOnce(ptyData.length);
       result.bare.push(b);
-      progress(`console: round ${i}/${cfg.rounds}: bare ${fmt(mbPerS(file.bytes, b.ms))} MB/s; console \`cat\``);
+      progress(`console: round ${i}/${cfg.rounds}: bare ${fmt(mbPerS(file.bytes, b.ms))} MB/s; Node WebSocket client`);
+      const n = await runWs(`cat ${file.path}`, file.ptyBytes);
+      result.ws.push(n);
+      progress(`console: round ${i}/${cfg.rounds}: Node WebSocket client ${fmt(mbPerS(file.bytes, n.ms))} MB/s; console \`cat\``);
       const startedAt = performance.now();
       const c = await runConsole(`cat ${file.path}`, file.ptyBytes);
       result.console.push(c);
@@ -293,6 +317,7 @@ export async function measureConsoleRender(opts: {
       const hidden = runs.filter((x) => x.visibility !== 'visible').length;
       if (hidden) result.problems.push(`${name}: ${hidden} run(s) on a page that was not visible (not drawn)`);
     }
+    if (process.env.BENCH_RENDER_JSON) fs.writeFileSync(process.env.BENCH_RENDER_JSON, JSON.stringify(result));
     // Every byte counted, none more: the console's position is exactly where it should be.
     await sleep(300);
     const expectedEnd = (await hook.written(con, id)) === (await hook.bytes(con, id));
@@ -469,74 +494,89 @@ const COLUMNS: Column<Key>[] = [
   { key: 'verdict', title: 'result' },
 ];
 
+/**
+ * What the console's frame timeline and WebSocket log say about one run:
+ * how often the page had caught up (nothing received waiting to be rendered,
+ * so it was waiting for data), and the round trip from an acknowledgement to
+ * the next output.
+ */
+function flowOf(run: RenderRun): { caughtUpPct: number; ackToDataMs: number[]; acks: number } {
+  const caughtUp = run.timeline.filter(([, got, done]) => got - done < 4096).length;
+  const ackToDataMs: number[] = [];
+  let acks = 0;
+  let ackAt: number | undefined;
+  for (const [t, n] of run.wsLog) {
+    if (n < 0) {
+      acks++;
+      ackAt ??= t; // the first ack since output last arrived
+    } else if (ackAt !== undefined) {
+      ackToDataMs.push(t - ackAt);
+      ackAt = undefined;
+    }
+  }
+  return { caughtUpPct: (caughtUp / Math.max(1, run.timeline.length)) * 100, ackToDataMs, acks };
+}
+
 export function consoleRenderReport(r: ConsoleRenderResult): string {
-  const rate = (runs: RenderRun[]) => median(runs.map((x) => mbPerS(r.file.bytes, x.ms)));
+  const rateOf = (ms: number) => mbPerS(r.file.bytes, ms);
+  const rate = (runs: { ms: number }[]) => median(runs.map((x) => rateOf(x.ms)));
   const worst = (runs: RenderRun[], k: 'maxLongTaskMs' | 'maxFrameGapMs') => Math.max(...runs.map((x) => x[k]));
   const c = rate(r.console);
   const b = rate(r.bare);
+  const n = rate(r.ws);
   const cStall = worst(r.console, 'maxLongTaskMs');
   const bStall = worst(r.bare, 'maxLongTaskMs');
   const cGap = worst(r.console, 'maxFrameGapMs');
   const bGap = worst(r.bare, 'maxFrameGapMs');
   const mb = fmt(r.file.bytes / 1e6, 0);
+  const row = (metric: string, con: string, bare: string, rat: string, target = '(info)', v: Verdict = ''): Record<Key, string> => ({
+    metric,
+    console: con,
+    bare,
+    ratio: rat,
+    target,
+    verdict: v,
+  });
   const rows: Record<Key, string>[] = [
-    {
-      metric: `render \`cat\` of ${mb} MB (MB/s, median)`,
-      console: fmt(c),
-      bare: fmt(b),
-      ratio: ratio(c, b),
-      target: '≥ 0.8× bare',
-      verdict: verdict([c >= 0.8 * b]),
-    },
-    {
-      metric: 'longest main-thread task, worst run (ms)',
-      console: fmt(cStall, 0),
-      bare: fmt(bStall, 0),
-      ratio: ratio(cStall, bStall),
-      target: '< 200 ms',
-      verdict: verdict([cStall < 200]),
-    },
-    {
-      metric: 'longest gap between frames, worst run (ms)',
-      console: fmt(cGap, 0),
-      bare: fmt(bGap, 0),
-      ratio: ratio(cGap, bGap),
-      target: '(info)',
-      verdict: '',
-    },
-    {
-      metric: 'time in long tasks, median run (ms)',
-      console: fmt(median(r.console.map((x) => x.longTaskTotalMs)), 0),
-      bare: fmt(median(r.bare.map((x) => x.longTaskTotalMs)), 0),
-      ratio: '—',
-      target: '(info)',
-      verdict: '',
-    },
+    row(`render \`cat\` of ${mb} MB (MB/s, median)`, fmt(c), fmt(b), ratio(c, b), '≥ 0.8× bare', verdict([c >= 0.8 * b])),
+    row('longest main-thread task, worst run (ms)', fmt(cStall, 0), fmt(bStall, 0), ratio(cStall, bStall), '< 200 ms', verdict([cStall < 200])),
+    row('longest gap between frames, worst run (ms)', fmt(cGap, 0), fmt(bGap, 0), ratio(cGap, bGap)),
+    row(
+      'time in long tasks, median run (ms)',
+      fmt(median(r.console.map((x) => x.longTaskTotalMs)), 0),
+      fmt(median(r.bare.map((x) => x.longTaskTotalMs)), 0),
+      '—',
+    ),
+    row(`no browser: \`cat\` to a Node WebSocket client (MB/s)`, fmt(n), fmt(b), ratio(n, b), "(info: the console's ceiling)"),
   ];
-  const secs = (runs: RenderRun[]) => runs.map((x) => (x.ms / 1000).toFixed(2)).join(' ');
-  const rates = (runs: RenderRun[]) => runs.map((x) => fmt(mbPerS(r.file.bytes, x.ms))).join(' ');
-  const cpu = (runs: RenderRun[]) => {
+  const secs = (runs: { ms: number }[]) => runs.map((x) => (x.ms / 1000).toFixed(2)).join(' ');
+  const rates = (runs: { ms: number }[]) => runs.map((x) => fmt(rateOf(x.ms))).join(' ');
+  const cpu = (runs: { cpu: Record<string, number> }[]) => {
     const keys = [...new Set(runs.flatMap((x) => Object.keys(x.cpu)))];
-    return keys
+    const per = keys
       .map((k) => [k, median(runs.map((x) => x.cpu[k] ?? 0))] as const)
       .filter(([, v]) => v >= 0.01)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
-      .join(', ');
+      .sort((a, b) => b[1] - a[1]);
+    const total = per.reduce((sum, [, v]) => sum + v, 0);
+    return `${total.toFixed(2)} s: ` + per.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
   };
   const ws = r.console.flatMap((x) => x.wsSizes);
   const wsLine =
     ws.length > 0
-      ? `${ws.length} WebSocket messages over ${r.console.length} runs, sizes p10 ${percentile(ws, 10)} p50 ${percentile(ws, 50)} ` +
+      ? `${ws.length} WebSocket messages received over ${r.console.length} runs, sizes p10 ${percentile(ws, 10)} p50 ${percentile(ws, 50)} ` +
         `p90 ${percentile(ws, 90)} max ${percentile(ws, 100)} bytes`
       : 'no WebSocket messages seen';
+  const flows = r.console.map(flowOf);
+  const ackToData = flows.flatMap((f) => f.ackToDataMs);
+  const held = r.console.flatMap((x) => x.timeline.map(([, got, done]) => got - done));
+  const kib = (x: number) => (x / 1024).toFixed(0);
   const noLongTasks = r.console.concat(r.bare).some((x) => !x.longTaskSupported);
   const lines = [
     '',
     'Console render (issue 5)',
     `${r.browser}; ${r.cols}×${r.rows} terminal, xterm.js renderer: ${r.renderer}; ` +
       `file: ${r.file.bytes} bytes of base64 text in ${r.file.lines} lines (${r.file.ptyBytes} through the PTY); ` +
-      `${r.cfg.rounds} rounds (bare, then console), medians; MB = 10^6 bytes of the file`,
+      `${r.cfg.rounds} rounds (bare, Node client, console), medians; MB = 10^6 bytes of the file`,
     '',
     renderGrid(COLUMNS, rows),
     '',
@@ -552,16 +592,26 @@ export function consoleRenderReport(r: ConsoleRenderResult): string {
     "  - stall: Chromium's long tasks (PerformanceObserver 'longtask', tasks over 50 ms; 0 = none) overlapping the run;",
     '    frame gap: the longest time between two animation frames during it. Both pages share the 2 cores with',
     '    everything else the run needs (for the console: control plane, agent, shell).',
+    '  - no browser: the same `cat` in another shell on the same agent, through the same gateway, to the SDK\'s gateway',
+    '    client on the `ws` package in the bench process, acknowledging every output message as it arrives.',
+    '  - Chromium is driven over a bare DevTools connection (no Playwright: its Network domain would copy every',
+    '    WebSocket frame out of the page); the mouse rests over the terminal on both pages.',
     ...(noLongTasks ? ['  - NOTE: the long task API was not available in a page; only the frame gaps are measured.'] : []),
     '',
     'Details:',
     `  console: runs ${secs(r.console)} s = ${rates(r.console)} MB/s; long tasks per run ${r.console.map((x) => x.longTasks).join(' ')}, ` +
       `longest ${r.console.map((x) => fmt(x.maxLongTaskMs, 0)).join(' ')} ms; frame gaps ${r.console.map((x) => fmt(x.maxFrameGapMs, 0)).join(' ')} ms`,
     `    ${wsLine}`,
-    `    CPU per run (median): ${cpu(r.console)}`,
+    `    received but not yet rendered, at each frame: p50 ${kib(percentile(held, 50))} p90 ${kib(percentile(held, 90))} ` +
+      `max ${kib(percentile(held, 100))} KiB; frames with the page caught up (under 4 KiB waiting): ` +
+      `${flows.map((f) => fmt(f.caughtUpPct, 0)).join(' ')} %`,
+    `    acks sent per run ${flows.map((f) => f.acks).join(' ')}; first ack after output -> next output: ` +
+      `p50 ${fmt(percentile(ackToData, 50))} p90 ${fmt(percentile(ackToData, 90))} ms`,
+    `    CPU per run (median) ${cpu(r.console)}`,
+    `  Node WebSocket client: runs ${secs(r.ws)} s = ${rates(r.ws)} MB/s; CPU per run (median) ${cpu(r.ws)}`,
     `  bare:    runs ${secs(r.bare)} s = ${rates(r.bare)} MB/s; long tasks per run ${r.bare.map((x) => x.longTasks).join(' ')}, ` +
       `longest ${r.bare.map((x) => fmt(x.maxLongTaskMs, 0)).join(' ')} ms; frame gaps ${r.bare.map((x) => fmt(x.maxFrameGapMs, 0)).join(' ')} ms`,
-    `    CPU per run (median): ${cpu(r.bare)}`,
+    `    CPU per run (median) ${cpu(r.bare)}`,
     '',
     r.problems.length ? `Problems:\n${r.problems.map((p) => `  - ${p}`).join('\n')}` : 'Problems: none seen.',
     '',

@@ -18,7 +18,8 @@
 //
 // Last, the issue-5 figures (bench/consoleRender.ts, BENCH_ONLY=console): the
 // browser console rendering `cat` of 50 MB next to a bare xterm.js page, and
-// the longest main-thread stall during it, in Debian's Chromium.
+// the longest main-thread stall during it, in Debian's Chromium; beside them
+// the same `cat` through the gateway to a Node client that renders nothing.
 //
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
 // auth, sessions, or one of reconnect, agents, observers; console; default all),

@@ -38,6 +38,14 @@ export interface PageRun {
   longTaskSupported: boolean;
   /** document.visibilityState when the run was armed (a hidden page is not drawn: not a fair run). */
   visibility: string;
+  /**
+   * At every frame of the run: [ms since the start, WebSocket bytes received
+   * so far, bytes rendered so far]. Received − rendered is what waited in the
+   * page; near 0 means the page was waiting for data, not the other way round.
+   */
+  timeline: [number, number, number][];
+  /** Every WebSocket message during the run: [ms since the start, bytes], received > 0, sent < 0. */
+  wsLog: [number, number][];
 }
 
 /** The init script: installs `window.__benchMon` before any of the page's own scripts run. */
@@ -66,7 +74,10 @@ export function installMonitor(): void {
     maxGap: 0,
     frames: 0,
     ws: [] as number[],
+    wsBytes: 0,
     visibility: '',
+    timeline: [] as [number, number, number][],
+    wsLog: [] as [number, number][],
   };
 
   // Frames: the gap between consecutive frames while a run is on. Only then:
@@ -108,8 +119,15 @@ export function installMonitor(): void {
         this.addEventListener('message', (e: any) => {
           if (run.t0 < 0) return;
           const d = e.data;
-          run.ws.push(typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0));
+          const n = typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+          run.ws.push(n);
+          run.wsBytes += n;
+          run.wsLog.push([Math.round((w.performance.now() - run.t0) * 10) / 10, n]);
         });
+      }
+      send(data: any): void {
+        if (run.t0 >= 0) run.wsLog.push([Math.round((w.performance.now() - run.t0) * 10) / 10, -(data.byteLength ?? data.length ?? 0)]);
+        super.send(data);
       }
     };
   }
@@ -123,6 +141,9 @@ export function installMonitor(): void {
       run.maxGap = 0;
       run.frames = 0;
       run.ws = [];
+      run.wsBytes = 0;
+      run.timeline = [];
+      run.wsLog = [];
       run.visibility = w.document.visibilityState;
       startFrames();
     },
@@ -136,7 +157,9 @@ export function installMonitor(): void {
       return new Promise((resolve, reject) => {
         const deadline = w.performance.now() + timeoutMs;
         const poll = (t: number) => {
-          if (run.t0 >= 0 && bytes() >= target) {
+          const b = bytes();
+          if (run.t0 >= 0) run.timeline.push([Math.round(t - run.t0), run.wsBytes, b]);
+          if (run.t0 >= 0 && b >= target) {
             const t1 = Math.max(t, w.performance.now());
             run.armed = false;
             const t0 = run.t0;
@@ -155,6 +178,8 @@ export function installMonitor(): void {
               wsSizes: run.ws.sort((a, b) => a - b),
               longTaskSupported,
               visibility: run.visibility,
+              timeline: run.timeline,
+              wsLog: run.wsLog,
             });
             return;
           }
