@@ -207,6 +207,15 @@ export interface CdpBrowser {
 }
 
 /** Starts Chromium headless with a fresh profile; `procs` tracks it, so a failing bench still stops it. */
+/** Chromium's helpers may still be writing to the profile as the browser exits: retry, and never fail the bench over it. */
+function removeProfile(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (e) {
+    process.stderr.write(`could not remove Chromium's profile ${dir}: ${(e as Error).message}\n`);
+  }
+}
+
 export async function launchCdpBrowser(procs: ProcessSet): Promise<CdpBrowser> {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium package, or set CMDOP_CHROMIUM`);
@@ -242,13 +251,13 @@ export async function launchCdpBrowser(procs: ProcessSet): Promise<CdpBrowser> {
         await c.send('Browser.close').catch(() => {});
         c.close();
         await stop(p, 5000);
-        fs.rmSync(profile, { recursive: true, force: true });
+        removeProfile(profile);
       },
     };
   } catch (e) {
     conn?.close();
     if (proc) await stop(proc, 2000);
-    fs.rmSync(profile, { recursive: true, force: true });
+    removeProfile(profile);
     throw e;
   }
 }
