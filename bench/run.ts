@@ -16,19 +16,27 @@
 // (issue 3)": reconnect -> last buffered byte, 10,000 idle agents on one
 // control plane, 100 observers on one fast terminal.
 //
+// Last, the issue-5 figures (bench/consoleRender.ts, BENCH_ONLY=console): the
+// browser console rendering `cat` of 50 MB next to a bare xterm.js page, and
+// the longest main-thread stall during it, in Debian's Chromium; beside them
+// the same `cat` through the gateway to a Node client that renders nothing.
+//
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
-// auth, sessions, or one of reconnect, agents, observers; default all),
+// auth, sessions, or one of reconnect, agents, observers; console; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
 // default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
 // BENCH_SKIP_SSH (set: no ssh comparison); for auth: BENCH_AUTH_CALLS (default
 // 2000), BENCH_PASTE_MIB (8), BENCH_PASTE_REPS (3), BENCH_AUTH_MICRO (20000),
-// and BENCH_ECHO_SAMPLES; the issue-3 knobs are listed in bench/sessions.ts.
+// and BENCH_ECHO_SAMPLES; the issue-3 knobs are listed in bench/sessions.ts;
+// for console: BENCH_RENDER_MB (default 50), BENCH_RENDER_ROUNDS (3),
+// BENCH_RENDER_CHUNK_KIB (the bare page's write size, 64).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CmdopClient } from '../sdk';
 import { authCostConfig, authCostReport, measureAuthCost } from './authCost';
+import { consoleRenderConfig, consoleRenderReport, measureConsoleRender } from './consoleRender';
 import { sdkShellChannel, sshShellChannel } from './channels';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { measureEcho, prepareEchoShell } from './echo';
@@ -60,20 +68,21 @@ function envNumber(name: string, dflt: number): number {
   return n;
 }
 
-type Phase = 'issue2' | 'auth' | SessionPhase;
+type Phase = 'issue2' | 'auth' | SessionPhase | 'console';
 
-/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers (any of them); unset: every phase. */
+/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console (any of them); unset: every phase. */
 function phasesToRun(): Set<Phase> {
   const raw = process.env.BENCH_ONLY?.trim();
-  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES]);
+  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console']);
   const out = new Set<Phase>();
   for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
     if (word === 'issue2') out.add('issue2');
     else if (word === 'auth') out.add('auth');
+    else if (word === 'console' || word === 'issue5') out.add('console');
     else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
     else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
     else {
-      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')})`);
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console)`);
     }
   }
   return out;
@@ -414,6 +423,7 @@ async function main(): Promise<number> {
 
   try {
     process.stdout.write(['', 'CMDOP benchmark', ...machineInfo(), ''].join('\n'));
+    let code = 0;
     if (phases.has('issue2')) {
       try {
         process.stdout.write(await issue2(cfg, dir, procs, held));
@@ -445,9 +455,20 @@ async function main(): Promise<number> {
         cleanups,
       });
       process.stdout.write(sessionsReport(r));
-      if (Object.keys(r.failed).length > 0) return 1;
+      if (Object.keys(r.failed).length > 0) code = 1;
     }
-    return 0;
+    if (phases.has('console')) {
+      // Its own control plane, agent and Chromium, stopped at its end.
+      const r = await measureConsoleRender({
+        dir: path.join(dir, 'console'),
+        procs,
+        cfg: consoleRenderConfig(envNumber),
+        progress,
+        cleanups,
+      });
+      process.stdout.write(consoleRenderReport(r));
+    }
+    return code;
   } finally {
     progress('cleaning up');
     await teardown();
