@@ -11,6 +11,7 @@ import { registerExec } from './commands/exec';
 import { registerLogin } from './commands/login';
 import { registerAccess } from './commands/access';
 import { registerTrust } from './commands/trust';
+import { registerFiles } from './commands/files';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerConnect(program);
   registerWatch(program);
   registerExec(program);
+  registerFiles(program);
   registerLogin(program);
   registerAccess(program);
   registerTrust(program);

@@ -15,6 +15,7 @@ import {
   isSignalName,
 } from '../protocol';
 import { ApiError, denied, invalid, toStatus } from './errors';
+import { fileServiceHandlers } from './fileService';
 import type { Access, Principal } from './auth/access';
 import type { Registry } from './registry';
 import type { Attachment, ClientCall, TerminalRelay } from './relay';
@@ -66,6 +67,8 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
   sweep.unref();
 
   const handlers = {
+    ...fileServiceHandlers(registry, access),
+
     listMachines: authedUnary<ListMachinesRequest, ListMachinesResponse>(access, 'list', (_req, p) => {
       const visible = access.visibleMachines(p);
       const machines = registry.listMachines();

@@ -12,7 +12,8 @@ export type ErrorCode =
   | 'FAILED_PRECONDITION'
   | 'OUT_OF_RANGE'
   | 'DEADLINE_EXCEEDED'
-  | 'RESOURCE_EXHAUSTED';
+  | 'RESOURCE_EXHAUSTED'
+  | 'DATA_LOSS';
 
 /** Finer than the status code; sent as `cmdop-reason` metadata for the SDK's typed errors. */
 export type ErrorReason = 'machine_not_found' | 'terminal_not_found' | 'session_disconnected' | '';

@@ -15,6 +15,7 @@ import {
   checkSize,
 } from '../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
+import { FileRouter } from './files';
 import { TerminalRelay } from './relay';
 import type { Store } from './store';
 import type { Logger } from '../lib/logger';
@@ -65,6 +66,8 @@ export class AgentSession {
   stream: AgentCall | null = null;
   lastHeartbeat: Heartbeat | undefined;
   readonly terminals = new Map<string, TerminalRelay>();
+  /** File operations in flight to this agent. */
+  readonly files: FileRouter;
   readonly logger: Logger;
   private pendingOpens = new Map<
     string,
@@ -82,6 +85,7 @@ export class AgentSession {
     private deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ machine: name, session: sessionId });
+    this.files = new FileRouter(name, (m) => this.sendToAgent(m));
     deps.store.createSession(sessionId, agentId, this.state, this.stateReason);
   }
 
@@ -131,6 +135,7 @@ export class AgentSession {
     if (to === SessionState.DISCONNECTED) {
       clearTimeout(this.heartbeatTimer);
       for (const p of this.pendingOpens.values()) p.reject(unavailable(`machine ${this.name} disconnected: ${reason}`));
+      this.files.failAll(reason);
       for (const relay of this.terminals.values()) relay.endAll(change);
       const call = this.stream;
       this.stream = null;
@@ -145,7 +150,10 @@ export class AgentSession {
   bindStream(call: AgentCall): void {
     const old = this.stream;
     this.stream = call;
-    if (old && old !== call) old.end();
+    if (old && old !== call) {
+      old.end();
+      this.files.failAll('the agent reconnected on a new stream');
+    }
     this.resetHeartbeatTimer();
   }
 
@@ -154,6 +162,8 @@ export class AgentSession {
     if (this.stream !== call) return;
     this.stream = null;
     clearTimeout(this.heartbeatTimer);
+    // A transfer cannot continue on another stream: the client resumes it.
+    this.files.failAll(reason);
     if (this.state === SessionState.CONNECTED || this.state === SessionState.PENDING) {
       this.transition(SessionState.GRACE_PERIOD, reason);
     }
@@ -218,6 +228,12 @@ export class AgentSession {
       case 'register':
       case 'resume':
         this.logger.warn('register/resume on an established stream ignored');
+        return;
+      case 'fileReply':
+      case 'fileChunk':
+      case 'fileAck':
+      case 'fileDone':
+        this.files.onAgentMessage(msg);
         return;
     }
   }

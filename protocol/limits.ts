@@ -11,7 +11,27 @@ export const MAX_OUTPUT_CHUNK = 256 * 1024;
 export const MAX_INPUT_BYTES = 64 * 1024;
 /** gRPC message size caps: agent stream (output chunks, snapshots) and clients. */
 export const MAX_AGENT_MESSAGE = 8 * 1024 * 1024;
-export const MAX_CLIENT_MESSAGE = 1024 * 1024;
+export const MAX_CLIENT_MESSAGE = 4 * 1024 * 1024;
+
+/** File transfers move in chunks of this size range; the sender adapts within it. */
+export const MIN_FILE_CHUNK = 64 * 1024;
+export const MAX_FILE_CHUNK = 2 * 1024 * 1024;
+/**
+ * Most file bytes one transfer may have unacknowledged, and (on the agent)
+ * all downloads together. A keystroke's echo shares the agent's stream with
+ * file chunks, so this is the most it can wait behind: 4 MiB is ~35 ms at
+ * 1 Gbit/s and lets a 1 Gbit/s link with a 30 ms round trip run at full
+ * speed. On slower links the adaptive window (lib/chunkSizer.ts) keeps the
+ * queue near 20 ms + one round trip, far below this cap.
+ */
+export const MAX_FILE_WINDOW = 4 * 1024 * 1024;
+/**
+ * An upload's bytes sent but not yet written by the agent: a window and the
+ * chunk being sent. A client that ignores acknowledgements and sends past it
+ * is refused, so the control plane never queues more than this of a file
+ * ahead of the keystrokes going to the same agent.
+ */
+export const MAX_UPLOAD_IN_FLIGHT = MAX_FILE_WINDOW + MAX_FILE_CHUNK;
 
 /**
  * Output the agent may have in flight beyond the control plane's ack while

@@ -20,6 +20,7 @@ import {
 } from '../protocol';
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
 import { AuthApi } from './auth';
+import { FilesApi } from './files';
 import { parseServerAddress } from '../lib/serverAddress';
 import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
@@ -78,6 +79,8 @@ export class CmdopClient {
   readonly options: ResolvedClientOptions;
   readonly machines: MachinesApi;
   readonly terminal: TerminalApi;
+  /** Files on machines: list, stat, mkdir, remove, rename, read/write, download/upload. */
+  readonly files: FilesApi;
   readonly auth: AuthApi;
   private grpcClient: grpc.Client;
   private authClient: grpc.Client;
@@ -101,6 +104,7 @@ export class CmdopClient {
     });
     this.authClient = new AuthServiceClient(address.target, credentials, { channelOverride: this.grpcClient.getChannel() });
     this.machines = new MachinesApi(this);
+    this.files = new FilesApi(this);
     this.terminal = new TerminalApi(this);
     this.auth = new AuthApi(this);
   }
@@ -150,6 +154,16 @@ export class CmdopClient {
         err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
       );
     });
+  }
+
+  /** @internal */
+  serverStream<Res>(method: string, req: object): grpc.ClientReadableStream<Res> {
+    return (this.grpcClient as any)[method](req, this.metadata());
+  }
+
+  /** @internal */
+  duplex<Req, Res>(method: string): grpc.ClientDuplexStream<Req, Res> {
+    return (this.grpcClient as any)[method](this.metadata());
   }
 
   /** @internal */

@@ -27,6 +27,12 @@ export class NotDeliveredError extends UnavailableError {}
 /** The machine's session ended (its grace period ran out): its terminals are gone. */
 export class SessionDisconnectedError extends CmdopError {}
 export class TimeoutError extends CmdopError {}
+/** A file arrived damaged (its MD5 did not match); nothing was left under its name. */
+export class DataLossError extends CmdopError {}
+/** The machine cannot take it: disk full, too many transfers. */
+export class ResourceExhaustedError extends CmdopError {}
+/** The request does not fit the state of things: a directory where a file was meant, a file that changed. */
+export class FailedPreconditionError extends CmdopError {}
 
 function reasonOf(metadata: Metadata | undefined): string {
   const v = metadata?.get('cmdop-reason')[0];
@@ -53,6 +59,12 @@ export function errorFor(code: string, message: string, reason = ''): CmdopError
       return new UnavailableError(message, code);
     case 'DEADLINE_EXCEEDED':
       return new TimeoutError(message, code);
+    case 'DATA_LOSS':
+      return new DataLossError(message, code);
+    case 'RESOURCE_EXHAUSTED':
+      return new ResourceExhaustedError(message, code);
+    case 'FAILED_PRECONDITION':
+      return new FailedPreconditionError(message, code);
     default:
       return new CmdopError(message, code);
   }

@@ -5,3 +5,5 @@ export * from './errors';
 export type { ClientOptions } from './config';
 export { AuthApi } from './auth';
 export type { Role } from './auth';
+export { FilesApi, FileType, fileTypeName } from './files';
+export type { FileEntry, TransferOptions, TransferProgress, TransferResult, UploadOptions } from './files';

@@ -21,6 +21,7 @@ import { capabilities } from './capabilities';
 import { loadIdentity } from './identity';
 import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
+import { FileService } from './files/service';
 
 export interface AgentOptions {
   /** Control plane address as gRPC dials it, HOST:PORT. */
@@ -47,6 +48,8 @@ export interface AgentOptions {
   /** A timer firing this much later than due means the machine slept. */
   sleepDetectMs?: number;
   windows?: WindowSizes;
+  /** When set, file operations may touch only paths inside this directory (default: anywhere the user may). */
+  fileRoot?: string;
   logger?: Logger;
 }
 
@@ -93,12 +96,14 @@ export class Agent extends EventEmitter {
   private heartbeatIntervalS: number;
   private orphaned: string[] = [];
   private logger: Logger;
+  private readonly files: FileService;
 
   constructor(readonly opts: AgentOptions) {
     super();
     this.logger = opts.logger ?? createLogger('agent');
     this.agentId = loadIdentity(opts.stateDir).agentId;
     this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
+    this.files = new FileService({ send: (m) => this.send(m), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
   }
 
   /** Connects; resolves once the first session is registered, rejects if refused. */
@@ -125,6 +130,7 @@ export class Agent extends EventEmitter {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sleepTimer);
     for (const t of this.terminals.values()) t.close();
+    this.files.abortAll('the agent stopped');
     this.call?.end();
     this.client?.close();
     this.emit('status', this.status);
@@ -231,6 +237,8 @@ export class Agent extends EventEmitter {
     if (graceful) call?.end();
     else call?.cancel();
     for (const t of this.terminals.values()) t.onStreamLost();
+    // Transfers do not survive the stream: the client resumes them (by offset or transfer id).
+    this.files.abortAll('the stream to the control plane was lost');
   }
 
   private onStreamLost(reason: string): void {
@@ -342,6 +350,13 @@ export class Agent extends EventEmitter {
         return;
       case 'ack':
         this.terminals.get(msg.value.terminalId)?.onAck(msg.value.seq, msg.value.exit);
+        return;
+      case 'fileRequest':
+      case 'fileChunk':
+      case 'fileAck':
+      case 'fileDone':
+      case 'fileCancel':
+        this.files.onMessage(msg);
         return;
       case 'snapshotRequest': {
         const t = this.terminal(msg.value.terminalId);

@@ -31,7 +31,7 @@ export function capabilities(): Capabilities {
     hostname: os.hostname(),
     shells: [...new Set(listShells())],
     pty: true,
-    files: false,
+    files: true,
     version: AGENT_VERSION,
   };
 }

@@ -19,6 +19,7 @@ export function agentCommand(name = 'agent'): Command {
     .option('--keepalive <s>', 'gRPC keepalive ping interval', seconds, DEFAULT_TIMEOUTS.keepaliveS)
     .option('--reconnect-min <ms>', 'first reconnect delay (doubles, with jitter, up to --reconnect-max)', positiveInt, 250)
     .option('--reconnect-max <ms>', 'longest reconnect delay', positiveInt, 30_000)
+    .option('--file-root <dir>', 'file operations may only touch paths inside this directory (default: anywhere the agent user may)')
     .option('--sleep-detect <s>', 'a timer this late means the machine slept: reconnect at once', seconds, 5)
     .addHelpText(
       'after',
@@ -55,6 +56,7 @@ export function agentCommand(name = 'agent'): Command {
         backoffInitialMs: o.reconnectMin,
         backoffMaxMs: o.reconnectMax,
         sleepDetectMs: o.sleepDetect * 1000,
+        fileRoot: o.fileRoot,
       });
       agent.on('fatal', (e: Error) => fail(e.message));
       agent.on('session-ended', ({ reason, terminals }: { reason: string; terminals: string[] }) => {

@@ -1,0 +1,248 @@
+// File commands in scp's habits: `cmdop cp SRC DST` where either side may be
+// MACHINE:PATH, `-r` for directories, a progress bar on a terminal; and
+// `ls`, `rm`, `mkdir`, `mv` on MACHINE:PATH. Any failure exits non-zero with
+// the reason; with -r, every file that failed is named and the exit is 1.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import { FileType, type FileEntry } from '../../protocol';
+import type { CmdopClient } from '../../sdk';
+import { NotFoundError, fileTypeName } from '../../sdk';
+import { clientFor } from '../connection';
+import { fail, table } from '../output';
+import { Progress } from '../progress';
+import { parseLocation, type Location } from '../remotePath';
+
+export function registerFiles(program: Command): void {
+  program
+    .command('cp')
+    .description('copy files to or from a machine: cmdop cp [-r] SRC DST, where SRC or DST is MACHINE:PATH')
+    .argument('<src>', 'a local path or MACHINE:PATH')
+    .argument('<dst>', 'a local path or MACHINE:PATH (an existing directory receives SRC under its name)')
+    .option('-r, --recursive', 'copy directories and everything in them')
+    .option('-n, --no-clobber', 'refuse to replace an existing file')
+    .option('-q, --quiet', 'no progress bar')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  cmdop cp build.tar.gz box:/tmp/            upload into /tmp on box\n' +
+        '  cmdop cp box:/var/log/syslog .             download into this directory\n' +
+        '  cmdop cp -r box:~/project ./project-copy   a whole directory\n' +
+        'Relative remote paths start in the agent user\'s home directory. Transfers are\n' +
+        'checked with MD5 and resume by themselves after a dropped connection.',
+    )
+    .action(async (src: string, dst: string, o, cmd: Command) => {
+      const from = parseLocation(src);
+      const to = parseLocation(dst);
+      if (from.machine && to.machine) fail('copying between two machines is not supported: copy to this computer first');
+      if (!from.machine && !to.machine) fail('neither side is remote: write MACHINE:PATH for the machine side (use cp for local copies)');
+      const client = await clientFor(cmd);
+      const progress = new Progress(!o.quiet && !!process.stderr.isTTY);
+      const copier = new Copier(client, progress, { recursive: !!o.recursive, overwrite: o.clobber !== false });
+      try {
+        if (from.machine) await copier.download(from, to.path);
+        else await copier.upload(from.path, to);
+      } catch (e) {
+        progress.stop();
+        fail((e as Error).message);
+      } finally {
+        progress.stop();
+        client.close();
+      }
+      if (copier.failures.length) {
+        for (const f of copier.failures) process.stderr.write(`cmdop: ${f}\n`);
+        fail(`${copier.failures.length} of ${copier.files} files were not copied`);
+      }
+    });
+
+  program
+    .command('ls')
+    .description('list a directory (or show a file) on a machine')
+    .argument('<target>', 'MACHINE:PATH (MACHINE: alone lists the home directory)')
+    .option('-l, --long', 'type, mode, size and modification time')
+    .option('-a, --all', 'include names starting with a dot')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, o, cmd: Command) => {
+      const loc = remote(target);
+      const client = await clientFor(cmd, { machine: loc.machine });
+      try {
+        const st = await client.files.stat(loc.path);
+        let entries = st.type === FileType.FILE_TYPE_DIRECTORY ? await client.files.list(loc.path) : [{ ...st, name: loc.path }];
+        if (!o.all) entries = entries.filter((e) => !e.name.startsWith('.'));
+        if (o.json) process.stdout.write(JSON.stringify(entries.map((e) => ({ ...e, type: fileTypeName(e.type) })), null, 2) + '\n');
+        else if (o.long) process.stdout.write(longListing(entries));
+        else if (entries.length) process.stdout.write(entries.map((e) => e.name + (e.type === FileType.FILE_TYPE_DIRECTORY ? '/' : '')).join('\n') + '\n');
+      } catch (e) {
+        fail((e as Error).message);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('rm')
+    .description('remove a file (or, with -r, a directory) on a machine')
+    .argument('<target>', 'MACHINE:PATH')
+    .option('-r, --recursive', 'remove a directory and everything in it')
+    .option('-f, --force', 'no error if it does not exist')
+    .action(async (target: string, o, cmd: Command) => {
+      const loc = remote(target);
+      const client = await clientFor(cmd, { machine: loc.machine });
+      try {
+        await client.files.remove(loc.path, { recursive: !!o.recursive });
+      } catch (e) {
+        if (!(o.force && e instanceof NotFoundError)) fail((e as Error).message);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('mkdir')
+    .description('make a directory on a machine')
+    .argument('<target>', 'MACHINE:PATH')
+    .option('-p, --parents', 'make parent directories as needed; no error if it exists')
+    .action(async (target: string, o, cmd: Command) => {
+      const loc = remote(target);
+      const client = await clientFor(cmd, { machine: loc.machine });
+      await client.files
+        .mkdir(loc.path, { parents: !!o.parents })
+        .catch((e: Error) => fail(e.message))
+        .finally(() => client.close());
+    });
+
+  program
+    .command('mv')
+    .description('rename or move a file or directory on a machine')
+    .argument('<from>', 'MACHINE:PATH')
+    .argument('<to>', 'PATH or MACHINE:PATH on the same machine')
+    .option('-n, --no-clobber', 'refuse to replace an existing file')
+    .action(async (fromArg: string, toArg: string, o, cmd: Command) => {
+      const from = remote(fromArg);
+      const to = parseLocation(toArg);
+      if (to.machine && to.machine !== from.machine) fail('mv works within one machine: use cp, then rm');
+      const client = await clientFor(cmd, { machine: from.machine });
+      await client.files
+        .rename(from.path, to.path, { overwrite: o.clobber !== false })
+        .catch((e: Error) => fail(e.message))
+        .finally(() => client.close());
+    });
+}
+
+function remote(arg: string): Location & { machine: string } {
+  const loc = parseLocation(arg);
+  if (!loc.machine) fail(`${JSON.stringify(arg)} is not MACHINE:PATH`);
+  return loc as Location & { machine: string };
+}
+
+function longListing(entries: FileEntry[]): string {
+  const rows = entries.map((e) => [
+    `${typeChar(e.type)}${modeString(e.mode)}`,
+    String(e.size),
+    new Date(e.mtimeMs).toISOString().replace('T', ' ').slice(0, 16),
+    e.name + (e.linkTarget ? ` -> ${e.linkTarget}` : ''),
+  ]);
+  return rows.length ? table(rows) : '';
+}
+
+const typeChar = (t: FileType) => (t === FileType.FILE_TYPE_DIRECTORY ? 'd' : t === FileType.FILE_TYPE_SYMLINK ? 'l' : t === FileType.FILE_TYPE_FILE ? '-' : '?');
+const modeString = (m: number) =>
+  [6, 3, 0].map((s) => `${m & (4 << s) ? 'r' : '-'}${m & (2 << s) ? 'w' : '-'}${m & (1 << s) ? 'x' : '-'}`).join('');
+
+/** One cp run: walks directories for -r, keeps going past a failed file, and counts. */
+class Copier {
+  files = 0;
+  failures: string[] = [];
+
+  constructor(
+    private readonly client: CmdopClient,
+    private readonly progress: Progress,
+    private readonly o: { recursive: boolean; overwrite: boolean },
+  ) {}
+
+  async download(from: Location, localDst: string): Promise<void> {
+    const machine = from.machine!;
+    const st = await this.client.files.stat(from.path, { machine });
+    const dstIsDir = fs.statSync(localDst, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    const target = dstIsDir ? path.join(localDst, path.posix.basename(from.path)) : localDst;
+    if (st.type === FileType.FILE_TYPE_DIRECTORY) {
+      if (!this.o.recursive) throw new Error(`${machine}:${from.path} is a directory (use -r)`);
+      await this.downloadTree(machine, from.path, target);
+    } else {
+      await this.downloadFile(machine, from.path, target, st.size);
+    }
+  }
+
+  private async downloadTree(machine: string, dir: string, local: string): Promise<void> {
+    await fsp.mkdir(local, { recursive: true });
+    for (const e of await this.client.files.list(dir, { machine })) {
+      const child = path.posix.join(dir, e.name);
+      if (e.type === FileType.FILE_TYPE_DIRECTORY) await this.downloadTree(machine, child, path.join(local, e.name));
+      else if (e.type === FileType.FILE_TYPE_FILE) await this.downloadFile(machine, child, path.join(local, e.name), e.size, true);
+      else this.failures.push(`${machine}:${child}: skipped (${fileTypeName(e.type)}, not a regular file)`);
+    }
+  }
+
+  private async downloadFile(machine: string, remotePath: string, local: string, size: number, keepGoing = false): Promise<void> {
+    this.files++;
+    if (!this.o.overwrite && fs.existsSync(local)) return this.fail(`${local} exists (-n given)`, keepGoing);
+    const bar = this.progress.start(path.basename(local), size);
+    try {
+      await this.client.files.download(remotePath, local, { machine, onProgress: (p) => bar.update(p.bytes, p.rateBps) });
+      bar.done();
+    } catch (e) {
+      bar.done();
+      this.fail(`${machine}:${remotePath}: ${(e as Error).message}`, keepGoing);
+    }
+  }
+
+  async upload(localSrc: string, to: Location): Promise<void> {
+    const machine = to.machine!;
+    const st = await fsp.stat(localSrc).catch(() => {
+      throw new Error(`${localSrc}: no such file or directory`);
+    });
+    const remoteSt = await this.client.files.stat(to.path, { machine }).catch((e) => {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    });
+    const intoDir = remoteSt?.type === FileType.FILE_TYPE_DIRECTORY || to.path.endsWith('/');
+    const target = intoDir ? path.posix.join(to.path, path.basename(path.resolve(localSrc))) : to.path;
+    if (st.isDirectory()) {
+      if (!this.o.recursive) throw new Error(`${localSrc} is a directory (use -r)`);
+      await this.uploadTree(machine, localSrc, target);
+    } else if (st.isFile()) {
+      await this.uploadFile(machine, localSrc, target);
+    } else {
+      throw new Error(`${localSrc} is not a regular file`);
+    }
+  }
+
+  private async uploadTree(machine: string, local: string, dir: string): Promise<void> {
+    await this.client.files.mkdir(dir, { machine, parents: true });
+    for (const e of await fsp.readdir(local, { withFileTypes: true })) {
+      const child = path.join(local, e.name);
+      if (e.isDirectory()) await this.uploadTree(machine, child, path.posix.join(dir, e.name));
+      else if (e.isFile()) await this.uploadFile(machine, child, path.posix.join(dir, e.name), true);
+      else this.failures.push(`${child}: skipped (not a regular file)`);
+    }
+  }
+
+  private async uploadFile(machine: string, local: string, remotePath: string, keepGoing = false): Promise<void> {
+    this.files++;
+    const size = (await fsp.stat(local)).size;
+    const bar = this.progress.start(path.basename(local), size);
+    try {
+      await this.client.files.upload(local, remotePath, { machine, overwrite: this.o.overwrite, onProgress: (p) => bar.update(p.bytes, p.rateBps) });
+      bar.done();
+    } catch (e) {
+      bar.done();
+      this.fail(`${machine}:${remotePath}: ${(e as Error).message}`, keepGoing);
+    }
+  }
+
+  private fail(message: string, keepGoing: boolean): void {
+    if (!keepGoing) throw new Error(message);
+    this.failures.push(message);
+  }
+}

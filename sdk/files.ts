@@ -1,0 +1,357 @@
+// `client.files`: files on a machine, through its agent's stream. Transfers
+// stream in chunks (never the whole file in memory), report progress, verify
+// an MD5 of the whole file computed on both sides, and never leave a partial
+// or damaged file under the destination name: a download is written to
+// `DEST.cmdop-part` and renamed when verified; an upload is renamed by the
+// agent when verified. A connection lost mid-transfer (the machine's grace
+// period, a dropped client link) is resumed from what was acknowledged,
+// for as long as the client's reconnect timeout allows.
+import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
+import {
+  DownloadMessage,
+  FileChunk,
+  FileDone,
+  FileEntry,
+  FileType,
+  MAX_FILE_CHUNK,
+  MAX_UPLOAD_IN_FLIGHT,
+  UploadMessage,
+  UploadReply,
+} from '../protocol';
+import { ChunkSizer, SentChunks } from '../lib/chunkSizer';
+import type { CmdopClient } from './client';
+import { CmdopError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError, fromServiceError } from './errors';
+
+export { FileType } from '../protocol';
+export type { FileEntry } from '../protocol';
+
+export interface TransferProgress {
+  /** Bytes transferred (acknowledged by the receiver), of `total`. */
+  bytes: number;
+  total: number;
+  /** Bytes per second, averaged over the transfer so far. */
+  rateBps: number;
+}
+
+export interface TransferOptions {
+  machine?: string;
+  onProgress?(p: TransferProgress): void;
+}
+
+export interface UploadOptions extends TransferOptions {
+  /** Replace an existing file (default: refuse with AlreadyExistsError). */
+  overwrite?: boolean;
+  /** Permission bits of the new file (default: the local file's). */
+  mode?: number;
+}
+
+export interface TransferResult {
+  size: number;
+  /** Hex MD5 of the whole file, the same on both sides. */
+  md5: string;
+  /** How many times the transfer was resumed after a lost connection. */
+  resumes: number;
+}
+
+const PART_SUFFIX = '.cmdop-part';
+
+export class FilesApi {
+  constructor(private readonly client: CmdopClient) {}
+
+  async list(path: string, o: { machine?: string } = {}): Promise<FileEntry[]> {
+    const r = await this.client.unary<object, { entries: FileEntry[] }>('listFiles', { machine: this.client.machineOr(o.machine), path });
+    return r.entries;
+  }
+
+  stat(path: string, o: { machine?: string } = {}): Promise<FileEntry> {
+    return this.client.unary('statFile', { machine: this.client.machineOr(o.machine), path });
+  }
+
+  mkdir(path: string, o: { machine?: string; parents?: boolean } = {}): Promise<FileEntry> {
+    return this.client.unary('makeDirectory', { machine: this.client.machineOr(o.machine), path, parents: !!o.parents });
+  }
+
+  async remove(path: string, o: { machine?: string; recursive?: boolean } = {}): Promise<void> {
+    await this.client.unary('removeFile', { machine: this.client.machineOr(o.machine), path, recursive: !!o.recursive });
+  }
+
+  rename(from: string, to: string, o: { machine?: string; overwrite?: boolean } = {}): Promise<FileEntry> {
+    return this.client.unary('renameFile', { machine: this.client.machineOr(o.machine), from, to, overwrite: !!o.overwrite });
+  }
+
+  /** A remote file's bytes, in memory (for small files; use download() for large ones). */
+  async read(path: string, o: TransferOptions = {}): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    await this.receive(path, o, async (c) => void parts.push(Buffer.from(c.data)), async () => void (parts.length = 0));
+    return Buffer.concat(parts);
+  }
+
+  /** Writes `data` to a remote file. */
+  async write(path: string, data: string | Uint8Array, o: UploadOptions = {}): Promise<TransferResult> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return this.send(path, bytes.length, o.mode ?? 0o644, o, async (offset, length) => bytes.subarray(offset, offset + length));
+  }
+
+  /** Copies a remote file to `localPath` (written as localPath.cmdop-part, renamed once its MD5 matches). */
+  async download(remotePath: string, localPath: string, o: TransferOptions = {}): Promise<TransferResult> {
+    const part = localPath + PART_SUFFIX;
+    const fh = await fsp.open(part, 'w', 0o600);
+    let ok = false;
+    try {
+      const r = await this.receive(
+        remotePath,
+        o,
+        async (c) => void (await fh.write(c.data, 0, c.data.length, c.offset)),
+        async () => void (await fh.truncate(0)),
+      );
+      await fh.sync();
+      await fh.close();
+      const mode = r.entry.mode & 0o777;
+      if (mode) await fsp.chmod(part, mode);
+      await fsp.rename(part, localPath);
+      ok = true;
+      return r.result;
+    } finally {
+      if (!ok) {
+        await fh.close().catch(() => {});
+        await fsp.rm(part, { force: true });
+      }
+    }
+  }
+
+  /** Copies a local file to `remotePath` on the machine. */
+  async upload(localPath: string, remotePath: string, o: UploadOptions = {}): Promise<TransferResult> {
+    const st = await fsp.stat(localPath);
+    if (!st.isFile()) throw new InvalidArgumentError(`${localPath} is ${st.isDirectory() ? 'a directory (copy it with -r)' : 'not a regular file'}`);
+    const fh = await fsp.open(localPath, 'r');
+    try {
+      return await this.send(remotePath, st.size, o.mode ?? st.mode & 0o777, o, async (offset, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        if (bytesRead !== length) throw new FailedPreconditionError(`${localPath} changed while it was being sent (it is shorter now)`);
+        return buf;
+      });
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // ---- download
+
+  /**
+   * Streams a remote file's chunks to `sink` in order, verifying the MD5 and
+   * resuming after a lost connection. `restart` is called when a resume is
+   * refused because the file changed, before it is read again from byte 0.
+   */
+  private async receive(
+    path: string,
+    o: TransferOptions,
+    sink: (c: FileChunk) => Promise<void>,
+    restart: () => Promise<void>,
+  ): Promise<{ entry: FileEntry; result: TransferResult }> {
+    const machine = this.client.machineOr(o.machine);
+    const started = Date.now();
+    let offset = 0;
+    let hash = crypto.createHash('md5');
+    let entry: FileEntry | undefined;
+    let resumes = 0;
+    let lostAt = 0;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        const done = await this.downloadOnce({ machine, path, offset, expectMtimeMs: entry?.mtimeMs ?? 0, expectSize: entry?.size ?? 0 }, {
+          entry: (e) => {
+            if (entry && (e.size !== entry.size || e.mtimeMs !== entry.mtimeMs)) throw new FailedPreconditionError(`${path} changed during the download`);
+            entry = e;
+          },
+          chunk: async (c) => {
+            if (c.offset !== offset) throw new CmdopError(`chunk at ${c.offset}, expected ${offset}`, 'INTERNAL');
+            hash.update(c.data);
+            await sink(c);
+            offset += c.data.length;
+            lostAt = 0;
+            o.onProgress?.({ bytes: offset, total: entry?.size ?? 0, rateBps: rate(offset, started) });
+          },
+        });
+        const md5 = hash.digest('hex');
+        const theirs = Buffer.from(done.md5).toString('hex');
+        if (offset !== done.size) throw new DataLossError(`${path}: received ${offset} bytes of ${done.size}`);
+        if (md5 !== theirs) throw new DataLossError(`${path}: MD5 mismatch (machine ${theirs}, received ${md5}); nothing kept`);
+        return { entry: entry!, result: { size: offset, md5, resumes } };
+      } catch (e) {
+        if (e instanceof FailedPreconditionError && offset > 0 && /changed/.test(e.message)) {
+          // The file changed between attempts: start over rather than splice two versions.
+          offset = 0;
+          entry = undefined;
+          hash = crypto.createHash('md5');
+          await restart();
+          resumes++;
+          continue;
+        }
+        if (!(e instanceof UnavailableError)) throw e;
+        lostAt ||= Date.now();
+        if (Date.now() - lostAt > this.client.options.reconnectTimeoutMs) throw e;
+        resumes++;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** One Download call: resolves with `done`, rejects with a typed error. */
+  private downloadOnce(
+    req: { machine: string; path: string; offset: number; expectMtimeMs: number; expectSize: number },
+    on: { entry(e: FileEntry): void; chunk(c: FileChunk): Promise<void> },
+  ): Promise<FileDone> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.serverStream<DownloadMessage>('download', req);
+      let writing = 0;
+      let failed = false;
+      const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
+        call.cancel();
+        reject(e);
+      };
+      let done: FileDone | undefined;
+      let chain: Promise<void> = Promise.resolve();
+      const finish = () => {
+        if (done && writing === 0 && !failed) resolve(done);
+      };
+      call.on('data', (m: DownloadMessage) => {
+        const msg = m.msg;
+        try {
+          if (msg?.$case === 'entry') on.entry(msg.value);
+          else if (msg?.$case === 'chunk') {
+            // Writes go in order; reading pauses while a few are outstanding,
+            // so a slow disk slows the transfer instead of filling memory.
+            writing++;
+            if (writing >= 4) call.pause();
+            chain = chain.then(() => on.chunk(msg.value)).then(
+              () => {
+                writing--;
+                if (writing < 4) call.resume();
+                finish();
+              },
+              fail,
+            );
+          } else if (msg?.$case === 'done') {
+            done = msg.value;
+            finish();
+          }
+        } catch (e) {
+          fail(e);
+        }
+      });
+      call.on('error', (e: grpc.ServiceError) => fail(fromServiceError(e, this.client.options.server)));
+      call.on('end', () => {
+        if (!done) chain.then(() => fail(new UnavailableError('the download ended before it was complete')));
+      });
+    });
+  }
+
+  // ---- upload
+
+  private async send(
+    path: string,
+    size: number,
+    mode: number,
+    o: UploadOptions,
+    readAt: (offset: number, length: number) => Promise<Buffer>,
+  ): Promise<TransferResult> {
+    const machine = this.client.machineOr(o.machine);
+    // The same id resumes: the agent keeps the partial file under it.
+    const transferId = crypto.randomBytes(12).toString('hex');
+    const started = Date.now();
+    let resumes = 0;
+    let lostAt = 0;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        const r = await this.uploadOnce({ machine, path, size, mode, overwrite: !!o.overwrite, transferId }, readAt, (bytes) => {
+          lostAt = 0;
+          o.onProgress?.({ bytes, total: size, rateBps: rate(bytes, started) });
+        });
+        return { ...r, resumes };
+      } catch (e) {
+        if (!(e instanceof UnavailableError)) throw e;
+        lostAt ||= Date.now();
+        if (Date.now() - lostAt > this.client.options.reconnectTimeoutMs) throw e;
+        resumes++;
+        await new Promise((res) => setTimeout(res, delay));
+      }
+    }
+  }
+
+  private uploadOnce(
+    open: Extract<UploadMessage['msg'], { $case: 'open' }>['value'],
+    readAt: (offset: number, length: number) => Promise<Buffer>,
+    progress: (bytes: number) => void,
+  ): Promise<Omit<TransferResult, 'resumes'>> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.duplex<UploadMessage, UploadReply>('upload');
+      const sizer = new ChunkSizer();
+      const chunks = new SentChunks(); // when each chunk left, so acks give the sizer round trips
+      let failed = false;
+      let acked = 0;
+      let sent = 0;
+      let md5 = '';
+      let wake: (() => void) | undefined;
+      const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
+        call.cancel();
+        wake?.();
+        reject(e);
+      };
+      call.on('error', (e: grpc.ServiceError) => fail(fromServiceError(e, this.client.options.server)));
+      call.on('end', () => fail(new UnavailableError('the upload ended before it was confirmed')));
+      call.on('data', (m: UploadReply) => {
+        const msg = m.msg;
+        if (msg?.$case === 'opened') {
+          acked = sent = msg.value.resumeOffset;
+          pump(msg.value.resumeOffset).catch(fail);
+        } else if (msg?.$case === 'ack') {
+          chunks.acked(msg.value.offset, sizer, performance.now());
+          acked = msg.value.offset;
+          progress(acked);
+          wake?.();
+        } else if (msg?.$case === 'done') {
+          if (failed) return;
+          failed = true; // settled
+          call.end();
+          resolve({ size: msg.value.size, md5 });
+        }
+      });
+      const pump = async (from: number) => {
+        // The MD5 covers the whole file: what the agent already has is hashed from the local copy.
+        const hash = crypto.createHash('md5');
+        for (let off = 0; off < from; off += MAX_FILE_CHUNK) hash.update(await readAt(off, Math.min(MAX_FILE_CHUNK, from - off)));
+        while (sent < open.size && !failed) {
+          const window = Math.min(MAX_UPLOAD_IN_FLIGHT, sizer.window);
+          if (sent > acked && sent - acked + sizer.size > window) {
+            await new Promise<void>((r) => (wake = r));
+            continue;
+          }
+          const n = Math.min(sizer.size, open.size - sent);
+          const data = await readAt(sent, n);
+          if (failed) return;
+          hash.update(data);
+          call.write({ msg: { $case: 'chunk', value: { requestId: 0, offset: sent, data } } });
+          chunks.sent(sent, n, performance.now());
+          sent += n;
+        }
+        if (failed) return;
+        md5 = hash.digest('hex');
+        call.write({ msg: { $case: 'done', value: { requestId: 0, md5: Buffer.from(md5, 'hex'), size: open.size } } });
+      };
+      call.write({ msg: { $case: 'open', value: open } });
+    });
+  }
+}
+
+const rate = (bytes: number, startedMs: number) => Math.round(bytes / Math.max(0.001, (Date.now() - startedMs) / 1000));
+
+/** A FileEntry's type as a word ('file', 'directory', ...). */
+export function fileTypeName(t: FileType): string {
+  return t === FileType.FILE_TYPE_FILE ? 'file' : t === FileType.FILE_TYPE_DIRECTORY ? 'directory' : t === FileType.FILE_TYPE_SYMLINK ? 'symlink' : 'other';
+}
