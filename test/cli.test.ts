@@ -35,7 +35,7 @@ describe('cmdop CLI', () => {
   it('--help lists every command, and every command has its own --help', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
-    const commands = ['up', 'server', 'agent', 'machines', 'connect', 'watch', 'exec', 'login', 'logout', 'whoami', 'tokens', 'agents', 'grant', 'revoke', 'grants', 'share', 'users', 'audit', 'trust'];
+    const commands = ['up', 'server', 'agent', 'machines', 'connect', 'watch', 'exec', 'login', 'logout', 'whoami', 'tokens', 'agents', 'grant', 'revoke', 'grants', 'share', 'users', 'audit', 'trust', 'cp', 'ls', 'rm', 'mkdir', 'mv'];
     for (const cmd of commands) assert.match(r.stdout.toString(), new RegExp(`\\n  ${cmd}\\b`));
     for (const cmd of commands) {
       const h = await runCli([cmd, '--help']);
