@@ -279,8 +279,10 @@ export class Upload {
    */
   private fail(e: FileError, discard = false): void {
     if (this.ended) return;
-    this.end(discard);
-    this.ctx.replyError(this.requestId, e);
+    const closed = this.end(discard);
+    // A discarded partial file is gone before the error is told: "nothing left behind" holds when the client hears it.
+    if (discard) void closed.then(() => this.ctx.replyError(this.requestId, e));
+    else this.ctx.replyError(this.requestId, e);
   }
 
   /** A write, sync or rename failed: a full disk discards the partial file (it cannot be finished). */
@@ -289,7 +291,7 @@ export class Upload {
     this.fail(toFileError(e, this.dest.shown, 'writing'), code === 'ENOSPC' || code === 'EDQUOT');
   }
 
-  private end(discard = false): void {
+  private end(discard = false): Promise<void> {
     this.ended = true;
     this.ctx.ended(this.requestId);
     const partial = this.partial;
@@ -297,6 +299,7 @@ export class Upload {
       if (discard) await fsp.rm(partial, { force: true }).catch(() => {});
     });
     this.partials.release(partial, closed);
+    return closed;
   }
 
   private async close(): Promise<void> {
