@@ -156,9 +156,8 @@ export class FilesApi {
     let offset = 0;
     let hash = crypto.createHash('md5');
     let entry: FileEntry | undefined;
-    let resumes = 0;
-    let lostAt = 0;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    const resume = new ResumePolicy(this.client.options.reconnectTimeoutMs);
+    for (;;) {
       try {
         const done = await this.downloadOnce({ machine, path, offset, expectMtimeMs: entry?.mtimeMs ?? 0, expectSize: entry?.size ?? 0 }, {
           entry: (e) => {
@@ -170,7 +169,7 @@ export class FilesApi {
             hash.update(c.data);
             await sink(c);
             offset += c.data.length;
-            lostAt = 0;
+            resume.progressed();
             o.onProgress?.({ bytes: offset, total: entry?.size ?? 0, rateBps: rate(offset, started) });
           },
         });
@@ -178,7 +177,7 @@ export class FilesApi {
         const theirs = Buffer.from(done.md5).toString('hex');
         if (offset !== done.size) throw new DataLossError(`${path}: received ${offset} bytes of ${done.size}`);
         if (md5 !== theirs) throw new DataLossError(`${path}: MD5 mismatch (machine ${theirs}, received ${md5}); nothing kept`);
-        return { entry: entry!, result: { size: offset, md5, resumes } };
+        return { entry: entry!, result: { size: offset, md5, resumes: resume.count } };
       } catch (e) {
         if (e instanceof FailedPreconditionError && offset > 0 && /changed/.test(e.message)) {
           // The file changed between attempts: start over rather than splice two versions.
@@ -186,14 +185,10 @@ export class FilesApi {
           entry = undefined;
           hash = crypto.createHash('md5');
           await restart();
-          resumes++;
+          resume.count++;
           continue;
         }
-        if (!(e instanceof UnavailableError)) throw e;
-        lostAt ||= Date.now();
-        if (Date.now() - lostAt > this.client.options.reconnectTimeoutMs) throw e;
-        resumes++;
-        await new Promise((r) => setTimeout(r, delay));
+        await resume.after(e);
       }
     }
   }
@@ -263,21 +258,16 @@ export class FilesApi {
     // The same id resumes: the agent keeps the partial file under it.
     const transferId = crypto.randomBytes(12).toString('hex');
     const started = Date.now();
-    let resumes = 0;
-    let lostAt = 0;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    const resume = new ResumePolicy(this.client.options.reconnectTimeoutMs);
+    for (;;) {
       try {
         const r = await this.uploadOnce({ machine, path, size, mode, overwrite: !!o.overwrite, transferId }, readAt, (bytes) => {
-          lostAt = 0;
+          resume.progressed();
           o.onProgress?.({ bytes, total: size, rateBps: rate(bytes, started) });
         });
-        return { ...r, resumes };
+        return { ...r, resumes: resume.count };
       } catch (e) {
-        if (!(e instanceof UnavailableError)) throw e;
-        lostAt ||= Date.now();
-        if (Date.now() - lostAt > this.client.options.reconnectTimeoutMs) throw e;
-        resumes++;
-        await new Promise((res) => setTimeout(res, delay));
+        await resume.after(e);
       }
     }
   }
@@ -346,6 +336,35 @@ export class FilesApi {
       };
       call.write({ msg: { $case: 'open', value: open } });
     });
+  }
+}
+
+/**
+ * When a transfer is tried again: after a lost connection (UnavailableError),
+ * with backoff, for as long as the client's reconnect timeout allows since
+ * the last byte moved. Anything else is final.
+ */
+class ResumePolicy {
+  count = 0;
+  private lostAt = 0;
+  private delay = 100;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Bytes moved: a later loss gets the whole timeout again. */
+  progressed(): void {
+    this.lostAt = 0;
+    this.delay = 100;
+  }
+
+  /** Rethrows `e` unless resuming may help; else waits before the next try. */
+  async after(e: unknown): Promise<void> {
+    if (!(e instanceof UnavailableError)) throw e;
+    this.lostAt ||= Date.now();
+    if (Date.now() - this.lostAt > this.timeoutMs) throw e;
+    this.count++;
+    await new Promise((r) => setTimeout(r, this.delay));
+    this.delay = Math.min(this.delay * 2, 2000);
   }
 }
 
