@@ -81,6 +81,7 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
       const peer = call.getPeer();
       let principal: Principal | undefined;
       let finished = false;
+      let handle: ReturnType<ReturnType<Registry['machine']>['files']['download']> | undefined;
       const fail = (e: unknown) => {
         if (finished) return;
         finished = true;
@@ -89,14 +90,20 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
         }
         call.emit('error', toStatus(e));
       };
+      // Listened for from the start: a client gone while its token is checked must not leave a read open on the agent.
+      call.on('cancelled', () => {
+        finished = true;
+        handle?.cancel('the client went away');
+      });
       access
         .authenticate(call.metadata)
         .then((p) => {
+          if (finished) return;
           principal = p;
           checkPath(req.path);
           const router = routerFor(p, req.machine, AttachMode.OBSERVER);
           if (req.offset === 0) audit(p, 'file-read', req.machine, req.path, peer);
-          const handle = router.download(
+          handle = router.download(
             { path: req.path, offset: req.offset, expectMtimeMs: req.expectMtimeMs, expectSize: req.expectSize },
             {
               entry: (e) => call.write({ msg: { $case: 'entry', value: e } }),
@@ -110,11 +117,7 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
             },
           );
           // The client's buffer emptied: the agent may send more.
-          call.on('drain', () => handle.resume());
-          call.on('cancelled', () => {
-            finished = true;
-            handle.cancel('the client went away');
-          });
+          call.on('drain', () => handle?.resume());
         })
         .catch(fail);
     },
@@ -144,6 +147,7 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
         machine = o.machine;
         path = o.path;
         principal = await access.authenticate(call.metadata);
+        if (finished) return; // the client went away while its token was checked
         checkPath(o.path);
         if (!o.transferId || !/^[A-Za-z0-9_-]{1,64}$/.test(o.transferId)) throw invalid('transfer_id must be 1-64 letters, digits, - or _');
         const router = routerFor(principal, o.machine, AttachMode.OPERATOR);
@@ -197,9 +201,10 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
       call.on('end', () => {
         if (!finished && !doneSent) fail(new ApiError('FAILED_PRECONDITION', 'the upload ended before `done`: the partial file is kept for a resume'));
       });
-      call.on('cancelled', () => {
+      // `discard`: a client that will not resume (the console's HTTP uploads) has the partial file removed.
+      call.on('cancelled', (o?: { discard?: boolean }) => {
         finished = true;
-        handle?.cancel('the client went away');
+        handle?.cancel('the client went away', !!o?.discard);
       });
     },
   };

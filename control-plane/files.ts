@@ -47,7 +47,8 @@ export interface DownloadHandle {
 export interface UploadHandle {
   chunk(c: Omit<FileChunk, 'requestId'>): void;
   done(d: Omit<FileDone, 'requestId'>): void;
-  cancel(reason: string): void;
+  /** `discard`: the client will not resume, so the agent removes the partial file. */
+  cancel(reason: string, discard?: boolean): void;
 }
 
 type Pending =
@@ -138,7 +139,7 @@ export class FileRouter {
         p.finishing = true;
         if (!this.send({ msg: { $case: 'fileDone', value: { ...d, requestId: id } } })) this.failUpload(id, p, this.offline());
       },
-      cancel: (reason) => this.cancel(id, reason),
+      cancel: (reason, discard) => this.cancel(id, reason, discard),
     };
   }
 
@@ -219,12 +220,12 @@ export class FileRouter {
     this.send({ msg: { $case: 'fileAck', value: { requestId: id, offset: p.acked } } });
   }
 
-  private cancel(id: number, reason: string): void {
+  private cancel(id: number, reason: string, discard = false): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     if (p.kind === 'unary') clearTimeout(p.timer);
-    this.send({ msg: { $case: 'fileCancel', value: { requestId: id, reason } } });
+    this.send({ msg: { $case: 'fileCancel', value: { requestId: id, reason, discard } } });
   }
 
   private failUpload(id: number, p: Extract<Pending, { kind: 'upload' }>, e: ApiError): void {

@@ -25,6 +25,7 @@ import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
 import { accountsOf } from './auth/web';
 import { createConsoleHandler } from './console/static';
+import { createFileRoutes, type FileRoutes } from './console/files';
 import { createGateway } from './gateway/socket';
 import { createLogger, type Logger } from '../lib/logger';
 
@@ -108,6 +109,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // endpoints, and the console's WebSocket gateway (set up below, once the
   // handlers exist).
   let gateway: ReturnType<typeof createGateway> | undefined;
+  let fileRoutes: FileRoutes | undefined;
   let issuer: string | undefined;
   const consoleFiles = createConsoleHandler({ dir: opts.consoleDir, tls: Boolean(opts.tls), issuer: () => issuer });
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
@@ -132,7 +134,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         mode: 0,
         commandId: '',
       }),
-    extraHandler: consoleFiles,
+    // /files/...: the console's file transfers (console/files.ts); then its pages.
+    extraHandler: async (req, res) => (await fileRoutes?.handle(req, res)) || consoleFiles(req, res),
     onUpgrade: (req, socket, head) => gateway?.upgrade(req, socket, head) ?? false,
   }).catch((e: Error) => {
     store.close();
@@ -178,6 +181,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const auth = authServiceHandlers({ access, registry, serverInfo });
   server.addService(toGrpcService(AuthServiceDefinition), auth as any);
   gateway = createGateway({ access, handlers: clients.handlers as any, whoAmI: auth.whoAmI as any, logger });
+  fileRoutes = createFileRoutes({ access, registry, handlers: clients.handlers });
 
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>
@@ -211,6 +215,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         });
       });
       gateway?.close();
+      fileRoutes?.close();
       await web.close();
       access.store.flushAudit();
       store.close();

@@ -590,7 +590,7 @@ describe('file service: bad input changes nothing else', () => {
     h.svc.onMessage({ $case: 'fileChunk', value: { requestId: 999, offset: 0, data: Buffer.from('x') } });
     h.svc.onMessage({ $case: 'fileAck', value: { requestId: 999, offset: 10 } });
     h.svc.onMessage({ $case: 'fileDone', value: { requestId: 999, md5: Buffer.alloc(16), size: 1 } });
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: 999, reason: 'x' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: 999, reason: 'x', discard: false } });
     await tick(20);
     assert.deepEqual(h.stray, [], 'nothing answered');
 
@@ -606,7 +606,7 @@ describe('file service: bad input changes nothing else', () => {
     // An ack beyond what was sent is ignored; the transfer still completes.
     h.svc.onMessage({ $case: 'fileAck', value: { requestId: id, offset: 1e12 } });
     assert.equal(h.svc.liveTransfers, 1);
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: id, reason: 'test' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: id, reason: 'test', discard: false } });
     assert.equal(h.svc.liveTransfers, 0);
   });
 
@@ -623,11 +623,11 @@ describe('file service: bad input changes nothing else', () => {
     assert.equal(refused.code, 'RESOURCE_EXHAUSTED');
     assert.match(refused.message, /too many transfers/);
     await a.box.next();
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: a.id, reason: 'done with it' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: a.id, reason: 'done with it', discard: false } });
     const r = await h.download(f);
     assert.equal(r.reply.code, '');
     assert.equal(r.data.length, 1024 * 1024);
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: b.id, reason: 'done with it' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: b.id, reason: 'done with it', discard: false } });
   });
 
   it('a bad transfer id or a chunk at the wrong offset is INVALID_ARGUMENT; the partial file is kept', async () => {
@@ -703,7 +703,7 @@ describe('file service: downloads', () => {
     h.svc.onMessage({ $case: 'fileAck', value: { requestId: id, offset: 2 * MIN_FILE_CHUNK } });
     await tick(50);
     assert.ok(box.pending > 2, 'more after the ack');
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: id, reason: 'client left' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: id, reason: 'client left', discard: false } });
     const n = box.pending;
     h.svc.onMessage({ $case: 'fileAck', value: { requestId: id, offset: 4 * MIN_FILE_CHUNK } });
     await tick(50);
@@ -829,7 +829,7 @@ describe('file service: uploads', () => {
     const dest = path.join(d, 'resumed.bin');
     const first = await h.upload(dest, data, { transferId: 'res', stopAt: 1_000_000 });
     assert.equal(first.acked, 1_000_000);
-    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: first.id, reason: 'client went away' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: first.id, reason: 'client went away', discard: false } });
     const part = partialPath(dest, 'res');
     assert.equal(fs.statSync(part).size, 1_000_000);
     assert.equal(fs.statSync(part).mode & 0o777, 0o600, 'partial files are private');
@@ -846,6 +846,18 @@ describe('file service: uploads', () => {
     assert.deepEqual(Buffer.from(third.final!.md5), md5(data));
     assert.ok(fs.readFileSync(dest).equals(data));
     assert.ok(!fs.existsSync(part));
+  });
+
+  it('a cancel with discard (a client that will not resume) removes the partial file', async () => {
+    const data = randomBytes(1_500_000);
+    const dest = path.join(d, 'discarded.bin');
+    const up = await h.upload(dest, data, { transferId: 'disc', stopAt: 1_000_000 });
+    const part = partialPath(dest, 'disc');
+    assert.ok(fs.existsSync(part));
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: up.id, reason: 'the page gave up', discard: true } });
+    await tick(100);
+    assert.ok(!fs.existsSync(part), 'the partial file is gone');
+    assert.ok(!fs.existsSync(dest));
   });
 
   it('partial files abandoned for over a day are swept when an upload opens beside them', async () => {

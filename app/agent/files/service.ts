@@ -98,6 +98,7 @@ export class FileService {
         const l = this.transfers.get(m.value.requestId);
         if (!l) return this.logger.debug({ requestId: m.value.requestId }, 'file cancel for no live transfer ignored');
         if (l.opening) l.cancelled = true;
+        else if (m.value.discard && l.t instanceof Upload) l.t.discard(`cancelled: ${m.value.reason}`);
         else l.t.abort(`cancelled: ${m.value.reason}`);
         return;
       }

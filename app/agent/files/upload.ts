@@ -265,6 +265,13 @@ export class Upload {
     }
   }
 
+  /** FileCancel with `discard`: the client will not resume; stop and remove the partial file. */
+  discard(reason: string): void {
+    if (this.ended) return;
+    this.ctx.logger.debug({ requestId: this.requestId, reason }, 'upload cancelled; partial file removed');
+    void this.end(true);
+  }
+
   /** FileCancel or a lost stream: stop, keep the partial file for a resume. */
   abort(reason: string): void {
     if (this.ended) return;

@@ -37,7 +37,8 @@ export class ConsoleConnection {
   private waiters: { resolve(gw: GatewayConnection): void; reject(e: Error): void }[] = [];
 
   constructor(
-    private readonly token: () => Promise<string>,
+    /** The page's current token (also for the file transfers' Authorization header, net/files.ts). */
+    readonly token: () => Promise<string>,
     private readonly url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${GATEWAY_PATH}`,
     private readonly Impl: WebSocketConstructor = WebSocket as unknown as WebSocketConstructor,
   ) {}

@@ -3,6 +3,7 @@
 // sparklines), and the terminal tabs in their order.
 import { AttachMode, SessionState, type Identity, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleConnection } from '../net/connection';
+import { FilesModel } from './files';
 import { Observable } from './observable';
 import { loadTabs, saveTabs } from './persistedTabs';
 import { loadSettings, saveSettings, type Settings } from './settings';
@@ -31,6 +32,9 @@ export class ConsoleStore extends Observable {
   metrics = new Map<string, MetricSeries>();
   settings: Settings = loadSettings();
   identity: Identity | undefined;
+  /** The machine whose file panel is open ('' for none), and each machine's panel once opened. */
+  filesMachine = '';
+  private filePanels = new Map<string, FilesModel>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private polling = false;
   private saveQueued = false;
@@ -76,6 +80,23 @@ export class ConsoleStore extends Observable {
 
   machine(name: string): MachineInfo | undefined {
     return this.machines.find((m) => m.name === name);
+  }
+
+  /** Shows `machine`'s file panel (its transfers carry on while it is closed). */
+  toggleFiles(machine: string): void {
+    this.filesMachine = this.filesMachine === machine ? '' : machine;
+    this.changed();
+  }
+
+  closeFiles(): void {
+    this.filesMachine = '';
+    this.changed();
+  }
+
+  files(machine: string): FilesModel {
+    let m = this.filePanels.get(machine);
+    if (!m) this.filePanels.set(machine, (m = new FilesModel(this.conn, machine)));
+    return m;
   }
 
   /** Opens a shell on `machine` as soon as the machine list shows it reachable. */

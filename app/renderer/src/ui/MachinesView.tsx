@@ -1,10 +1,12 @@
 // Every machine the token can reach: state (with the time left in
 // GRACE_PERIOD/BACKGROUND), OS, the heartbeat's cpu/memory/disk/battery as
-// sparklines, its terminals (attach or watch), and a button to open a shell.
+// sparklines, its terminals (attach or watch), a button to open a shell, and
+// one to open the machine's file panel (shown under the list).
 import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleStore, MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
 import { Countdown } from './Countdown';
+import { FilesPanel } from './FilesPanel';
 import { Sparkline } from './Sparkline';
 import { openWatchWindow } from './watchWindow';
 
@@ -39,6 +41,7 @@ export function MachinesView({ store, visible }: { store: ConsoleStore; visible:
           </tbody>
         </table>
       )}
+      {store.filesMachine && <FilesPanel key={store.filesMachine} model={store.files(store.filesMachine)} close={() => store.closeFiles()} />}
     </section>
   );
 }
@@ -110,6 +113,15 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
       <td>
         <button type="button" className="primary" data-testid="open-terminal" disabled={!canOpen(m.state)} onClick={() => store.openTerminal(m.name)}>
           Open terminal
+        </button>{' '}
+        <button
+          type="button"
+          data-testid="open-files"
+          aria-pressed={store.filesMachine === m.name}
+          disabled={!canOpen(m.state)}
+          onClick={() => store.toggleFiles(m.name)}
+        >
+          Files
         </button>
       </td>
     </tr>

@@ -408,11 +408,13 @@ export interface FileDone {
 
 /**
  * Stop a transfer (the client went away): the agent stops sending, or keeps
- * an upload's partial file for a resume.
+ * an upload's partial file for a resume (unless `discard`: a client that
+ * will not resume, such as the browser console, has it removed).
  */
 export interface FileCancel {
   requestId: number;
   reason: string;
+  discard: boolean;
 }
 
 export interface FileReply {
@@ -4703,7 +4705,7 @@ export const FileDone: MessageFns<FileDone> = {
 };
 
 function createBaseFileCancel(): FileCancel {
-  return { requestId: 0, reason: "" };
+  return { requestId: 0, reason: "", discard: false };
 }
 
 export const FileCancel: MessageFns<FileCancel> = {
@@ -4713,6 +4715,9 @@ export const FileCancel: MessageFns<FileCancel> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.discard !== false) {
+      writer.uint32(24).bool(message.discard);
     }
     return writer;
   },
@@ -4746,6 +4751,14 @@ export const FileCancel: MessageFns<FileCancel> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.discard = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4765,6 +4778,7 @@ export const FileCancel: MessageFns<FileCancel> = {
     const message = createBaseFileCancel();
     message.requestId = object.requestId ?? 0;
     message.reason = object.reason ?? "";
+    message.discard = object.discard ?? false;
     return message;
   },
 };

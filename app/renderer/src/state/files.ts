@@ -1,0 +1,240 @@
+// One machine's file panel: where it is, what is there, what the user may
+// do (an observer only downloads), and the transfers with their progress.
+// Listing, mkdir and delete are gateway calls; the bytes go over HTTP
+// (net/files.ts). The model outlives the panel being closed, so transfers
+// carry on and reopening shows them.
+import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import type { ConsoleConnection } from '../net/connection';
+import { downloadFile, fileRole, saveBlob, uploadFile, type Role } from '../net/files';
+import { Observable } from './observable';
+
+export interface Transfer {
+  id: number;
+  kind: 'upload' | 'download';
+  name: string;
+  /** The remote path. */
+  path: string;
+  loaded: number;
+  total: number;
+  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  error: string;
+  abort: AbortController;
+}
+
+/** Finished transfers kept on screen. */
+const KEEP_FINISHED = 20;
+
+/** `p` without `.`, `x/..` and doubled slashes; `~` (the home directory) and `/` stay where they are. */
+export function normalizePath(p: string): string {
+  const absolute = p.startsWith('/');
+  const parts: string[] = [];
+  for (const s of p.split('/')) {
+    if (s === '' || s === '.') continue;
+    if (s === '..') {
+      const last = parts[parts.length - 1];
+      // `~` is not known here (the agent resolves it), so `~/..` stays as it is.
+      if (last !== undefined && last !== '..' && !(last === '~' && parts.length === 1)) parts.pop();
+      else if (!absolute) parts.push('..');
+      continue;
+    }
+    parts.push(s);
+  }
+  if (absolute) return `/${parts.join('/')}`;
+  return parts.join('/') || '.';
+}
+
+export const joinPath = (dir: string, name: string) => normalizePath(`${dir}/${name}`);
+
+/** A name for a new entry in the current directory, or why not. */
+export function nameProblem(name: string): string | undefined {
+  if (!name) return 'give it a name';
+  if (name === '.' || name === '..' || name.includes('/')) return `${JSON.stringify(name)} is not a name (no '/', '.' or '..')`;
+  return undefined;
+}
+
+const byKind = (e: FileEntry) => (e.type === FileType.FILE_TYPE_DIRECTORY ? 0 : 1);
+const sortEntries = (es: FileEntry[]) => [...es].sort((a, b) => byKind(a) - byKind(b) || a.name.localeCompare(b.name));
+
+export class FilesModel extends Observable {
+  path = '~';
+  entries: FileEntry[] = [];
+  loading = false;
+  error = '';
+  role: Role | 'unknown' = 'unknown';
+  transfers: Transfer[] = [];
+  private queued: { t: Transfer; file: File; overwrite: boolean }[] = [];
+  private seq = 0;
+  private nextTransfer = 1;
+  private uploading = false;
+  private started = false;
+
+  constructor(
+    private readonly conn: ConsoleConnection,
+    readonly machine: string,
+  ) {
+    super();
+  }
+
+  get canWrite(): boolean {
+    return this.role === 'operator';
+  }
+
+  /** The first time the panel shows: the role and the home directory. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    fileRole(this.conn.token, this.machine).then(
+      (r) => {
+        this.role = r;
+        this.changed();
+      },
+      (e: Error) => this.showError(`cannot tell what you may do on ${this.machine}: ${e.message}`),
+    );
+    void this.open('~');
+  }
+
+  async open(path: string): Promise<void> {
+    const want = normalizePath(path.trim() || '~');
+    const seq = ++this.seq;
+    this.loading = true;
+    this.changed();
+    try {
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want });
+      if (seq !== this.seq) return; // a later navigation won
+      this.path = want;
+      this.entries = sortEntries(r.entries);
+      this.error = '';
+    } catch (e) {
+      if (seq === this.seq) this.error = `${want}: ${(e as Error).message}`;
+    } finally {
+      if (seq === this.seq) this.loading = false;
+      this.changed();
+    }
+  }
+
+  refresh = (): Promise<void> => this.open(this.path);
+  enter = (name: string): Promise<void> => this.open(joinPath(this.path, name));
+  up = (): Promise<void> => this.open(joinPath(this.path, '..'));
+
+  async mkdir(name: string): Promise<boolean> {
+    const problem = nameProblem(name);
+    if (problem) return this.showError(problem);
+    try {
+      await this.conn.call('makeDirectory', { machine: this.machine, path: joinPath(this.path, name), parents: false });
+    } catch (e) {
+      return this.showError(`cannot create ${name}: ${(e as Error).message}`);
+    }
+    await this.refresh();
+    return true;
+  }
+
+  /** Removes an entry; a directory with everything in it (the panel asks first). */
+  async remove(e: FileEntry): Promise<boolean> {
+    try {
+      await this.conn.call('removeFile', {
+        machine: this.machine,
+        path: joinPath(this.path, e.name),
+        recursive: e.type === FileType.FILE_TYPE_DIRECTORY,
+      });
+    } catch (err) {
+      return this.showError(`cannot delete ${e.name}: ${(err as Error).message}`);
+    }
+    await this.refresh();
+    return true;
+  }
+
+  async download(e: FileEntry): Promise<void> {
+    const t = this.addTransfer('download', e.name, joinPath(this.path, e.name), e.size);
+    t.state = 'running';
+    try {
+      const blob = await downloadFile(this.conn.token, this.machine, t.path, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+      saveBlob(blob, e.name);
+      t.state = 'done';
+    } catch (err) {
+      this.finishFailed(t, err);
+    }
+    this.changed();
+  }
+
+  /** Queues files for the current directory; they go one at a time. */
+  upload(files: File[], overwrite: boolean): void {
+    for (const f of files) {
+      const t = this.addTransfer('upload', f.name, joinPath(this.path, f.name), f.size);
+      this.queued.push({ t, file: f, overwrite });
+    }
+    void this.drain();
+  }
+
+  cancel(t: Transfer): void {
+    if (t.state === 'queued') {
+      t.state = 'cancelled';
+      this.changed();
+    }
+    t.abort.abort();
+  }
+
+  clearFinished(): void {
+    this.transfers = this.transfers.filter((t) => t.state === 'queued' || t.state === 'running');
+    this.changed();
+  }
+
+  dismissError(): void {
+    this.error = '';
+    this.changed();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.uploading) return;
+    this.uploading = true;
+    try {
+      for (let next = this.queued.shift(); next; next = this.queued.shift()) {
+        const { t, file, overwrite } = next;
+        if (t.state !== 'queued') continue;
+        t.state = 'running';
+        this.changed();
+        try {
+          await uploadFile(this.conn.token, this.machine, t.path, file, overwrite, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+          t.state = 'done';
+        } catch (err) {
+          this.finishFailed(t, err);
+        }
+        this.changed();
+        // The listing shows it (if the user is still in that directory).
+        if (t.path === joinPath(this.path, t.name)) void this.refresh();
+      }
+    } finally {
+      this.uploading = false;
+    }
+  }
+
+  private addTransfer(kind: Transfer['kind'], name: string, path: string, total: number): Transfer {
+    const t: Transfer = { id: this.nextTransfer++, kind, name, path, loaded: 0, total, state: 'queued', error: '', abort: new AbortController() };
+    const finished = this.transfers.filter((x) => x.state !== 'queued' && x.state !== 'running');
+    const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED + 1)));
+    this.transfers = [...this.transfers.filter((x) => !drop.has(x)), t];
+    this.changed();
+    return t;
+  }
+
+  private progress(t: Transfer, loaded: number, total: number): void {
+    t.loaded = loaded;
+    if (Number.isFinite(total)) t.total = total;
+    this.changed();
+  }
+
+  private finishFailed(t: Transfer, err: unknown): void {
+    if (t.abort.signal.aborted) {
+      t.state = 'cancelled';
+      return;
+    }
+    t.state = 'failed';
+    t.error = (err as Error).message;
+  }
+
+  /** Says what went wrong at the top of the panel. */
+  showError(message: string): false {
+    this.error = message;
+    this.changed();
+    return false;
+  }
+}

@@ -1,0 +1,469 @@
+// The console's file panel end to end: Debian's Chromium (playwright-core)
+// on the console a real control plane serves, a real agent behind it. What a
+// person does: open box's Files, walk into a directory, download a file
+// (the bytes checked), drop files on the panel and pick an 8 MiB one (the
+// bytes on disk checked, progress seen), make a folder, delete things; an
+// observer sees download only and is refused an upload. Then the HTTP
+// routes themselves: tokens, bad input, size mismatches that leave nothing,
+// and (in process) a download whose MD5 does not match is cut short.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
+import { launchChromium, type Browser } from './helpers/chromium';
+import { createFileRoutes } from '../control-plane/console/files';
+import { FileType, type DownloadMessage } from '../protocol';
+
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+const MiB = 1024 * 1024;
+
+/** Partial uploads the agent keeps beside a destination (`.NAME.cmdop-ID.part`). */
+const partials = (dir: string) => fs.readdirSync(dir).filter((n) => /\.cmdop-.*\.part$/.test(n));
+
+const sel = {
+  row: (m: string) => `[data-testid=machine-row][data-machine="${m}"]`,
+  panel: '[data-testid=files-panel]',
+  file: (name: string) => `[data-testid=files-panel] [data-testid=file-row][data-name="${name}"]`,
+  transfer: (name: string, state?: string) =>
+    `[data-testid=files-panel] [data-testid=file-transfer][data-name="${name}"]${state ? `[data-state=${state}]` : ''}`,
+};
+
+/** Opens `machine`'s file panel and waits until it knows the role and has listed `~`. */
+async function openPanel(page: Page, role: 'operator' | 'observer', machine = 'box'): Promise<void> {
+  await page.click(`${sel.row(machine)} [data-testid=open-files]`);
+  await page.waitForSelector(`${sel.panel}[data-machine="${machine}"][data-role=${role}][data-path="~"][data-loading="0"]`, { timeout: 15_000 });
+}
+
+async function goTo(page: Page, dir: string): Promise<void> {
+  await page.fill('[data-testid=files-path]', dir);
+  await page.click('[data-testid=files-go]');
+  await page.waitForSelector(`${sel.panel}[data-path="${dir}"][data-loading="0"]`);
+}
+
+/** Names in the listing, in order. */
+const listed = (page: Page) =>
+  page.$$eval('[data-testid=files-panel] [data-testid=file-row]', (rows) => rows.map((r) => (r as HTMLElement).dataset.name ?? ''));
+
+/** Drops files (built in the page from these bytes) on the panel, as a drag from the desktop would. */
+async function dropFiles(page: Page, files: { name: string; data: Buffer }[]): Promise<void> {
+  const dt = await page.evaluateHandle((fs) => {
+    const t = new DataTransfer();
+    for (const f of fs) t.items.add(new File([Uint8Array.from(atob(f.b64), (ch) => ch.charCodeAt(0))], f.name));
+    return t;
+  }, files.map((f) => ({ name: f.name, b64: f.data.toString('base64') })));
+  await page.dispatchEvent(sel.panel, 'dragenter', { dataTransfer: dt });
+  await page.dispatchEvent(sel.panel, 'dragover', { dataTransfer: dt });
+  await page.dispatchEvent(sel.panel, 'drop', { dataTransfer: dt });
+}
+
+describe('console file panel', () => {
+  let c: Cluster;
+  let b: Browser;
+  let web: string;
+  let page: Page;
+  let work: string;
+  const big = crypto.randomBytes(3 * MiB + 17);
+  const pageErrors: string[] = [];
+
+  const api = (p: string, init: RequestInit & { token?: string | null } = {}) => {
+    const headers = new Headers(init.headers);
+    const token = init.token === undefined ? c.token : init.token;
+    if (token) headers.set('authorization', `Bearer ${token}`);
+    return fetch(`${web}${p}`, { ...init, headers });
+  };
+  const q = (o: Record<string, string | number>) => new URLSearchParams(Object.entries(o).map(([k, v]) => [k, String(v)])).toString();
+
+  before(async () => {
+    c = await startCluster();
+    c.client.setMachine('box');
+    web = (await c.client.auth.serverInfo()).webUrl;
+    work = tempDir('cmdop-console-files-');
+    fs.writeFileSync(path.join(work, 'small.txt'), 'hello, files\n');
+    fs.writeFileSync(path.join(work, 'big.bin'), big);
+    fs.mkdirSync(path.join(work, 'sub'));
+    fs.writeFileSync(path.join(work, 'sub', 'inner.txt'), 'inside\n');
+    b = await launchChromium();
+    page = await b.newPage();
+    // Uncaught exceptions and CSP violations fail the last test. A refused
+    // request (a 409 the panel shows) is logged by Chromium as an error too: not ours to count.
+    page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && pageErrors.push(m.text()));
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await page.goto(`${web}/#token=${c.token}`);
+    await page.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+  });
+  after(async () => {
+    await b?.close();
+    await c?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('opens box’s Files at ~, walks into a directory and back up; directories come first', () =>
+    b.step('navigate', async () => {
+      await openPanel(page, 'operator');
+      await goTo(page, work);
+      assert.deepEqual(await listed(page), ['sub', 'big.bin', 'small.txt']);
+      assert.equal(await page.getAttribute(sel.file('sub'), 'data-type'), 'directory');
+      assert.match((await page.textContent(sel.file('big.bin'))) ?? '', /3\.0 MiB/);
+      await page.click(`${sel.file('sub')} [data-testid=file-open]`);
+      await page.waitForSelector(`${sel.panel}[data-path="${work}/sub"][data-loading="0"]`);
+      assert.deepEqual(await listed(page), ['inner.txt']);
+      await page.click('[data-testid=file-parent] button');
+      await page.waitForSelector(`${sel.panel}[data-path="${work}"][data-loading="0"]`);
+      // A path that is not there says so in the panel, and the listing stays where it was.
+      await page.fill('[data-testid=files-path]', `${work}/nope`);
+      await page.click('[data-testid=files-go]');
+      await page.waitForSelector('[data-testid=files-error]');
+      assert.match((await page.textContent('[data-testid=files-error]')) ?? '', /nope/);
+      assert.equal(await page.getAttribute(sel.panel, 'data-path'), work);
+      await page.click('[data-testid=files-error] button');
+    }));
+
+  it('downloads a file: the saved bytes are the file’s, and the read is audited', () =>
+    b.step('download', async () => {
+      const since = Date.now();
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click(`${sel.file('big.bin')} [data-testid=file-download]`)]);
+      assert.equal(dl.suggestedFilename(), 'big.bin');
+      const saved = await dl.path();
+      assert.equal(sha(fs.readFileSync(saved)), sha(big));
+      await page.waitForSelector(sel.transfer('big.bin', 'done'));
+      assert.equal(await page.getAttribute(sel.transfer('big.bin'), 'data-loaded'), String(big.length));
+      const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
+      assert.ok(audit.some((e) => e.action === 'file-read' && e.ok && e.detail === path.join(work, 'big.bin')), 'file-read audited');
+    }));
+
+  it('uploads files dropped on the panel, byte for byte, and lists them', () =>
+    b.step('drop-upload', async () => {
+      const one = crypto.randomBytes(100_000);
+      const two = Buffer.from('dropped text, ünïcödé\n');
+      await dropFiles(page, [
+        { name: 'dropped-one.bin', data: one },
+        { name: 'dropped two ü.txt', data: two },
+      ]);
+      await page.waitForSelector(sel.transfer('dropped-one.bin', 'done'), { timeout: 15_000 });
+      await page.waitForSelector(sel.transfer('dropped two ü.txt', 'done'), { timeout: 15_000 });
+      assert.equal(sha(fs.readFileSync(path.join(work, 'dropped-one.bin'))), sha(one));
+      assert.deepEqual(fs.readFileSync(path.join(work, 'dropped two ü.txt')), two);
+      await page.waitForSelector(sel.file('dropped two ü.txt'));
+      assert.deepEqual(partials(work), []);
+      // An empty file goes too.
+      await dropFiles(page, [{ name: 'empty.txt', data: Buffer.alloc(0) }]);
+      await page.waitForSelector(sel.transfer('empty.txt', 'done'));
+      assert.equal(fs.statSync(path.join(work, 'empty.txt')).size, 0);
+    }));
+
+  it('shows an 8 MiB upload’s progress (through the file picker) and it arrives byte for byte', () =>
+    b.step('progress', async () => {
+      const eight = crypto.randomBytes(8 * MiB);
+      // Every progress value the panel shows, as it shows it.
+      await page.evaluate(() => {
+        const seen: number[] = ((globalThis as any).__progress = []);
+        new MutationObserver((records) => {
+          for (const r of records) {
+            const el = r.target as HTMLElement;
+            if (el.dataset?.testid === 'file-transfer' && el.dataset.name === 'eight.bin') seen.push(Number(el.dataset.loaded));
+          }
+        }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-loaded'] });
+      });
+      // From a file on disk, as a person picks it (a buffer would cross to the browser as base64, slowly).
+      const local = path.join(tempDir('cmdop-console-local-'), 'eight.bin');
+      fs.writeFileSync(local, eight);
+      try {
+        await page.setInputFiles('[data-testid=files-input]', local);
+        await page.waitForSelector(sel.transfer('eight.bin', 'done'), { timeout: 60_000 });
+      } finally {
+        fs.rmSync(path.dirname(local), { recursive: true, force: true });
+      }
+      const seen = (await page.evaluate(() => (globalThis as any).__progress)) as number[];
+      assert.ok(
+        seen.some((v) => v > 0 && v < eight.length),
+        `progress between 0 and ${eight.length} was shown (saw ${seen.slice(0, 20).join(', ')})`,
+      );
+      assert.equal(seen[seen.length - 1], eight.length);
+      assert.equal(sha(fs.readFileSync(path.join(work, 'eight.bin'))), sha(eight));
+    }));
+
+  it('an upload cancelled part way leaves nothing on the machine', () =>
+    b.step('cancel', async () => {
+      const local = path.join(tempDir('cmdop-console-local-'), 'cancelled.bin');
+      fs.writeFileSync(local, crypto.randomBytes(64 * MiB));
+      try {
+        await page.setInputFiles('[data-testid=files-input]', local);
+        await page.click(`${sel.transfer('cancelled.bin', 'running')} [data-testid=file-cancel]`);
+        await page.waitForSelector(sel.transfer('cancelled.bin', 'cancelled'));
+      } finally {
+        fs.rmSync(path.dirname(local), { recursive: true, force: true });
+      }
+      assert.ok(!fs.existsSync(path.join(work, 'cancelled.bin')));
+      await eventually(() => partials(work).length === 0, 10_000, `no partial file (${partials(work).join(', ')})`);
+    }));
+
+  it('refuses to upload over a file unless “replace” is ticked', () =>
+    b.step('overwrite', async () => {
+      await dropFiles(page, [{ name: 'small.txt', data: Buffer.from('new contents\n') }]);
+      await page.waitForSelector(sel.transfer('small.txt', 'failed'));
+      assert.match((await page.textContent(sel.transfer('small.txt'))) ?? '', /already exists/);
+      assert.equal(fs.readFileSync(path.join(work, 'small.txt'), 'utf8'), 'hello, files\n');
+      await page.click('[data-testid=files-clear-transfers]');
+      await page.check('[data-testid=files-overwrite]');
+      await dropFiles(page, [{ name: 'small.txt', data: Buffer.from('new contents\n') }]);
+      await page.waitForSelector(sel.transfer('small.txt', 'done'));
+      assert.equal(fs.readFileSync(path.join(work, 'small.txt'), 'utf8'), 'new contents\n');
+      await page.uncheck('[data-testid=files-overwrite]');
+    }));
+
+  it('makes a folder and deletes a file and a folder, asking first', () =>
+    b.step('mkdir-delete', async () => {
+      await page.click('[data-testid=files-mkdir]');
+      await page.fill('[data-testid=files-mkdir-name]', 'a/b');
+      await page.click('[data-testid=files-mkdir-ok]');
+      await page.waitForSelector('[data-testid=files-error]');
+      await page.click('[data-testid=files-error] button');
+      await page.fill('[data-testid=files-mkdir-name]', 'made');
+      await page.click('[data-testid=files-mkdir-ok]');
+      await page.waitForSelector(`${sel.file('made')}[data-type=directory]`);
+      assert.ok(fs.statSync(path.join(work, 'made')).isDirectory());
+      fs.writeFileSync(path.join(work, 'made', 'x'), 'x');
+
+      await page.click(`${sel.file('empty.txt')} [data-testid=file-delete]`);
+      assert.ok(fs.existsSync(path.join(work, 'empty.txt')), 'nothing is deleted before the confirmation');
+      await page.click(`${sel.file('empty.txt')} [data-testid=file-delete-confirm]`);
+      await page.waitForSelector(sel.file('empty.txt'), { state: 'detached' });
+      assert.ok(!fs.existsSync(path.join(work, 'empty.txt')));
+
+      await page.click(`${sel.file('made')} [data-testid=file-delete]`);
+      await page.click(`${sel.file('made')} [data-testid=file-delete-confirm]`);
+      await page.waitForSelector(sel.file('made'), { state: 'detached' });
+      assert.ok(!fs.existsSync(path.join(work, 'made')));
+    }));
+
+  it('an observer sees download only; the control plane refuses their upload (403) and audits it', () =>
+    b.step('observer', async () => {
+      await c.client.auth.addUser('olga', { password: 'olga-password-1' });
+      await c.client.auth.grant('box', 'olga', 'observer');
+      const olga = (await c.client.auth.createToken('olga-files', 0, 'olga')).token;
+      const p = await b.newPage();
+      try {
+        p.on('pageerror', (e) => pageErrors.push(String(e)));
+        await p.goto(`${web}/#token=${olga}`);
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        await openPanel(p, 'observer');
+        await goTo(p, work);
+        await p.waitForSelector('[data-testid=files-readonly]');
+        for (const control of ['files-upload', 'files-input', 'files-mkdir', 'files-overwrite', 'file-delete']) {
+          assert.equal(await p.locator(`${sel.panel} [data-testid=${control}]`).count(), 0, `no ${control} for an observer`);
+        }
+        // Dropping does nothing for an observer.
+        await dropFiles(p, [{ name: 'olga.txt', data: Buffer.from('no') }]);
+        assert.equal(await p.locator('[data-testid=file-transfer]').count(), 0);
+        const [dl] = await Promise.all([p.waitForEvent('download'), p.click(`${sel.file('small.txt')} [data-testid=file-download]`)]);
+        assert.equal(fs.readFileSync(await dl.path(), 'utf8'), 'new contents\n');
+      } finally {
+        await p.close();
+      }
+      const since = Date.now();
+      const r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, 'olga.txt'), size: 2 })}`, { method: 'POST', token: olga });
+      assert.equal(r.status, 403);
+      const body = await r.json();
+      assert.equal(body.code, 'PERMISSION_DENIED');
+      assert.match(body.message, /olga may only observe box/);
+      assert.ok(!fs.existsSync(path.join(work, 'olga.txt')));
+      const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
+      assert.ok(audit.some((e) => e.action === 'file-write' && !e.ok && e.actor === 'olga'), 'the refusal is audited');
+      assert.equal((await (await api(`/files/access?${q({ machine: 'box' })}`, { token: olga })).json()).role, 'observer');
+    }));
+
+  it('HTTP: the token only from the header (401), bad input (400), missing (404), not a file (412), exists (409)', async () => {
+    const dl = (o: Record<string, string>, token?: string | null) => api(`/files/download?${q(o)}`, { token });
+    let r = await dl({ machine: 'box', path: path.join(work, 'small.txt') }, null);
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer');
+    assert.equal((await r.json()).code, 'UNAUTHENTICATED');
+    r = await dl({ machine: 'box', path: path.join(work, 'small.txt'), token: c.token, access_token: c.token }, null);
+    assert.equal(r.status, 401, 'a token in the URL is not read');
+    await r.body?.cancel();
+    r = await api(`/files/download?${q({ machine: 'box', path: 'x' })}`, { token: null, headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } });
+    assert.equal(r.status, 401);
+    await r.body?.cancel();
+
+    for (const [o, status, code] of [
+      [{ machine: 'box', path: `${work}/a\0b` }, 400, 'INVALID_ARGUMENT'],
+      [{ machine: 'box', path: '' }, 400, 'INVALID_ARGUMENT'],
+      [{ machine: 'box', path: 'x'.repeat(5000) }, 400, 'INVALID_ARGUMENT'],
+      [{ path: path.join(work, 'small.txt') }, 400, 'INVALID_ARGUMENT'],
+      [{ machine: '../box', path: path.join(work, 'small.txt') }, 400, 'INVALID_ARGUMENT'],
+      [{ machine: 'nobox', path: path.join(work, 'small.txt') }, 404, 'NOT_FOUND'],
+      [{ machine: 'box', path: path.join(work, 'missing.txt') }, 404, 'NOT_FOUND'],
+      [{ machine: 'box', path: work }, 412, 'FAILED_PRECONDITION'],
+    ] as const) {
+      r = await dl(o as Record<string, string>);
+      const body = await r.json();
+      assert.equal(r.status, status, `${JSON.stringify(o).slice(0, 80)}: ${JSON.stringify(body)}`);
+      assert.equal(body.code, code);
+      assert.equal(r.headers.get('content-type'), 'application/json');
+      assert.equal(r.headers.get('cache-control'), 'no-store');
+    }
+
+    // A good one: the headers a download needs.
+    r = await dl({ machine: 'box', path: path.join(work, 'dropped two ü.txt') });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(r.headers.get('content-length'), String(Buffer.byteLength('dropped text, ünïcödé\n')));
+    assert.equal(r.headers.get('content-disposition'), `attachment; filename="dropped two _.txt"; filename*=UTF-8''dropped%20two%20%C3%BC.txt`);
+    assert.equal(await r.text(), 'dropped text, ünïcödé\n');
+
+    const open = (o: Record<string, string | number>) => api(`/files/upload?${q({ machine: 'box', ...o })}`, { method: 'POST' });
+    for (const [o, status, code] of [
+      [{ path: path.join(work, 'n.txt'), size: 'ten' }, 400, 'INVALID_ARGUMENT'],
+      [{ path: path.join(work, 'n.txt'), size: -1 }, 400, 'INVALID_ARGUMENT'],
+      [{ path: path.join(work, 'n.txt'), size: 1, overwrite: 'yes' }, 400, 'INVALID_ARGUMENT'],
+      [{ path: path.join(work, 'small.txt'), size: 1 }, 409, 'ALREADY_EXISTS'],
+      [{ path: path.join(work, 'nodir', 'n.txt'), size: 1 }, 404, 'NOT_FOUND'],
+      [{ path: work, size: 1, overwrite: 1 }, 412, 'FAILED_PRECONDITION'],
+    ] as const) {
+      r = await open(o);
+      const body = await r.json();
+      assert.equal(r.status, status, `${JSON.stringify(o)}: ${JSON.stringify(body)}`);
+      assert.equal(body.code, code);
+    }
+    r = await api('/files/download', { method: 'DELETE' });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers.get('allow'), 'GET');
+    await r.body?.cancel();
+    r = await api('/files/upload/nosuchupload?offset=0', { method: 'PUT', body: 'x' });
+    assert.equal(r.status, 404);
+    await r.body?.cancel();
+    assert.deepEqual(partials(work), []);
+  });
+
+  it('HTTP: an upload in parts; a body longer than announced, or given up part way, leaves nothing', async () => {
+    const open = async (name: string, size: number) => {
+      const r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, name), size })}`, { method: 'POST' });
+      assert.equal(r.status, 200);
+      return (await r.json()) as { id: string; offset: number };
+    };
+    const put = (id: string, offset: number, body: Buffer) => api(`/files/upload/${id}?${q({ offset })}`, { method: 'PUT', body: new Uint8Array(body) });
+
+    // Two parts, then the file with its entry and MD5.
+    const data = crypto.randomBytes(300_000);
+    let u = await open('parts.bin', data.length);
+    let r = await put(u.id, 0, data.subarray(0, 100_000));
+    assert.deepEqual(await r.json(), { offset: 100_000, size: data.length });
+    r = await put(u.id, 0, data.subarray(0, 10));
+    assert.equal(r.status, 412, 'a part must start where the upload is');
+    assert.equal((await r.json()).offset, 100_000);
+    assert.ok(!fs.existsSync(path.join(work, 'parts.bin')), 'nothing under the name before the last part');
+    r = await put(u.id, 100_000, data.subarray(100_000));
+    const done = await r.json();
+    assert.equal(r.status, 200);
+    assert.equal(done.entry.size, data.length);
+    assert.equal(done.entry.type, FileType.FILE_TYPE_FILE);
+    assert.equal(done.md5, crypto.createHash('md5').update(data).digest('hex'));
+    assert.deepEqual(fs.readFileSync(path.join(work, 'parts.bin')), data);
+    r = await put(u.id, data.length, Buffer.alloc(0));
+    assert.equal(r.status, 404, 'a finished upload takes no more parts');
+    await r.body?.cancel();
+
+    // Longer than announced (Content-Length says so): refused at once.
+    u = await open('long.bin', 10);
+    r = await put(u.id, 0, Buffer.alloc(20, 1));
+    assert.equal(r.status, 400);
+    assert.equal((await r.json()).code, 'INVALID_ARGUMENT');
+
+    // Longer than announced, found out as it streams (chunked, no Content-Length).
+    u = await open('long2.bin', 100_000);
+    const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = chunkedPut(`${web}/files/upload/${u.id}?offset=0`, c.token, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 30; i++) req.write(Buffer.alloc(10_000, i));
+      req.end();
+    });
+    assert.equal(streamed.status, 400, streamed.body);
+    assert.match(JSON.parse(streamed.body).message, /more bytes than the announced size/);
+
+    // Shorter: the upload waits for the rest; given up, it leaves nothing.
+    u = await open('short.bin', 100_000);
+    r = await put(u.id, 0, Buffer.alloc(10_000, 7));
+    assert.deepEqual(await r.json(), { offset: 10_000, size: 100_000 });
+    await eventually(() => partials(work).length === 1, 10_000, 'the partial file of the open upload');
+    r = await api(`/files/upload/${u.id}`, { method: 'DELETE' });
+    assert.equal(r.status, 204);
+
+    // Someone else's upload is not there for another user.
+    u = await open('mine.bin', 5);
+    const olga = (await c.client.auth.createToken('olga-files-2', 0, 'olga')).token;
+    r = await api(`/files/upload/${u.id}?offset=0`, { method: 'PUT', body: 'hello', token: olga });
+    assert.equal(r.status, 404);
+    await r.body?.cancel();
+    r = await api(`/files/upload/${u.id}`, { method: 'DELETE' });
+    assert.equal(r.status, 204);
+
+    for (const name of ['long.bin', 'long2.bin', 'short.bin', 'mine.bin']) assert.ok(!fs.existsSync(path.join(work, name)), `no ${name}`);
+    await eventually(() => partials(work).length === 0, 10_000, `no partial files (${partials(work).join(', ')})`);
+  });
+
+  it('a download whose MD5 does not match the agent’s is cut short, never completed (in process)', async () => {
+    const file = Buffer.from('hello, verified world\n');
+    const md5 = crypto.createHash('md5').update(file).digest();
+    let sendMd5 = md5;
+    const routes = createFileRoutes({
+      access: {} as never,
+      registry: {} as never,
+      handlers: {
+        // The agent's side of a download, as fileService.ts's handler relays it: entry, chunks, done.
+        download: (call: { write(m: DownloadMessage): boolean; end(): void }) => {
+          const entry = { name: 'f', type: FileType.FILE_TYPE_FILE, size: file.length, mode: 0o644, mtimeMs: Date.now(), linkTarget: '' };
+          call.write({ msg: { $case: 'entry', value: entry } });
+          call.write({ msg: { $case: 'chunk', value: { requestId: 1, offset: 0, data: file.subarray(0, 10) } } });
+          call.write({ msg: { $case: 'chunk', value: { requestId: 1, offset: 10, data: file.subarray(10) } } });
+          setTimeout(() => {
+            call.write({ msg: { $case: 'done', value: { requestId: 1, md5: sendMd5, size: file.length } } });
+            call.end();
+          }, 50);
+        },
+        upload: () => {},
+      },
+    });
+    const server = http.createServer((req, res) => void routes.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/download?machine=box&path=f`;
+    const get = () =>
+      new Promise<{ status: number; got: Buffer; complete: boolean }>((resolve) => {
+        const parts: Buffer[] = [];
+        http.get(url, (res) => {
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('error', () => {}); // a cut response: 'close' says how far it got
+          res.on('close', () => resolve({ status: res.statusCode ?? 0, got: Buffer.concat(parts), complete: res.complete }));
+        });
+      });
+    try {
+      const good = await get();
+      assert.deepEqual(good, { status: 200, got: file, complete: true });
+      sendMd5 = Buffer.alloc(16);
+      const bad = await get();
+      assert.equal(bad.complete, false, 'the response is cut');
+      assert.deepEqual(bad.got, file.subarray(0, 10), 'the last chunk was held back: the bytes before it only');
+    } finally {
+      routes.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('logged no errors in the page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
+
+/** A PUT with a chunked body (no Content-Length), which fetch cannot send from a Buffer. */
+function chunkedPut(url: string, token: string, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+  return http.request(url, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked' } }, onResponse);
+}
