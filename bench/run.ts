@@ -21,6 +21,10 @@
 // the longest main-thread stall during it, in Debian's Chromium; beside them
 // the same `cat` through the gateway to a Node client that renders nothing.
 //
+// Then the issue-7 figures (bench/files.ts, BENCH_ONLY=files): a 1 GiB file
+// downloaded and uploaded with `cmdop cp` and with `scp` against the issue-2
+// sshd, and keystroke echo on a terminal while `cmdop cp` runs vs idle.
+//
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
 // auth, sessions, or one of reconnect, agents, observers; console; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
@@ -29,7 +33,9 @@
 // 2000), BENCH_PASTE_MIB (8), BENCH_PASTE_REPS (3), BENCH_AUTH_MICRO (20000),
 // and BENCH_ECHO_SAMPLES; the issue-3 knobs are listed in bench/sessions.ts;
 // for console: BENCH_RENDER_MB (default 50), BENCH_RENDER_ROUNDS (3),
-// BENCH_RENDER_CHUNK_KIB (the bare page's write size, 64).
+// BENCH_RENDER_CHUNK_KIB (the bare page's write size, 64); for files:
+// BENCH_FILES_MB (MiB, default 1024), BENCH_FILES_ROUNDS (3), BENCH_FILES_SCP
+// (sftp or legacy: `scp -O`), and BENCH_ECHO_SAMPLES, BENCH_SKIP_SSH.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +46,7 @@ import { consoleRenderConfig, consoleRenderReport, measureConsoleRender } from '
 import { sdkShellChannel, sshShellChannel } from './channels';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { measureEcho, prepareEchoShell } from './echo';
+import { filesConfig, filesReport, measureFiles } from './files';
 import { FloodResult, measureFlood } from './flood';
 import { ProcessSet } from './procs';
 import { rssMb, sampleRss } from './procfs';
@@ -68,21 +75,22 @@ function envNumber(name: string, dflt: number): number {
   return n;
 }
 
-type Phase = 'issue2' | 'auth' | SessionPhase | 'console';
+type Phase = 'issue2' | 'auth' | SessionPhase | 'console' | 'files';
 
-/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console (any of them); unset: every phase. */
+/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console,files (any of them); unset: every phase. */
 function phasesToRun(): Set<Phase> {
   const raw = process.env.BENCH_ONLY?.trim();
-  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console']);
+  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console', 'files']);
   const out = new Set<Phase>();
   for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
     if (word === 'issue2') out.add('issue2');
     else if (word === 'auth') out.add('auth');
     else if (word === 'console' || word === 'issue5') out.add('console');
+    else if (word === 'files' || word === 'issue7') out.add('files');
     else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
     else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
     else {
-      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console)`);
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console, files)`);
     }
   }
   return out;
@@ -467,6 +475,12 @@ async function main(): Promise<number> {
         cleanups,
       });
       process.stdout.write(consoleRenderReport(r));
+    }
+    if (phases.has('files')) {
+      // Its own sshd, control plane and agent, stopped at its end.
+      const r = await measureFiles({ dir: path.join(dir, 'files'), procs, cfg: filesConfig(envNumber), progress, cleanups });
+      process.stdout.write(filesReport(r));
+      await procs.stopAll(); // the sshd
     }
     return code;
   } finally {
