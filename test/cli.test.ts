@@ -91,6 +91,8 @@ describe('cmdop CLI', () => {
     await w.waitFor('hello-42'); // the current screen first
     w.p.write('echo typed-by-watcher\r'); // never sent
     t.p.resize(120, 40);
+    // The resize (SIGWINCH) and the next keystrokes race inside the CLI; type once the terminal has the new size.
+    await eventually(async () => (await c.client.terminal.list('box')).find((x) => x.terminalId === id)?.cols === 120, 10_000, 'the PTY at 120 columns');
     t.p.write('tput cols; echo after-$((1+2))\r');
     await t.waitFor('after-3');
     await t.waitFor('120');
