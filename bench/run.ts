@@ -26,7 +26,7 @@
 // sshd, and keystroke echo on a terminal while `cmdop cp` runs vs idle.
 //
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
-// auth, sessions, or one of reconnect, agents, observers; console; default all),
+// auth, sessions, or one of reconnect, agents, observers; console; files; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
 // default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
 // BENCH_SKIP_SSH (set: no ssh comparison); for auth: BENCH_AUTH_CALLS (default

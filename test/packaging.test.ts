@@ -233,7 +233,14 @@ describe('electron-builder.yml', () => {
       validateConfiguration(c: BuilderConfig, log: unknown): Promise<void>;
     }>('app-builder-lib/out/util/config/config');
     const { DebugLogger } = builderRequire<{ DebugLogger: new (enabled: boolean) => unknown }>('builder-util');
-    const c = await getConfig(ROOT, path.join(ROOT, 'electron-builder.yml'), null);
+    // electron-builder logs "loaded configuration" to stdout, which node:test's
+    // runner reads as its own protocol: keep it off stdout while it runs.
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+      typeof chunk === 'string' && chunk.includes('loaded configuration')
+        ? process.stderr.write(chunk)
+        : (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest)) as typeof write;
+    const c = await getConfig(ROOT, path.join(ROOT, 'electron-builder.yml'), null).finally(() => (process.stdout.write = write));
     await validateConfiguration(c, new DebugLogger(false));
     return (cached = c);
   }
