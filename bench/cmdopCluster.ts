@@ -148,9 +148,11 @@ export async function startCmdop(
     admin.close();
   }
   const agentLog = new Tail();
+  // BENCH_AGENT_NODE_ARGS: like BENCH_CP_NODE_ARGS, for the agent's node.
+  const agentNodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const agent = procs.spawn(
     process.execPath,
-    [CLI, 'agent', '--server', server, '--name', machine, '--state-dir', path.join(dir, 'agent'), '--enroll-token', enrollToken],
+    [...agentNodeArgs, CLI, 'agent', '--server', server, '--name', machine, '--state-dir', path.join(dir, 'agent'), '--enroll-token', enrollToken],
     { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
   );
   agent.stderr!.on('data', (d: Buffer) => agentLog.push(d));
