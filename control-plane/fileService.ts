@@ -17,6 +17,8 @@ import {
   RenameFileRequest,
   UploadMessage,
   UploadReply,
+  FILE_CHUNK_FIELD,
+  encodeFileChunkEnvelope,
 } from '../protocol';
 import { authedUnary } from './clientService';
 import { ApiError, invalid, toStatus } from './errors';
@@ -107,7 +109,8 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
             { path: req.path, offset: req.offset, expectMtimeMs: req.expectMtimeMs, expectSize: req.expectSize },
             {
               entry: (e) => call.write({ msg: { $case: 'entry', value: e } }),
-              chunk: (c) => call.write({ msg: { $case: 'chunk', value: c } }),
+              // Encoded passes through the serializer (protocol/grpc.ts).
+              chunk: (c) => call.write(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.download, c.requestId, c.offset, c.data) as unknown as DownloadMessage),
               done: (d) => {
                 finished = true;
                 call.write({ msg: { $case: 'done', value: d } });

@@ -14,6 +14,9 @@ import {
   FileReply,
   FileRequest,
   AgentMessage,
+  Encoded,
+  FILE_CHUNK_FIELD,
+  encodeFileChunkEnvelope,
 } from '../protocol';
 import { ApiError, type ErrorCode, unavailable } from './errors';
 
@@ -81,7 +84,8 @@ export class FileRouter {
   constructor(
     private readonly machine: string,
     /** Sends to the agent; false when it has no stream now. */
-    private readonly send: (m: ControlMessage) => boolean,
+    /** `bulk`: upload chunks and the FileDone after them (lib/prioritySender.ts). */
+    private readonly send: (m: ControlMessage | Encoded, bulk?: boolean) => boolean,
   ) {}
 
   /** A unary operation (list, stat, mkdir, remove, rename). */
@@ -132,12 +136,12 @@ export class FileRouter {
       chunk: (c) => {
         if (!live()) return;
         if (!p.opened) return this.failUpload(id, p, new ApiError('FAILED_PRECONDITION', 'wait for `opened` before sending chunks'));
-        if (!this.send({ msg: { $case: 'fileChunk', value: { ...c, requestId: id } } })) this.failUpload(id, p, this.offline());
+        if (!this.send(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.control, id, c.offset, c.data), true)) this.failUpload(id, p, this.offline());
       },
       done: (d) => {
         if (!live()) return;
         p.finishing = true;
-        if (!this.send({ msg: { $case: 'fileDone', value: { ...d, requestId: id } } })) this.failUpload(id, p, this.offline());
+        if (!this.send({ msg: { $case: 'fileDone', value: { ...d, requestId: id } } }, true)) this.failUpload(id, p, this.offline());
       },
       cancel: (reason, discard) => this.cancel(id, reason, discard),
     };

@@ -6,6 +6,7 @@ import {
   AgentMessage,
   Capabilities,
   ControlMessage,
+  Encoded,
   Heartbeat,
   MachineInfo,
   SessionState,
@@ -16,6 +17,7 @@ import {
 } from '../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
 import { FileRouter } from './files';
+import { PrioritySender } from '../lib/prioritySender';
 import { TerminalRelay } from './relay';
 import type { Store } from './store';
 import type { Logger } from '../lib/logger';
@@ -63,7 +65,10 @@ export class AgentSession {
   stateReason = 'session created';
   stateSinceMs = Date.now();
   deadlineMs = 0;
+  /** The agent's stream now; set through setStream(). */
   stream: AgentCall | null = null;
+  /** Writes to `stream`: upload chunks wait behind terminal traffic (lib/prioritySender.ts). */
+  private sender: PrioritySender<ControlMessage> | null = null;
   lastHeartbeat: Heartbeat | undefined;
   readonly terminals = new Map<string, TerminalRelay>();
   /** File operations in flight to this agent. */
@@ -85,16 +90,25 @@ export class AgentSession {
     private deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ machine: name, session: sessionId });
-    this.files = new FileRouter(name, (m) => this.sendToAgent(m));
+    this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk));
     deps.store.createSession(sessionId, agentId, this.state, this.stateReason);
   }
 
   // ---- RelayHost
 
-  sendToAgent(msg: ControlMessage): boolean {
-    if (!this.stream) return false;
-    this.stream.write(msg);
+  /** `bulk`: an upload's chunk, or what must follow its chunks. */
+  sendToAgent(msg: ControlMessage | Encoded, bulk = false): boolean {
+    if (!this.sender) return false;
+    // Encoded passes through the serializer (protocol/grpc.ts).
+    if (bulk) this.sender.sendBulk(msg as ControlMessage);
+    else this.sender.send(msg as ControlMessage);
     return true;
+  }
+
+  private setStream(call: AgentCall | null): void {
+    this.sender?.close();
+    this.stream = call;
+    this.sender = call && new PrioritySender<ControlMessage>(call);
   }
 
   agentConnected(): boolean {
@@ -138,7 +152,7 @@ export class AgentSession {
       this.files.failAll(reason);
       for (const relay of this.terminals.values()) relay.endAll(change);
       const call = this.stream;
-      this.stream = null;
+      this.setStream(null);
       call?.end();
       this.deps.onEnded(this);
     } else {
@@ -149,7 +163,7 @@ export class AgentSession {
   /** A stream now carries this session (a registration or a resume). */
   bindStream(call: AgentCall): void {
     const old = this.stream;
-    this.stream = call;
+    this.setStream(call);
     if (old && old !== call) {
       old.end();
       this.files.failAll('the agent reconnected on a new stream');
@@ -160,7 +174,7 @@ export class AgentSession {
   /** The stream ended or failed; the session waits out its grace period. */
   streamLost(call: AgentCall, reason: string): void {
     if (this.stream !== call) return;
-    this.stream = null;
+    this.setStream(null);
     clearTimeout(this.heartbeatTimer);
     // A transfer cannot continue on another stream: the client resumes it.
     this.files.failAll(reason);

@@ -19,6 +19,8 @@ import {
   MAX_UPLOAD_IN_FLIGHT,
   UploadMessage,
   UploadReply,
+  FILE_CHUNK_FIELD,
+  encodeFileChunkEnvelope,
 } from '../protocol';
 import { ChunkSizer, SentChunks } from '../lib/chunkSizer';
 import type { CmdopClient } from './client';
@@ -126,9 +128,12 @@ export class FilesApi {
     const st = await fsp.stat(localPath);
     if (!st.isFile()) throw new InvalidArgumentError(`${localPath} is ${st.isDirectory() ? 'a directory (copy it with -r)' : 'not a regular file'}`);
     const fh = await fsp.open(localPath, 'r');
+    // One read buffer, reused: each chunk is hashed and copied into its message before the next read.
+    let scratch: Buffer | undefined;
     try {
       return await this.send(remotePath, st.size, o.mode ?? st.mode & 0o777, o, async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
+        if (!scratch || scratch.length < length) scratch = Buffer.allocUnsafe(Math.max(length, MAX_FILE_CHUNK));
+        const buf = scratch.subarray(0, length);
         const { bytesRead } = await fh.read(buf, 0, length, offset);
         if (bytesRead !== length) throw new FailedPreconditionError(`${localPath} changed while it was being sent (it is shorter now)`);
         return buf;
@@ -326,7 +331,7 @@ export class FilesApi {
           const data = await readAt(sent, n);
           if (failed) return;
           hash.update(data);
-          call.write({ msg: { $case: 'chunk', value: { requestId: 0, offset: sent, data } } });
+          call.write(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.upload, 0, sent, data) as unknown as UploadMessage);
           chunks.sent(sent, n, performance.now());
           sent += n;
         }

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentMessage, FileDone, FileReply, FileRequest, FileType } from '../protocol';
+import { AgentMessage, Encoded, FileDone, FileReply, FileRequest, FileType } from '../protocol';
 import { createLogger } from '../lib/logger';
 import { ChunkSizer, MAX_FILE_CHUNK, MAX_FILE_WINDOW, MIN_FILE_CHUNK, SentChunks } from '../lib/chunkSizer';
 import { FileService, FileServiceOptions } from '../app/agent/files/service';
@@ -64,7 +64,8 @@ class Harness {
     this.svc = new FileService({
       send: (m) => {
         if (!this.connected) return false;
-        const msg = m.msg as FileMsg;
+        // File chunks come pre-encoded (protocol/fastEncode.ts): decode them as the control plane would.
+        const msg = (m instanceof Encoded ? AgentMessage.decode(m.bytes) : m).msg as FileMsg;
         const box = this.boxes.get(msg.value.requestId);
         if (box) box.push(msg);
         else this.stray.push(msg);
@@ -552,7 +553,7 @@ describe('file service: special files and permissions', () => {
         const ops = ${JSON.stringify(ops)};
         const replies = [];
         const svc = new FileService({ logger: createLogger('t', 'silent'), send: (m) => {
-          if (m.msg.$case === 'fileReply') replies.push(m.msg.value);
+          if (m.msg?.$case === 'fileReply') replies.push(m.msg.value); // file chunks come as Encoded (no .msg)
           if (replies.length === ops.length) { console.log(JSON.stringify(replies)); process.exit(0); }
           return true;
         } });

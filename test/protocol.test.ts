@@ -3,7 +3,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { AgentMessage, OUTPUT_FIELD, OutputLog, OutputStream, ServerMessage, encodeOutputEnvelope } from '../protocol';
+import {
+  AgentMessage,
+  ControlMessage,
+  DownloadMessage,
+  FILE_CHUNK_FIELD,
+  OUTPUT_FIELD,
+  OutputLog,
+  OutputStream,
+  ServerMessage,
+  UploadMessage,
+  encodeFileChunkEnvelope,
+  encodeOutputEnvelope,
+} from '../protocol';
 
 describe('encodeOutputEnvelope', () => {
   const cases = [
@@ -19,6 +31,29 @@ describe('encodeOutputEnvelope', () => {
       const expectedServer = ServerMessage.decode(ServerMessage.encode({ msg: { $case: 'output', value } }).finish());
       assert.deepEqual(agent, expectedAgent);
       assert.deepEqual(server, expectedServer);
+    });
+  }
+});
+
+describe('encodeFileChunkEnvelope', () => {
+  const envelopes = [
+    { name: 'AgentMessage.fileChunk', field: FILE_CHUNK_FIELD.agent, encode: (value: object) => AgentMessage.encode({ msg: { $case: 'fileChunk', value } as never }).finish() },
+    { name: 'ControlMessage.fileChunk', field: FILE_CHUNK_FIELD.control, encode: (value: object) => ControlMessage.encode({ msg: { $case: 'fileChunk', value } as never }).finish() },
+    { name: 'DownloadMessage.chunk', field: FILE_CHUNK_FIELD.download, encode: (value: object) => DownloadMessage.encode({ msg: { $case: 'chunk', value } as never }).finish() },
+    { name: 'UploadMessage.chunk', field: FILE_CHUNK_FIELD.upload, encode: (value: object) => UploadMessage.encode({ msg: { $case: 'chunk', value } as never }).finish() },
+  ];
+  const cases = [
+    { requestId: 0, offset: 0, data: new Uint8Array() },
+    { requestId: 1, offset: 0, data: Buffer.from('x') },
+    { requestId: 300, offset: 2 ** 40 + 3, data: Buffer.alloc(70_000, 7) },
+    { requestId: 2 ** 31, offset: Number.MAX_SAFE_INTEGER, data: Buffer.alloc(2 * 1024 * 1024, 1) },
+  ];
+  for (const e of envelopes) {
+    it(`writes exactly what the generated encoder writes: ${e.name}`, () => {
+      for (const c of cases) {
+        const fast = encodeFileChunkEnvelope(e.field, c.requestId, c.offset, c.data).bytes;
+        assert.ok(Buffer.from(e.encode(c)).equals(fast), `${e.name} ${c.requestId} ${c.offset} ${c.data.length}`);
+      }
     });
   }
 });

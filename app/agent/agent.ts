@@ -22,6 +22,7 @@ import { loadIdentity } from './identity';
 import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
 import { FileService } from './files/service';
+import { PrioritySender } from '../../lib/prioritySender';
 
 export interface AgentOptions {
   /** Control plane address as gRPC dials it, HOST:PORT. */
@@ -87,6 +88,8 @@ export class Agent extends EventEmitter {
   private resumeToken: Uint8Array = new Uint8Array();
   private client: grpc.Client | undefined;
   private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
+  /** Writes to `call`: file chunks wait behind terminal traffic. */
+  private sender: PrioritySender<AgentMessage> | undefined;
   private ready = false; // registered/resumed on the current stream
   private attempt = 0;
   private connectSeq = 0;
@@ -103,7 +106,7 @@ export class Agent extends EventEmitter {
     this.logger = opts.logger ?? createLogger('agent');
     this.agentId = loadIdentity(opts.stateDir).agentId;
     this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
-    this.files = new FileService({ send: (m) => this.send(m), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
+    this.files = new FileService({ send: (m, bulk) => this.send(m, bulk), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
   }
 
   /** Connects; resolves once the first session is registered, rejects if refused. */
@@ -193,6 +196,7 @@ export class Agent extends EventEmitter {
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
     const call = (this.client as any).connect(md) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     this.call = call;
+    this.sender = new PrioritySender(call);
     this.ready = false;
     call.on('data', (m: ControlMessage) => {
       if (this.call === call) this.onMessage(m);
@@ -232,6 +236,8 @@ export class Agent extends EventEmitter {
   private dropStream(graceful = false): void {
     const call = this.call;
     this.call = undefined;
+    this.sender?.close();
+    this.sender = undefined;
     this.ready = false;
     clearInterval(this.heartbeatTimer);
     if (graceful) call?.end();
@@ -263,9 +269,12 @@ export class Agent extends EventEmitter {
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
-  private send(msg: AgentMessage | Encoded): boolean {
-    if (!this.ready || !this.call) return false;
-    this.call.write(msg as AgentMessage); // Encoded passes through the serializer (protocol/grpc.ts)
+  /** `bulk`: a file chunk, or what must follow chunks (lib/prioritySender.ts). */
+  private send(msg: AgentMessage | Encoded, bulk = false): boolean {
+    if (!this.ready || !this.sender) return false;
+    // Encoded passes through the serializer (protocol/grpc.ts).
+    if (bulk) this.sender.sendBulk(msg as AgentMessage);
+    else this.sender.send(msg as AgentMessage);
     return true;
   }
 

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
-import type { FileEntry, FileRead } from '../../../protocol';
+import { FILE_CHUNK_FIELD, encodeFileChunkEnvelope, type FileEntry, type FileRead } from '../../../protocol';
 import { ChunkSizer, MAX_FILE_WINDOW, MIN_FILE_CHUNK, SentChunks } from '../../../lib/chunkSizer';
 import { FileError, kindOf, precondition, toFileError } from './errors';
 import { entryOf } from './ops';
@@ -55,6 +55,8 @@ export class Download {
   private started = false;
   private ended = false;
   private shown = '';
+  /** The read buffer, reused: each chunk is copied into its message before the next read. */
+  private readBuf: Buffer | undefined;
 
   constructor(
     readonly requestId: number,
@@ -140,14 +142,14 @@ export class Download {
       const len = Math.min(this.sizer.size, Math.max(MIN_FILE_CHUNK, Math.floor(window / 2)), this.size - this.sent);
       const unacked = this.sent - this.acked;
       if (unacked > 0 && unacked + len > window) return; // an ack will call pump()
-      const buf = Buffer.allocUnsafe(len);
+      const buf = (this.readBuf ??= Buffer.allocUnsafe(this.sizer.maxChunk));
       const { bytesRead } = await this.fh!.read(buf, 0, len, this.sent);
       if (this.ended) return;
       if (bytesRead === 0) throw this.changed();
-      const data = bytesRead < len ? buf.subarray(0, bytesRead) : buf;
+      const data = buf.subarray(0, bytesRead);
       this.hash.update(data);
       const offset = this.sent;
-      if (!this.ctx.send({ msg: { $case: 'fileChunk', value: { requestId: this.requestId, offset, data } } })) {
+      if (!this.ctx.send(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.agent, this.requestId, offset, data), true)) {
         return this.abort('no stream to send on');
       }
       this.sent += bytesRead;
@@ -182,7 +184,7 @@ export class Download {
       'download sent',
     );
     this.end();
-    this.ctx.send({ msg: { $case: 'fileDone', value: { requestId: this.requestId, md5, size: this.size } } });
+    this.ctx.send({ msg: { $case: 'fileDone', value: { requestId: this.requestId, md5, size: this.size } } }, true); // after its chunks
   }
 
   private fail(e: unknown): void {

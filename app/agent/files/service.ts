@@ -7,7 +7,7 @@
 // Bad input changes nothing else: a chunk, ack, done or cancel for an
 // unknown request id is ignored (logged at debug); a request reusing a live
 // id, or over the limits, gets an error reply of its own.
-import type { AgentMessage, ControlMessage, FileReply, FileRequest } from '../../../protocol';
+import type { AgentMessage, ControlMessage, Encoded, FileReply, FileRequest } from '../../../protocol';
 import { createLogger, type Logger } from '../../../lib/logger';
 import { MAX_FILE_WINDOW } from '../../../lib/chunkSizer';
 import { Download, SendBudget } from './download';
@@ -29,8 +29,11 @@ export const MAX_TRANSFERS = 16;
 export const MAX_UNARY = 64;
 
 export interface FileServiceOptions {
-  /** Sends on the agent's stream; false when there is none. */
-  send(msg: AgentMessage): boolean;
+  /**
+   * Sends on the agent's stream; false when there is none. `bulk` (file chunks
+   * and the FileDone after them) waits behind terminal traffic (lib/prioritySender.ts).
+   */
+  send(msg: AgentMessage | Encoded, bulk?: boolean): boolean;
   /** When set, every path must resolve inside this directory. */
   root?: string;
   /** Where relative paths and `~` point (default: the user's home). */
@@ -209,7 +212,7 @@ export class FileService {
   /** What a transfer started in `epoch` may do: nothing on a later stream. */
   private context(epoch: number): TransferContext {
     return {
-      send: (msg) => epoch === this.epoch && this.opts.send(msg),
+      send: (msg, bulk) => epoch === this.epoch && this.opts.send(msg, bulk),
       reply: (id, r) => {
         if (epoch === this.epoch) this.sendReply(id, r);
       },
