@@ -18,6 +18,8 @@ import { STALE_PARTIAL_MS, partialPath } from '../app/agent/files/upload';
 type FileMsg = Extract<NonNullable<AgentMessage['msg']>, { $case: 'fileReply' | 'fileChunk' | 'fileAck' | 'fileDone' }>;
 type Op = NonNullable<FileRequest['op']>;
 
+/** A list request for the first page of the default size, or as given. */
+const listOp = (p: string, pageSize = 0, pageToken = ''): Op => ({ $case: 'list', value: { path: p, pageSize, pageToken } });
 const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest();
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -330,7 +332,7 @@ describe('file service: unary operations', () => {
   });
 
   it('list: sorted entries with type, size, mode, mtime and symlink targets', async () => {
-    const r = await h.unary({ $case: 'list', value: { path: d } });
+    const r = await h.unary(listOp(d));
     assert.equal(r.code, '');
     assert.deepEqual(
       r.entries.map((e) => [e.name, e.type, e.linkTarget]),
@@ -344,10 +346,10 @@ describe('file service: unary operations', () => {
     assert.equal(b.size, 5);
     assert.equal(b.mode, fs.statSync(path.join(d, 'b.txt')).mode & 0o7777);
     assert.ok(Math.abs(b.mtimeMs - Date.now()) < 60_000);
-    const f = await h.unary({ $case: 'list', value: { path: path.join(d, 'b.txt') } });
+    const f = await h.unary(listOp(path.join(d, 'b.txt')));
     assert.equal(f.code, 'FAILED_PRECONDITION');
     assert.match(f.message, /not a directory: .*b\.txt/);
-    const m = await h.unary({ $case: 'list', value: { path: path.join(d, 'nope') } });
+    const m = await h.unary(listOp(path.join(d, 'nope')));
     assert.equal(m.code, 'NOT_FOUND');
     assert.match(m.message, /nope/);
   });
@@ -436,7 +438,7 @@ describe('file service: unary operations', () => {
     for (const p of ['', 'a\0b']) {
       for (const op of [
         { $case: 'stat', value: { path: p } },
-        { $case: 'list', value: { path: p } },
+        listOp(p),
         { $case: 'read', value: { path: p, offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'write', value: { path: p, size: 1, mode: 0, overwrite: false, transferId: 'x' } },
       ] as Op[]) {
@@ -468,7 +470,7 @@ describe('file service: the file root', () => {
   it('paths inside the root work, including through symlinks that stay inside', async () => {
     assert.equal((await h.unary({ $case: 'stat', value: { path: path.join(root, 'in/ok') } })).code, '');
     assert.equal((await h.unary({ $case: 'stat', value: { path: 'in/ok' } })).code, '');
-    assert.equal((await h.unary({ $case: 'list', value: { path: path.join(root, 'inner-link') } })).code, '');
+    assert.equal((await h.unary(listOp(path.join(root, 'inner-link')))).code, '');
     const dl = await h.download(path.join(root, 'inner-link/ok'));
     assert.equal(dl.data.toString(), 'yes');
     // The link itself may be removed: it is inside the root even if its target were not.
@@ -479,9 +481,9 @@ describe('file service: the file root', () => {
     const cases: Op[] = [
       { $case: 'stat', value: { path: path.join(outside, 'secret') } },
       { $case: 'stat', value: { path: '../outside/secret' } },
-      { $case: 'list', value: { path: path.join(root, 'in/../../outside') } },
+      listOp(path.join(root, 'in/../../outside')),
       { $case: 'read', value: { path: path.join(root, 'escape/secret'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
-      { $case: 'list', value: { path: path.join(root, 'escape') } },
+      listOp(path.join(root, 'escape')),
       { $case: 'write', value: { path: path.join(root, 'escape/new'), size: 1, mode: 0, overwrite: false, transferId: 'x' } },
       { $case: 'mkdir', value: { path: path.join(root, 'escape/newdir/x'), parents: true } },
       { $case: 'remove', value: { path: path.join(root, 'escape/secret'), recursive: false } },
@@ -538,7 +540,7 @@ describe('file service: special files and permissions', () => {
       fs.chmodSync(locked, 0o000);
       fs.chmodSync(readonly, 0o555);
       const ops: Op[] = [
-        { $case: 'list', value: { path: locked } },
+        listOp(locked),
         { $case: 'read', value: { path: path.join(locked, 'f'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'read', value: { path: path.join(readonly, 'unreadable'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'write', value: { path: path.join(readonly, 'new'), size: 1, mode: 0, overwrite: false, transferId: 'p1' } },

@@ -246,6 +246,8 @@ export class FileService {
       entries: r.entries ?? [],
       resumeOffset: r.resumeOffset ?? 0,
       md5: r.md5 ?? new Uint8Array(0),
+      nextPageToken: r.nextPageToken ?? '',
+      totalEntries: r.totalEntries ?? 0,
     };
     this.opts.send({ msg: { $case: 'fileReply', value } });
   }

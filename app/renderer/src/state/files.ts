@@ -99,7 +99,7 @@ export class FilesModel extends Observable {
     this.loading = true;
     this.changed();
     try {
-      const r = await this.conn.call('listFiles', { machine: this.machine, path: want });
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: 0, pageToken: '' });
       if (seq !== this.seq) return; // a later navigation won
       this.path = want;
       this.entries = sortEntries(r.entries);
