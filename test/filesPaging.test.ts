@@ -6,9 +6,11 @@
 // client's request, which still gets the first page.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cluster, runCli, startCluster, tempDir } from './helpers/cluster';
+import { CLI, Cluster, cliEnv, runCli, startCluster, tempDir } from './helpers/cluster';
 import { FileType, InvalidArgumentError, type FileEntry } from '../sdk';
 import { FilePathRequest, LIST_DEFAULT_PAGE, LIST_MAX_PAGE, ListFilesRequest } from '../protocol';
 
@@ -80,6 +82,18 @@ describe('files: listing a directory a page at a time', () => {
     assert.deepEqual(parsed.find((e) => e.name === 'dir-1')?.type, 'directory');
     assert.deepEqual(parsed.find((e) => e.name === 'f-000007')?.size, 0);
     console.log(`# cmdop ls -a --json: ${parsed.length} entries in ${Date.now() - t0} ms`);
+  });
+
+  it('cmdop ls into a reader that goes away (| head) stops quietly with status 0', async () => {
+    const p = spawn(process.execPath, [CLI, '--server', c.server, 'ls', `box:${big}`], { env: cliEnv(c.server), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const first = await new Promise<string>((resolve) => p.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    p.stdout.destroy(); // what head does after its first lines
+    const [code] = (await once(p, 'exit')) as [number | null];
+    assert.match(first, /^Zeta\ndir-1\/\nf-000000\n/);
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, '');
   });
 
   it('the SDK: pages() and listAll() walk every page; list() without paging options still returns everything', async () => {
