@@ -65,39 +65,41 @@ interface Snapshot {
 /** Directories whose sorted names are kept, and for how long unused. */
 const KEEP_SNAPSHOTS = 8;
 const SNAPSHOT_IDLE_MS = 60_000;
-/** Names kept over all snapshots; a bigger directory is read again per page rather than held. */
-const KEEP_NAMES = 2_000_000;
+/**
+ * Names kept over all snapshots (~40 MB of strings); a bigger directory is
+ * read again for each page rather than held.
+ */
+const KEEP_NAMES = 1_000_000;
 
 const stampOf = (st: BigIntStats) => `${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
 
 export class Listings {
   private readonly key = crypto.randomBytes(32);
   private readonly snapshots = new Map<string, Snapshot>();
-
-  constructor(private readonly now: () => number = Date.now) {}
+  private sweeper: NodeJS.Timeout | undefined;
 
   /**
    * The directory's names in bytewise order. `fresh`: read them now (a first
    * page); else a kept snapshot serves while the directory is unchanged.
+   * They are kept only if more than `pageSize` of them (one page is all a
+   * small directory needs, and browsing must not fill memory).
    */
-  async names(real: string, fresh: boolean): Promise<string[]> {
-    const now = this.now();
-    for (const [k, s] of this.snapshots) if (now - s.usedAt > SNAPSHOT_IDLE_MS) this.snapshots.delete(k);
+  async names(real: string, fresh: boolean, pageSize: number): Promise<string[]> {
     const st = await fsp.stat(real, { bigint: true });
     const stamp = stampOf(st);
     const kept = this.snapshots.get(real);
     if (!fresh && kept && kept.stamp === stamp) {
-      kept.usedAt = now;
+      kept.usedAt = Date.now();
       return kept.names;
     }
     const names = await fsp.readdir(real);
     names.sort(compareNames);
-    this.keep(real, { stamp, names, usedAt: now });
+    this.snapshots.delete(real); // re-inserted last: the Map's order is least recently read first
+    if (names.length > pageSize) this.keep(real, { stamp, names, usedAt: Date.now() });
     return names;
   }
 
   private keep(real: string, s: Snapshot): void {
-    this.snapshots.delete(real); // re-inserted last: the Map's order is least recently read first
     if (s.names.length > KEEP_NAMES) return;
     this.snapshots.set(real, s);
     let total = 0;
@@ -107,6 +109,19 @@ export class Listings {
       this.snapshots.delete(k);
       total -= x.names.length;
     }
+    this.sweepLater();
+  }
+
+  /** Drops snapshots unused for SNAPSHOT_IDLE_MS, so an abandoned listing does not hold its names. */
+  private sweepLater(): void {
+    if (this.sweeper) return;
+    this.sweeper = setTimeout(() => {
+      this.sweeper = undefined;
+      const now = Date.now();
+      for (const [k, s] of this.snapshots) if (now - s.usedAt > SNAPSHOT_IDLE_MS) this.snapshots.delete(k);
+      if (this.snapshots.size) this.sweepLater();
+    }, SNAPSHOT_IDLE_MS / 2);
+    this.sweeper.unref(); // never what keeps the agent running
   }
 
   /** A token for the page after `last` in the directory `real`. */

@@ -78,8 +78,8 @@ export async function list(r: PathResolver, listings: Listings, req: FileList): 
     if (!st.isDirectory()) throw precondition(`not a directory: ${p.shown} is ${kindOf(st)}`);
     // Checked before any reading: a bad token changes nothing (not even the kept snapshot).
     const after = req.pageToken ? listings.after(req.pageToken, p.real, p.shown) : undefined;
-    const names = await listings.names(p.real, after === undefined);
     const want = pageSizeOf(req.pageSize);
+    const names = await listings.names(p.real, after === undefined, want);
     const entries: FileEntry[] = [];
     let next = after === undefined ? 0 : firstAfter(names, after);
     let bytes = 0;
