@@ -8,9 +8,11 @@ import {
   DownloadRequest,
   FileEntry,
   FilePathRequest,
+  ListFilesRequest,
   ListFilesResponse,
   MakeDirectoryRequest,
   MAX_FILE_CHUNK,
+  MAX_PAGE_TOKEN,
   MAX_UPLOAD_IN_FLIGHT,
   RemoveFileRequest,
   RemoveFileResponse,
@@ -41,10 +43,15 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
     access.audit(p, { action, machine, detail, peer, ok });
 
   return {
-    listFiles: authedUnary<FilePathRequest, ListFilesResponse>(access, 'file-list', async (req, p) => {
+    // One page; the agent sizes it and checks the token (which is opaque here).
+    listFiles: authedUnary<ListFilesRequest, ListFilesResponse>(access, 'file-list', async (req, p) => {
       checkPath(req.path);
-      const r = await routerFor(p, req.machine, AttachMode.OBSERVER).request({ $case: 'list', value: { path: req.path } });
-      return { entries: r.entries };
+      if (req.pageToken.length > MAX_PAGE_TOKEN) throw invalid(`page_token is longer than ${MAX_PAGE_TOKEN} characters: not one an agent issued`);
+      const r = await routerFor(p, req.machine, AttachMode.OBSERVER).request({
+        $case: 'list',
+        value: { path: req.path, pageSize: req.pageSize, pageToken: req.pageToken },
+      });
+      return { entries: r.entries, nextPageToken: r.nextPageToken, totalEntries: r.totalEntries };
     }),
 
     statFile: authedUnary<FilePathRequest, FileEntry>(access, 'file-stat', async (req, p) => {

@@ -34,6 +34,16 @@ export const MAX_FILE_WINDOW = 4 * 1024 * 1024;
 export const MAX_UPLOAD_IN_FLIGHT = MAX_FILE_WINDOW + MAX_FILE_CHUNK;
 
 /**
+ * Directory listings come in pages of this many entries (page_size 0), at
+ * most LIST_MAX_PAGE: each page lstat()s only its own entries, so a huge
+ * directory costs one readdir plus a page's worth of stat()s per reply.
+ */
+export const LIST_DEFAULT_PAGE = 1000;
+export const LIST_MAX_PAGE = 5000;
+/** A page token longer than this was not issued by an agent (a name is at most a few KiB). */
+export const MAX_PAGE_TOKEN = 4096;
+
+/**
  * Output the agent may have in flight beyond the control plane's ack while
  * connected. It is also how far the PTY can run ahead of the slowest
  * operator, so it bounds how long Ctrl-C takes to show during a flood.

@@ -15,6 +15,10 @@ import {
   FileDone,
   FileEntry,
   FileType,
+  LIST_DEFAULT_PAGE,
+  LIST_MAX_PAGE,
+  ListFilesRequest,
+  ListFilesResponse,
   MAX_FILE_CHUNK,
   MAX_UPLOAD_IN_FLIGHT,
   UploadMessage,
@@ -57,14 +61,74 @@ export interface TransferResult {
   resumes: number;
 }
 
+/** One page of a directory listing. */
+export interface FileListPage {
+  entries: FileEntry[];
+  /** Pass as `pageToken` for the next page; '' when this is the last. */
+  nextPageToken: string;
+  /** Entries in the directory when this page was read (it may change meanwhile). */
+  totalEntries: number;
+}
+
+interface ListOptions {
+  machine?: string;
+  /** Entries per page: 0 or absent is the server's default (1000); more than 5000 is taken as 5000. */
+  pageSize?: number;
+  /** The previous page's nextPageToken; '' or absent for the first page. */
+  pageToken?: string;
+}
+
+/** Asks for one page: at least one of pageSize and pageToken is given. */
+export type PageOptions = ListOptions & ({ pageSize: number } | { pageToken: string });
+
 const PART_SUFFIX = '.cmdop-part';
 
 export class FilesApi {
   constructor(private readonly client: CmdopClient) {}
 
-  async list(path: string, o: { machine?: string } = {}): Promise<FileEntry[]> {
-    const r = await this.client.unary<object, { entries: FileEntry[] }>('listFiles', { machine: this.client.machineOr(o.machine), path });
-    return r.entries;
+  /**
+   * With `pageSize` or `pageToken`: one page of the directory, in bytewise
+   * name order, and the token of the next ('' after the last page).
+   * Without them: every entry, fetched page by page (as before paging; for a
+   * huge directory prefer `listAll`, which does not hold them all).
+   */
+  list(path: string, o: PageOptions): Promise<FileListPage>;
+  list(path: string, o?: { machine?: string }): Promise<FileEntry[]>;
+  async list(path: string, o: ListOptions = {}): Promise<FileListPage | FileEntry[]> {
+    if (o.pageSize !== undefined || o.pageToken !== undefined) return this.page(path, o);
+    const all: FileEntry[] = [];
+    for await (const p of this.pages(path, { machine: o.machine, pageSize: LIST_MAX_PAGE })) all.push(...p.entries);
+    return all;
+  }
+
+  /**
+   * The directory's pages in order, each fetched when the previous one has
+   * been taken. Entries present throughout come exactly once; entries added
+   * or removed meanwhile may or may not.
+   */
+  async *pages(path: string, o: { machine?: string; pageSize?: number } = {}): AsyncGenerator<FileListPage> {
+    let pageToken = '';
+    do {
+      const p = await this.page(path, { machine: o.machine, pageSize: o.pageSize ?? 0, pageToken });
+      yield p;
+      pageToken = p.nextPageToken;
+    } while (pageToken);
+  }
+
+  /** Every entry of the directory, page by page: `for await (const e of client.files.listAll(dir))`. */
+  async *listAll(path: string, o: { machine?: string; pageSize?: number } = {}): AsyncGenerator<FileEntry> {
+    for await (const p of this.pages(path, o)) yield* p.entries;
+  }
+
+  private async page(path: string, o: ListOptions): Promise<FileListPage> {
+    const pageSize = o.pageSize ?? 0;
+    // Checked here: the wire's uint32 would wrap a negative size into a huge one.
+    if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > 0xffffffff) {
+      throw new InvalidArgumentError(`pageSize must be a whole number from 0 (the default, ${LIST_DEFAULT_PAGE}) up; more than ${LIST_MAX_PAGE} is taken as ${LIST_MAX_PAGE}`);
+    }
+    const req: ListFilesRequest = { machine: this.client.machineOr(o.machine), path, pageSize, pageToken: o.pageToken ?? '' };
+    const r = await this.client.unary<ListFilesRequest, ListFilesResponse>('listFiles', req);
+    return { entries: r.entries, nextPageToken: r.nextPageToken, totalEntries: r.totalEntries };
   }
 
   stat(path: string, o: { machine?: string } = {}): Promise<FileEntry> {

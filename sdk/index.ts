@@ -6,4 +6,4 @@ export type { ClientOptions } from './config';
 export { AuthApi } from './auth';
 export type { Role } from './auth';
 export { FilesApi, FileType, fileTypeName } from './files';
-export type { FileEntry, TransferOptions, TransferProgress, TransferResult, UploadOptions } from './files';
+export type { FileEntry, FileListPage, PageOptions, TransferOptions, TransferProgress, TransferResult, UploadOptions } from './files';

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentMessage, Encoded, FileDone, FileReply, FileRequest, FileType } from '../protocol';
+import { AgentMessage, Encoded, FileDone, FileReply, FileRequest, FileType, MAX_CLIENT_MESSAGE } from '../protocol';
 import { createLogger } from '../lib/logger';
 import { ChunkSizer, MAX_FILE_CHUNK, MAX_FILE_WINDOW, MIN_FILE_CHUNK, SentChunks } from '../lib/chunkSizer';
 import { FileService, FileServiceOptions } from '../app/agent/files/service';
@@ -18,6 +18,8 @@ import { STALE_PARTIAL_MS, partialPath } from '../app/agent/files/upload';
 type FileMsg = Extract<NonNullable<AgentMessage['msg']>, { $case: 'fileReply' | 'fileChunk' | 'fileAck' | 'fileDone' }>;
 type Op = NonNullable<FileRequest['op']>;
 
+/** A list request for the first page of the default size, or as given. */
+const listOp = (p: string, pageSize = 0, pageToken = ''): Op => ({ $case: 'list', value: { path: p, pageSize, pageToken } });
 const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest();
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
@@ -331,7 +333,7 @@ describe('file service: unary operations', () => {
   });
 
   it('list: sorted entries with type, size, mode, mtime and symlink targets', async () => {
-    const r = await h.unary({ $case: 'list', value: { path: d } });
+    const r = await h.unary(listOp(d));
     assert.equal(r.code, '');
     assert.deepEqual(
       r.entries.map((e) => [e.name, e.type, e.linkTarget]),
@@ -345,10 +347,10 @@ describe('file service: unary operations', () => {
     assert.equal(b.size, 5);
     assert.equal(b.mode, fs.statSync(path.join(d, 'b.txt')).mode & 0o7777);
     assert.ok(Math.abs(b.mtimeMs - Date.now()) < 60_000);
-    const f = await h.unary({ $case: 'list', value: { path: path.join(d, 'b.txt') } });
+    const f = await h.unary(listOp(path.join(d, 'b.txt')));
     assert.equal(f.code, 'FAILED_PRECONDITION');
     assert.match(f.message, /not a directory: .*b\.txt/);
-    const m = await h.unary({ $case: 'list', value: { path: path.join(d, 'nope') } });
+    const m = await h.unary(listOp(path.join(d, 'nope')));
     assert.equal(m.code, 'NOT_FOUND');
     assert.match(m.message, /nope/);
   });
@@ -437,7 +439,7 @@ describe('file service: unary operations', () => {
     for (const p of ['', 'a\0b']) {
       for (const op of [
         { $case: 'stat', value: { path: p } },
-        { $case: 'list', value: { path: p } },
+        listOp(p),
         { $case: 'read', value: { path: p, offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'write', value: { path: p, size: 1, mode: 0, overwrite: false, transferId: 'x' } },
       ] as Op[]) {
@@ -446,6 +448,154 @@ describe('file service: unary operations', () => {
         assert.equal(r.code, 'INVALID_ARGUMENT', `${op.$case} ${JSON.stringify(p)}`);
       }
     }
+  });
+});
+
+describe('file service: paging a directory', () => {
+  let h: Harness;
+  before(() => {
+    h = new Harness();
+  });
+
+  /** Makes `names` as empty files in a new directory. */
+  function populated(name: string, names: string[]): string {
+    const d = dir(name);
+    for (const n of names) fs.closeSync(fs.openSync(path.join(d, n), 'w'));
+    return d;
+  }
+  const numbered = (n: number, prefix = 'f') => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
+
+  /** Every page of `d`, `size` entries asked for each; the replies as they came. */
+  async function pagesOf(d: string, size: number, between?: (page: number) => void | Promise<void>): Promise<FileReply[]> {
+    const out: FileReply[] = [];
+    let token = '';
+    do {
+      const r = await h.unary(listOp(d, size, token));
+      assert.equal(r.code, '', r.message);
+      out.push(r);
+      token = r.nextPageToken;
+      await between?.(out.length);
+      assert.ok(out.length < 10_000, 'paging never ends');
+    } while (token);
+    return out;
+  }
+  const namesOf = (rs: FileReply[]) => rs.flatMap((r) => r.entries.map((e) => e.name));
+
+  it('pages cover the directory once, in bytewise (UTF-8) order, with its total on every page', async () => {
+    // UTF-16 order (JavaScript's default sort) would put the emoji before U+E000; UTF-8 bytes put it last.
+    const odd = ['B', 'a', 'é', '\uE000x', '😀', '.dot', 'a b', 'Z'];
+    const names = [...numbered(20), ...odd];
+    const d = populated('paging-order', names);
+    fs.mkdirSync(path.join(d, 'sub'));
+    names.push('sub');
+    const bytewise = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    const rs = await pagesOf(d, 3);
+    assert.deepEqual(namesOf(rs), bytewise);
+    assert.equal(rs.length, Math.ceil(names.length / 3));
+    assert.deepEqual(rs.map((r) => r.entries.length), [...Array(rs.length - 1).fill(3), names.length - 3 * (rs.length - 1)]);
+    assert.ok(rs.every((r) => r.totalEntries === names.length));
+    assert.ok(rs.slice(0, -1).every((r) => r.nextPageToken !== ''), 'every page but the last has a token');
+    assert.equal(rs.find((r) => r.entries.some((e) => e.name === 'sub'))!.entries.find((e) => e.name === 'sub')!.type, FileType.FILE_TYPE_DIRECTORY);
+  });
+
+  it('page_size: 0 is 1000, more than 5000 is 5000, 1 is 1; an empty directory is one empty last page', async () => {
+    const names = numbered(6001);
+    const d = populated('paging-sizes', names);
+    const size = async (asked: number) => {
+      const r = await h.unary(listOp(d, asked));
+      assert.equal(r.code, '', r.message);
+      assert.equal(r.totalEntries, 6001);
+      assert.deepEqual(r.entries.map((e) => e.name), names.slice(0, r.entries.length), 'the first names, in order');
+      return r.entries.length;
+    };
+    assert.equal(await size(0), 1000);
+    assert.equal(await size(1), 1);
+    assert.equal(await size(5000), 5000);
+    assert.equal(await size(5001), 5000);
+    assert.equal(await size(0xffffffff), 5000);
+    const all = await pagesOf(d, 0);
+    assert.equal(all.length, 7);
+    assert.deepEqual(namesOf(all), names);
+    const empty = await h.unary(listOp(dir('paging-empty')));
+    assert.deepEqual([empty.code, empty.entries.length, empty.nextPageToken, empty.totalEntries], ['', 0, '', 0]);
+  });
+
+  it('entries added and removed between pages: those there throughout come exactly once, the removed never', async () => {
+    const names = numbered(100, 'n');
+    const d = populated('paging-changes', names);
+    const gone = new Set(['n00010', 'n00029', 'n00050', 'n00099']); // listed already; the first page's last name; ahead; the very last
+    const rs = await pagesOf(d, 30, async (page) => {
+      if (page !== 1) return;
+      // Past a coarse clock tick, so the directory's mtime shows the change (the agent then reads it again).
+      await tick(20);
+      for (const n of gone) fs.rmSync(path.join(d, n));
+      for (const n of ['a-new', 'n00029x', 'n00060x', 'z-new']) fs.closeSync(fs.openSync(path.join(d, n), 'w'));
+    });
+    const listed = namesOf(rs);
+    assert.equal(new Set(listed).size, listed.length, 'no name twice');
+    for (const n of names) {
+      const expected = n <= 'n00029' ? 1 : gone.has(n) ? 0 : 1;
+      assert.equal(listed.filter((x) => x === n).length, expected, n);
+    }
+    assert.ok(!listed.includes('a-new'), 'an entry added behind the cursor cannot be listed');
+    for (const n of ['n00029x', 'n00060x', 'z-new']) assert.ok(listed.includes(n), `${n}, added ahead of the cursor, is listed`);
+    assert.deepEqual(listed, [...listed].sort(), 'still in order');
+  });
+
+  it('a bad page token is INVALID_ARGUMENT with a clear message and changes nothing', async () => {
+    const d = populated('paging-tokens', numbered(50));
+    const other = populated('paging-tokens-other', numbered(50));
+    const first = await h.unary(listOp(d, 10));
+    const good = first.nextPageToken;
+    const second = await h.unary(listOp(d, 10, good));
+    assert.deepEqual(second.entries.map((e) => e.name), numbered(20).slice(10));
+    const flipped = good.slice(0, 5) + (good[5] === 'A' ? 'B' : 'A') + good.slice(6);
+    // The same token continuing after another name (f00000 instead of f00009): only its MAC can tell.
+    const raw = Buffer.from(good, 'base64url');
+    const at = raw.indexOf('f00009');
+    assert.ok(at > 0, 'the token carries the last name');
+    raw.write('f00000', at);
+    const renamed = raw.toString('base64url');
+    const restarted = new Harness(); // another agent process: another key
+    const fromElsewhere = (await restarted.unary(listOp(d, 10))).nextPageToken;
+    const cases: [string, string, RegExp][] = [
+      ['not base64url', '!!not a token!!', /not a page token/],
+      ['too short', 'AAAA', /not a page token/],
+      ['forged (random bytes)', crypto.randomBytes(40).toString('base64url'), /not a page token|not issued by this agent/],
+      ['altered', flipped, /not a page token|not issued by this agent/],
+      ['pointing at another name', renamed, /not issued by this agent/],
+      ['from another agent process', fromElsewhere, /not issued by this agent/],
+      ['too long', 'A'.repeat(5000), /not a page token/],
+    ];
+    for (const [what, token, re] of cases) {
+      const r = await h.unary(listOp(d, 10, token));
+      assert.equal(r.code, 'INVALID_ARGUMENT', what);
+      assert.match(r.message, /invalid page token for .*paging-tokens/, what);
+      assert.match(r.message, re, `${what}: ${r.message}`);
+      assert.match(r.message, /list again without a token/, what);
+      assert.equal(r.entries.length, 0, what);
+    }
+    const misplaced = await h.unary(listOp(other, 10, good));
+    assert.equal(misplaced.code, 'INVALID_ARGUMENT');
+    assert.match(misplaced.message, /another directory/);
+    // Nothing changed: the good token still continues where it did.
+    const again = await h.unary(listOp(d, 10, good));
+    assert.deepEqual(again.entries, second.entries);
+    assert.equal(again.nextPageToken, second.nextPageToken);
+  });
+
+  it('a page ends early when its reply would outgrow a message; the next continues after it', async () => {
+    // 1200 symlinks with 4000-byte targets: ~4.8 MB of entries, more than one client message holds.
+    const d = dir('paging-budget');
+    const target = 't'.repeat(4000);
+    const names = numbered(1200, 'l');
+    for (const n of names) fs.symlinkSync(target, path.join(d, n));
+    const rs = await pagesOf(d, 5000);
+    assert.ok(rs.length >= 2, `${rs.length} page(s)`);
+    assert.ok(rs[0].entries.length > 100 && rs[0].entries.length < 1200, `first page: ${rs[0].entries.length} entries`);
+    for (const r of rs) assert.ok(FileReply.encode(r).finish().length < MAX_CLIENT_MESSAGE, 'each page fits a client message');
+    assert.deepEqual(namesOf(rs), names);
+    assert.ok(rs.every((r) => r.entries.every((e) => e.linkTarget === target)));
   });
 });
 
@@ -469,7 +619,7 @@ describe('file service: the file root', () => {
   it('paths inside the root work, including through symlinks that stay inside', async () => {
     assert.equal((await h.unary({ $case: 'stat', value: { path: path.join(root, 'in/ok') } })).code, '');
     assert.equal((await h.unary({ $case: 'stat', value: { path: 'in/ok' } })).code, '');
-    assert.equal((await h.unary({ $case: 'list', value: { path: path.join(root, 'inner-link') } })).code, '');
+    assert.equal((await h.unary(listOp(path.join(root, 'inner-link')))).code, '');
     const dl = await h.download(path.join(root, 'inner-link/ok'));
     assert.equal(dl.data.toString(), 'yes');
     // The link itself may be removed: it is inside the root even if its target were not.
@@ -480,9 +630,9 @@ describe('file service: the file root', () => {
     const cases: Op[] = [
       { $case: 'stat', value: { path: path.join(outside, 'secret') } },
       { $case: 'stat', value: { path: '../outside/secret' } },
-      { $case: 'list', value: { path: path.join(root, 'in/../../outside') } },
+      listOp(path.join(root, 'in/../../outside')),
       { $case: 'read', value: { path: path.join(root, 'escape/secret'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
-      { $case: 'list', value: { path: path.join(root, 'escape') } },
+      listOp(path.join(root, 'escape')),
       { $case: 'write', value: { path: path.join(root, 'escape/new'), size: 1, mode: 0, overwrite: false, transferId: 'x' } },
       { $case: 'mkdir', value: { path: path.join(root, 'escape/newdir/x'), parents: true } },
       { $case: 'remove', value: { path: path.join(root, 'escape/secret'), recursive: false } },
@@ -539,7 +689,7 @@ describe('file service: special files and permissions', () => {
       fs.chmodSync(locked, 0o000);
       fs.chmodSync(readonly, 0o555);
       const ops: Op[] = [
-        { $case: 'list', value: { path: locked } },
+        listOp(locked),
         { $case: 'read', value: { path: path.join(locked, 'f'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'read', value: { path: path.join(readonly, 'unreadable'), offset: 0, expectMtimeMs: 0, expectSize: 0 } },
         { $case: 'write', value: { path: path.join(readonly, 'new'), size: 1, mode: 0, overwrite: false, transferId: 'p1' } },

@@ -123,6 +123,26 @@ describe('console file panel', () => {
       await page.click('[data-testid=files-error] button');
     }));
 
+  it('a big directory shows its first page and loads the rest a page at a time (“Load more (N of M)”)', () =>
+    b.step('load-more', async () => {
+      const many = path.join(work, 'many');
+      fs.mkdirSync(many);
+      const names = Array.from({ length: 2500 }, (_, i) => `m${String(i).padStart(4, '0')}`);
+      for (const n of names) fs.closeSync(fs.openSync(path.join(many, n), 'w'));
+      await goTo(page, many);
+      const rows = () => page.$$eval('[data-testid=files-panel] [data-testid=file-row]', (r) => r.length);
+      assert.equal(await rows(), 1000);
+      assert.equal((await page.textContent('[data-testid=files-more]'))?.trim(), 'Load more (1000 of 2500)');
+      await page.click('[data-testid=files-more]');
+      await page.waitForSelector('[data-testid=files-more]:text("2000 of 2500")');
+      assert.equal(await rows(), 2000);
+      await page.click('[data-testid=files-more]');
+      await page.waitForSelector('[data-testid=files-more]', { state: 'detached' });
+      assert.deepEqual(await listed(page), names, 'every name once, in order');
+      await goTo(page, work);
+      assert.equal(await page.$('[data-testid=files-more]'), null, 'a small directory has no Load more');
+    }));
+
   it('downloads a file: the saved bytes are the file’s, and the read is audited', () =>
     b.step('download', async () => {
       const since = Date.now();

@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { FileType, type FileEntry } from '../../protocol';
+import { FileType, LIST_MAX_PAGE } from '../../protocol';
 import type { CmdopClient } from '../../sdk';
 import { NotFoundError, fileTypeName } from '../../sdk';
 import { clientFor } from '../connection';
-import { fail, table } from '../output';
+import { LsWriter } from '../lsOutput';
+import { fail } from '../output';
 import { Progress } from '../progress';
 import { parseLocation, type Location } from '../remotePath';
 
@@ -66,13 +67,18 @@ export function registerFiles(program: Command): void {
     .action(async (target: string, o, cmd: Command) => {
       const loc = remote(target);
       const client = await clientFor(cmd, { machine: loc.machine });
+      // `cmdop ls box:/big | head`: the reader left, which is no failure.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(0) : fail(e.message)));
+      const out = new LsWriter(o.json ? 'json' : o.long ? 'long' : 'names', !o.all);
       try {
         const st = await client.files.stat(loc.path);
-        let entries = st.type === FileType.FILE_TYPE_DIRECTORY ? await client.files.list(loc.path) : [{ ...st, name: loc.path }];
-        if (!o.all) entries = entries.filter((e) => !e.name.startsWith('.'));
-        if (o.json) process.stdout.write(JSON.stringify(entries.map((e) => ({ ...e, type: fileTypeName(e.type) })), null, 2) + '\n');
-        else if (o.long) process.stdout.write(longListing(entries));
-        else if (entries.length) process.stdout.write(entries.map((e) => e.name + (e.type === FileType.FILE_TYPE_DIRECTORY ? '/' : '')).join('\n') + '\n');
+        if (st.type === FileType.FILE_TYPE_DIRECTORY) {
+          // Printed as the pages come: the biggest pages, for the fewest round trips.
+          for await (const page of client.files.pages(loc.path, { pageSize: LIST_MAX_PAGE })) await out.page(page.entries);
+        } else {
+          await out.single({ ...st, name: loc.path });
+        }
+        await out.end();
       } catch (e) {
         fail((e as Error).message);
       } finally {
@@ -135,20 +141,6 @@ function remote(arg: string): Location & { machine: string } {
   if (!loc.machine) fail(`${JSON.stringify(arg)} is not MACHINE:PATH`);
   return loc as Location & { machine: string };
 }
-
-function longListing(entries: FileEntry[]): string {
-  const rows = entries.map((e) => [
-    `${typeChar(e.type)}${modeString(e.mode)}`,
-    String(e.size),
-    new Date(e.mtimeMs).toISOString().replace('T', ' ').slice(0, 16),
-    e.name + (e.linkTarget ? ` -> ${e.linkTarget}` : ''),
-  ]);
-  return rows.length ? table(rows) : '';
-}
-
-const typeChar = (t: FileType) => (t === FileType.FILE_TYPE_DIRECTORY ? 'd' : t === FileType.FILE_TYPE_SYMLINK ? 'l' : t === FileType.FILE_TYPE_FILE ? '-' : '?');
-const modeString = (m: number) =>
-  [6, 3, 0].map((s) => `${m & (4 << s) ? 'r' : '-'}${m & (2 << s) ? 'w' : '-'}${m & (1 << s) ? 'x' : '-'}`).join('');
 
 /** One cp run: walks directories for -r, keeps going past a failed file, and counts. */
 class Copier {

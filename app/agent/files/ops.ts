@@ -1,11 +1,24 @@
-// The unary file operations: list, stat, mkdir, remove, rename. Each takes
-// the request and answers with the parts of a FileReply it fills, or throws
-// a FileError.
+// The unary file operations: list (a page at a time, see listing.ts), stat,
+// mkdir, remove, rename. Each takes the request and answers with the parts
+// of a FileReply it fills, or throws a FileError.
 import type { Stats } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { FileEntry, FileList, FileMkdir, FileRemove, FileRename, FileStat, FileType, MAX_AGENT_MESSAGE } from '../../../protocol';
+import {
+  FileEntry,
+  FileList,
+  FileMkdir,
+  FileRemove,
+  FileRename,
+  FileStat,
+  FileType,
+  LIST_DEFAULT_PAGE,
+  LIST_MAX_PAGE,
+  MAX_AGENT_MESSAGE,
+  MAX_CLIENT_MESSAGE,
+} from '../../../protocol';
 import { FileError, invalid, kindOf, precondition, toFileError } from './errors';
+import { firstAfter, type Listings } from './listing';
 import type { PathResolver } from './paths';
 
 export function fileType(st: Stats): FileType {
@@ -35,36 +48,62 @@ async function entryAt(name: string, real: string): Promise<FileEntry> {
 
 /** lstat()s run this many at a time: a huge directory must not take every libuv thread. */
 const LIST_CONCURRENCY = 32;
-/** A listing's reply must fit in one agent message (names are bytes; ~40 bytes of fields each). */
-const LIST_REPLY_BUDGET = MAX_AGENT_MESSAGE - 64 * 1024;
+/**
+ * A page's reply must fit in one agent message and in the client's, which
+ * is smaller (the control plane forwards the entries as they are). ~40 bytes
+ * of fields per entry besides its name and link target.
+ */
+const LIST_REPLY_BUDGET = Math.min(MAX_AGENT_MESSAGE, MAX_CLIENT_MESSAGE) - 64 * 1024;
+const entryBytes = (e: FileEntry) => Buffer.byteLength(e.name) + Buffer.byteLength(e.linkTarget) + 40;
 
 export interface UnaryResult {
   entry?: FileEntry;
   entries?: FileEntry[];
+  nextPageToken?: string;
+  totalEntries?: number;
 }
 
-export async function list(r: PathResolver, req: FileList): Promise<UnaryResult> {
+/** The page size asked for, as served: 0 is the default, more than the cap is the cap. */
+export const pageSizeOf = (asked: number) => (asked === 0 ? LIST_DEFAULT_PAGE : Math.min(asked, LIST_MAX_PAGE));
+
+/**
+ * One page of a directory: up to `page_size` entries after the token's name.
+ * Only this page's entries are lstat()ed; the page ends early when its reply
+ * would outgrow one message (the next token continues from there).
+ */
+export async function list(r: PathResolver, listings: Listings, req: FileList): Promise<UnaryResult> {
   const p = await r.resolve(req.path, true);
   try {
     const st = await fsp.stat(p.real);
     if (!st.isDirectory()) throw precondition(`not a directory: ${p.shown} is ${kindOf(st)}`);
-    const names = await fsp.readdir(p.real);
-    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // Checked before any reading: a bad token changes nothing (not even the kept snapshot).
+    const after = req.pageToken ? listings.after(req.pageToken, p.real, p.shown) : undefined;
+    const want = pageSizeOf(req.pageSize);
+    const names = await listings.names(p.real, after === undefined, want);
+    const entries: FileEntry[] = [];
+    let next = after === undefined ? 0 : firstAfter(names, after);
     let bytes = 0;
-    for (const n of names) bytes += Buffer.byteLength(n) + 40;
-    if (bytes > LIST_REPLY_BUDGET) {
-      throw new FileError('RESOURCE_EXHAUSTED', `directory too large to list in one reply: ${p.shown} has ${names.length} entries`);
+    let full = false;
+    while (!full && entries.length < want && next < names.length) {
+      const batch = names.slice(next, next + Math.min(LIST_CONCURRENCY, want - entries.length));
+      // An entry removed since readdir() is simply not listed.
+      const got = await Promise.all(batch.map((n) => entryAt(n, path.join(p.real, n)).catch(() => undefined)));
+      for (const e of got) {
+        if (e) {
+          const b = entryBytes(e);
+          if (bytes + b > LIST_REPLY_BUDGET && entries.length > 0) {
+            full = true;
+            break;
+          }
+          bytes += b;
+          entries.push(e);
+        }
+        next++;
+      }
     }
-    const entries: (FileEntry | undefined)[] = new Array(names.length);
-    for (let i = 0; i < names.length; i += LIST_CONCURRENCY) {
-      await Promise.all(
-        names.slice(i, i + LIST_CONCURRENCY).map(async (n, j) => {
-          // An entry removed since readdir() is simply not listed.
-          entries[i + j] = await entryAt(n, path.join(p.real, n)).catch(() => undefined);
-        }),
-      );
-    }
-    return { entries: entries.filter((e): e is FileEntry => e !== undefined) };
+    // The token holds the last name this page covered (listed or found gone), never one it did not reach.
+    const nextPageToken = next < names.length ? listings.token(p.real, names[next - 1]) : '';
+    return { entries, nextPageToken, totalEntries: names.length };
   } catch (e) {
     throw toFileError(e, p.shown);
   }

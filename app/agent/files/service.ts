@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../../../lib/logger';
 import { MAX_FILE_WINDOW } from '../../../lib/chunkSizer';
 import { Download, SendBudget } from './download';
 import { FileError, invalid, toFileError } from './errors';
+import { Listings } from './listing';
 import * as ops from './ops';
 import { PathResolver } from './paths';
 import type { ReplyFields, TransferContext } from './transfer';
@@ -54,6 +55,8 @@ interface Live {
 
 export class FileService {
   private readonly paths: PathResolver;
+  /** Page tokens and the kept names of directories being paged. */
+  private readonly listings = new Listings();
   private readonly logger: Logger;
   private readonly transfers = new Map<number, Live>();
   private readonly unary = new Set<number>();
@@ -137,7 +140,7 @@ export class FileService {
       case 'write':
         return this.startTransfer(req.requestId, op);
       case 'list':
-        return this.runUnary(id, () => ops.list(this.paths, op.value));
+        return this.runUnary(id, () => ops.list(this.paths, this.listings, op.value));
       case 'stat':
         return this.runUnary(id, () => ops.stat(this.paths, op.value));
       case 'mkdir':
@@ -249,6 +252,8 @@ export class FileService {
       entries: r.entries ?? [],
       resumeOffset: r.resumeOffset ?? 0,
       md5: r.md5 ?? new Uint8Array(0),
+      nextPageToken: r.nextPageToken ?? '',
+      totalEntries: r.totalEntries ?? 0,
     };
     this.opts.send({ msg: { $case: 'fileReply', value } });
   }

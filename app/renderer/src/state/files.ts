@@ -58,6 +58,9 @@ const sortEntries = (es: FileEntry[]) => [...es].sort((a, b) => byKind(a) - byKi
 export class FilesModel extends Observable {
   path = '~';
   entries: FileEntry[] = [];
+  /** A big directory comes a page at a time: the token of the next page ('' when all are here) and the directory's size. */
+  nextPageToken = '';
+  totalEntries = 0;
   loading = false;
   error = '';
   role: Role | 'unknown' = 'unknown';
@@ -99,11 +102,34 @@ export class FilesModel extends Observable {
     this.loading = true;
     this.changed();
     try {
-      const r = await this.conn.call('listFiles', { machine: this.machine, path: want });
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: 0, pageToken: '' });
       if (seq !== this.seq) return; // a later navigation won
       this.path = want;
       this.entries = sortEntries(r.entries);
+      this.nextPageToken = r.nextPageToken;
+      this.totalEntries = r.totalEntries;
       this.error = '';
+    } catch (e) {
+      if (seq === this.seq) this.error = `${want}: ${(e as Error).message}`;
+    } finally {
+      if (seq === this.seq) this.loading = false;
+      this.changed();
+    }
+  }
+
+  /** The next page of the current directory, added to what is shown. */
+  async loadMore(): Promise<void> {
+    if (!this.nextPageToken || this.loading) return;
+    const seq = ++this.seq;
+    const want = this.path;
+    this.loading = true;
+    this.changed();
+    try {
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: 0, pageToken: this.nextPageToken });
+      if (seq !== this.seq) return; // the user went elsewhere meanwhile
+      this.entries = sortEntries([...this.entries, ...r.entries]);
+      this.nextPageToken = r.nextPageToken;
+      this.totalEntries = r.totalEntries;
     } catch (e) {
       if (seq === this.seq) this.error = `${want}: ${(e as Error).message}`;
     } finally {

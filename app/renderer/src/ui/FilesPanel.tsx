@@ -181,6 +181,11 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
           ))}
         </tbody>
       </table>
+      {model.nextPageToken && (
+        <button type="button" data-testid="files-more" disabled={model.loading} onClick={() => void model.loadMore()}>
+          Load more ({model.entries.length} of {model.totalEntries})
+        </button>
+      )}
       {model.entries.length === 0 && !model.loading && !model.error && <p className="dim">(empty)</p>}
       {write && <p className="dim drop-hint">Drop files here to upload them to {model.path}</p>}
     </section>

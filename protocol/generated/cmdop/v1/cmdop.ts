@@ -340,8 +340,25 @@ export interface FileRequest {
     | undefined;
 }
 
+/**
+ * A directory's entries, one page at a time, in bytewise (UTF-8) name order.
+ * Requests without the paging fields (older control planes) get the first page.
+ */
 export interface FileList {
   path: string;
+  /**
+   * Entries per page: 0 means LIST_DEFAULT_PAGE (1000); more than
+   * LIST_MAX_PAGE (5000) is taken as 5000. A page may be shorter (the reply
+   * must fit one message; entries removed meanwhile are left out).
+   */
+  pageSize: number;
+  /**
+   * Empty for the first page; else the previous reply's next_page_token, for
+   * the same path. Opaque: the agent checks it (INVALID_ARGUMENT if it did
+   * not issue it for this directory) and continues after the last name it
+   * returned, so entries that exist throughout are listed exactly once.
+   */
+  pageToken: string;
 }
 
 export interface FileStat {
@@ -437,6 +454,10 @@ export interface FileReply {
   resumeOffset: number;
   /** write: what the agent computed */
   md5: Uint8Array;
+  /** list: empty on the last page */
+  nextPageToken: string;
+  /** list: entries in the directory when this page was read */
+  totalEntries: number;
 }
 
 export interface FilePathRequest {
@@ -444,8 +465,25 @@ export interface FilePathRequest {
   path: string;
 }
 
+/**
+ * Fields 1-2 are FilePathRequest's, which this call took before paging: an
+ * older client's request still decodes (and gets the first page).
+ */
+export interface ListFilesRequest {
+  machine: string;
+  path: string;
+  /** as FileList.page_size */
+  pageSize: number;
+  /** as FileList.page_token */
+  pageToken: string;
+}
+
 export interface ListFilesResponse {
   entries: FileEntry[];
+  /** empty on the last page */
+  nextPageToken: string;
+  /** entries in the directory when this page was read */
+  totalEntries: number;
 }
 
 export interface MakeDirectoryRequest {
@@ -885,7 +923,7 @@ export interface GatewayCall {
     | { $case: "listTerminals"; value: ListTerminalsRequest }
     | { $case: "closeTerminal"; value: CloseTerminalRequest }
     | { $case: "whoAmI"; value: WhoAmIRequest }
-    | { $case: "listFiles"; value: FilePathRequest }
+    | { $case: "listFiles"; value: ListFilesRequest }
     | { $case: "statFile"; value: FilePathRequest }
     | { $case: "makeDirectory"; value: MakeDirectoryRequest }
     | { $case: "removeFile"; value: RemoveFileRequest }
@@ -3963,13 +4001,19 @@ export const FileRequest: MessageFns<FileRequest> = {
 };
 
 function createBaseFileList(): FileList {
-  return { path: "" };
+  return { path: "", pageSize: 0, pageToken: "" };
 }
 
 export const FileList: MessageFns<FileList> = {
   encode(message: FileList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.path !== "") {
       writer.uint32(10).string(message.path);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -3995,6 +4039,22 @@ export const FileList: MessageFns<FileList> = {
             message.path = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4013,6 +4073,8 @@ export const FileList: MessageFns<FileList> = {
   fromPartial<I extends Exact<DeepPartial<FileList>, I>>(object: I): FileList {
     const message = createBaseFileList();
     message.path = object.path ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
@@ -4792,6 +4854,8 @@ function createBaseFileReply(): FileReply {
     entries: [],
     resumeOffset: 0,
     md5: new Uint8Array(0),
+    nextPageToken: "",
+    totalEntries: 0,
   };
 }
 
@@ -4817,6 +4881,12 @@ export const FileReply: MessageFns<FileReply> = {
     }
     if (message.md5.length !== 0) {
       writer.uint32(58).bytes(message.md5);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(66).string(message.nextPageToken);
+    }
+    if (message.totalEntries !== 0) {
+      writer.uint32(72).uint64(message.totalEntries);
     }
     return writer;
   },
@@ -4890,6 +4960,22 @@ export const FileReply: MessageFns<FileReply> = {
             message.md5 = reader.bytes();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.totalEntries = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4916,6 +5002,8 @@ export const FileReply: MessageFns<FileReply> = {
     message.entries = object.entries?.map((e) => FileEntry.fromPartial(e)) || [];
     message.resumeOffset = object.resumeOffset ?? 0;
     message.md5 = object.md5 ?? new Uint8Array(0);
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.totalEntries = object.totalEntries ?? 0;
     return message;
   },
 };
@@ -4987,14 +5075,111 @@ export const FilePathRequest: MessageFns<FilePathRequest> = {
   },
 };
 
+function createBaseListFilesRequest(): ListFilesRequest {
+  return { machine: "", path: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListFilesRequest: MessageFns<ListFilesRequest> = {
+  encode(message: ListFilesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.machine !== "") {
+      writer.uint32(10).string(message.machine);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFilesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFilesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListFilesRequest>, I>>(base?: I): ListFilesRequest {
+    return ListFilesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFilesRequest>, I>>(object: I): ListFilesRequest {
+    const message = createBaseListFilesRequest();
+    message.machine = object.machine ?? "";
+    message.path = object.path ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
 function createBaseListFilesResponse(): ListFilesResponse {
-  return { entries: [] };
+  return { entries: [], nextPageToken: "", totalEntries: 0 };
 }
 
 export const ListFilesResponse: MessageFns<ListFilesResponse> = {
   encode(message: ListFilesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.entries) {
       FileEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.totalEntries !== 0) {
+      writer.uint32(24).uint64(message.totalEntries);
     }
     return writer;
   },
@@ -5020,6 +5205,22 @@ export const ListFilesResponse: MessageFns<ListFilesResponse> = {
             message.entries.push(FileEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalEntries = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5038,6 +5239,8 @@ export const ListFilesResponse: MessageFns<ListFilesResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListFilesResponse>, I>>(object: I): ListFilesResponse {
     const message = createBaseListFilesResponse();
     message.entries = object.entries?.map((e) => FileEntry.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.totalEntries = object.totalEntries ?? 0;
     return message;
   },
 };
@@ -10199,7 +10402,7 @@ export const GatewayCall: MessageFns<GatewayCall> = {
         WhoAmIRequest.encode(message.request.value, writer.uint32(50).fork()).join();
         break;
       case "listFiles":
-        FilePathRequest.encode(message.request.value, writer.uint32(58).fork()).join();
+        ListFilesRequest.encode(message.request.value, writer.uint32(58).fork()).join();
         break;
       case "statFile":
         FilePathRequest.encode(message.request.value, writer.uint32(66).fork()).join();
@@ -10283,7 +10486,7 @@ export const GatewayCall: MessageFns<GatewayCall> = {
               break;
             }
 
-            message.request = { $case: "listFiles", value: FilePathRequest.decode(reader, reader.uint32()) };
+            message.request = { $case: "listFiles", value: ListFilesRequest.decode(reader, reader.uint32()) };
             continue;
           }
           case 8: {
@@ -10369,7 +10572,7 @@ export const GatewayCall: MessageFns<GatewayCall> = {
       }
       case "listFiles": {
         if (object.request?.value !== undefined && object.request?.value !== null) {
-          message.request = { $case: "listFiles", value: FilePathRequest.fromPartial(object.request.value) };
+          message.request = { $case: "listFiles", value: ListFilesRequest.fromPartial(object.request.value) };
         }
         break;
       }
@@ -11084,7 +11287,7 @@ export const ClientServiceDefinition = {
      */
     listFiles: {
       name: "ListFiles",
-      requestType: FilePathRequest as typeof FilePathRequest,
+      requestType: ListFilesRequest as typeof ListFilesRequest,
       requestStream: false,
       responseType: ListFilesResponse as typeof ListFilesResponse,
       responseStream: false,
