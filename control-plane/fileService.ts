@@ -88,6 +88,7 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
     download(call: ServerWritableStream<DownloadRequest, DownloadMessage>): void {
       const req = call.request;
       const peer = call.getPeer();
+      const objects = 'takesObjects' in call; // console/fileHttp.ts's HandlerCall
       let principal: Principal | undefined;
       let finished = false;
       let handle: ReturnType<ReturnType<Registry['machine']>['files']['download']> | undefined;
@@ -116,8 +117,12 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
             { path: req.path, offset: req.offset, expectMtimeMs: req.expectMtimeMs, expectSize: req.expectSize },
             {
               entry: (e) => call.write({ msg: { $case: 'entry', value: e } }),
-              // Encoded passes through the serializer (protocol/grpc.ts).
-              chunk: (c) => call.write(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.download, c.requestId, c.offset, c.data) as unknown as DownloadMessage),
+              // For a gRPC call, encoded here with one copy (Encoded passes through the serializer,
+              // protocol/grpc.ts); the console's HTTP adapter reads the object.
+              chunk: (c) =>
+                call.write(
+                  objects ? { msg: { $case: 'chunk', value: c } } : (encodeFileChunkEnvelope(FILE_CHUNK_FIELD.download, c.requestId, c.offset, c.data) as unknown as DownloadMessage),
+                ),
               done: (d) => {
                 finished = true;
                 call.write({ msg: { $case: 'done', value: d } });

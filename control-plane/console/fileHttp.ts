@@ -122,6 +122,9 @@ export function flagParam(q: URLSearchParams, name: string): boolean {
  * and 'end' for the messages the client would have sent.
  */
 export class HandlerCall<Req, Out> extends EventEmitter {
+  /** Its owner reads message objects: file chunks are not pre-encoded for it (fileService.ts). */
+  readonly takesObjects = true;
+
   constructor(
     readonly request: Req,
     readonly metadata: Metadata,
