@@ -126,7 +126,8 @@ export class FilesApi {
     if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > 0xffffffff) {
       throw new InvalidArgumentError(`pageSize must be a whole number from 0 (the default, ${LIST_DEFAULT_PAGE}) up; more than ${LIST_MAX_PAGE} is taken as ${LIST_MAX_PAGE}`);
     }
-    const req: ListFilesRequest = { machine: this.client.machineOr(o.machine), path, pageSize, pageToken: o.pageToken ?? '' };
+    // 0 is sent as the default: on the wire, 0 without a token asks for the whole directory (clients from before paging).
+    const req: ListFilesRequest = { machine: this.client.machineOr(o.machine), path, pageSize: pageSize || LIST_DEFAULT_PAGE, pageToken: o.pageToken ?? '' };
     const r = await this.client.unary<ListFilesRequest, ListFilesResponse>('listFiles', req);
     return { entries: r.entries, nextPageToken: r.nextPageToken, totalEntries: r.totalEntries };
   }

@@ -498,7 +498,7 @@ describe('file service: paging a directory', () => {
     assert.equal(rs.find((r) => r.entries.some((e) => e.name === 'sub'))!.entries.find((e) => e.name === 'sub')!.type, FileType.FILE_TYPE_DIRECTORY);
   });
 
-  it('page_size: 0 is 1000, more than 5000 is 5000, 1 is 1; an empty directory is one empty last page', async () => {
+  it('page_size: 0 is the whole directory without a token (a client from before paging) and 1000 with one, more than 5000 is 5000, 1 is 1; an empty directory is one empty last page', async () => {
     const names = numbered(6001);
     const d = populated('paging-sizes', names);
     const size = async (asked: number) => {
@@ -508,12 +508,15 @@ describe('file service: paging a directory', () => {
       assert.deepEqual(r.entries.map((e) => e.name), names.slice(0, r.entries.length), 'the first names, in order');
       return r.entries.length;
     };
-    assert.equal(await size(0), 1000);
+    assert.equal(await size(0), 6001);
+    const afterOne = await h.unary(listOp(d, 1));
+    const withToken = await h.unary(listOp(d, 0, afterOne.nextPageToken));
+    assert.deepEqual(withToken.entries.map((e) => e.name), names.slice(1, 1001));
     assert.equal(await size(1), 1);
     assert.equal(await size(5000), 5000);
     assert.equal(await size(5001), 5000);
     assert.equal(await size(0xffffffff), 5000);
-    const all = await pagesOf(d, 0);
+    const all = await pagesOf(d, 1000);
     assert.equal(all.length, 7);
     assert.deepEqual(namesOf(all), names);
     const empty = await h.unary(listOp(dir('paging-empty')));

@@ -3,7 +3,8 @@
 // `cmdop ls` (plain and --json) and by the SDK's page iterator, with every
 // name checked (none twice, none missing, in bytewise order); entries added
 // and removed between pages; bad page tokens and page sizes; and an older
-// client's request, which still gets the first page.
+// client's request, which gets the whole directory in one reply as before
+// paging, or RESOURCE_EXHAUSTED (never a first page it would take for all).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +12,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CLI, Cluster, cliEnv, runCli, startCluster, tempDir } from './helpers/cluster';
-import { FileType, InvalidArgumentError, type FileEntry } from '../sdk';
+import { FileType, InvalidArgumentError, ResourceExhaustedError, type FileEntry } from '../sdk';
 import { FilePathRequest, LIST_DEFAULT_PAGE, LIST_MAX_PAGE, ListFilesRequest } from '../protocol';
 
 const BIG = 120_000;
@@ -130,7 +131,7 @@ describe('files: listing a directory a page at a time', () => {
     assert.deepEqual(second.entries.map((e) => e.name), all.slice(7, 14));
     // The default, the cap (asking for more is not an error), and sizes the SDK refuses before sending.
     assert.equal((await c.client.files.list(big, { pageToken: '' })).entries.length, LIST_DEFAULT_PAGE);
-    assert.equal((await c.client.files.list(big, { pageSize: 0 })).entries.length, LIST_DEFAULT_PAGE);
+    assert.equal((await c.client.files.list(big, { pageSize: 0 })).entries.length, LIST_DEFAULT_PAGE, 'the SDK sends 0 as the default');
     assert.equal((await c.client.files.list(big, { pageSize: 1_000_000 })).entries.length, LIST_MAX_PAGE);
     for (const pageSize of [-1, 1.5, 2 ** 32, NaN]) {
       await assert.rejects(c.client.files.list(big, { pageSize }), (e: Error) => e instanceof InvalidArgumentError && /pageSize/.test(e.message), String(pageSize));
@@ -174,11 +175,21 @@ describe('files: listing a directory a page at a time', () => {
     assert.deepEqual(next.entries.map((e) => e.name), all.slice(3, 6));
   });
 
-  it('an older client (ListFiles took FilePathRequest) sends the same bytes and gets the first page', async () => {
-    const old = FilePathRequest.encode({ machine: 'box', path: big }).finish();
-    assert.deepEqual(ListFilesRequest.decode(old), { machine: 'box', path: big, pageSize: 0, pageToken: '' });
-    const r = await c.client.unary<ListFilesRequest, { entries: FileEntry[]; nextPageToken: string }>('listFiles', ListFilesRequest.decode(old));
-    assert.deepEqual(r.entries.map((e) => e.name), all.slice(0, LIST_DEFAULT_PAGE));
-    assert.notEqual(r.nextPageToken, '');
+  it('an older client (ListFiles took FilePathRequest) gets a whole directory in one reply, or a clear error: never a silent first page', async () => {
+    const oldRequest = (dir: string) => {
+      const old = FilePathRequest.encode({ machine: 'box', path: dir }).finish();
+      assert.deepEqual(ListFilesRequest.decode(old), { machine: 'box', path: dir, pageSize: 0, pageToken: '' });
+      return c.client.unary<ListFilesRequest, { entries: FileEntry[]; nextPageToken: string }>('listFiles', ListFilesRequest.decode(old));
+    };
+    // More than a default page, small enough for one reply: all of it, as before paging.
+    const mid = path.join(work, 'mid');
+    fs.mkdirSync(mid);
+    const names = numbered(LIST_DEFAULT_PAGE + 500, 'm-');
+    touchAll(mid, names);
+    const r = await oldRequest(mid);
+    assert.deepEqual(r.entries.map((e) => e.name), names);
+    assert.equal(r.nextPageToken, '');
+    // Too big for one reply: refused, as before paging, and saying why.
+    await assert.rejects(oldRequest(big), (e: Error) => e instanceof ResourceExhaustedError && /predates paging/.test(e.message));
   });
 });

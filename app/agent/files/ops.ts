@@ -63,8 +63,15 @@ export interface UnaryResult {
   totalEntries?: number;
 }
 
-/** The page size asked for, as served: 0 is the default, more than the cap is the cap. */
-export const pageSizeOf = (asked: number) => (asked === 0 ? LIST_DEFAULT_PAGE : Math.min(asked, LIST_MAX_PAGE));
+/**
+ * The page size asked for, as served; more than the cap is the cap. 0 without
+ * a token is a request from a client older than paging: it gets the whole
+ * directory in one reply as it did then (or RESOURCE_EXHAUSTED), never a first
+ * page it would take for the whole. 0 with a token (which only paging clients
+ * hold) is the default.
+ */
+export const pageSizeOf = (asked: number, token: string) =>
+  asked === 0 ? (token ? LIST_DEFAULT_PAGE : Infinity) : Math.min(asked, LIST_MAX_PAGE);
 
 /**
  * One page of a directory: up to `page_size` entries after the token's name.
@@ -78,7 +85,7 @@ export async function list(r: PathResolver, listings: Listings, req: FileList): 
     if (!st.isDirectory()) throw precondition(`not a directory: ${p.shown} is ${kindOf(st)}`);
     // Checked before any reading: a bad token changes nothing (not even the kept snapshot).
     const after = req.pageToken ? listings.after(req.pageToken, p.real, p.shown) : undefined;
-    const want = pageSizeOf(req.pageSize);
+    const want = pageSizeOf(req.pageSize, req.pageToken);
     const names = await listings.names(p.real, after === undefined, want);
     const entries: FileEntry[] = [];
     let next = after === undefined ? 0 : firstAfter(names, after);
@@ -100,6 +107,9 @@ export async function list(r: PathResolver, listings: Listings, req: FileList): 
         }
         next++;
       }
+    }
+    if (full && want === Infinity) {
+      throw new FileError('RESOURCE_EXHAUSTED', `directory too large to list in one reply: ${p.shown} has ${names.length} entries (this client predates paging)`);
     }
     // The token holds the last name this page covered (listed or found gone), never one it did not reach.
     const nextPageToken = next < names.length ? listings.token(p.real, names[next - 1]) : '';

@@ -4,6 +4,7 @@
 // (net/files.ts). The model outlives the panel being closed, so transfers
 // carry on and reopening shows them.
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { LIST_DEFAULT_PAGE } from '../../../../protocol/limits';
 import type { ConsoleConnection } from '../net/connection';
 import { downloadFile, fileRole, saveBlob, uploadFile, type Role } from '../net/files';
 import { Observable } from './observable';
@@ -102,7 +103,7 @@ export class FilesModel extends Observable {
     this.loading = true;
     this.changed();
     try {
-      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: 0, pageToken: '' });
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: LIST_DEFAULT_PAGE, pageToken: '' });
       if (seq !== this.seq) return; // a later navigation won
       this.path = want;
       this.entries = sortEntries(r.entries);
@@ -125,7 +126,7 @@ export class FilesModel extends Observable {
     this.loading = true;
     this.changed();
     try {
-      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: 0, pageToken: this.nextPageToken });
+      const r = await this.conn.call('listFiles', { machine: this.machine, path: want, pageSize: LIST_DEFAULT_PAGE, pageToken: this.nextPageToken });
       if (seq !== this.seq) return; // the user went elsewhere meanwhile
       this.entries = sortEntries([...this.entries, ...r.entries]);
       this.nextPageToken = r.nextPageToken;

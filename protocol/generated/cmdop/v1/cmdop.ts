@@ -342,12 +342,14 @@ export interface FileRequest {
 
 /**
  * A directory's entries, one page at a time, in bytewise (UTF-8) name order.
- * Requests without the paging fields (older control planes) get the first page.
+ * A request without the paging fields (from before paging) gets the whole
+ * directory in one reply, as it did then, or RESOURCE_EXHAUSTED if it does not fit.
  */
 export interface FileList {
   path: string;
   /**
-   * Entries per page: 0 means LIST_DEFAULT_PAGE (1000); more than
+   * Entries per page: 0 means the whole directory when page_token is empty
+   * (see above), else LIST_DEFAULT_PAGE (1000); more than
    * LIST_MAX_PAGE (5000) is taken as 5000. A page may be shorter (the reply
    * must fit one message; entries removed meanwhile are left out).
    */
