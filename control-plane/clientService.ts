@@ -1,5 +1,4 @@
 // What clients call: unary machine/terminal calls, and the Attach stream.
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import {
   AttachMode,
   ClientMessage,
@@ -15,39 +14,12 @@ import {
   isSignalName,
 } from '../protocol';
 import { ApiError, denied, invalid, toStatus } from './errors';
+import { authedUnary } from './authedUnary';
 import { fileServiceHandlers } from './fileService';
 import type { Access, Principal } from './auth/access';
 import type { Registry } from './registry';
 import type { Attachment, ClientCall, TerminalRelay } from './relay';
 import type { Logger } from '../lib/logger';
-
-type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
-
-/**
- * Runs a unary handler for an authenticated caller and turns what it throws
- * into a gRPC status; refusals are audited.
- */
-export function authedUnary<Req, Res>(
-  access: Access,
-  action: string,
-  fn: (req: Req, p: Principal, peer: string) => Res | Promise<Res>,
-): Unary<Req, Res> {
-  return (call, cb) => {
-    let principal: Principal | undefined;
-    const peer = call.getPeer();
-    access
-      .authenticate(call.metadata)
-      .then((p) => fn(call.request, (principal = p), peer))
-      .then((res) => cb(null, res))
-      .catch((e) => {
-        if (e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) {
-          const machine = (call.request as { machine?: unknown })?.machine;
-          access.audit(principal, { action, ok: false, detail: e.message, peer, machine: typeof machine === 'string' ? machine : '' });
-        }
-        cb(toStatus(e));
-      });
-  };
-}
 
 export function clientServiceHandlers(registry: Registry, access: Access, logger: Logger, clientTimeoutS: number) {
   const attachments = new Set<Attachment>();

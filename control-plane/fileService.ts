@@ -22,7 +22,7 @@ import {
   FILE_CHUNK_FIELD,
   encodeFileChunkEnvelope,
 } from '../protocol';
-import { authedUnary } from './clientService';
+import { authedUnary } from './authedUnary';
 import { ApiError, invalid, toStatus } from './errors';
 import type { Access, Principal } from './auth/access';
 import type { Registry } from './registry';

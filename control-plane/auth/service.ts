@@ -11,7 +11,7 @@ import {
   nameError,
 } from '../../protocol';
 import { ApiError, denied, invalid, notFound } from '../errors';
-import { authedUnary } from '../clientService';
+import { authedUnary } from '../authedUnary';
 import type { Registry } from '../registry';
 import { Access, Principal, roleName } from './access';
 import { TokenRow, UserRow } from './store';
