@@ -12,7 +12,6 @@ import { registerLogin } from './commands/login';
 import { registerAccess } from './commands/access';
 import { registerTrust } from './commands/trust';
 import { registerFiles } from './commands/files';
-import { keepFreedMemoryForReuse } from '../lib/mallocReuse';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -57,7 +56,6 @@ export function buildProgram(): Command {
 }
 
 export function main(argv = process.argv): void {
-  keepFreedMemoryForReuse();
   buildProgram()
     .parseAsync(argv)
     .catch((e: Error) => {
@@ -68,7 +66,6 @@ export function main(argv = process.argv): void {
 
 /** `cmdop-agent`: the headless agent on its own. */
 export function agentMain(argv = process.argv): void {
-  keepFreedMemoryForReuse();
   const cmd = agentCommand('cmdop-agent').option('--server <host:port>', 'control plane address (default: $CMDOP_SERVER, else 127.0.0.1:7420)');
   cmd.parseAsync(argv).catch((e: Error) => {
     process.stderr.write(`cmdop-agent: ${e.message}\n`);

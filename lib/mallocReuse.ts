@@ -1,6 +1,7 @@
 // Keeps freed memory for reuse instead of handing it back to the kernel, in
-// CMDOP's own processes (CLI, agent, control plane; never in a process that
-// merely imports the SDK: a library must not change its host's allocator).
+// the CMDOP processes that move file bytes and are not servers: `cmdop cp`
+// and the agent (never in a process that merely imports the SDK: a library
+// must not change its host's allocator).
 //
 // Why: a file transfer allocates a fresh 0.1-2 MiB Buffer several times per
 // chunk in every process on its path (grpc-js frames each message into a new
@@ -10,7 +11,7 @@
 // chunk's buffers are new pages: a page fault and a zeroed page each 4 KiB.
 // On these VMs a fault costs ~15-20 us, and copying 2 GiB through fresh
 // 2 MiB buffers took 8-15 s of CPU against 0.5-0.8 s with the pages reused
-// (bench/files.ts prints the transfer figures; test/mallocReuse.test.ts
+// (bench/files.ts prints the transfer figures; test/sendPath.test.ts
 // checks the fault counts).
 //
 // How: glibc raises its mmap threshold to the size of any mmapped chunk that
@@ -25,6 +26,11 @@
 //
 // Cost: after a burst, up to 64 MiB of freed memory may stay in the
 // process's RSS instead of going back to the kernel.
+//
+// Not in the control plane: there, the same primer was followed by a V8
+// full collection for external memory pressure every ~8 MiB moved (68 per
+// 512 MiB, against 1 without it; cause not found), which cost more than the
+// faults it saves there.
 
 /** Just under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit): a larger chunk would not move the threshold. */
 const PRIMER_BYTES = 32 * 1024 * 1024 - 64 * 1024;

@@ -7,6 +7,7 @@ import { positiveInt, seconds } from '../options';
 import { serverAddress } from '../server-address';
 import { connectionTo, pinnedCredentials } from '../connection';
 import { agentCredential } from '../auth/agentCredential';
+import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
 
 export function agentCommand(name = 'agent'): Command {
   return new Command(name)
@@ -33,6 +34,7 @@ export function agentCommand(name = 'agent'): Command {
       const addr = serverAddress(cmd);
       const badName = o.name !== undefined ? nameError('machine name', o.name) : undefined;
       if (badName) fail(badName);
+      keepFreedMemoryForReuse();
       const log = (line: string) => process.stderr.write(`cmdop agent: ${line}\n`);
       const conn = await connectionTo(addr).catch((e) => fail(e.message));
       const cred = await agentCredential(conn, {

@@ -14,6 +14,7 @@ import { LsWriter } from '../lsOutput';
 import { fail } from '../output';
 import { Progress } from '../progress';
 import { parseLocation, type Location } from '../remotePath';
+import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
 
 export function registerFiles(program: Command): void {
   program
@@ -38,6 +39,7 @@ export function registerFiles(program: Command): void {
       const to = parseLocation(dst);
       if (from.machine && to.machine) fail('copying between two machines is not supported: copy to this computer first');
       if (!from.machine && !to.machine) fail('neither side is remote: write MACHINE:PATH for the machine side (use cp for local copies)');
+      keepFreedMemoryForReuse();
       const client = await clientFor(cmd);
       const progress = new Progress(!o.quiet && !!process.stderr.isTTY);
       const copier = new Copier(client, progress, { recursive: !!o.recursive, overwrite: o.clobber !== false });
