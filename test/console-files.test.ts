@@ -2,9 +2,10 @@
 // on the console a real control plane serves, a real agent behind it. What a
 // person does: open box's Files, walk into a directory, download a file
 // (the bytes checked), drop files on the panel and pick an 8 MiB one (the
-// bytes on disk checked, progress seen), make a folder, delete things; an
-// observer sees download only and is refused an upload. Then the HTTP
-// routes themselves: tokens, bad input, size mismatches that leave nothing,
+// bytes on disk checked, progress seen), make a folder, delete things,
+// rename in place (and be told why not); an observer sees download only and
+// is refused an upload. Then the HTTP routes themselves: tokens, bad input,
+// size mismatches that leave nothing,
 // and (in process) a download whose MD5 does not match is cut short.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -241,6 +242,77 @@ describe('console file panel', () => {
       assert.ok(!fs.existsSync(path.join(work, 'made')));
     }));
 
+  it('renames in place (its button, then F2); a taken name or a lost right is said, and nothing changes', () =>
+    b.step('rename', async () => {
+      fs.writeFileSync(path.join(work, 'rename-me.txt'), 'rename me\n');
+      await page.click('[data-testid=files-refresh]');
+      await page.waitForSelector(sel.file('rename-me.txt'));
+      const since = Date.now();
+
+      // The button: the box opens on the old name, Enter renames.
+      await page.click(`${sel.file('rename-me.txt')} [data-testid=file-rename]`);
+      assert.equal(await page.inputValue('[data-testid=file-rename-input]'), 'rename-me.txt');
+      await page.fill('[data-testid=file-rename-input]', 'renamed.txt');
+      await page.press('[data-testid=file-rename-input]', 'Enter');
+      await page.waitForSelector(sel.file('renamed.txt'));
+      await page.waitForSelector(sel.file('rename-me.txt'), { state: 'detached' });
+      assert.ok(!fs.existsSync(path.join(work, 'rename-me.txt')));
+      assert.equal(fs.readFileSync(path.join(work, 'renamed.txt'), 'utf8'), 'rename me\n');
+
+      // F2 on the row: the stem is selected, so typing keeps the extension.
+      await page.focus(sel.file('renamed.txt'));
+      await page.keyboard.press('F2');
+      await page.waitForSelector(`${sel.file('renamed.txt')} [data-testid=file-rename-input]`);
+      await page.keyboard.type('by-f2');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector(sel.file('by-f2.txt'));
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+
+      // A name that is taken: said, the box stays open, neither file touched.
+      await page.focus(sel.file('by-f2.txt'));
+      await page.keyboard.press('F2');
+      await page.fill('[data-testid=file-rename-input]', 'small.txt');
+      await page.press('[data-testid=file-rename-input]', 'Enter');
+      await page.waitForSelector('[data-testid=files-error]');
+      assert.match((await page.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to small\.txt: already exists/);
+      assert.equal(await page.inputValue(`${sel.file('by-f2.txt')} [data-testid=file-rename-input]`), 'small.txt');
+      assert.equal(fs.readFileSync(path.join(work, 'small.txt'), 'utf8'), 'new contents\n');
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+      await page.press('[data-testid=file-rename-input]', 'Escape');
+      await page.waitForSelector('[data-testid=file-rename-input]', { state: 'detached' });
+      await page.click('[data-testid=files-error] button');
+
+      const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
+      const renames = audit.filter((e) => e.action === 'file-rename' && e.ok).map((e) => e.detail);
+      assert.deepEqual(renames.sort(), [
+        `${path.join(work, 'rename-me.txt')} -> ${path.join(work, 'renamed.txt')}`,
+        `${path.join(work, 'renamed.txt')} -> ${path.join(work, 'by-f2.txt')}`,
+      ].sort());
+
+      // An operator whose grant is lowered to observer while the panel is open: refused, said, nothing moved.
+      await c.client.auth.addUser('pete', { password: 'pete-password-1' });
+      await c.client.auth.grant('box', 'pete', 'operator');
+      const pete = (await c.client.auth.createToken('pete-files', 0, 'pete')).token;
+      const p = await b.newPage();
+      try {
+        p.on('pageerror', (e) => pageErrors.push(String(e)));
+        await p.goto(`${web}/#token=${pete}`);
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        await openPanel(p, 'operator');
+        await goTo(p, work);
+        await c.client.auth.grant('box', 'pete', 'observer');
+        await p.click(`${sel.file('by-f2.txt')} [data-testid=file-rename]`);
+        await p.fill('[data-testid=file-rename-input]', 'pete.txt');
+        await p.press('[data-testid=file-rename-input]', 'Enter');
+        await p.waitForSelector('[data-testid=files-error]');
+        assert.match((await p.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to pete\.txt: .*pete may only observe box/);
+      } finally {
+        await p.close();
+      }
+      assert.ok(!fs.existsSync(path.join(work, 'pete.txt')));
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+    }));
+
   it('an observer sees download only; the control plane refuses their upload (403) and audits it', () =>
     b.step('observer', async () => {
       await c.client.auth.addUser('olga', { password: 'olga-password-1' });
@@ -254,9 +326,21 @@ describe('console file panel', () => {
         await openPanel(p, 'observer');
         await goTo(p, work);
         await p.waitForSelector('[data-testid=files-readonly]');
-        for (const control of ['files-upload', 'files-input', 'files-mkdir', 'files-overwrite', 'file-delete']) {
+        for (const control of ['files-upload', 'files-input', 'files-mkdir', 'files-overwrite', 'file-delete', 'file-rename']) {
           assert.equal(await p.locator(`${sel.panel} [data-testid=${control}]`).count(), 0, `no ${control} for an observer`);
         }
+        // Nor does F2 open a rename box, and the gateway refuses the call itself.
+        await p.focus(sel.file('small.txt'));
+        await p.keyboard.press('F2');
+        assert.equal(await p.locator('[data-testid=file-rename-input]').count(), 0, 'no rename box for an observer');
+        const olgaClient = c.newClient({ token: olga });
+        try {
+          olgaClient.setMachine('box');
+          await assert.rejects(olgaClient.files.rename(path.join(work, 'small.txt'), path.join(work, 'olga.txt')), /olga may only observe box/);
+        } finally {
+          olgaClient.close();
+        }
+        assert.ok(fs.existsSync(path.join(work, 'small.txt')));
         // Dropping does nothing for an observer.
         await dropFiles(p, [{ name: 'olga.txt', data: Buffer.from('no') }]);
         assert.equal(await p.locator('[data-testid=file-transfer]').count(), 0);

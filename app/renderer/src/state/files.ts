@@ -1,6 +1,6 @@
 // One machine's file panel: where it is, what is there, what the user may
 // do (an observer only downloads), and the transfers with their progress.
-// Listing, mkdir and delete are gateway calls; the bytes go over HTTP
+// Listing, mkdir, rename and delete are gateway calls; the bytes go over HTTP
 // (net/files.ts). The model outlives the panel being closed, so transfers
 // carry on and reopening shows them.
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
@@ -139,6 +139,30 @@ export class FilesModel extends Observable {
     } catch (err) {
       return this.showError(`cannot delete ${e.name}: ${(err as Error).message}`);
     }
+    await this.refresh();
+    return true;
+  }
+
+  /**
+   * Renames an entry within the current directory. Never over an existing
+   * name: a clash is an error to show, not a replacement to make silently.
+   * On failure the listing is left as it was and the reason shown.
+   */
+  async rename(e: FileEntry, to: string): Promise<boolean> {
+    const problem = nameProblem(to);
+    if (problem) return this.showError(problem);
+    if (to === e.name) return true;
+    try {
+      await this.conn.call('renameFile', {
+        machine: this.machine,
+        from: joinPath(this.path, e.name),
+        to: joinPath(this.path, to),
+        overwrite: false,
+      });
+    } catch (err) {
+      return this.showError(`cannot rename ${e.name} to ${to}: ${(err as Error).message}`);
+    }
+    this.error = '';
     await this.refresh();
     return true;
   }

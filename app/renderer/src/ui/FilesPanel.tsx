@@ -1,8 +1,10 @@
 // A machine's files: a path bar, the listing (directories first; click one
 // to enter it, `..` to go up), a download per file, and for an operator
-// upload (drop files on the panel, or pick them), new folder and delete
-// (asked twice). Transfers show their progress under the bar.
-import { useEffect, useRef, useState, type DragEvent, type FormEvent } from 'react';
+// upload (drop files on the panel, or pick them), new folder, rename (F2 on
+// a row, or its button; edited in place) and delete (asked twice). An
+// observer is shown none of the writing controls. Transfers show their
+// progress under the bar.
+import { useEffect, useRef, useState, type DragEvent, type FormEvent, type KeyboardEvent } from 'react';
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { FilesModel, Transfer } from '../state/files';
 import { useObservable } from './hooks';
@@ -43,6 +45,8 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
   const [dragging, setDragging] = useState(false);
   const [naming, setNaming] = useState<string | undefined>(undefined);
   const [confirming, setConfirming] = useState('');
+  /** The entry being renamed in place ('' when none). */
+  const [renaming, setRenaming] = useState('');
   const [overwrite, setOverwrite] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
 
@@ -50,6 +54,7 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
   useEffect(() => {
     setPathInput(model.path);
     setConfirming('');
+    setRenaming('');
   }, [model.path]);
 
   const write = model.canWrite;
@@ -177,7 +182,15 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
             </td>
           </tr>
           {model.entries.map((e) => (
-            <EntryRow key={e.name} e={e} model={model} confirming={confirming === e.name} setConfirming={setConfirming} />
+            <EntryRow
+              key={e.name}
+              e={e}
+              model={model}
+              confirming={confirming === e.name}
+              setConfirming={setConfirming}
+              renaming={renaming === e.name}
+              setRenaming={setRenaming}
+            />
           ))}
         </tbody>
       </table>
@@ -187,14 +200,32 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
   );
 }
 
-function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; setConfirming(name: string): void }) {
+interface EntryRowProps {
+  e: FileEntry;
+  model: FilesModel;
+  confirming: boolean;
+  setConfirming(name: string): void;
+  renaming: boolean;
+  setRenaming(name: string): void;
+}
+
+function EntryRow(p: EntryRowProps) {
   const { e, model } = p;
   const type = TYPE_NAME[e.type] ?? 'other';
   const dir = e.type === FileType.FILE_TYPE_DIRECTORY;
+  // F2 anywhere on the row (it and its buttons take focus), as in file managers; not inside the rename box itself.
+  const onKeyDown = (k: KeyboardEvent) => {
+    if (k.key !== 'F2' || !model.canWrite || (k.target as HTMLElement).tagName === 'INPUT') return;
+    k.preventDefault();
+    p.setConfirming('');
+    p.setRenaming(e.name);
+  };
   return (
-    <tr data-testid="file-row" data-name={e.name} data-type={type}>
+    <tr data-testid="file-row" data-name={e.name} data-type={type} tabIndex={0} onKeyDown={onKeyDown}>
       <td className="file-name">
-        {dir || e.type === FileType.FILE_TYPE_SYMLINK ? (
+        {p.renaming ? (
+          <RenameForm e={e} model={model} done={() => p.setRenaming('')} />
+        ) : dir || e.type === FileType.FILE_TYPE_SYMLINK ? (
           // A symlink may point at a directory: try to enter it (an error says if it is not one).
           <button type="button" className="link" data-testid="file-open" onClick={() => void model.enter(e.name)}>
             {e.name}
@@ -203,7 +234,7 @@ function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; set
         ) : (
           <span>{e.name}</span>
         )}
-        {e.linkTarget && <span className="dim"> → {e.linkTarget}</span>}
+        {e.linkTarget && !p.renaming && <span className="dim"> → {e.linkTarget}</span>}
       </td>
       <td className="num">{dir ? '' : formatBytes(e.size)}</td>
       <td className="dim">{e.mtimeMs ? new Date(e.mtimeMs).toLocaleString() : ''}</td>
@@ -225,12 +256,67 @@ function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; set
               </button>
             </>
           ) : (
-            <button type="button" data-testid="file-delete" onClick={() => p.setConfirming(e.name)}>
-              Delete
-            </button>
+            <>
+              <button type="button" data-testid="file-rename" title="Rename (F2)" onClick={() => p.setRenaming(e.name)}>
+                Rename
+              </button>{' '}
+              <button type="button" data-testid="file-delete" onClick={() => p.setConfirming(e.name)}>
+                Delete
+              </button>
+            </>
           ))}
       </td>
     </tr>
+  );
+}
+
+/**
+ * The new name, edited where the old one was: Enter renames, Escape gives
+ * up. On failure the box stays open with what was typed and the panel says
+ * why (the name is taken, no permission), so it can be corrected.
+ */
+function RenameForm({ e, model, done }: { e: FileEntry; model: FilesModel; done(): void }) {
+  const [name, setName] = useState(e.name);
+  const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    // Focused with the name less its extension selected, as file managers do: typing replaces the stem.
+    const dot = e.name.lastIndexOf('.');
+    input.current?.focus();
+    input.current?.setSelectionRange(0, dot > 0 ? dot : e.name.length);
+  }, [e.name]);
+  const submit = async (ev: FormEvent) => {
+    ev.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    const ok = await model.rename(e, name.trim());
+    setBusy(false);
+    if (ok) done();
+  };
+  return (
+    <form className="file-rename" onSubmit={submit}>
+      <input
+        data-testid="file-rename-input"
+        aria-label={`New name for ${e.name}`}
+        value={name}
+        spellCheck={false}
+        ref={input}
+        readOnly={busy}
+        onChange={(c) => setName(c.target.value)}
+        onKeyDown={(k) => {
+          if (k.key === 'Escape') {
+            k.preventDefault();
+            done();
+          }
+        }}
+      />
+      <button type="submit" className="primary" data-testid="file-rename-ok" disabled={busy}>
+        Rename
+      </button>
+      <button type="button" data-testid="file-rename-cancel" onClick={done}>
+        Cancel
+      </button>
+    </form>
   );
 }
 
