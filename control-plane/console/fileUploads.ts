@@ -267,8 +267,19 @@ export class UploadSessions {
     const overwrite = flagParam(q, 'overwrite');
     const md = metadataOf(req);
     const peer = peerOf(req);
+    // Listened for before anything is awaited: a page gone while its token
+    // is checked would otherwise leave an upload open on the agent (and its
+    // partial file) until the idle timer.
+    let gone = false;
+    let session: UploadSession | undefined;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      gone = true;
+      session?.fail(new HttpError(410, 'CANCELLED', 'the page went away while the upload opened'));
+    });
     // Who it is, to hold the upload for them; the handler checks what they may do (and audits it).
     const p = await this.authenticate(md, machine, peer);
+    if (gone) return;
     let open = 0;
     for (const s of this.sessions.values()) if (s.userId === p.user.id && s.state !== 'ended') open++;
     if (open >= MAX_UPLOADS_PER_USER) {
@@ -278,9 +289,7 @@ export class UploadSessions {
       if (this.sessions.get(x.id) === x) this.sessions.delete(x.id);
     });
     this.sessions.set(s.id, s);
-    res.on('close', () => {
-      if (!res.writableFinished) s.fail(new HttpError(410, 'CANCELLED', 'the page went away while the upload opened'));
-    });
+    session = s;
     await s.whenOpen;
     sendJson(res, 200, { id: s.id, offset: s.sent, size });
   }

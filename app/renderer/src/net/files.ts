@@ -164,16 +164,22 @@ export async function uploadFile(
   signal?: AbortSignal,
 ): Promise<UploadResult> {
   const size = file.size;
+  signal?.throwIfAborted();
+  // The open is not aborted mid-way (it is short: the agent checks and opens
+  // the file): a cancel that lands after the control plane opened the upload
+  // but before its id is read here would leave the upload, and its partial
+  // file, for the idle timer. Instead a cancel is seen once the id is known,
+  // and the upload is then given up (finally, below).
   const opened = await fetch(`/files/upload?${query({ machine, path, size, overwrite: overwrite ? 1 : 0 })}`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${await token()}` },
-    signal,
   });
   if (!opened.ok) throw await errorOf(opened);
   const { id } = (await opened.json()) as { id: string };
   const partUrl = (offset: number) => `/files/upload/${encodeURIComponent(id)}?${query({ offset })}`;
   let ok = false;
   try {
+    signal?.throwIfAborted();
     let offset = 0;
     let partSize = FIRST_PART;
     let retries = 0;
