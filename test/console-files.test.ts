@@ -2,7 +2,8 @@
 // on the console a real control plane serves, a real agent behind it. What a
 // person does: open box's Files, walk into a directory, download a file
 // (the bytes checked), drop files on the panel and pick an 8 MiB one (the
-// bytes on disk checked, progress seen), make a folder, delete things,
+// bytes on disk checked, progress seen), drop and pick whole folders (the
+// trees compared byte for byte, failures named), make a folder, delete things,
 // rename in place (and be told why not); an observer sees download only and
 // is refused an upload. Then the HTTP routes themselves: tokens, bad input,
 // size mismatches that leave nothing,
@@ -49,6 +50,47 @@ async function goTo(page: Page, dir: string): Promise<void> {
 /** Names in the listing, in order. */
 const listed = (page: Page) =>
   page.$$eval('[data-testid=files-panel] [data-testid=file-row]', (rows) => rows.map((r) => (r as HTMLElement).dataset.name ?? ''));
+
+/**
+ * Drops files and folders from this machine's disk on the panel, the way the
+ * desktop does: through Chromium's own drag and drop (CDP
+ * Input.dispatchDragEvent with paths), so a folder arrives as a real
+ * FileSystemDirectoryEntry that the page walks, not as a stand-in.
+ */
+async function dropPaths(b: Browser, page: Page, paths: string[]): Promise<void> {
+  const panel = page.locator(sel.panel);
+  await panel.scrollIntoViewIfNeeded();
+  const box = (await panel.boundingBox())!;
+  const at = { x: Math.round(box.x + box.width / 2), y: Math.round(Math.max(0, box.y) + 12) };
+  const cdp = await b.context.newCDPSession(page);
+  try {
+    const data = { items: [], files: paths, dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/** A directory tree as {relative path: 'dir' or the file's SHA-256}, to compare two trees byte for byte. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, rel: string) => {
+    for (const name of fs.readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      if (fs.statSync(full).isDirectory()) {
+        out[r] = 'dir';
+        walk(full, r);
+      } else out[r] = `${fs.statSync(full).size}:${sha(fs.readFileSync(full))}`;
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** Partial uploads anywhere under `root`. */
+const partialsUnder = (root: string): string[] =>
+  fs.existsSync(root) ? (fs.readdirSync(root, { recursive: true }) as string[]).filter((n) => /\.cmdop-.*\.part$/.test(n)) : [];
 
 /** Drops files (built in the page from these bytes) on the panel, as a drag from the desktop would. */
 async function dropFiles(page: Page, files: { name: string; data: Buffer }[]): Promise<void> {
@@ -203,6 +245,101 @@ describe('console file panel', () => {
       await eventually(() => partials(work).length === 0, 10_000, `no partial file (${partials(work).join(', ')})`);
     }));
 
+  it('uploads a dropped folder tree (nested folders, an empty one, an empty file, odd sizes) byte for byte, with one progress', () =>
+    b.step('drop-folder', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const tree = path.join(local, 'dropped-tree');
+      fs.mkdirSync(path.join(tree, 'nested', 'deeper', 'deepest'), { recursive: true });
+      fs.mkdirSync(path.join(tree, 'empty-folder'));
+      fs.writeFileSync(path.join(tree, 'odd.bin'), crypto.randomBytes(3 * MiB + 333));
+      fs.writeFileSync(path.join(tree, 'empty.txt'), '');
+      fs.writeFileSync(path.join(tree, 'ünï code.txt'), 'named in Unicode\n');
+      fs.writeFileSync(path.join(tree, 'nested', 'mid.txt'), 'middle\n');
+      fs.writeFileSync(path.join(tree, 'nested', 'deeper', 'deep.bin'), crypto.randomBytes(200_001));
+      const bytes = 3 * MiB + 333 + Buffer.byteLength('named in Unicode\n') + 'middle\n'.length + 200_001;
+      try {
+        await dropPaths(b, page, [tree]);
+        const row = sel.transfer('dropped-tree');
+        await page.waitForSelector(`${row}[data-kind=folder][data-state=done]`, { timeout: 60_000 });
+        assert.deepEqual(snapshot(path.join(work, 'dropped-tree')), snapshot(tree));
+        assert.equal(snapshot(tree)['nested/deeper/deepest'], 'dir', 'the empty folder is in the comparison');
+        assert.equal(await page.getAttribute(row, 'data-files-done'), '5');
+        assert.equal(await page.getAttribute(row, 'data-files-total'), '5');
+        assert.equal(await page.getAttribute(row, 'data-loaded'), String(bytes));
+        assert.equal(await page.getAttribute(row, 'data-total'), String(bytes));
+        assert.match((await page.textContent(row)) ?? '', /done: 5 of 5 files/);
+        assert.deepEqual(partialsUnder(path.join(work, 'dropped-tree')), []);
+        await page.waitForSelector(`${sel.file('dropped-tree')}[data-type=directory]`);
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
+  it('a folder whose files cannot all go names each one that did not, with why, and uploads the rest', () =>
+    b.step('folder-failures', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const tree = path.join(local, 'mixed');
+      fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+      fs.mkdirSync(path.join(tree, 'blocked'));
+      fs.writeFileSync(path.join(tree, 'taken.txt'), 'from the drop\n');
+      fs.writeFileSync(path.join(tree, 'new.bin'), crypto.randomBytes(50_001));
+      fs.writeFileSync(path.join(tree, 'sub', 'also.txt'), 'also\n');
+      fs.writeFileSync(path.join(tree, 'blocked', 'x.txt'), 'x\n');
+      // On the machine: a file of the same name, and a file where a folder must go.
+      fs.mkdirSync(path.join(work, 'mixed'));
+      fs.writeFileSync(path.join(work, 'mixed', 'taken.txt'), 'already here\n');
+      fs.writeFileSync(path.join(work, 'mixed', 'blocked'), 'a file, not a folder\n');
+      try {
+        await dropPaths(b, page, [tree]);
+        const row = sel.transfer('mixed');
+        await page.waitForSelector(`${row}[data-state=failed]`, { timeout: 30_000 });
+        assert.match((await page.textContent(row)) ?? '', /2 of 4 files uploaded; 2 not \(3 listed below\)/);
+        const failures = await page.$$eval(`${row} [data-testid=file-transfer-failures] li`, (lis) =>
+          lis.map((li) => [(li as HTMLElement).dataset.path, li.textContent ?? '']),
+        );
+        // Files go a few at a time, so the order varies: the set is what counts.
+        assert.deepEqual(failures.map(([p]) => p).sort(), ['mixed/blocked/', 'mixed/blocked/x.txt', 'mixed/taken.txt']);
+        const why = Object.fromEntries(failures) as Record<string, string>;
+        assert.match(why['mixed/blocked/'], /already exists: .*mixed\/blocked/);
+        assert.match(why['mixed/blocked/x.txt'], /not uploaded: mixed\/blocked could not be created/);
+        assert.match(why['mixed/taken.txt'], /already exists/);
+        // What could go went, byte for byte; what was there is untouched.
+        assert.deepEqual(fs.readFileSync(path.join(work, 'mixed', 'new.bin')), fs.readFileSync(path.join(tree, 'new.bin')));
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'sub', 'also.txt'), 'utf8'), 'also\n');
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'taken.txt'), 'utf8'), 'already here\n');
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'blocked'), 'utf8'), 'a file, not a folder\n');
+        assert.deepEqual(partialsUnder(path.join(work, 'mixed')), []);
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
+  it('uploads a folder picked with “Upload folder…”; a cancelled folder upload says what did not arrive and leaves no partial file', () =>
+    b.step('pick-folder', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const picked = path.join(local, 'picked');
+      fs.mkdirSync(path.join(picked, 'a', 'b'), { recursive: true });
+      fs.writeFileSync(path.join(picked, 'top.txt'), 'top\n');
+      fs.writeFileSync(path.join(picked, 'a', 'b', 'leaf.bin'), crypto.randomBytes(77_777));
+      const slow = path.join(local, 'slow');
+      fs.mkdirSync(slow);
+      fs.writeFileSync(path.join(slow, 'huge.bin'), crypto.randomBytes(64 * MiB));
+      try {
+        await page.setInputFiles('[data-testid=files-folder-input]', picked);
+        await page.waitForSelector(`${sel.transfer('picked')}[data-kind=folder][data-state=done]`, { timeout: 30_000 });
+        assert.deepEqual(snapshot(path.join(work, 'picked')), snapshot(picked));
+
+        await dropPaths(b, page, [slow]);
+        await page.click(`${sel.transfer('slow', 'running')} [data-testid=file-cancel]`);
+        await page.waitForSelector(sel.transfer('slow', 'cancelled'));
+        assert.match((await page.textContent(sel.transfer('slow'))) ?? '', /0 of 1 files were uploaded before the cancel; the others were not/);
+        assert.ok(!fs.existsSync(path.join(work, 'slow', 'huge.bin')));
+        await eventually(() => partialsUnder(path.join(work, 'slow')).length === 0, 10_000, 'no partial file left');
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
   it('refuses to upload over a file unless “replace” is ticked', () =>
     b.step('overwrite', async () => {
       await dropFiles(page, [{ name: 'small.txt', data: Buffer.from('new contents\n') }]);
@@ -326,7 +463,7 @@ describe('console file panel', () => {
         await openPanel(p, 'observer');
         await goTo(p, work);
         await p.waitForSelector('[data-testid=files-readonly]');
-        for (const control of ['files-upload', 'files-input', 'files-mkdir', 'files-overwrite', 'file-delete', 'file-rename']) {
+        for (const control of ['files-upload', 'files-input', 'files-upload-folder', 'files-folder-input', 'files-mkdir', 'files-overwrite', 'file-delete', 'file-rename']) {
           assert.equal(await p.locator(`${sel.panel} [data-testid=${control}]`).count(), 0, `no ${control} for an observer`);
         }
         // Nor does F2 open a rename box, and the gateway refuses the call itself.

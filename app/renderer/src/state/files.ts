@@ -6,11 +6,14 @@
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleConnection } from '../net/connection';
 import { downloadFile, fileRole, saveBlob, uploadFile, type Role } from '../net/files';
+import { readFolder, type FolderTree } from '../net/localTree';
+import { uploadFolder, type FolderFailure } from './folderUpload';
 import { Observable } from './observable';
 
 export interface Transfer {
   id: number;
-  kind: 'upload' | 'download';
+  /** A folder is one transfer: its bytes and its files counted together. */
+  kind: 'upload' | 'download' | 'folder';
   name: string;
   /** The remote path. */
   path: string;
@@ -19,6 +22,8 @@ export interface Transfer {
   state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
   error: string;
   abort: AbortController;
+  /** A folder's files: how many arrived of how many, and each that did not, with why. */
+  folder?: { filesDone: number; filesTotal: number; failures: FolderFailure[] };
 }
 
 /** Finished transfers kept on screen. */
@@ -62,7 +67,8 @@ export class FilesModel extends Observable {
   error = '';
   role: Role | 'unknown' = 'unknown';
   transfers: Transfer[] = [];
-  private queued: { t: Transfer; file: File; overwrite: boolean }[] = [];
+  /** Uploads wait their turn: one file or folder at a time. */
+  private queued: { t: Transfer; run(t: Transfer): Promise<void> }[] = [];
   private seq = 0;
   private nextTransfer = 1;
   private uploading = false;
@@ -184,8 +190,54 @@ export class FilesModel extends Observable {
   upload(files: File[], overwrite: boolean): void {
     for (const f of files) {
       const t = this.addTransfer('upload', f.name, joinPath(this.path, f.name), f.size);
-      this.queued.push({ t, file: f, overwrite });
+      this.queued.push({
+        t,
+        run: async (t) => {
+          await uploadFile(this.conn.token, this.machine, t.path, f, overwrite, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+        },
+      });
     }
+    void this.drain();
+  }
+
+  /** Queues folders dropped on the panel; each is read from disk when its turn comes. */
+  uploadDroppedFolders(folders: FileSystemDirectoryEntry[], overwrite: boolean): void {
+    for (const entry of folders) this.queueFolder(entry.name, () => readFolder(entry), overwrite);
+  }
+
+  /** Queues folders already read (picked with the folder button). */
+  uploadFolders(trees: FolderTree[], overwrite: boolean): void {
+    for (const tree of trees) this.queueFolder(tree.name, async () => tree, overwrite);
+  }
+
+  private queueFolder(name: string, read: () => Promise<FolderTree>, overwrite: boolean): void {
+    const t = this.addTransfer('folder', name, joinPath(this.path, name), 0);
+    t.folder = { filesDone: 0, filesTotal: 0, failures: [] };
+    this.queued.push({
+      t,
+      run: async (t) => {
+        const tree = await read();
+        const steps = {
+          mkdir: async (path: string) => {
+            await this.conn.call('makeDirectory', { machine: this.machine, path, parents: true });
+          },
+          upload: async (path: string, file: File, onProgress: (loaded: number) => void, signal: AbortSignal) => {
+            await uploadFile(this.conn.token, this.machine, path, file, overwrite, (loaded) => onProgress(loaded), signal);
+          },
+        };
+        const result = await uploadFolder(steps, t.path, tree, t.abort.signal, (p) => {
+          t.folder = { filesDone: p.filesDone, filesTotal: p.filesTotal, failures: p.failures };
+          this.progress(t, p.bytesDone, p.bytesTotal);
+        });
+        const failed = result.failures.length;
+        if (failed > 0) {
+          const notArrived = result.filesTotal - result.filesDone;
+          throw new Error(
+            `${result.filesDone} of ${result.filesTotal} files uploaded; ${notArrived ? `${notArrived} not` : 'some entries not'} (${failed} listed below)`,
+          );
+        }
+      },
+    });
     void this.drain();
   }
 
@@ -212,12 +264,12 @@ export class FilesModel extends Observable {
     this.uploading = true;
     try {
       for (let next = this.queued.shift(); next; next = this.queued.shift()) {
-        const { t, file, overwrite } = next;
+        const { t, run } = next;
         if (t.state !== 'queued') continue;
         t.state = 'running';
         this.changed();
         try {
-          await uploadFile(this.conn.token, this.machine, t.path, file, overwrite, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+          await run(t);
           t.state = 'done';
         } catch (err) {
           this.finishFailed(t, err);
@@ -249,6 +301,8 @@ export class FilesModel extends Observable {
   private finishFailed(t: Transfer, err: unknown): void {
     if (t.abort.signal.aborted) {
       t.state = 'cancelled';
+      // What a cancelled folder leaves: the files that arrived stay, the rest are not there.
+      if (t.folder) t.error = `${t.folder.filesDone} of ${t.folder.filesTotal} files were uploaded before the cancel; the others were not`;
       return;
     }
     t.state = 'failed';

@@ -1,11 +1,12 @@
 // A machine's files: a path bar, the listing (directories first; click one
 // to enter it, `..` to go up), a download per file, and for an operator
-// upload (drop files on the panel, or pick them), new folder, rename (F2 on
+// upload (drop files or folders on the panel, or pick them), new folder, rename (F2 on
 // a row, or its button; edited in place) and delete (asked twice). An
 // observer is shown none of the writing controls. Transfers show their
 // progress under the bar.
 import { useEffect, useRef, useState, type DragEvent, type FormEvent, type KeyboardEvent } from 'react';
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { droppedItems, treesFromPicked } from '../net/localTree';
 import type { FilesModel, Transfer } from '../state/files';
 import { useObservable } from './hooks';
 
@@ -24,21 +25,6 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-/** Files dropped on the panel; folders are named so the user knows they were left out. */
-function droppedFiles(e: DragEvent): { files: File[]; folders: string[] } {
-  const files: File[] = [];
-  const folders: string[] = [];
-  const items = [...e.dataTransfer.items].filter((it) => it.kind === 'file');
-  if (items.length === 0) return { files: [...e.dataTransfer.files], folders };
-  for (const it of items) {
-    const f = it.getAsFile();
-    if (!f) continue;
-    if (it.webkitGetAsEntry?.()?.isDirectory) folders.push(f.name);
-    else files.push(f);
-  }
-  return { files, folders };
-}
-
 export function FilesPanel({ model, close }: { model: FilesModel; close(): void }) {
   useObservable(model);
   const [pathInput, setPathInput] = useState(model.path);
@@ -49,6 +35,7 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
   const [renaming, setRenaming] = useState('');
   const [overwrite, setOverwrite] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
+  const folderPicker = useRef<HTMLInputElement>(null);
 
   useEffect(() => model.start(), [model]);
   useEffect(() => {
@@ -66,9 +53,9 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
     e.preventDefault();
     setDragging(false);
     if (!write) return;
-    const { files, folders } = droppedFiles(e);
+    const { files, folders } = droppedItems(e.dataTransfer);
     if (files.length) model.upload(files, overwrite);
-    if (folders.length) model.showError(`folders are not uploaded (${folders.join(', ')}): drop the files in them`);
+    if (folders.length) model.uploadDroppedFolders(folders, overwrite);
   };
   const makeDir = async (e: FormEvent) => {
     e.preventDefault();
@@ -124,6 +111,22 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
                 const files = [...(e.target.files ?? [])];
                 e.target.value = ''; // the same file can be picked again
                 if (files.length) model.upload(files, overwrite);
+              }}
+            />
+            <button type="button" data-testid="files-upload-folder" onClick={() => folderPicker.current?.click()}>
+              Upload folder…
+            </button>
+            <input
+              // webkitdirectory is not in React's types: set on the element itself.
+              ref={(el) => el?.setAttribute('webkitdirectory', '')}
+              type="file"
+              hidden
+              data-testid="files-folder-input"
+              onChange={(e) => {
+                const { trees, loose } = treesFromPicked([...(e.target.files ?? [])]);
+                e.target.value = '';
+                if (trees.length) model.uploadFolders(trees, overwrite);
+                if (loose.length) model.upload(loose, overwrite);
               }}
             />
             <label className="dim" title="Upload over files of the same name">
@@ -195,7 +198,7 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
         </tbody>
       </table>
       {model.entries.length === 0 && !model.loading && !model.error && <p className="dim">(empty)</p>}
-      {write && <p className="dim drop-hint">Drop files here to upload them to {model.path}</p>}
+      {write && <p className="dim drop-hint">Drop files or folders here to upload them to {model.path}</p>}
     </section>
   );
 }
@@ -341,6 +344,8 @@ function Transfers({ model }: { model: FilesModel }) {
 function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
   const pct = t.total > 0 ? Math.floor((100 * t.loaded) / t.total) : t.state === 'done' ? 100 : 0;
   const live = t.state === 'queued' || t.state === 'running';
+  const f = t.folder;
+  const files = f ? `${f.filesDone} of ${f.filesTotal} files, ` : '';
   return (
     <li
       className={`transfer transfer-${t.state}`}
@@ -350,20 +355,36 @@ function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
       data-state={t.state}
       data-loaded={t.loaded}
       data-total={t.total}
+      data-files-done={f?.filesDone}
+      data-files-total={f?.filesTotal}
+      data-failed={f?.failures.length}
       title={t.path}
     >
-      <span className="transfer-name">
-        {t.kind === 'upload' ? '↑' : '↓'} {t.name}
-      </span>
-      <progress data-testid="file-progress" max={Math.max(1, t.total)} value={t.total > 0 ? t.loaded : t.state === 'done' ? 1 : 0} />
-      <span className="transfer-status">
-        {t.state === 'running' ? `${pct}% of ${formatBytes(t.total)}` : t.state}
-        {t.error && <span className="error"> {t.error}</span>}
-      </span>
-      {live && (
-        <button type="button" data-testid="file-cancel" onClick={() => model.cancel(t)}>
-          Cancel
-        </button>
+      <div className="transfer-line">
+        <span className="transfer-name">
+          {t.kind === 'download' ? '↓' : '↑'} {t.name}
+          {t.kind === 'folder' ? '/' : ''}
+        </span>
+        <progress data-testid="file-progress" max={Math.max(1, t.total)} value={t.total > 0 ? t.loaded : t.state === 'done' ? 1 : 0} />
+        <span className="transfer-status">
+          {t.state === 'running' ? `${files}${pct}% of ${formatBytes(t.total)}` : t.state === 'done' && f ? `done: ${files.slice(0, -2)}` : t.state}
+          {t.error && <span className="error"> {t.error}</span>}
+        </span>
+        {live && (
+          <button type="button" data-testid="file-cancel" onClick={() => model.cancel(t)}>
+            Cancel
+          </button>
+        )}
+      </div>
+      {f && f.failures.length > 0 && (
+        // Every file of the folder that did not arrive, by name: nothing is left out silently.
+        <ul className="transfer-failures" data-testid="file-transfer-failures">
+          {f.failures.map((x) => (
+            <li key={x.path} data-path={x.path}>
+              <code>{x.path}</code>: {x.message}
+            </li>
+          ))}
+        </ul>
       )}
     </li>
   );
