@@ -6,7 +6,7 @@
 // trees compared byte for byte, failures named), make a folder, delete things,
 // rename in place (and be told why not); an observer sees download only and
 // is refused an upload. Then the HTTP routes themselves: tokens, bad input,
-// size mismatches that leave nothing,
+// size mismatches that leave nothing, downloads resumed by Range/If-Range,
 // and (in process) a download whose MD5 does not match is cut short.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -559,6 +559,94 @@ describe('console file panel', () => {
     assert.equal(r.status, 404);
     await r.body?.cancel();
     assert.deepEqual(partials(work), []);
+  });
+
+  it('HTTP: a cut download resumes with Range + If-Range (206 from byte N); a changed file comes whole (200); If-Match and past-the-end ranges are refused', async () => {
+    const file = path.join(work, 'range.bin');
+    const data = crypto.randomBytes(MiB + 123);
+    fs.writeFileSync(file, data);
+    const url = `/files/download?${q({ machine: 'box', path: file })}`;
+    const get = async (headers: Record<string, string> = {}) => {
+      const r = await api(url, { headers });
+      return { r, body: Buffer.from(await r.arrayBuffer()) };
+    };
+
+    let { r, body } = await get();
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('accept-ranges'), 'bytes');
+    const etag = r.headers.get('etag') ?? '';
+    assert.match(etag, /^"[0-9a-z]+-[0-9a-z]+"$/, 'a strong ETag');
+    assert.deepEqual(body, data);
+
+    // Cut part way (as a dropped link does), then resumed from what arrived, as curl -C - or a download manager does.
+    const head = await new Promise<Buffer>((resolve, reject) => {
+      const got: Buffer[] = [];
+      let n = 0;
+      const req = http.get(`${web}${url}`, { headers: { authorization: `Bearer ${c.token}` } }, (res) => {
+        res.on('data', (d: Buffer) => {
+          got.push(d);
+          n += d.length;
+          if (n >= 200_000) {
+            req.destroy();
+            resolve(Buffer.concat(got));
+          }
+        });
+        res.on('error', () => {});
+      });
+      req.on('error', (e) => (n >= 200_000 ? undefined : reject(e)));
+    });
+    assert.ok(head.length < data.length, `cut short (${head.length} of ${data.length})`);
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 206);
+    assert.equal(r.headers.get('content-range'), `bytes ${head.length}-${data.length - 1}/${data.length}`);
+    assert.equal(r.headers.get('content-length'), String(data.length - head.length));
+    assert.equal(r.headers.get('etag'), etag);
+    assert.deepEqual(Buffer.concat([head, body]), data, 'the two parts make the file, byte for byte');
+
+    // Without If-Range the range is served too; bytes=0-, other range forms and an If-Range date get the whole file.
+    ({ r, body } = await get({ range: 'bytes=1000000-' }));
+    assert.equal(r.status, 206);
+    assert.deepEqual(body, data.subarray(1_000_000));
+    for (const headers of [{ range: 'bytes=0-' }, { range: 'bytes=10-20' }, { range: 'bytes=-100' }, { range: 'bytes=5-', 'if-range': new Date().toUTCString() }] as Record<string, string>[]) {
+      ({ r, body } = await get(headers));
+      assert.equal(r.status, 200, JSON.stringify(headers));
+      assert.deepEqual(body, data);
+    }
+    ({ r, body } = await get({ range: `bytes=${data.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 416);
+    assert.equal(r.headers.get('content-range'), `bytes */${data.length}`);
+    assert.equal(JSON.parse(body.toString()).code, 'OUT_OF_RANGE');
+    ({ r, body } = await get({ range: `bytes=${data.length + 10}-`, 'if-range': etag }));
+    assert.equal(r.status, 416, 'past the end of the same file');
+    ({ r, body } = await get({ 'if-match': etag }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(body, data);
+
+    // The file changes (same size, new bytes): the old ETag's range is not spliced onto it.
+    const changed = crypto.randomBytes(data.length);
+    fs.writeFileSync(file, changed);
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-range'), null);
+    assert.notEqual(r.headers.get('etag'), etag);
+    assert.deepEqual(body, changed, 'the whole new file');
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-match': etag }));
+    assert.equal(r.status, 412);
+    assert.equal(JSON.parse(body.toString()).code, 'FAILED_PRECONDITION');
+    const newTag = r.headers.get('etag') ?? '';
+    assert.notEqual(newTag, etag);
+    ({ r } = await get({ range: `bytes=${head.length}-`, 'if-unmodified-since': new Date(Date.now() - 60_000).toUTCString() }));
+    assert.equal(r.status, 412, 'modified since');
+    ({ r } = await get({ range: `bytes=${head.length}-`, 'if-unmodified-since': new Date(Date.now() + 60_000).toUTCString() }));
+    assert.equal(r.status, 206, 'not modified since');
+
+    // It shrinks below the old range's start: still the whole new file, not a 416.
+    fs.writeFileSync(file, data.subarray(0, 500));
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': newTag }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(body, data.subarray(0, 500));
   });
 
   it('HTTP: an upload in parts; a body longer than announced, or given up part way, leaves nothing', async () => {
