@@ -7,6 +7,7 @@
 //   POST   /files/upload?machine=M&path=P&size=N&overwrite=0|1
 //                                                {id, offset}: the agent opened it
 //   PUT    /files/upload/ID?offset=X             the next part of the file
+//   GET    /files/upload/ID                      {offset}: where to go on from after a part failed
 //   DELETE /files/upload/ID                      give up (nothing is left behind)
 //
 // Every request carries `Authorization: Bearer TOKEN` (never a token in the
@@ -33,6 +34,8 @@ export interface FileRoutesDeps {
   registry: Registry;
   /** ClientService's streaming file handlers (fileService.ts). */
   handlers: { download: StreamHandler; upload: StreamHandler };
+  /** How long a console upload waits for its machine to come back (default UPLOAD_RESUME_MS). */
+  uploadResumeMs?: number;
 }
 
 export interface FileRoutes {
@@ -45,7 +48,7 @@ export interface FileRoutes {
 const UPLOAD_PART = /^\/files\/upload\/([A-Za-z0-9_-]{1,64})$/;
 
 export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
-  const uploads = new UploadSessions(deps.access, deps.handlers.upload);
+  const uploads = new UploadSessions(deps.access, deps.handlers.upload, deps.uploadResumeMs);
 
   const notAllowed = (...methods: string[]) =>
     new HttpError(405, 'METHOD_NOT_ALLOWED', `this route takes ${methods.join(' or ')}`, {}, { Allow: methods.join(', ') });
@@ -69,8 +72,9 @@ export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
         await uploads.open(req, res, q);
       } else if (part) {
         if (method === 'PUT') await uploads.part(req, res, part[1], q);
+        else if (method === 'GET') await uploads.status(req, res, part[1]);
         else if (method === 'DELETE') await uploads.cancel(req, res, part[1]);
-        else throw notAllowed('PUT', 'DELETE');
+        else throw notAllowed('GET', 'PUT', 'DELETE');
       } else {
         throw new HttpError(404, 'NOT_FOUND', `no such file route: ${url.pathname}`);
       }

@@ -22,6 +22,10 @@ export interface Transfer {
   state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
   error: string;
   abort: AbortController;
+  /** What a running transfer waits for ('reconnecting…'), or ''. */
+  note: string;
+  /** Times it went on after a lost connection came back. */
+  resumes: number;
   /** A folder's files: how many arrived of how many, and each that did not, with why. */
   folder?: { filesDone: number; filesTotal: number; failures: FolderFailure[] };
 }
@@ -193,7 +197,13 @@ export class FilesModel extends Observable {
       this.queued.push({
         t,
         run: async (t) => {
-          await uploadFile(this.conn.token, this.machine, t.path, f, overwrite, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+          const r = await uploadFile(this.conn.token, this.machine, t.path, f, {
+            overwrite,
+            onProgress: (loaded, total) => this.progress(t, loaded, total),
+            onReconnecting: (waiting) => this.reconnecting(t, waiting ? 1 : -1),
+            signal: t.abort.signal,
+          });
+          t.resumes = r.resumes;
         },
       });
     }
@@ -222,7 +232,14 @@ export class FilesModel extends Observable {
             await this.conn.call('makeDirectory', { machine: this.machine, path, parents: true });
           },
           upload: async (path: string, file: File, onProgress: (loaded: number) => void, signal: AbortSignal) => {
-            await uploadFile(this.conn.token, this.machine, path, file, overwrite, (loaded) => onProgress(loaded), signal);
+            // A folder's row says "reconnecting…" while any of its files waits.
+            const r = await uploadFile(this.conn.token, this.machine, path, file, {
+              overwrite,
+              onProgress: (loaded) => onProgress(loaded),
+              onReconnecting: (waiting) => this.reconnecting(t, waiting ? 1 : -1),
+              signal,
+            });
+            t.resumes += r.resumes;
           },
         };
         const result = await uploadFolder(steps, t.path, tree, t.abort.signal, (p) => {
@@ -274,6 +291,8 @@ export class FilesModel extends Observable {
         } catch (err) {
           this.finishFailed(t, err);
         }
+        this.waiting.delete(t);
+        t.note = '';
         this.changed();
         // The listing shows it (if the user is still in that directory).
         if (t.path === joinPath(this.path, t.name)) void this.refresh();
@@ -284,12 +303,35 @@ export class FilesModel extends Observable {
   }
 
   private addTransfer(kind: Transfer['kind'], name: string, path: string, total: number): Transfer {
-    const t: Transfer = { id: this.nextTransfer++, kind, name, path, loaded: 0, total, state: 'queued', error: '', abort: new AbortController() };
+    const t: Transfer = {
+      id: this.nextTransfer++,
+      kind,
+      name,
+      path,
+      loaded: 0,
+      total,
+      state: 'queued',
+      error: '',
+      abort: new AbortController(),
+      note: '',
+      resumes: 0,
+    };
     const finished = this.transfers.filter((x) => x.state !== 'queued' && x.state !== 'running');
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED + 1)));
     this.transfers = [...this.transfers.filter((x) => !drop.has(x)), t];
     this.changed();
     return t;
+  }
+
+  /** Uploads of `t` waiting for a connection to come back (a folder has several files going). */
+  private waiting = new Map<Transfer, number>();
+
+  private reconnecting(t: Transfer, delta: 1 | -1): void {
+    const n = Math.max(0, (this.waiting.get(t) ?? 0) + delta);
+    if (n === 0) this.waiting.delete(t);
+    else this.waiting.set(t, n);
+    t.note = n > 0 ? 'reconnecting…' : '';
+    this.changed();
   }
 
   private progress(t: Transfer, loaded: number, total: number): void {

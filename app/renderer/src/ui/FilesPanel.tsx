@@ -358,6 +358,8 @@ function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
       data-files-done={f?.filesDone}
       data-files-total={f?.filesTotal}
       data-failed={f?.failures.length}
+      data-note={t.note}
+      data-resumes={t.resumes}
       title={t.path}
     >
       <div className="transfer-line">
@@ -368,6 +370,12 @@ function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
         <progress data-testid="file-progress" max={Math.max(1, t.total)} value={t.total > 0 ? t.loaded : t.state === 'done' ? 1 : 0} />
         <span className="transfer-status">
           {t.state === 'running' ? `${files}${pct}% of ${formatBytes(t.total)}` : t.state === 'done' && f ? `done: ${files.slice(0, -2)}` : t.state}
+          {t.note && (
+            <span className="transfer-note" data-testid="file-transfer-note">
+              {' '}
+              {t.note}
+            </span>
+          )}
           {t.error && <span className="error"> {t.error}</span>}
         </span>
         {live && (
