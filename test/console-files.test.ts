@@ -792,7 +792,7 @@ describe('console uploads across a dropped connection', () => {
   let work: string;
   let local: string;
   /** How long the control plane waits for the machine here (--upload-resume): short, so giving up can be seen. */
-  const RESUME_S = 4;
+  const RESUME_S = 6;
   const AGENT_ARGS = ['--reconnect-min', '50', '--reconnect-max', '200'];
   const pageErrors: string[] = [];
 

@@ -103,6 +103,8 @@ class UploadSession {
   private idle: NodeJS.Timeout | undefined;
   /** While lost: the reopen under way (shared by every status request). */
   private reopening: { done: Promise<void>; settle(): void } | undefined;
+  /** The resume window closed while a reopen was under way: its answer decides. */
+  private expired = false;
 
   constructor(
     readonly userId: string,
@@ -210,19 +212,23 @@ class UploadSession {
     const first = this.state !== 'lost';
     this.state = 'lost';
     this.settleReopen(); // a reopen that failed: the machine is still away
+    const giveUp = () =>
+      this.fail(
+        new HttpError(
+          503,
+          'UNAVAILABLE',
+          `machine ${this.machine} did not come back within ${Math.round(this.resumeMs / 1000)} s: the upload of ${this.path} was given up at byte ${this.acked} of ${this.size}`,
+        ),
+      );
+    if (this.expired) return giveUp();
     if (first) {
       clearTimeout(this.idle);
-      this.idle = setTimeout(
-        () =>
-          this.fail(
-            new HttpError(
-              503,
-              'UNAVAILABLE',
-              `machine ${this.machine} did not come back within ${Math.round(this.resumeMs / 1000)} s: the upload of ${this.path} was given up at byte ${this.acked} of ${this.size}`,
-            ),
-          ),
-        this.resumeMs,
-      );
+      this.expired = false;
+      this.idle = setTimeout(() => {
+        // A reopen under way means the machine is back: let it finish (it ends here again if it fails).
+        if (this.reopening) this.expired = true;
+        else giveUp();
+      }, this.resumeMs);
       this.idle.unref();
     }
     const part = this.part;
@@ -254,6 +260,7 @@ class UploadSession {
     this.sizer = new ChunkSizer();
     this.inFlight = new SentChunks();
     this.state = 'open';
+    this.expired = false;
     this.resumes++;
     this.settleReopen();
     return true;
