@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
   heartbeatTimeoutS?: number;
   clientTimeoutS?: number;
   heartbeatIntervalS?: number;
+  /** How long a console upload waits for its machine to come back (default 60). */
+  uploadResumeS?: number;
   /** Recent output kept per terminal, bytes. */
   relayBuffer?: number;
   /** TLS for gRPC and the web port (lib/tls.ts loads or generates it). */
@@ -181,7 +183,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const auth = authServiceHandlers({ access, registry, serverInfo });
   server.addService(toGrpcService(AuthServiceDefinition), auth as any);
   gateway = createGateway({ access, handlers: clients.handlers as any, whoAmI: auth.whoAmI as any, logger });
-  fileRoutes = createFileRoutes({ access, registry, handlers: clients.handlers });
+  fileRoutes = createFileRoutes({
+    access,
+    registry,
+    handlers: clients.handlers,
+    uploadResumeMs: opts.uploadResumeS === undefined ? undefined : opts.uploadResumeS * 1000,
+  });
 
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>

@@ -2,9 +2,11 @@
 // on the console a real control plane serves, a real agent behind it. What a
 // person does: open box's Files, walk into a directory, download a file
 // (the bytes checked), drop files on the panel and pick an 8 MiB one (the
-// bytes on disk checked, progress seen), make a folder, delete things; an
-// observer sees download only and is refused an upload. Then the HTTP
-// routes themselves: tokens, bad input, size mismatches that leave nothing,
+// bytes on disk checked, progress seen), drop and pick whole folders (the
+// trees compared byte for byte, failures named), make a folder, delete things,
+// rename in place (and be told why not); an observer sees download only and
+// is refused an upload. Then the HTTP routes themselves: tokens, bad input,
+// size mismatches that leave nothing, downloads resumed by Range/If-Range,
 // and (in process) a download whose MD5 does not match is cut short.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +18,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
+import { CutProxy } from './helpers/proxy';
 import { createFileRoutes } from '../control-plane/console/files';
 import { FileType, type DownloadMessage } from '../protocol';
 
@@ -48,6 +51,47 @@ async function goTo(page: Page, dir: string): Promise<void> {
 /** Names in the listing, in order. */
 const listed = (page: Page) =>
   page.$$eval('[data-testid=files-panel] [data-testid=file-row]', (rows) => rows.map((r) => (r as HTMLElement).dataset.name ?? ''));
+
+/**
+ * Drops files and folders from this machine's disk on the panel, the way the
+ * desktop does: through Chromium's own drag and drop (CDP
+ * Input.dispatchDragEvent with paths), so a folder arrives as a real
+ * FileSystemDirectoryEntry that the page walks, not as a stand-in.
+ */
+async function dropPaths(b: Browser, page: Page, paths: string[]): Promise<void> {
+  const panel = page.locator(sel.panel);
+  await panel.scrollIntoViewIfNeeded();
+  const box = (await panel.boundingBox())!;
+  const at = { x: Math.round(box.x + box.width / 2), y: Math.round(Math.max(0, box.y) + 12) };
+  const cdp = await b.context.newCDPSession(page);
+  try {
+    const data = { items: [], files: paths, dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/** A directory tree as {relative path: 'dir' or the file's SHA-256}, to compare two trees byte for byte. */
+function snapshot(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, rel: string) => {
+    for (const name of fs.readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      if (fs.statSync(full).isDirectory()) {
+        out[r] = 'dir';
+        walk(full, r);
+      } else out[r] = `${fs.statSync(full).size}:${sha(fs.readFileSync(full))}`;
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** Partial uploads anywhere under `root`. */
+const partialsUnder = (root: string): string[] =>
+  fs.existsSync(root) ? (fs.readdirSync(root, { recursive: true }) as string[]).filter((n) => /\.cmdop-.*\.part$/.test(n)) : [];
 
 /** Drops files (built in the page from these bytes) on the panel, as a drag from the desktop would. */
 async function dropFiles(page: Page, files: { name: string; data: Buffer }[]): Promise<void> {
@@ -222,6 +266,101 @@ describe('console file panel', () => {
       await eventually(() => partials(work).length === 0, 10_000, `no partial file (${partials(work).join(', ')})`);
     }));
 
+  it('uploads a dropped folder tree (nested folders, an empty one, an empty file, odd sizes) byte for byte, with one progress', () =>
+    b.step('drop-folder', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const tree = path.join(local, 'dropped-tree');
+      fs.mkdirSync(path.join(tree, 'nested', 'deeper', 'deepest'), { recursive: true });
+      fs.mkdirSync(path.join(tree, 'empty-folder'));
+      fs.writeFileSync(path.join(tree, 'odd.bin'), crypto.randomBytes(3 * MiB + 333));
+      fs.writeFileSync(path.join(tree, 'empty.txt'), '');
+      fs.writeFileSync(path.join(tree, 'ünï code.txt'), 'named in Unicode\n');
+      fs.writeFileSync(path.join(tree, 'nested', 'mid.txt'), 'middle\n');
+      fs.writeFileSync(path.join(tree, 'nested', 'deeper', 'deep.bin'), crypto.randomBytes(200_001));
+      const bytes = 3 * MiB + 333 + Buffer.byteLength('named in Unicode\n') + 'middle\n'.length + 200_001;
+      try {
+        await dropPaths(b, page, [tree]);
+        const row = sel.transfer('dropped-tree');
+        await page.waitForSelector(`${row}[data-kind=folder][data-state=done]`, { timeout: 60_000 });
+        assert.deepEqual(snapshot(path.join(work, 'dropped-tree')), snapshot(tree));
+        assert.equal(snapshot(tree)['nested/deeper/deepest'], 'dir', 'the empty folder is in the comparison');
+        assert.equal(await page.getAttribute(row, 'data-files-done'), '5');
+        assert.equal(await page.getAttribute(row, 'data-files-total'), '5');
+        assert.equal(await page.getAttribute(row, 'data-loaded'), String(bytes));
+        assert.equal(await page.getAttribute(row, 'data-total'), String(bytes));
+        assert.match((await page.textContent(row)) ?? '', /done: 5 of 5 files/);
+        assert.deepEqual(partialsUnder(path.join(work, 'dropped-tree')), []);
+        await page.waitForSelector(`${sel.file('dropped-tree')}[data-type=directory]`);
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
+  it('a folder whose files cannot all go names each one that did not, with why, and uploads the rest', () =>
+    b.step('folder-failures', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const tree = path.join(local, 'mixed');
+      fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+      fs.mkdirSync(path.join(tree, 'blocked'));
+      fs.writeFileSync(path.join(tree, 'taken.txt'), 'from the drop\n');
+      fs.writeFileSync(path.join(tree, 'new.bin'), crypto.randomBytes(50_001));
+      fs.writeFileSync(path.join(tree, 'sub', 'also.txt'), 'also\n');
+      fs.writeFileSync(path.join(tree, 'blocked', 'x.txt'), 'x\n');
+      // On the machine: a file of the same name, and a file where a folder must go.
+      fs.mkdirSync(path.join(work, 'mixed'));
+      fs.writeFileSync(path.join(work, 'mixed', 'taken.txt'), 'already here\n');
+      fs.writeFileSync(path.join(work, 'mixed', 'blocked'), 'a file, not a folder\n');
+      try {
+        await dropPaths(b, page, [tree]);
+        const row = sel.transfer('mixed');
+        await page.waitForSelector(`${row}[data-state=failed]`, { timeout: 30_000 });
+        assert.match((await page.textContent(row)) ?? '', /2 of 4 files uploaded; 2 not \(3 listed below\)/);
+        const failures = await page.$$eval(`${row} [data-testid=file-transfer-failures] li`, (lis) =>
+          lis.map((li) => [(li as HTMLElement).dataset.path, li.textContent ?? '']),
+        );
+        // Files go a few at a time, so the order varies: the set is what counts.
+        assert.deepEqual(failures.map(([p]) => p).sort(), ['mixed/blocked/', 'mixed/blocked/x.txt', 'mixed/taken.txt']);
+        const why = Object.fromEntries(failures) as Record<string, string>;
+        assert.match(why['mixed/blocked/'], /already exists: .*mixed\/blocked/);
+        assert.match(why['mixed/blocked/x.txt'], /not uploaded: mixed\/blocked could not be created/);
+        assert.match(why['mixed/taken.txt'], /already exists/);
+        // What could go went, byte for byte; what was there is untouched.
+        assert.deepEqual(fs.readFileSync(path.join(work, 'mixed', 'new.bin')), fs.readFileSync(path.join(tree, 'new.bin')));
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'sub', 'also.txt'), 'utf8'), 'also\n');
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'taken.txt'), 'utf8'), 'already here\n');
+        assert.equal(fs.readFileSync(path.join(work, 'mixed', 'blocked'), 'utf8'), 'a file, not a folder\n');
+        assert.deepEqual(partialsUnder(path.join(work, 'mixed')), []);
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
+  it('uploads a folder picked with “Upload folder…”; a cancelled folder upload says what did not arrive and leaves no partial file', () =>
+    b.step('pick-folder', async () => {
+      const local = tempDir('cmdop-console-tree-');
+      const picked = path.join(local, 'picked');
+      fs.mkdirSync(path.join(picked, 'a', 'b'), { recursive: true });
+      fs.writeFileSync(path.join(picked, 'top.txt'), 'top\n');
+      fs.writeFileSync(path.join(picked, 'a', 'b', 'leaf.bin'), crypto.randomBytes(77_777));
+      const slow = path.join(local, 'slow');
+      fs.mkdirSync(slow);
+      fs.writeFileSync(path.join(slow, 'huge.bin'), crypto.randomBytes(64 * MiB));
+      try {
+        await page.setInputFiles('[data-testid=files-folder-input]', picked);
+        await page.waitForSelector(`${sel.transfer('picked')}[data-kind=folder][data-state=done]`, { timeout: 30_000 });
+        assert.deepEqual(snapshot(path.join(work, 'picked')), snapshot(picked));
+
+        await dropPaths(b, page, [slow]);
+        await page.click(`${sel.transfer('slow', 'running')} [data-testid=file-cancel]`);
+        await page.waitForSelector(sel.transfer('slow', 'cancelled'));
+        assert.match((await page.textContent(sel.transfer('slow'))) ?? '', /0 of 1 files were uploaded before the cancel; the others were not/);
+        assert.ok(!fs.existsSync(path.join(work, 'slow', 'huge.bin')));
+        await eventually(() => partialsUnder(path.join(work, 'slow')).length === 0, 10_000, 'no partial file left');
+      } finally {
+        fs.rmSync(local, { recursive: true, force: true });
+      }
+    }));
+
   it('refuses to upload over a file unless “replace” is ticked', () =>
     b.step('overwrite', async () => {
       await dropFiles(page, [{ name: 'small.txt', data: Buffer.from('new contents\n') }]);
@@ -261,6 +400,77 @@ describe('console file panel', () => {
       assert.ok(!fs.existsSync(path.join(work, 'made')));
     }));
 
+  it('renames in place (its button, then F2); a taken name or a lost right is said, and nothing changes', () =>
+    b.step('rename', async () => {
+      fs.writeFileSync(path.join(work, 'rename-me.txt'), 'rename me\n');
+      await page.click('[data-testid=files-refresh]');
+      await page.waitForSelector(sel.file('rename-me.txt'));
+      const since = Date.now();
+
+      // The button: the box opens on the old name, Enter renames.
+      await page.click(`${sel.file('rename-me.txt')} [data-testid=file-rename]`);
+      assert.equal(await page.inputValue('[data-testid=file-rename-input]'), 'rename-me.txt');
+      await page.fill('[data-testid=file-rename-input]', 'renamed.txt');
+      await page.press('[data-testid=file-rename-input]', 'Enter');
+      await page.waitForSelector(sel.file('renamed.txt'));
+      await page.waitForSelector(sel.file('rename-me.txt'), { state: 'detached' });
+      assert.ok(!fs.existsSync(path.join(work, 'rename-me.txt')));
+      assert.equal(fs.readFileSync(path.join(work, 'renamed.txt'), 'utf8'), 'rename me\n');
+
+      // F2 on the row: the stem is selected, so typing keeps the extension.
+      await page.focus(sel.file('renamed.txt'));
+      await page.keyboard.press('F2');
+      await page.waitForSelector(`${sel.file('renamed.txt')} [data-testid=file-rename-input]`);
+      await page.keyboard.type('by-f2');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector(sel.file('by-f2.txt'));
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+
+      // A name that is taken: said, the box stays open, neither file touched.
+      await page.focus(sel.file('by-f2.txt'));
+      await page.keyboard.press('F2');
+      await page.fill('[data-testid=file-rename-input]', 'small.txt');
+      await page.press('[data-testid=file-rename-input]', 'Enter');
+      await page.waitForSelector('[data-testid=files-error]');
+      assert.match((await page.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to small\.txt: already exists/);
+      assert.equal(await page.inputValue(`${sel.file('by-f2.txt')} [data-testid=file-rename-input]`), 'small.txt');
+      assert.equal(fs.readFileSync(path.join(work, 'small.txt'), 'utf8'), 'new contents\n');
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+      await page.press('[data-testid=file-rename-input]', 'Escape');
+      await page.waitForSelector('[data-testid=file-rename-input]', { state: 'detached' });
+      await page.click('[data-testid=files-error] button');
+
+      const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
+      const renames = audit.filter((e) => e.action === 'file-rename' && e.ok).map((e) => e.detail);
+      assert.deepEqual(renames.sort(), [
+        `${path.join(work, 'rename-me.txt')} -> ${path.join(work, 'renamed.txt')}`,
+        `${path.join(work, 'renamed.txt')} -> ${path.join(work, 'by-f2.txt')}`,
+      ].sort());
+
+      // An operator whose grant is lowered to observer while the panel is open: refused, said, nothing moved.
+      await c.client.auth.addUser('pete', { password: 'pete-password-1' });
+      await c.client.auth.grant('box', 'pete', 'operator');
+      const pete = (await c.client.auth.createToken('pete-files', 0, 'pete')).token;
+      const p = await b.newPage();
+      try {
+        p.on('pageerror', (e) => pageErrors.push(String(e)));
+        await p.goto(`${web}/#token=${pete}`);
+        await p.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+        await openPanel(p, 'operator');
+        await goTo(p, work);
+        await c.client.auth.grant('box', 'pete', 'observer');
+        await p.click(`${sel.file('by-f2.txt')} [data-testid=file-rename]`);
+        await p.fill('[data-testid=file-rename-input]', 'pete.txt');
+        await p.press('[data-testid=file-rename-input]', 'Enter');
+        await p.waitForSelector('[data-testid=files-error]');
+        assert.match((await p.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to pete\.txt: .*pete may only observe box/);
+      } finally {
+        await p.close();
+      }
+      assert.ok(!fs.existsSync(path.join(work, 'pete.txt')));
+      assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
+    }));
+
   it('an observer sees download only; the control plane refuses their upload (403) and audits it', () =>
     b.step('observer', async () => {
       await c.client.auth.addUser('olga', { password: 'olga-password-1' });
@@ -274,9 +484,21 @@ describe('console file panel', () => {
         await openPanel(p, 'observer');
         await goTo(p, work);
         await p.waitForSelector('[data-testid=files-readonly]');
-        for (const control of ['files-upload', 'files-input', 'files-mkdir', 'files-overwrite', 'file-delete']) {
+        for (const control of ['files-upload', 'files-input', 'files-upload-folder', 'files-folder-input', 'files-mkdir', 'files-overwrite', 'file-delete', 'file-rename']) {
           assert.equal(await p.locator(`${sel.panel} [data-testid=${control}]`).count(), 0, `no ${control} for an observer`);
         }
+        // Nor does F2 open a rename box, and the gateway refuses the call itself.
+        await p.focus(sel.file('small.txt'));
+        await p.keyboard.press('F2');
+        assert.equal(await p.locator('[data-testid=file-rename-input]').count(), 0, 'no rename box for an observer');
+        const olgaClient = c.newClient({ token: olga });
+        try {
+          olgaClient.setMachine('box');
+          await assert.rejects(olgaClient.files.rename(path.join(work, 'small.txt'), path.join(work, 'olga.txt')), /olga may only observe box/);
+        } finally {
+          olgaClient.close();
+        }
+        assert.ok(fs.existsSync(path.join(work, 'small.txt')));
         // Dropping does nothing for an observer.
         await dropFiles(p, [{ name: 'olga.txt', data: Buffer.from('no') }]);
         assert.equal(await p.locator('[data-testid=file-transfer]').count(), 0);
@@ -360,6 +582,94 @@ describe('console file panel', () => {
     assert.deepEqual(partials(work), []);
   });
 
+  it('HTTP: a cut download resumes with Range + If-Range (206 from byte N); a changed file comes whole (200); If-Match and past-the-end ranges are refused', async () => {
+    const file = path.join(work, 'range.bin');
+    const data = crypto.randomBytes(MiB + 123);
+    fs.writeFileSync(file, data);
+    const url = `/files/download?${q({ machine: 'box', path: file })}`;
+    const get = async (headers: Record<string, string> = {}) => {
+      const r = await api(url, { headers });
+      return { r, body: Buffer.from(await r.arrayBuffer()) };
+    };
+
+    let { r, body } = await get();
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('accept-ranges'), 'bytes');
+    const etag = r.headers.get('etag') ?? '';
+    assert.match(etag, /^"[0-9a-z]+-[0-9a-z]+"$/, 'a strong ETag');
+    assert.deepEqual(body, data);
+
+    // Cut part way (as a dropped link does), then resumed from what arrived, as curl -C - or a download manager does.
+    const head = await new Promise<Buffer>((resolve, reject) => {
+      const got: Buffer[] = [];
+      let n = 0;
+      const req = http.get(`${web}${url}`, { headers: { authorization: `Bearer ${c.token}` } }, (res) => {
+        res.on('data', (d: Buffer) => {
+          got.push(d);
+          n += d.length;
+          if (n >= 200_000) {
+            req.destroy();
+            resolve(Buffer.concat(got));
+          }
+        });
+        res.on('error', () => {});
+      });
+      req.on('error', (e) => (n >= 200_000 ? undefined : reject(e)));
+    });
+    assert.ok(head.length < data.length, `cut short (${head.length} of ${data.length})`);
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 206);
+    assert.equal(r.headers.get('content-range'), `bytes ${head.length}-${data.length - 1}/${data.length}`);
+    assert.equal(r.headers.get('content-length'), String(data.length - head.length));
+    assert.equal(r.headers.get('etag'), etag);
+    assert.deepEqual(Buffer.concat([head, body]), data, 'the two parts make the file, byte for byte');
+
+    // Without If-Range the range is served too; bytes=0-, other range forms and an If-Range date get the whole file.
+    ({ r, body } = await get({ range: 'bytes=1000000-' }));
+    assert.equal(r.status, 206);
+    assert.deepEqual(body, data.subarray(1_000_000));
+    for (const headers of [{ range: 'bytes=0-' }, { range: 'bytes=10-20' }, { range: 'bytes=-100' }, { range: 'bytes=5-', 'if-range': new Date().toUTCString() }] as Record<string, string>[]) {
+      ({ r, body } = await get(headers));
+      assert.equal(r.status, 200, JSON.stringify(headers));
+      assert.deepEqual(body, data);
+    }
+    ({ r, body } = await get({ range: `bytes=${data.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 416);
+    assert.equal(r.headers.get('content-range'), `bytes */${data.length}`);
+    assert.equal(JSON.parse(body.toString()).code, 'OUT_OF_RANGE');
+    ({ r, body } = await get({ range: `bytes=${data.length + 10}-`, 'if-range': etag }));
+    assert.equal(r.status, 416, 'past the end of the same file');
+    ({ r, body } = await get({ 'if-match': etag }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(body, data);
+
+    // The file changes (same size, new bytes): the old ETag's range is not spliced onto it.
+    const changed = crypto.randomBytes(data.length);
+    fs.writeFileSync(file, changed);
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': etag }));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-range'), null);
+    assert.notEqual(r.headers.get('etag'), etag);
+    assert.deepEqual(body, changed, 'the whole new file');
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-match': etag }));
+    assert.equal(r.status, 412);
+    assert.equal(JSON.parse(body.toString()).code, 'FAILED_PRECONDITION');
+    const newTag = r.headers.get('etag') ?? '';
+    assert.notEqual(newTag, etag);
+    ({ r } = await get({ range: `bytes=${head.length}-`, 'if-unmodified-since': new Date(Date.now() - 60_000).toUTCString() }));
+    assert.equal(r.status, 412, 'modified since');
+    ({ r } = await get({ range: `bytes=${head.length}-`, 'if-unmodified-since': new Date(Date.now() + 60_000).toUTCString() }));
+    assert.equal(r.status, 206, 'not modified since');
+
+    // It shrinks below the old range's start: still the whole new file, not a 416.
+    fs.writeFileSync(file, data.subarray(0, 500));
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+    ({ r, body } = await get({ range: `bytes=${head.length}-`, 'if-range': newTag }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(body, data.subarray(0, 500));
+  });
+
   it('HTTP: an upload in parts; a body longer than announced, or given up part way, leaves nothing', async () => {
     const open = async (name: string, size: number) => {
       const r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, name), size })}`, { method: 'POST' });
@@ -376,6 +686,9 @@ describe('console file panel', () => {
     r = await put(u.id, 0, data.subarray(0, 10));
     assert.equal(r.status, 412, 'a part must start where the upload is');
     assert.equal((await r.json()).offset, 100_000);
+    // Where it is, for a page whose part failed.
+    r = await api(`/files/upload/${u.id}`);
+    assert.deepEqual(await r.json(), { offset: 100_000, size: data.length, state: 'open', resumes: 0 });
     assert.ok(!fs.existsSync(path.join(work, 'parts.bin')), 'nothing under the name before the last part');
     r = await put(u.id, 100_000, data.subarray(100_000));
     const done = await r.json();
@@ -387,6 +700,13 @@ describe('console file panel', () => {
     r = await put(u.id, data.length, Buffer.alloc(0));
     assert.equal(r.status, 404, 'a finished upload takes no more parts');
     await r.body?.cancel();
+    // A page that lost the last part's answer learns that the file arrived.
+    r = await api(`/files/upload/${u.id}`);
+    const after = await r.json();
+    assert.equal(r.status, 200);
+    assert.equal(after.offset, data.length);
+    assert.equal(after.md5, done.md5);
+    assert.equal(after.entry.size, data.length);
 
     // Longer than announced (Content-Length says so): refused at once.
     u = await open('long.bin', 10);
@@ -477,6 +797,150 @@ describe('console file panel', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('logged no errors in the page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
+
+describe('console uploads across a dropped connection', () => {
+  let c: Cluster;
+  let agentLink: CutProxy;
+  let pageLink: CutProxy;
+  let b: Browser;
+  let page: Page;
+  let work: string;
+  let local: string;
+  /** How long the control plane waits for the machine here (--upload-resume): short, so giving up can be seen. */
+  const RESUME_S = 6;
+  const AGENT_ARGS = ['--reconnect-min', '50', '--reconnect-max', '200'];
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    c = await startCluster({ agent: false, serverArgs: ['--upload-resume', String(RESUME_S)] });
+    // The agent reaches the control plane through one proxy, the page its web port through another: either link can be cut.
+    agentLink = await CutProxy.start(c.server);
+    await c.startAgent('box', ['--server', agentLink.address, ...AGENT_ARGS]);
+    pageLink = await CutProxy.start(new URL((await c.client.auth.serverInfo()).webUrl).host);
+    work = tempDir('cmdop-console-resume-');
+    local = tempDir('cmdop-console-resume-local-');
+    b = await launchChromium();
+    page = await b.newPage();
+    page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && pageErrors.push(m.text()));
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await page.goto(`http://${pageLink.address}/#token=${c.token}`);
+    await page.waitForSelector(`${sel.row('box')} [data-testid=machine-state][data-state=CONNECTED]`, { timeout: 15_000 });
+    await openPanel(page, 'operator');
+    await goTo(page, work);
+    // Every (loaded, note) a transfer row shows, in order, by name.
+    await page.evaluate(() => {
+      const seen: Record<string, [number, string][]> = ((globalThis as any).__rows = {});
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const el = r.target as HTMLElement;
+          if (el.dataset?.testid !== 'file-transfer') continue;
+          (seen[el.dataset.name ?? ''] ??= []).push([Number(el.dataset.loaded), el.dataset.note ?? '']);
+        }
+      }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-loaded', 'data-note'] });
+    });
+  });
+  after(async () => {
+    await b?.close();
+    await pageLink?.close();
+    await agentLink?.close();
+    await c?.stop();
+    for (const d of [work, local]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  /** Starts uploading a fresh 64 MiB file through the picker; resolves with its bytes once a quarter has gone. */
+  async function startUpload(name: string): Promise<Buffer> {
+    const data = crypto.randomBytes(64 * MiB);
+    fs.writeFileSync(path.join(local, name), data);
+    await page.setInputFiles('[data-testid=files-input]', path.join(local, name));
+    await page.waitForFunction(
+      (row) => {
+        const el = document.querySelector(row) as HTMLElement | null;
+        return !!el && Number(el.dataset.loaded) > Number(el.dataset.total) / 4;
+      },
+      sel.transfer(name, 'running'),
+      { timeout: 30_000, polling: 10 },
+    );
+    return data;
+  }
+
+  const rows = async (name: string) => ((await page.evaluate(() => (globalThis as any).__rows)) as Record<string, [number, string][]>)[name] ?? [];
+
+  /**
+   * It went on from where it was, not from 0. The bar steps back on a drop:
+   * it had counted bytes the browser handed to its socket, and goes on from
+   * what the machine acknowledged, which trails that by what was in transit.
+   */
+  async function resumedMidway(name: string): Promise<void> {
+    const seen = await rows(name);
+    const from = seen.findIndex(([, note]) => note === 'reconnecting…');
+    assert.ok(from >= 0, `"reconnecting…" was shown (${JSON.stringify(seen.slice(-5))})`);
+    const after = seen.slice(from).map(([loaded]) => loaded);
+    assert.ok(Math.min(...after) >= MiB, `went on from the middle, not from 0 (lowest after the drop: ${Math.min(...after)}; before it: ${seen[from - 1]?.[0]})`);
+    assert.ok(Number(await page.getAttribute(sel.transfer(name), 'data-resumes')) >= 1, 'the row counts the resume');
+  }
+
+  async function arrived(name: string, data: Buffer): Promise<void> {
+    // Done, or failed (said at once, with the row's reason, rather than after a timeout).
+    await page.waitForSelector(`${sel.transfer(name, 'done')}, ${sel.transfer(name, 'failed')}`, { timeout: 90_000 });
+    assert.equal(await page.getAttribute(sel.transfer(name), 'data-state'), 'done', (await page.textContent(sel.transfer(name))) ?? '');
+    assert.equal(sha(fs.readFileSync(path.join(work, name))), sha(data), 'byte for byte');
+    assert.deepEqual(partials(work), []);
+  }
+
+  it('the machine’s link drops mid-upload for 1.5 s: the row says “reconnecting…”, then the upload goes on from what the agent kept', () =>
+    b.step('agent-link', async () => {
+      const data = await startUpload('link.bin');
+      agentLink.block();
+      await page.waitForSelector(`${sel.transfer('link.bin', 'running')}[data-note="reconnecting…"]`, { timeout: 10_000 });
+      assert.match((await page.textContent(sel.transfer('link.bin'))) ?? '', /reconnecting…/);
+      await new Promise((r) => setTimeout(r, 1500));
+      agentLink.unblock();
+      await arrived('link.bin', data);
+      await resumedMidway('link.bin');
+      assert.equal(await page.getAttribute(sel.transfer('link.bin'), 'data-note'), '');
+    }));
+
+  it('the agent is killed mid-upload and started again: the upload goes on from its partial file', () =>
+    b.step('agent-restart', async () => {
+      const data = await startUpload('restart.bin');
+      const agent = c.agents.get('box')!;
+      const gone = new Promise((r) => agent.once('exit', r));
+      agent.kill('SIGKILL');
+      await gone;
+      await page.waitForSelector(`${sel.transfer('restart.bin', 'running')}[data-note="reconnecting…"]`, { timeout: 10_000 });
+      await c.startAgent('box', ['--server', agentLink.address, ...AGENT_ARGS]);
+      await arrived('restart.bin', data);
+      await resumedMidway('restart.bin');
+    }));
+
+  it('the page’s own connection is cut under a part: it asks where the upload is and goes on from there', () =>
+    b.step('page-link', async () => {
+      const data = await startUpload('page.bin');
+      assert.ok(pageLink.cut() > 0, 'the part request (and the page’s WebSocket) were cut');
+      await arrived('page.bin', data);
+      await resumedMidway('page.bin');
+    }));
+
+  it(`a machine that stays away past the resume window (${RESUME_S} s here): the upload fails and says why; nothing is under the name`, () =>
+    b.step('gives-up', async () => {
+      await startUpload('away.bin');
+      agentLink.block();
+      try {
+        await page.waitForSelector(`${sel.transfer('away.bin')}[data-note="reconnecting…"]`, { timeout: 10_000 });
+        await page.waitForSelector(sel.transfer('away.bin', 'failed'), { timeout: (RESUME_S + 20) * 1000 });
+        const text = (await page.textContent(sel.transfer('away.bin'))) ?? '';
+        assert.match(text, new RegExp(`machine box did not come back within ${RESUME_S} s: the upload of .*away\\.bin was given up at byte \\d+ of ${64 * MiB}`));
+        assert.equal(await page.getAttribute(sel.transfer('away.bin'), 'data-note'), '', 'no longer “reconnecting…”');
+      } finally {
+        agentLink.unblock();
+      }
+      assert.ok(!fs.existsSync(path.join(work, 'away.bin')));
+    }));
 
   it('logged no errors in the page', () => {
     assert.deepEqual(pageErrors, []);

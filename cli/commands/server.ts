@@ -26,6 +26,8 @@ export function registerServer(program: Command): void {
     // For tests: a device flow that polls every second, access tokens that expire quickly.
     .addOption(new Option('--oauth-poll-interval <s>').argParser(seconds).hideHelp())
     .addOption(new Option('--oauth-access-ttl <s>').argParser(seconds).hideHelp())
+    // For tests: how long a console upload waits for its machine to come back (default 60).
+    .addOption(new Option('--upload-resume <s>').argParser(seconds).hideHelp())
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -57,6 +59,7 @@ export function registerServer(program: Command): void {
         heartbeatTimeoutS: o.heartbeatTimeout,
         clientTimeoutS: o.clientTimeout,
         heartbeatIntervalS: o.heartbeatInterval,
+        uploadResumeS: o.uploadResume,
         tls,
         insecure: !!o.insecure,
         webListen: o.webListen,

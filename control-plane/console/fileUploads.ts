@@ -9,15 +9,32 @@
 //   PUT  /files/upload/ID?offset=X   bytes X.. of the file; answered once
 //        they are with the agent ({offset}), the last one once the agent
 //        has verified and renamed the file ({offset, entry, md5})
+//   GET  /files/upload/ID            where it is ({offset}): after a part
+//        failed, the page asks here and goes on from that offset
 //   DELETE /files/upload/ID          give up
 //
 // The control plane cuts each part into FileChunks (ChunkSizer, as the SDK
 // does), hashes them for FileDone's MD5 (it sees every byte), and reads the
 // request only while the agent's window has room: a paused request is TCP
-// backpressure to the browser, and no more than a chunk and a socket read of
-// a file is ever held here. An upload that fails or is given up leaves
-// nothing: the agent keeps a cancelled upload's partial file for a resume,
-// which the console never asks for, so the partial file is removed.
+// backpressure to the browser.
+//
+// Resume. When the machine's connection drops (its grace period, a lost
+// link, an agent restart) the agent keeps the partial file, and the upload
+// here waits for it, up to the resume window (60 s), instead of failing:
+// the part in progress is answered 503 {reconnecting: true}, and the page
+// polls GET /files/upload/ID, which reopens the upload on the agent under
+// the same transfer id. The agent answers with what its partial file holds
+// (resumeOffset), and the page sends on from there. The MD5 sent with
+// FileDone must still be of the whole file, so the bytes the agent has not
+// acknowledged are kept (at most MAX_UPLOAD_IN_FLIGHT per upload) and hashed
+// only as they are acknowledged, or, on a resume, up to resumeOffset. A
+// drop while the agent verifies the finished file is not resumed (whether
+// it arrived cannot be told from here) and says so.
+//
+// An upload that fails or is given up leaves nothing: the partial file is
+// removed (FileCancel.discard). The exception is an upload given up while
+// its machine is away: nothing can reach the agent then, and the partial
+// file (hidden, 0600) goes with the agent's sweep of stale partial files.
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Metadata } from '@grpc/grpc-js';
@@ -33,6 +50,12 @@ export type StreamHandler = (call: any) => void;
 
 /** An open upload with no part arriving is given up after this long (the page went away). */
 export const UPLOAD_IDLE_MS = 60_000;
+/** How long an upload waits for its machine to come back (the clients' reconnect window). */
+export const UPLOAD_RESUME_MS = 60_000;
+/** How long one GET /files/upload/ID waits for the reopen on the agent before saying "still reconnecting". */
+const STATUS_WAIT_MS = 15_000;
+/** A finished upload's result, for a page whose last part's answer was lost. */
+const KEEP_RESULT_MS = 60_000;
 /** Uploads one user may have open at once (each holds a file open on an agent). */
 export const MAX_UPLOADS_PER_USER = 16;
 
@@ -42,88 +65,261 @@ interface Part {
   finish(entry: FileEntry): void;
 }
 
+/** What a finished upload answers (the last part, or GET /files/upload/ID after it). */
+interface Result {
+  offset: number;
+  size: number;
+  entry: FileEntry;
+  md5: string;
+}
+
 class UploadSession {
   readonly id = crypto.randomBytes(18).toString('base64url');
-  /** Names the agent's partial file. Fresh per upload: the console does not resume across pages. */
+  /** Names the agent's partial file: the same id reopens it after a drop. */
   private readonly transferId = crypto.randomBytes(12).toString('hex');
-  private readonly call: HandlerCall<undefined, UploadReply>;
+  /** The handler call of the agent upload now open (a new one after each reconnect). */
+  private call!: HandlerCall<undefined, UploadReply>;
+  /** MD5 of the bytes the agent has acknowledged (bytes 0..acked). */
   private readonly hash = crypto.createHash('md5');
   private md5 = '';
-  private readonly sizer = new ChunkSizer();
-  private readonly inFlight = new SentChunks();
+  private sizer = new ChunkSizer();
+  private inFlight = new SentChunks();
+  /** Sent and not acknowledged yet, in order from `acked`: hashed as acks come, rewound to on a resume. */
+  private unacked: Buffer[] = [];
   /** Bytes handed to the agent, and bytes it has written. */
   sent = 0;
   private acked = 0;
-  state: 'opening' | 'open' | 'finishing' | 'ended' = 'opening';
+  /** `lost`: the machine's connection dropped; waiting (up to the resume window) for it to come back. */
+  state: 'opening' | 'open' | 'lost' | 'finishing' | 'ended' = 'opening';
   /** Why it ended, for a part that comes after (kept until the idle timer forgets it). */
   failure: HttpError | undefined;
+  /** How it ended well, for a page that lost the answer to its last part. */
+  result: Result | undefined;
+  /** Times the upload went on after its machine came back. */
+  resumes = 0;
   private waiter: { resolve(): void; reject(e: HttpError): void } | undefined;
   readonly whenOpen: Promise<void>;
   private part: Part | undefined;
   private idle: NodeJS.Timeout | undefined;
+  /** While lost: the reopen under way (shared by every status request). */
+  private reopening: { done: Promise<void>; settle(): void } | undefined;
+  /** The resume window closed while a reopen was under way: its answer decides. */
+  private expired = false;
 
   constructor(
     readonly userId: string,
     readonly machine: string,
     readonly path: string,
     readonly size: number,
-    overwrite: boolean,
-    md: Metadata,
-    peer: string,
-    handler: StreamHandler,
+    private readonly overwrite: boolean,
+    /** The credentials a reopen presents: the latest request's (a page refreshes its token). */
+    private md: Metadata,
+    private readonly peer: string,
+    private readonly handler: StreamHandler,
+    private readonly resumeMs: number,
     private readonly forget: (s: UploadSession) => void,
   ) {
     this.whenOpen = new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
-    this.call = new HandlerCall<undefined, UploadReply>(undefined, md, peer, { write: (m) => this.onReply(m), end: () => {} });
-    this.call.on('error', (st: unknown) => this.fail(httpErrorOf(st)));
-    handler(this.call);
-    this.send({ $case: 'open', value: { machine, path, size, mode: 0, overwrite, transferId: this.transferId } });
+    this.openOnAgent();
+  }
+
+  /** Opens (or, after a drop, reopens) the upload on the agent through the handler, as a client stream would. */
+  private openOnAgent(): void {
+    const call: HandlerCall<undefined, UploadReply> = new HandlerCall<undefined, UploadReply>(undefined, this.md, this.peer, {
+      write: (m) => this.onReply(call, m),
+      end: () => {},
+    });
+    this.call = call;
+    call.on('error', (st: unknown) => this.onCallError(call, httpErrorOf(st)));
+    this.handler(call);
+    this.send({ $case: 'open', value: { machine: this.machine, path: this.path, size: this.size, mode: 0, overwrite: this.overwrite, transferId: this.transferId } });
   }
 
   private send(msg: NonNullable<UploadMessage['msg']>): void {
     this.call.emit('data', { msg } satisfies UploadMessage);
   }
 
-  private onReply(m: UploadReply): boolean {
+  private onCallError(call: HandlerCall<undefined, UploadReply>, e: HttpError): void {
+    if (call !== this.call) return; // a call given up already
+    // The machine went away (UNAVAILABLE: its stream dropped, or it is not connected): wait for it, with what the agent kept.
+    if (e.code === 'UNAVAILABLE' && (this.state === 'open' || this.state === 'lost')) return this.lose(e);
+    if (e.code === 'UNAVAILABLE' && this.state === 'finishing') {
+      return this.fail(
+        new HttpError(
+          503,
+          'UNAVAILABLE',
+          `the connection to machine ${this.machine} dropped while it verified the uploaded file, so whether ${this.path} arrived is not known: look before uploading it again`,
+        ),
+      );
+    }
+    this.fail(e);
+  }
+
+  private onReply(call: HandlerCall<undefined, UploadReply>, m: UploadReply): boolean {
     const msg = m.msg;
-    if (this.state === 'ended') {
+    if (this.state === 'ended' || call !== this.call) {
       // Given up while the handler was still authenticating: its cancel found
       // nothing to cancel then, so cancel what it has opened since.
-      if (msg?.$case === 'opened') this.call.emit('cancelled', { discard: true });
+      if (msg?.$case === 'opened') call.emit('cancelled', { discard: this.state === 'ended' });
       return true;
     }
     if (msg?.$case === 'opened') {
-      if (msg.value.resumeOffset !== 0) {
-        this.fail(new HttpError(500, 'INTERNAL', `the agent offered to resume a fresh upload at byte ${msg.value.resumeOffset}`));
-        return true;
+      const at = msg.value.resumeOffset;
+      if (this.state === 'opening') {
+        if (at !== 0) {
+          this.fail(new HttpError(500, 'INTERNAL', `the agent offered to resume a fresh upload at byte ${at}`));
+          return true;
+        }
+        this.state = 'open';
+        this.waiter?.resolve();
+        this.waiter = undefined;
+      } else if (this.state === 'lost') {
+        if (!this.resumeAt(at)) return true;
       }
-      this.state = 'open';
-      this.waiter?.resolve();
-      this.waiter = undefined;
       this.armIdle();
     } else if (msg?.$case === 'ack') {
       this.inFlight.acked(msg.value.offset, this.sizer, performance.now());
-      this.acked = msg.value.offset;
+      this.hashTo(msg.value.offset);
       this.part?.pump();
     } else if (msg?.$case === 'done') {
       const part = this.part;
       this.part = undefined;
       this.state = 'ended';
+      this.result = { offset: this.size, size: this.size, entry: msg.value, md5: this.md5 };
       clearTimeout(this.idle);
-      this.forget(this);
+      // Kept a while for GET /files/upload/ID: a page that lost this answer learns the file arrived.
+      this.idle = setTimeout(() => this.forget(this), KEEP_RESULT_MS);
+      this.idle.unref();
       part?.finish(msg.value);
     }
     return true;
   }
 
+  /** Hashes the acknowledged bytes up to `offset`, dropping them from `unacked`. */
+  private hashTo(offset: number): void {
+    while (this.acked < offset && this.unacked.length > 0) {
+      const head = this.unacked[0];
+      const n = Math.min(head.length, offset - this.acked);
+      this.hash.update(n === head.length ? head : head.subarray(0, n));
+      if (n === head.length) this.unacked.shift();
+      else this.unacked[0] = head.subarray(n);
+      this.acked += n;
+    }
+  }
+
+  /** The machine's connection dropped: the part in progress is told so; the upload waits up to the resume window. */
+  private lose(e: HttpError): void {
+    const first = this.state !== 'lost';
+    this.state = 'lost';
+    this.settleReopen(); // a reopen that failed: the machine is still away
+    const giveUp = () =>
+      this.fail(
+        new HttpError(
+          503,
+          'UNAVAILABLE',
+          `machine ${this.machine} did not come back within ${Math.round(this.resumeMs / 1000)} s: the upload of ${this.path} was given up at byte ${this.acked} of ${this.size}`,
+        ),
+      );
+    if (this.expired) return giveUp();
+    if (first) {
+      clearTimeout(this.idle);
+      this.expired = false;
+      this.idle = setTimeout(() => {
+        // A reopen under way means the machine is back: let it finish (it ends here again if it fails).
+        if (this.reopening) this.expired = true;
+        else giveUp();
+      }, this.resumeMs);
+      this.idle.unref();
+    }
+    const part = this.part;
+    this.part = undefined;
+    part?.fail(this.reconnecting(e.message));
+  }
+
+  private reconnecting(why: string): HttpError {
+    return new HttpError(503, 'UNAVAILABLE', why, { reconnecting: true, offset: this.acked, size: this.size });
+  }
+
+  /** The agent reopened the partial file holding `at` bytes: go on from there (false: it cannot be, and the upload failed). */
+  private resumeAt(at: number): boolean {
+    // It holds at least what it acknowledged, and never more than was sent.
+    if (at < this.acked || at > this.sent) {
+      this.fail(
+        new HttpError(
+          422,
+          'DATA_LOSS',
+          `machine ${this.machine} kept ${at} bytes of ${this.path}, not the ${this.acked} to ${this.sent} it was sent: upload the file again`,
+        ),
+      );
+      return false;
+    }
+    this.hashTo(at);
+    this.unacked = [];
+    this.sent = this.acked = at;
+    // Fresh measurements: the link may not be the one it was.
+    this.sizer = new ChunkSizer();
+    this.inFlight = new SentChunks();
+    this.state = 'open';
+    this.expired = false;
+    this.resumes++;
+    this.settleReopen();
+    return true;
+  }
+
+  private settleReopen(): void {
+    const r = this.reopening;
+    this.reopening = undefined;
+    r?.settle();
+  }
+
+  /**
+   * Where the upload is, for a page whose part failed. While the machine is
+   * away this reopens the upload on the agent (once for all who ask) and
+   * waits a while for the answer.
+   */
+  async status(md: Metadata): Promise<Record<string, unknown>> {
+    if (this.state === 'ended') {
+      if (this.result) return { ...this.result, resumes: this.resumes };
+      throw this.failure ?? new HttpError(410, 'CANCELLED', 'the upload has ended');
+    }
+    if (this.state === 'lost') {
+      if (!this.reopening) {
+        this.md = md;
+        // Settled when the agent answers: opened (resumeAt), still away (lose), or refused (fail).
+        let settle!: () => void;
+        const done = new Promise<void>((r) => (settle = r));
+        this.reopening = { done, settle };
+        this.openOnAgent();
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.reopening?.done, new Promise((r) => (timer = setTimeout(r, STATUS_WAIT_MS)))]);
+      clearTimeout(timer);
+      if (this.state === 'lost') throw this.reconnecting(`machine ${this.machine} is not back yet`);
+      return this.status(md);
+    }
+    if (this.state === 'finishing') {
+      // The last part's answer is what was lost: the page asks again until the machine has verified the file (or not).
+      throw new HttpError(503, 'UNAVAILABLE', `machine ${this.machine} is verifying ${this.path}`, { reconnecting: true, offset: this.sent, size: this.size });
+    }
+    return { offset: this.sent, size: this.size, state: this.state, resumes: this.resumes };
+  }
+
   /** Ends the upload: the agent's side is cancelled, its partial file removed, whoever waits is told. */
   fail(e: HttpError): void {
     if (this.state === 'ended') return;
+    const away = this.state === 'lost';
     this.state = 'ended';
     this.failure = e;
+    this.unacked = [];
+    this.settleReopen();
     clearTimeout(this.idle);
-    // The handler sends FileCancel with discard (nothing, if the agent ended it): the console never resumes.
+    // The handler sends FileCancel with discard (nothing, if the agent ended it or is away): it will not be resumed.
     this.call.emit('cancelled', { discard: true });
+    // Given up while the machine was away (nothing reached it): if it is back,
+    // open the upload once more only to discard its partial file (onReply
+    // cancels an upload that opens after the end). Still away: the agent's
+    // sweep of stale partial files is left to remove it.
+    if (away) this.openOnAgent();
     const told = this.waiter !== undefined || this.part !== undefined;
     this.waiter?.reject(e);
     this.waiter = undefined;
@@ -149,6 +345,7 @@ class UploadSession {
   /** One PUT: the bytes from `offset` on, forwarded as the agent's window allows. */
   receive(req: http.IncomingMessage, res: http.ServerResponse, offset: number): void {
     if (this.state === 'ended') throw this.failure ?? new HttpError(410, 'CANCELLED', 'the upload has ended');
+    if (this.state === 'lost') throw this.reconnecting(`machine ${this.machine} is not back yet`);
     if (this.state !== 'open') throw new HttpError(412, 'FAILED_PRECONDITION', `the upload is ${this.state === 'opening' ? 'not open yet' : 'finishing'}`);
     if (this.part) throw new HttpError(412, 'FAILED_PRECONDITION', 'another part of this upload is being sent', { offset: this.sent });
     if (offset !== this.sent) {
@@ -187,7 +384,10 @@ class UploadSession {
         return;
       }
       this.state = 'finishing';
-      this.md5 = this.hash.digest('hex');
+      // Hashed so far: what the agent acknowledged; the rest is still in `unacked`. A copy: the session keeps its own.
+      const whole = this.hash.copy();
+      for (const b of this.unacked) whole.update(b);
+      this.md5 = whole.digest('hex');
       // The agent's reply (done, or an error) answers this request.
       this.send({ $case: 'done', value: { requestId: 0, md5: Buffer.from(this.md5, 'hex'), size: this.size } });
     };
@@ -199,7 +399,7 @@ class UploadSession {
           const window = Math.min(MAX_UPLOAD_IN_FLIGHT, this.sizer.window);
           if (this.sent > this.acked && this.sent - this.acked + n > window) break; // an ack pumps again
           const data = take(n);
-          this.hash.update(data);
+          this.unacked.push(data);
           const at = this.sent;
           this.sent += n;
           this.inFlight.sent(at, n, performance.now());
@@ -259,6 +459,8 @@ export class UploadSessions {
   constructor(
     private readonly access: Access,
     private readonly handler: StreamHandler,
+    /** How long an upload waits for its machine to come back. */
+    private readonly resumeMs = UPLOAD_RESUME_MS,
   ) {}
 
   async open(req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): Promise<void> {
@@ -267,20 +469,29 @@ export class UploadSessions {
     const overwrite = flagParam(q, 'overwrite');
     const md = metadataOf(req);
     const peer = peerOf(req);
+    // Listened for before anything is awaited: a page gone while its token
+    // is checked would otherwise leave an upload open on the agent (and its
+    // partial file) until the idle timer.
+    let gone = false;
+    let session: UploadSession | undefined;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      gone = true;
+      session?.fail(new HttpError(410, 'CANCELLED', 'the page went away while the upload opened'));
+    });
     // Who it is, to hold the upload for them; the handler checks what they may do (and audits it).
     const p = await this.authenticate(md, machine, peer);
+    if (gone) return;
     let open = 0;
     for (const s of this.sessions.values()) if (s.userId === p.user.id && s.state !== 'ended') open++;
     if (open >= MAX_UPLOADS_PER_USER) {
       throw new HttpError(429, 'RESOURCE_EXHAUSTED', `${open} uploads are open already: finish or cancel one first`);
     }
-    const s = new UploadSession(p.user.id, machine, q.get('path') ?? '', size, overwrite, md, peer, this.handler, (x) => {
+    const s = new UploadSession(p.user.id, machine, q.get('path') ?? '', size, overwrite, md, peer, this.handler, this.resumeMs, (x) => {
       if (this.sessions.get(x.id) === x) this.sessions.delete(x.id);
     });
     this.sessions.set(s.id, s);
-    res.on('close', () => {
-      if (!res.writableFinished) s.fail(new HttpError(410, 'CANCELLED', 'the page went away while the upload opened'));
-    });
+    session = s;
     await s.whenOpen;
     sendJson(res, 200, { id: s.id, offset: s.sent, size });
   }
@@ -288,8 +499,19 @@ export class UploadSessions {
   async part(req: http.IncomingMessage, res: http.ServerResponse, id: string, q: URLSearchParams): Promise<void> {
     const offset = byteParam(q, 'offset');
     const s = await this.owned(req, id);
+    if (s.result) throw this.gone(id); // finished: it takes no more parts
     if (s.state === 'ended') this.sessions.delete(s.id); // a failed upload is told once
     s.receive(req, res, offset);
+  }
+
+  /** GET /files/upload/ID: where the upload is (see UploadSession.status). */
+  async status(req: http.IncomingMessage, res: http.ServerResponse, id: string): Promise<void> {
+    const s = await this.owned(req, id);
+    try {
+      sendJson(res, 200, await s.status(metadataOf(req)));
+    } finally {
+      if (s.state === 'ended' && !s.result) this.sessions.delete(s.id); // a failed upload is told once
+    }
   }
 
   async cancel(req: http.IncomingMessage, res: http.ServerResponse, id: string): Promise<void> {
@@ -310,9 +532,7 @@ export class UploadSessions {
     const s = this.sessions.get(id);
     const peer = peerOf(req);
     const p = await this.authenticate(metadataOf(req), s?.machine ?? '', peer);
-    if (!s || s.userId !== p.user.id) {
-      throw new HttpError(404, 'NOT_FOUND', `no upload ${id}: it finished, was cancelled, or was given up after ${UPLOAD_IDLE_MS / 1000} s without a part`);
-    }
+    if (!s || s.userId !== p.user.id) throw this.gone(id);
     try {
       // A grant taken away mid-upload stops it.
       this.access.require(p, s.machine, AttachMode.OPERATOR);
@@ -323,6 +543,10 @@ export class UploadSessions {
       throw err;
     }
     return s;
+  }
+
+  private gone(id: string): HttpError {
+    return new HttpError(404, 'NOT_FOUND', `no upload ${id}: it finished, was cancelled, or was given up after ${UPLOAD_IDLE_MS / 1000} s without a part`);
   }
 
   private async authenticate(md: Metadata, machine: string, peer: string): Promise<Principal> {

@@ -14,7 +14,10 @@
 // Upload: POST to open, then the file in parts (File.slice reads from disk
 // lazily), each a PUT sized to take a few seconds (the web port gives a
 // request 30 s), sent with XMLHttpRequest because fetch reports no upload
-// progress.
+// progress. A part that fails because a connection dropped (the page's, or
+// the machine's: the control plane then answers 503 {reconnecting}) is not
+// the end: the page asks the control plane where the upload is, with
+// backoff, for up to the reconnect window (60 s), and goes on from there.
 import type { FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
 
 export type Token = () => Promise<string>;
@@ -36,8 +39,6 @@ const PART_TARGET_MS = 3000;
 const MIN_PART = 256 * 1024;
 const MAX_PART = 64 * 1024 * 1024;
 const FIRST_PART = 1024 * 1024;
-/** Times one part is tried again after the connection failed under it. */
-const PART_RETRIES = 3;
 
 const query = (o: Record<string, string | number>) => new URLSearchParams(Object.entries(o).map(([k, v]) => [k, String(v)])).toString();
 
@@ -117,7 +118,7 @@ export function saveBlob(blob: Blob, name: string): void {
 
 interface PartAnswer {
   status: number;
-  body: { code?: string; message?: string; offset?: number; entry?: FileEntry; md5?: string };
+  body: { code?: string; message?: string; offset?: number; entry?: FileEntry; md5?: string; reconnecting?: boolean };
 }
 
 function sendPart(url: string, token: string, body: Blob, onProgress: (loaded: number) => void, signal?: AbortSignal): Promise<PartAnswer> {
@@ -152,67 +153,147 @@ function sendPart(url: string, token: string, body: Blob, onProgress: (loaded: n
 export interface UploadResult {
   entry: FileEntry;
   md5: string;
+  /** Times the upload went on after its connection (to the control plane, or the machine's) was lost. */
+  resumes: number;
 }
 
-export async function uploadFile(
-  token: Token,
-  machine: string,
-  path: string,
-  file: Blob,
-  overwrite: boolean,
-  onProgress: (loaded: number, total: number) => void,
-  signal?: AbortSignal,
-): Promise<UploadResult> {
+export interface UploadOptions {
+  overwrite: boolean;
+  onProgress(loaded: number, total: number): void;
+  /** True while the upload waits for a lost connection to come back ("reconnecting…"), false once it goes on. */
+  onReconnecting?(waiting: boolean): void;
+  signal?: AbortSignal;
+}
+
+/** How long an upload waits for a lost connection to come back before it fails (the clients' reconnect window). */
+export const RECONNECT_WINDOW_MS = 60_000;
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 4000;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    signal?.throwIfAborted();
+    const done = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * Whether a failed exchange may be tried again: the connection was lost
+ * (status 0), the part took too long (408), the control plane says its
+ * machine is reconnecting, or a proxy in between answered 502-504 (no JSON
+ * of ours). Anything else is the answer (no room, no right, the file is
+ * there...), said as it is.
+ */
+const retryable = (a: PartAnswer) =>
+  a.status === 0 || a.status === 408 || a.body.reconnecting === true || (a.status >= 502 && a.status <= 504 && a.body.code === undefined);
+
+const failure = (a: PartAnswer) =>
+  new FileTransferError(a.body.code ?? `HTTP_${a.status}`, a.body.message ?? (a.status ? `HTTP ${a.status}` : 'the connection to the control plane was lost'));
+
+export async function uploadFile(token: Token, machine: string, path: string, file: Blob, o: UploadOptions): Promise<UploadResult> {
+  const { signal, onProgress } = o;
   const size = file.size;
-  const opened = await fetch(`/files/upload?${query({ machine, path, size, overwrite: overwrite ? 1 : 0 })}`, {
+  signal?.throwIfAborted();
+  // The open is not aborted mid-way (it is short: the agent checks and opens
+  // the file): a cancel that lands after the control plane opened the upload
+  // but before its id is read here would leave the upload, and its partial
+  // file, for the idle timer. Instead a cancel is seen once the id is known,
+  // and the upload is then given up (finally, below).
+  const opened = await fetch(`/files/upload?${query({ machine, path, size, overwrite: o.overwrite ? 1 : 0 })}`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${await token()}` },
-    signal,
   });
   if (!opened.ok) throw await errorOf(opened);
   const { id } = (await opened.json()) as { id: string };
-  const partUrl = (offset: number) => `/files/upload/${encodeURIComponent(id)}?${query({ offset })}`;
+  const uploadUrl = `/files/upload/${encodeURIComponent(id)}`;
+
+  /** Where the control plane is with the upload: {offset} to go on from, or {entry} if it finished and the answer was lost. */
+  const whereNow = async (): Promise<PartAnswer> => {
+    try {
+      const r = await fetch(uploadUrl, { headers: { Authorization: `Bearer ${await token()}` }, cache: 'no-store', signal });
+      return { status: r.status, body: ((await r.json().catch(() => ({}))) ?? {}) as PartAnswer['body'] };
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      return { status: 0, body: {} };
+    }
+  };
+
+  /**
+   * After a part failed: ask the control plane where the upload is, with
+   * backoff, until it answers (it reopens the upload on the machine when the
+   * machine is back) or the reconnect window passes.
+   */
+  const resync = async (lost: PartAnswer, at: number): Promise<PartAnswer> => {
+    const since = performance.now();
+    let wait = BACKOFF_FIRST_MS;
+    let last = lost;
+    o.onReconnecting?.(true);
+    for (;;) {
+      if (performance.now() - since >= RECONNECT_WINDOW_MS) {
+        throw new FileTransferError(
+          'UNAVAILABLE',
+          `the connection was lost at byte ${at} of ${size} and did not come back within ${RECONNECT_WINDOW_MS / 1000} s, so ${path} was not uploaded` +
+            (last.body.message ? ` (${last.body.message})` : ''),
+        );
+      }
+      await sleep(Math.min(wait, Math.max(0, RECONNECT_WINDOW_MS - (performance.now() - since))), signal);
+      wait = Math.min(BACKOFF_MAX_MS, wait * 2);
+      const a = await whereNow();
+      if (a.status === 200) {
+        o.onReconnecting?.(false);
+        return a;
+      }
+      if (!retryable(a)) throw failure(a);
+      last = a;
+    }
+  };
+
   let ok = false;
   try {
+    signal?.throwIfAborted();
     let offset = 0;
     let partSize = FIRST_PART;
-    let retries = 0;
+    let resumes = 0;
     onProgress(0, size);
     // At least one part: an empty file is finished by an empty one.
     for (;;) {
       const end = Math.min(size, offset + partSize);
       const started = performance.now();
       const from = offset;
-      const a = await sendPart(partUrl(from), await token(), file.slice(from, end), (n) => onProgress(from + n, size), signal);
-      const b = a.body;
-      if (a.status === 200 && b.entry) {
-        ok = true;
-        onProgress(size, size);
-        return { entry: b.entry, md5: b.md5 ?? '' };
-      }
-      if (a.status === 200 && typeof b.offset === 'number') {
-        offset = b.offset;
-        onProgress(offset, size);
+      let a = await sendPart(`${uploadUrl}?${query({ offset: from })}`, await token(), file.slice(from, end), (n) => onProgress(from + n, size), signal);
+      if (a.status !== 200) {
+        // A part that started at the wrong offset (412 with where the upload is) is put right the same way.
+        if (!retryable(a) && !(a.status === 412 && typeof a.body.offset === 'number')) throw failure(a);
+        // Cut under it: smaller parts from now on.
+        if (a.status === 0 || a.status === 408) partSize = Math.max(MIN_PART, Math.floor(partSize / 2));
+        a = await resync(a, from);
+        resumes++;
+      } else {
         const rate = (end - from) / Math.max(1, performance.now() - started);
         partSize = Math.max(MIN_PART, Math.min(MAX_PART, 4 * partSize, Math.round(rate * PART_TARGET_MS)));
-        retries = 0;
-        continue;
       }
-      // Lost (0), or cut for taking too long (408): smaller parts, from where the control plane is.
-      const resync = a.status === 412 && typeof b.offset === 'number' && retries > 0;
-      if ((a.status === 0 || a.status === 408 || resync) && retries++ < PART_RETRIES) {
-        if (resync) offset = b.offset!;
-        partSize = Math.max(MIN_PART, Math.floor(partSize / 2));
-        await new Promise((r) => setTimeout(r, 250 * retries));
-        continue;
+      const b = a.body;
+      if (b.entry) {
+        ok = true;
+        onProgress(size, size);
+        return { entry: b.entry, md5: b.md5 ?? '', resumes };
       }
-      throw new FileTransferError(b.code ?? `HTTP_${a.status}`, b.message ?? (a.status ? `HTTP ${a.status}` : 'the connection to the control plane was lost'));
+      if (typeof b.offset !== 'number') throw new FileTransferError('INTERNAL', `the control plane did not say where the upload is (HTTP ${a.status})`);
+      offset = b.offset;
+      onProgress(offset, size);
     }
   } finally {
     if (!ok) {
       // Nothing half-written stays on the machine.
       void token()
-        .then((t) => fetch(`/files/upload/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { Authorization: `Bearer ${t}` } }))
+        .then((t) => fetch(uploadUrl, { method: 'DELETE', headers: { Authorization: `Bearer ${t}` } }))
         .catch(() => {});
     }
   }

@@ -1,17 +1,20 @@
 // One machine's file panel: where it is, what is there, what the user may
 // do (an observer only downloads), and the transfers with their progress.
-// Listing, mkdir and delete are gateway calls; the bytes go over HTTP
+// Listing, mkdir, rename and delete are gateway calls; the bytes go over HTTP
 // (net/files.ts). The model outlives the panel being closed, so transfers
 // carry on and reopening shows them.
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import { LIST_DEFAULT_PAGE } from '../../../../protocol/limits';
 import type { ConsoleConnection } from '../net/connection';
 import { downloadFile, fileRole, saveBlob, uploadFile, type Role } from '../net/files';
+import { readFolder, type FolderTree } from '../net/localTree';
+import { uploadFolder, type FolderFailure } from './folderUpload';
 import { Observable } from './observable';
 
 export interface Transfer {
   id: number;
-  kind: 'upload' | 'download';
+  /** A folder is one transfer: its bytes and its files counted together. */
+  kind: 'upload' | 'download' | 'folder';
   name: string;
   /** The remote path. */
   path: string;
@@ -20,6 +23,12 @@ export interface Transfer {
   state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
   error: string;
   abort: AbortController;
+  /** What a running transfer waits for ('reconnecting…'), or ''. */
+  note: string;
+  /** Times it went on after a lost connection came back. */
+  resumes: number;
+  /** A folder's files: how many arrived of how many, and each that did not, with why. */
+  folder?: { filesDone: number; filesTotal: number; failures: FolderFailure[] };
 }
 
 /** Finished transfers kept on screen. */
@@ -66,7 +75,8 @@ export class FilesModel extends Observable {
   error = '';
   role: Role | 'unknown' = 'unknown';
   transfers: Transfer[] = [];
-  private queued: { t: Transfer; file: File; overwrite: boolean }[] = [];
+  /** Uploads wait their turn: one file or folder at a time. */
+  private queued: { t: Transfer; run(t: Transfer): Promise<void> }[] = [];
   private seq = 0;
   private nextTransfer = 1;
   private uploading = false;
@@ -170,6 +180,30 @@ export class FilesModel extends Observable {
     return true;
   }
 
+  /**
+   * Renames an entry within the current directory. Never over an existing
+   * name: a clash is an error to show, not a replacement to make silently.
+   * On failure the listing is left as it was and the reason shown.
+   */
+  async rename(e: FileEntry, to: string): Promise<boolean> {
+    const problem = nameProblem(to);
+    if (problem) return this.showError(problem);
+    if (to === e.name) return true;
+    try {
+      await this.conn.call('renameFile', {
+        machine: this.machine,
+        from: joinPath(this.path, e.name),
+        to: joinPath(this.path, to),
+        overwrite: false,
+      });
+    } catch (err) {
+      return this.showError(`cannot rename ${e.name} to ${to}: ${(err as Error).message}`);
+    }
+    this.error = '';
+    await this.refresh();
+    return true;
+  }
+
   async download(e: FileEntry): Promise<void> {
     const t = this.addTransfer('download', e.name, joinPath(this.path, e.name), e.size);
     t.state = 'running';
@@ -187,8 +221,67 @@ export class FilesModel extends Observable {
   upload(files: File[], overwrite: boolean): void {
     for (const f of files) {
       const t = this.addTransfer('upload', f.name, joinPath(this.path, f.name), f.size);
-      this.queued.push({ t, file: f, overwrite });
+      this.queued.push({
+        t,
+        run: async (t) => {
+          const r = await uploadFile(this.conn.token, this.machine, t.path, f, {
+            overwrite,
+            onProgress: (loaded, total) => this.progress(t, loaded, total),
+            onReconnecting: (waiting) => this.reconnecting(t, waiting ? 1 : -1),
+            signal: t.abort.signal,
+          });
+          t.resumes = r.resumes;
+        },
+      });
     }
+    void this.drain();
+  }
+
+  /** Queues folders dropped on the panel; each is read from disk when its turn comes. */
+  uploadDroppedFolders(folders: FileSystemDirectoryEntry[], overwrite: boolean): void {
+    for (const entry of folders) this.queueFolder(entry.name, () => readFolder(entry), overwrite);
+  }
+
+  /** Queues folders already read (picked with the folder button). */
+  uploadFolders(trees: FolderTree[], overwrite: boolean): void {
+    for (const tree of trees) this.queueFolder(tree.name, async () => tree, overwrite);
+  }
+
+  private queueFolder(name: string, read: () => Promise<FolderTree>, overwrite: boolean): void {
+    const t = this.addTransfer('folder', name, joinPath(this.path, name), 0);
+    t.folder = { filesDone: 0, filesTotal: 0, failures: [] };
+    this.queued.push({
+      t,
+      run: async (t) => {
+        const tree = await read();
+        const steps = {
+          mkdir: async (path: string) => {
+            await this.conn.call('makeDirectory', { machine: this.machine, path, parents: true });
+          },
+          upload: async (path: string, file: File, onProgress: (loaded: number) => void, signal: AbortSignal) => {
+            // A folder's row says "reconnecting…" while any of its files waits.
+            const r = await uploadFile(this.conn.token, this.machine, path, file, {
+              overwrite,
+              onProgress: (loaded) => onProgress(loaded),
+              onReconnecting: (waiting) => this.reconnecting(t, waiting ? 1 : -1),
+              signal,
+            });
+            t.resumes += r.resumes;
+          },
+        };
+        const result = await uploadFolder(steps, t.path, tree, t.abort.signal, (p) => {
+          t.folder = { filesDone: p.filesDone, filesTotal: p.filesTotal, failures: p.failures };
+          this.progress(t, p.bytesDone, p.bytesTotal);
+        });
+        const failed = result.failures.length;
+        if (failed > 0) {
+          const notArrived = result.filesTotal - result.filesDone;
+          throw new Error(
+            `${result.filesDone} of ${result.filesTotal} files uploaded; ${notArrived ? `${notArrived} not` : 'some entries not'} (${failed} listed below)`,
+          );
+        }
+      },
+    });
     void this.drain();
   }
 
@@ -215,16 +308,18 @@ export class FilesModel extends Observable {
     this.uploading = true;
     try {
       for (let next = this.queued.shift(); next; next = this.queued.shift()) {
-        const { t, file, overwrite } = next;
+        const { t, run } = next;
         if (t.state !== 'queued') continue;
         t.state = 'running';
         this.changed();
         try {
-          await uploadFile(this.conn.token, this.machine, t.path, file, overwrite, (loaded, total) => this.progress(t, loaded, total), t.abort.signal);
+          await run(t);
           t.state = 'done';
         } catch (err) {
           this.finishFailed(t, err);
         }
+        this.waiting.delete(t);
+        t.note = '';
         this.changed();
         // The listing shows it (if the user is still in that directory).
         if (t.path === joinPath(this.path, t.name)) void this.refresh();
@@ -235,12 +330,35 @@ export class FilesModel extends Observable {
   }
 
   private addTransfer(kind: Transfer['kind'], name: string, path: string, total: number): Transfer {
-    const t: Transfer = { id: this.nextTransfer++, kind, name, path, loaded: 0, total, state: 'queued', error: '', abort: new AbortController() };
+    const t: Transfer = {
+      id: this.nextTransfer++,
+      kind,
+      name,
+      path,
+      loaded: 0,
+      total,
+      state: 'queued',
+      error: '',
+      abort: new AbortController(),
+      note: '',
+      resumes: 0,
+    };
     const finished = this.transfers.filter((x) => x.state !== 'queued' && x.state !== 'running');
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED + 1)));
     this.transfers = [...this.transfers.filter((x) => !drop.has(x)), t];
     this.changed();
     return t;
+  }
+
+  /** Uploads of `t` waiting for a connection to come back (a folder has several files going). */
+  private waiting = new Map<Transfer, number>();
+
+  private reconnecting(t: Transfer, delta: 1 | -1): void {
+    const n = Math.max(0, (this.waiting.get(t) ?? 0) + delta);
+    if (n === 0) this.waiting.delete(t);
+    else this.waiting.set(t, n);
+    t.note = n > 0 ? 'reconnecting…' : '';
+    this.changed();
   }
 
   private progress(t: Transfer, loaded: number, total: number): void {
@@ -252,6 +370,8 @@ export class FilesModel extends Observable {
   private finishFailed(t: Transfer, err: unknown): void {
     if (t.abort.signal.aborted) {
       t.state = 'cancelled';
+      // What a cancelled folder leaves: the files that arrived stay, the rest are not there.
+      if (t.folder) t.error = `${t.folder.filesDone} of ${t.folder.filesTotal} files were uploaded before the cancel; the others were not`;
       return;
     }
     t.state = 'failed';

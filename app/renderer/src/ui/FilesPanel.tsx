@@ -1,9 +1,12 @@
 // A machine's files: a path bar, the listing (directories first; click one
 // to enter it, `..` to go up), a download per file, and for an operator
-// upload (drop files on the panel, or pick them), new folder and delete
-// (asked twice). Transfers show their progress under the bar.
-import { useEffect, useRef, useState, type DragEvent, type FormEvent } from 'react';
+// upload (drop files or folders on the panel, or pick them), new folder, rename (F2 on
+// a row, or its button; edited in place) and delete (asked twice). An
+// observer is shown none of the writing controls. Transfers show their
+// progress under the bar.
+import { useEffect, useRef, useState, type DragEvent, type FormEvent, type KeyboardEvent } from 'react';
 import { FileType, type FileEntry } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { droppedItems, treesFromPicked } from '../net/localTree';
 import type { FilesModel, Transfer } from '../state/files';
 import { useObservable } from './hooks';
 
@@ -22,34 +25,23 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-/** Files dropped on the panel; folders are named so the user knows they were left out. */
-function droppedFiles(e: DragEvent): { files: File[]; folders: string[] } {
-  const files: File[] = [];
-  const folders: string[] = [];
-  const items = [...e.dataTransfer.items].filter((it) => it.kind === 'file');
-  if (items.length === 0) return { files: [...e.dataTransfer.files], folders };
-  for (const it of items) {
-    const f = it.getAsFile();
-    if (!f) continue;
-    if (it.webkitGetAsEntry?.()?.isDirectory) folders.push(f.name);
-    else files.push(f);
-  }
-  return { files, folders };
-}
-
 export function FilesPanel({ model, close }: { model: FilesModel; close(): void }) {
   useObservable(model);
   const [pathInput, setPathInput] = useState(model.path);
   const [dragging, setDragging] = useState(false);
   const [naming, setNaming] = useState<string | undefined>(undefined);
   const [confirming, setConfirming] = useState('');
+  /** The entry being renamed in place ('' when none). */
+  const [renaming, setRenaming] = useState('');
   const [overwrite, setOverwrite] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
+  const folderPicker = useRef<HTMLInputElement>(null);
 
   useEffect(() => model.start(), [model]);
   useEffect(() => {
     setPathInput(model.path);
     setConfirming('');
+    setRenaming('');
   }, [model.path]);
 
   const write = model.canWrite;
@@ -61,9 +53,9 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
     e.preventDefault();
     setDragging(false);
     if (!write) return;
-    const { files, folders } = droppedFiles(e);
+    const { files, folders } = droppedItems(e.dataTransfer);
     if (files.length) model.upload(files, overwrite);
-    if (folders.length) model.showError(`folders are not uploaded (${folders.join(', ')}): drop the files in them`);
+    if (folders.length) model.uploadDroppedFolders(folders, overwrite);
   };
   const makeDir = async (e: FormEvent) => {
     e.preventDefault();
@@ -119,6 +111,22 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
                 const files = [...(e.target.files ?? [])];
                 e.target.value = ''; // the same file can be picked again
                 if (files.length) model.upload(files, overwrite);
+              }}
+            />
+            <button type="button" data-testid="files-upload-folder" onClick={() => folderPicker.current?.click()}>
+              Upload folder…
+            </button>
+            <input
+              // webkitdirectory is not in React's types: set on the element itself.
+              ref={(el) => el?.setAttribute('webkitdirectory', '')}
+              type="file"
+              hidden
+              data-testid="files-folder-input"
+              onChange={(e) => {
+                const { trees, loose } = treesFromPicked([...(e.target.files ?? [])]);
+                e.target.value = '';
+                if (trees.length) model.uploadFolders(trees, overwrite);
+                if (loose.length) model.upload(loose, overwrite);
               }}
             />
             <label className="dim" title="Upload over files of the same name">
@@ -177,7 +185,15 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
             </td>
           </tr>
           {model.entries.map((e) => (
-            <EntryRow key={e.name} e={e} model={model} confirming={confirming === e.name} setConfirming={setConfirming} />
+            <EntryRow
+              key={e.name}
+              e={e}
+              model={model}
+              confirming={confirming === e.name}
+              setConfirming={setConfirming}
+              renaming={renaming === e.name}
+              setRenaming={setRenaming}
+            />
           ))}
         </tbody>
       </table>
@@ -187,19 +203,37 @@ export function FilesPanel({ model, close }: { model: FilesModel; close(): void 
         </button>
       )}
       {model.entries.length === 0 && !model.loading && !model.error && <p className="dim">(empty)</p>}
-      {write && <p className="dim drop-hint">Drop files here to upload them to {model.path}</p>}
+      {write && <p className="dim drop-hint">Drop files or folders here to upload them to {model.path}</p>}
     </section>
   );
 }
 
-function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; setConfirming(name: string): void }) {
+interface EntryRowProps {
+  e: FileEntry;
+  model: FilesModel;
+  confirming: boolean;
+  setConfirming(name: string): void;
+  renaming: boolean;
+  setRenaming(name: string): void;
+}
+
+function EntryRow(p: EntryRowProps) {
   const { e, model } = p;
   const type = TYPE_NAME[e.type] ?? 'other';
   const dir = e.type === FileType.FILE_TYPE_DIRECTORY;
+  // F2 anywhere on the row (it and its buttons take focus), as in file managers; not inside the rename box itself.
+  const onKeyDown = (k: KeyboardEvent) => {
+    if (k.key !== 'F2' || !model.canWrite || (k.target as HTMLElement).tagName === 'INPUT') return;
+    k.preventDefault();
+    p.setConfirming('');
+    p.setRenaming(e.name);
+  };
   return (
-    <tr data-testid="file-row" data-name={e.name} data-type={type}>
+    <tr data-testid="file-row" data-name={e.name} data-type={type} tabIndex={0} onKeyDown={onKeyDown}>
       <td className="file-name">
-        {dir || e.type === FileType.FILE_TYPE_SYMLINK ? (
+        {p.renaming ? (
+          <RenameForm e={e} model={model} done={() => p.setRenaming('')} />
+        ) : dir || e.type === FileType.FILE_TYPE_SYMLINK ? (
           // A symlink may point at a directory: try to enter it (an error says if it is not one).
           <button type="button" className="link" data-testid="file-open" onClick={() => void model.enter(e.name)}>
             {e.name}
@@ -208,7 +242,7 @@ function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; set
         ) : (
           <span>{e.name}</span>
         )}
-        {e.linkTarget && <span className="dim"> → {e.linkTarget}</span>}
+        {e.linkTarget && !p.renaming && <span className="dim"> → {e.linkTarget}</span>}
       </td>
       <td className="num">{dir ? '' : formatBytes(e.size)}</td>
       <td className="dim">{e.mtimeMs ? new Date(e.mtimeMs).toLocaleString() : ''}</td>
@@ -230,12 +264,67 @@ function EntryRow(p: { e: FileEntry; model: FilesModel; confirming: boolean; set
               </button>
             </>
           ) : (
-            <button type="button" data-testid="file-delete" onClick={() => p.setConfirming(e.name)}>
-              Delete
-            </button>
+            <>
+              <button type="button" data-testid="file-rename" title="Rename (F2)" onClick={() => p.setRenaming(e.name)}>
+                Rename
+              </button>{' '}
+              <button type="button" data-testid="file-delete" onClick={() => p.setConfirming(e.name)}>
+                Delete
+              </button>
+            </>
           ))}
       </td>
     </tr>
+  );
+}
+
+/**
+ * The new name, edited where the old one was: Enter renames, Escape gives
+ * up. On failure the box stays open with what was typed and the panel says
+ * why (the name is taken, no permission), so it can be corrected.
+ */
+function RenameForm({ e, model, done }: { e: FileEntry; model: FilesModel; done(): void }) {
+  const [name, setName] = useState(e.name);
+  const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    // Focused with the name less its extension selected, as file managers do: typing replaces the stem.
+    const dot = e.name.lastIndexOf('.');
+    input.current?.focus();
+    input.current?.setSelectionRange(0, dot > 0 ? dot : e.name.length);
+  }, [e.name]);
+  const submit = async (ev: FormEvent) => {
+    ev.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    const ok = await model.rename(e, name.trim());
+    setBusy(false);
+    if (ok) done();
+  };
+  return (
+    <form className="file-rename" onSubmit={submit}>
+      <input
+        data-testid="file-rename-input"
+        aria-label={`New name for ${e.name}`}
+        value={name}
+        spellCheck={false}
+        ref={input}
+        readOnly={busy}
+        onChange={(c) => setName(c.target.value)}
+        onKeyDown={(k) => {
+          if (k.key === 'Escape') {
+            k.preventDefault();
+            done();
+          }
+        }}
+      />
+      <button type="submit" className="primary" data-testid="file-rename-ok" disabled={busy}>
+        Rename
+      </button>
+      <button type="button" data-testid="file-rename-cancel" onClick={done}>
+        Cancel
+      </button>
+    </form>
   );
 }
 
@@ -260,6 +349,8 @@ function Transfers({ model }: { model: FilesModel }) {
 function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
   const pct = t.total > 0 ? Math.floor((100 * t.loaded) / t.total) : t.state === 'done' ? 100 : 0;
   const live = t.state === 'queued' || t.state === 'running';
+  const f = t.folder;
+  const files = f ? `${f.filesDone} of ${f.filesTotal} files, ` : '';
   return (
     <li
       className={`transfer transfer-${t.state}`}
@@ -269,20 +360,44 @@ function TransferRow({ t, model }: { t: Transfer; model: FilesModel }) {
       data-state={t.state}
       data-loaded={t.loaded}
       data-total={t.total}
+      data-files-done={f?.filesDone}
+      data-files-total={f?.filesTotal}
+      data-failed={f?.failures.length}
+      data-note={t.note}
+      data-resumes={t.resumes}
       title={t.path}
     >
-      <span className="transfer-name">
-        {t.kind === 'upload' ? '↑' : '↓'} {t.name}
-      </span>
-      <progress data-testid="file-progress" max={Math.max(1, t.total)} value={t.total > 0 ? t.loaded : t.state === 'done' ? 1 : 0} />
-      <span className="transfer-status">
-        {t.state === 'running' ? `${pct}% of ${formatBytes(t.total)}` : t.state}
-        {t.error && <span className="error"> {t.error}</span>}
-      </span>
-      {live && (
-        <button type="button" data-testid="file-cancel" onClick={() => model.cancel(t)}>
-          Cancel
-        </button>
+      <div className="transfer-line">
+        <span className="transfer-name">
+          {t.kind === 'download' ? '↓' : '↑'} {t.name}
+          {t.kind === 'folder' ? '/' : ''}
+        </span>
+        <progress data-testid="file-progress" max={Math.max(1, t.total)} value={t.total > 0 ? t.loaded : t.state === 'done' ? 1 : 0} />
+        <span className="transfer-status">
+          {t.state === 'running' ? `${files}${pct}% of ${formatBytes(t.total)}` : t.state === 'done' && f ? `done: ${files.slice(0, -2)}` : t.state}
+          {t.note && (
+            <span className="transfer-note" data-testid="file-transfer-note">
+              {' '}
+              {t.note}
+            </span>
+          )}
+          {t.error && <span className="error"> {t.error}</span>}
+        </span>
+        {live && (
+          <button type="button" data-testid="file-cancel" onClick={() => model.cancel(t)}>
+            Cancel
+          </button>
+        )}
+      </div>
+      {f && f.failures.length > 0 && (
+        // Every file of the folder that did not arrive, by name: nothing is left out silently.
+        <ul className="transfer-failures" data-testid="file-transfer-failures">
+          {f.failures.map((x) => (
+            <li key={x.path} data-path={x.path}>
+              <code>{x.path}</code>: {x.message}
+            </li>
+          ))}
+        </ul>
       )}
     </li>
   );
