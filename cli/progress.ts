@@ -1,7 +1,7 @@
 // The progress bar of `cmdop cp`, on stderr, only on a terminal (quiet when
 // piped or with -q): one line per file with percentage, rate and ETA, drawn
 // by cli-progress.
-import cliProgress from 'cli-progress';
+import type * as CliProgress from 'cli-progress';
 
 export interface Bar {
   update(bytes: number, rateBps: number): void;
@@ -11,12 +11,16 @@ export interface Bar {
 const NONE: Bar = { update() {}, done() {} };
 
 export class Progress {
-  private multi: cliProgress.MultiBar | undefined;
+  private multi: CliProgress.MultiBar | undefined;
 
   constructor(private readonly enabled: boolean) {}
 
   start(name: string, total: number): Bar {
     if (!this.enabled) return NONE;
+    // Required on the first bar, not at the top: cli-progress and its string
+    // width tables cost every piped or -q copy (the benchmark's, scripts') and
+    // every other file command start-up time for a bar they never draw.
+    const cliProgress: typeof CliProgress = require('cli-progress');
     this.multi ??= new cliProgress.MultiBar(
       {
         format: '{name} |{bar}| {percentage}% {size} {rate}/s ETA {eta_formatted}',

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { mkdirPrivate, writeFileAtomic } from './privateFile';
-import * as selfsigned from 'selfsigned';
+import type * as SelfsignedModule from 'selfsigned';
 
 /** A certificate and its private key, both PEM, plus the certificate's fingerprint. */
 export interface CertMaterial {
@@ -150,6 +150,10 @@ function subjectAltNames(extraNames: string[]): Array<{ type: 2; value: string }
 }
 
 async function generateCert(altNames: ReturnType<typeof subjectAltNames>): Promise<{ certPem: string; keyPem: string }> {
+  // Required here, not at the top: selfsigned brings @peculiar/x509, asn1js and
+  // their kin (~100 ms to load), which only a server generating its certificate
+  // needs, while every TLS client (the CLI, agents) imports this module.
+  const selfsigned: typeof SelfsignedModule = require('selfsigned');
   const now = Date.now();
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'cmdop control plane' }], {
     keyType: 'ec', // P-256: small, fast, and accepted by every TLS stack we meet

@@ -1,13 +1,11 @@
 import { Command } from 'commander';
-import { DEFAULT_TIMEOUTS, nameError } from '../../protocol';
-import { Agent } from '../../app/agent';
-import { defaultAgentStateDir, defaultMachineName } from '../paths';
-import { fail } from '../output';
+import { DEFAULT_TIMEOUTS } from '../../protocol/limits';
+import { defaultAgentStateDir } from '../paths';
 import { positiveInt, seconds } from '../options';
-import { serverAddress } from '../server-address';
-import { connectionTo, pinnedCredentials } from '../connection';
-import { agentCredential } from '../auth/agentCredential';
-import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
+
+// The implementation is required when the command runs, not when it is
+// registered: see cli/main.ts.
+const run = (): typeof import('../run/agent') => require('../run/agent');
 
 export function agentCommand(name = 'agent'): Command {
   return new Command(name)
@@ -30,48 +28,5 @@ export function agentCommand(name = 'agent'): Command {
         'or, with a person at this machine:\n' +
         '  cmdop agent --server grpcs://cp.example.com:7420 --name build-box --login',
     )
-    .action(async (o, cmd: Command) => {
-      const addr = serverAddress(cmd);
-      const badName = o.name !== undefined ? nameError('machine name', o.name) : undefined;
-      if (badName) fail(badName);
-      keepFreedMemoryForReuse();
-      const log = (line: string) => process.stderr.write(`cmdop agent: ${line}\n`);
-      const conn = await connectionTo(addr).catch((e) => fail(e.message));
-      const cred = await agentCredential(conn, {
-        stateDir: o.stateDir,
-        machine: o.name ?? defaultMachineName(),
-        nameGiven: o.name !== undefined,
-        enrollToken: o.enrollToken ?? (process.env.CMDOP_ENROLL_TOKEN || undefined),
-        interactive: !!o.login || (!!process.stdin.isTTY && !!process.stderr.isTTY),
-        log,
-      }).catch((e) => fail(e.message));
-      const agent = new Agent({
-        server: conn.address.target,
-        token: cred.token,
-        // TLS: the pin is checked again before every reconnect; a changed certificate stops the agent.
-        credentials: conn.trust ? pinnedCredentials(addr) : undefined,
-        channelOptions: conn.channelOptions,
-        name: cred.machine,
-        stateDir: o.stateDir,
-        heartbeatIntervalS: o.heartbeatInterval,
-        keepaliveS: o.keepalive,
-        backoffInitialMs: o.reconnectMin,
-        backoffMaxMs: o.reconnectMax,
-        sleepDetectMs: o.sleepDetect * 1000,
-        fileRoot: o.fileRoot,
-      });
-      agent.on('fatal', (e: Error) => fail(e.message));
-      agent.on('session-ended', ({ reason, terminals }: { reason: string; terminals: string[] }) => {
-        const what = terminals.length ? `its terminals ${terminals.join(', ')} were closed` : 'it had no terminals';
-        log(`the previous session ended (${reason}); ${what}; starting a new session`);
-      });
-      await agent.start().catch((e) => fail(e.message));
-      process.stdout.write(`cmdop agent ${cred.machine} connected to ${conn.address.display} (session ${agent.sessionId})\n`);
-      agent.on('connected', (session: string) => process.stdout.write(`cmdop agent ${cred.machine}: session ${session} connected\n`));
-      const stop = () => {
-        agent.stop().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    .action((o, cmd: Command) => run().runAgent(o, cmd));
 }

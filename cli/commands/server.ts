@@ -1,10 +1,11 @@
-import type * as ControlPlaneModule from '../../control-plane/server';
-import type * as TlsModule from '../../lib/tls';
 import { Command, Option } from 'commander';
-import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol';
+import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol/limits';
 import { defaultDataDir } from '../paths';
-import { fail } from '../output';
 import { seconds } from '../options';
+
+// The implementation is required when the command runs, not when it is
+// registered: see cli/main.ts.
+const run = (): typeof import('../run/server') => require('../run/server');
 
 export function registerServer(program: Command): void {
   program
@@ -35,47 +36,5 @@ export function registerServer(program: Command): void {
         '  cmdop server --listen 0.0.0.0:7420 --tls          (then: cmdop --server grpcs://HOST:7420 login)\n' +
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
-    .action(async (o) => {
-      // Loaded here, not at the top: the OAuth server costs ~0.5 s of start-up every other command need not pay.
-      const { startControlPlane, parseListen }: typeof ControlPlaneModule = require('../../control-plane/server');
-      const { ensureSelfSignedCert, loadCertFiles }: typeof TlsModule = require('../../lib/tls');
-      if (!!o.tlsCert !== !!o.tlsKey) fail('--tls-cert and --tls-key go together');
-      const tls = o.tlsCert
-        ? (() => {
-            try {
-              return loadCertFiles(o.tlsCert, o.tlsKey);
-            } catch (e) {
-              return fail((e as Error).message);
-            }
-          })()
-        : o.tls
-          ? await ensureSelfSignedCert(o.dataDir, [parseListen(o.listen).host]).catch((e) => fail(e.message))
-          : undefined;
-      const cp = await startControlPlane({
-        listen: o.listen,
-        dataDir: o.dataDir,
-        gracePeriodS: o.gracePeriod,
-        backgroundTimeoutS: o.backgroundTimeout,
-        heartbeatTimeoutS: o.heartbeatTimeout,
-        clientTimeoutS: o.clientTimeout,
-        heartbeatIntervalS: o.heartbeatInterval,
-        uploadResumeS: o.uploadResume,
-        tls,
-        insecure: !!o.insecure,
-        webListen: o.webListen,
-        publicUrl: o.publicUrl,
-        oauth: {
-          pollIntervalS: o.oauthPollInterval,
-          ttl: o.oauthAccessTtl ? { accessToken: o.oauthAccessTtl } : undefined,
-        },
-      }).catch((e) => fail(e.message));
-      process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
-      process.stdout.write(`  console and sign-in: ${cp.webUrl}/   admin token: ${cp.adminTokenFile}\n`);
-      if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
-      const stop = () => {
-        cp.close().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    .action((o) => run().runServer(o));
 }

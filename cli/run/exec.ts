@@ -1,0 +1,60 @@
+// `cmdop exec`, run (its options are in ../commands/exec.ts).
+import type { Command } from 'commander';
+import { AttachMode, OutputStream, TerminalKind, TerminalSpec } from '../../protocol';
+import { TerminalAttachment } from '../../sdk';
+import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
+import { runInteractive } from '../interactive';
+import { watchAttachment } from '../watchEvents';
+import { clientFor } from '../connection';
+
+export async function exec(machine: string, command: string[], o: { tty?: boolean; stdin: boolean }, cmd: Command): Promise<void> {
+  const client = await clientFor(cmd, { machine });
+  const pty = !!o.tty;
+  const spec: TerminalSpec = {
+    kind: TerminalKind.EXEC,
+    argv: command.length > 1 ? command : [],
+    shellCommand: command.length === 1 ? command[0] : '',
+    pty,
+    cols: process.stdout.columns || 80,
+    rows: process.stdout.rows || 24,
+    cwd: '',
+    env: {},
+    title: '',
+  };
+  const a: TerminalAttachment = await TerminalAttachment.start(client.transport(), {
+    machine,
+    terminalId: '',
+    open: { machine, spec },
+    mode: AttachMode.OPERATOR,
+    fromSeq: undefined,
+  }).catch((e) => fail(e.message, 255));
+
+  if (pty && process.stdin.isTTY) {
+    runInteractive(a, { machine, input: true, reattachHint: false });
+    return;
+  }
+  watchAttachment(a, machine);
+  a.on('output', (data, chunk) =>
+    writeWithBackpressure(a, chunk.stream === OutputStream.STDERR ? process.stderr : process.stdout, data),
+  );
+  if (o.stdin && !process.stdin.isTTY) pipeStdin(a);
+  else a.eof().catch(() => {});
+  exitWhenDone(a);
+}
+
+/** Forwards stdin in order, one piece in flight at a time, then closes the remote stdin. */
+function pipeStdin(a: TerminalAttachment): void {
+  const stdin = process.stdin;
+  stdin.on('data', (chunk: Buffer) => {
+    stdin.pause();
+    a.write(chunk).then(
+      () => stdin.resume(),
+      (e) => {
+        // A command that exits without reading all its input is not an error (as with a pipe).
+        if (!a.exit) notice(`stdin not delivered: ${e.message}`);
+        stdin.destroy();
+      },
+    );
+  });
+  stdin.on('end', () => a.eof().catch(() => {}));
+}
