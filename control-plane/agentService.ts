@@ -65,5 +65,46 @@ export function agentServiceHandlers(registry: Registry, access: Access, logger:
       call.on('cancelled', () => lost('the agent connection was lost'));
       call.on('error', (e) => lost(`agent stream error: ${e.message}`));
     },
+
+    /** The session's file traffic on a connection of its own; its first message is bulk_hello (proto: AgentService.Bulk). */
+    bulk(call: AgentCall): void {
+      let session: AgentSession | undefined;
+      let starting = false;
+      const peer = call.getPeer();
+      const refuse = (e: unknown, p?: Principal) => {
+        const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
+        logger.warn({ peer, code: err.code }, `agent file stream refused: ${err.message}`);
+        if (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED') {
+          access.audit(p, { action: 'agent-bulk', ok: false, detail: err.message, peer });
+        }
+        call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
+        call.end();
+      };
+      call.on('data', (m: AgentMessage) => {
+        if (session) return session.onBulkMessage(m);
+        // The agent waits for bulk_ready before sending more: anything else first is refused.
+        if (starting) return;
+        starting = true;
+        let principal: Principal | undefined;
+        access
+          .authenticate(call.metadata)
+          .then((p) => {
+            principal = p;
+            if (m.msg?.$case !== 'bulkHello') throw new ApiError('INVALID_ARGUMENT', 'the first message on the bulk stream must be bulk_hello');
+            const s = registry.bulkSession(m.msg.value);
+            checkAgent(p, s.name);
+            session = s;
+            s.bindBulk(call);
+          })
+          .catch((e) => refuse(e, principal));
+      });
+      const lost = (reason: string) => session?.bulkLost(call, reason);
+      call.on('end', () => {
+        lost('the agent closed its file stream');
+        call.end();
+      });
+      call.on('cancelled', () => lost('the agent file connection was lost'));
+      call.on('error', (e) => lost(`agent file stream error: ${e.message}`));
+    },
   };
 }

@@ -5,6 +5,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import {
   ControlMessage,
   MachineInfo,
+  BulkHello,
   Register,
   Resume,
   Resumed,
@@ -78,12 +79,7 @@ export class Registry {
         ended ? `session ${res.sessionId} has ended (${ended.reason}); register a new one` : `no session ${res.sessionId}`,
       );
     }
-    const token = Buffer.from(res.resumeToken);
-    if (
-      session.agentId !== res.agentId ||
-      token.length !== session.resumeToken.length ||
-      !timingSafeEqual(token, session.resumeToken)
-    ) {
+    if (session.agentId !== res.agentId || !sameToken(res.resumeToken, session.resumeToken)) {
       throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${res.sessionId}`);
     }
     for (const t of res.terminals) {
@@ -120,6 +116,16 @@ export class Registry {
   }
 
   /** The machine name of a live session, if there is one. */
+  /** The live session a Bulk stream's hello names, if its resume token matches. */
+  bulkSession(hello: BulkHello): AgentSession {
+    const session = this.bySession.get(hello.sessionId);
+    if (!session) throw new ApiError('NOT_FOUND', `no session ${hello.sessionId}`);
+    if (!sameToken(hello.resumeToken, session.resumeToken)) {
+      throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${hello.sessionId}`);
+    }
+    return session;
+  }
+
   sessionName(sessionId: string): string | undefined {
     return this.bySession.get(sessionId)?.name;
   }
@@ -176,4 +182,9 @@ export class Registry {
     this.bySession.delete(s.sessionId);
     if (this.byName.get(s.name) === s) this.byName.delete(s.name);
   }
+}
+
+function sameToken(given: Uint8Array, expected: Buffer): boolean {
+  const token = Buffer.from(given);
+  return token.length === expected.length && timingSafeEqual(token, expected);
 }

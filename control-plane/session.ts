@@ -69,6 +69,8 @@ export class AgentSession {
   stream: AgentCall | null = null;
   /** Writes to `stream`: upload chunks wait behind terminal traffic (lib/prioritySender.ts). */
   private sender: PrioritySender<ControlMessage> | null = null;
+  /** The agent's Bulk stream: its file traffic, on a connection of its own (proto: AgentService.Bulk). */
+  private bulk: AgentCall | null = null;
   lastHeartbeat: Heartbeat | undefined;
   readonly terminals = new Map<string, TerminalRelay>();
   /** File operations in flight to this agent. */
@@ -98,11 +100,42 @@ export class AgentSession {
 
   /** `bulk`: an upload's chunk, or what must follow its chunks. */
   sendToAgent(msg: ControlMessage | Encoded, bulk = false): boolean {
+    if (bulk && this.bulk) {
+      this.bulk.write(msg as ControlMessage);
+      return true;
+    }
     if (!this.sender) return false;
     // Encoded passes through the serializer (protocol/grpc.ts).
     if (bulk) this.sender.sendBulk(msg as ControlMessage);
     else this.sender.send(msg as ControlMessage);
     return true;
+  }
+
+  /** A Bulk stream for this session: from now on the agent's file messages come on it. */
+  bindBulk(call: AgentCall): void {
+    const old = this.bulk;
+    this.bulk = call;
+    if (old && old !== call) old.end();
+    // Chunks already sent the other way could arrive after later ones sent on this stream.
+    this.files.failAll('file transfers moved to a new connection');
+    call.write({ msg: { $case: 'bulkReady', value: {} } });
+  }
+
+  /** The Bulk stream ended: what moved on it fails (clients resume), and file traffic falls back to the main stream. */
+  bulkLost(call: AgentCall, reason: string): void {
+    if (this.bulk !== call) return;
+    this.bulk = null;
+    this.files.failAll(reason);
+  }
+
+  /** A message on the Bulk stream: only file messages belong there. */
+  onBulkMessage(m: AgentMessage): void {
+    const msg = m.msg;
+    if (msg?.$case === 'fileReply' || msg?.$case === 'fileChunk' || msg?.$case === 'fileAck' || msg?.$case === 'fileDone') {
+      this.files.onAgentMessage(msg);
+    } else {
+      this.logger.warn({ kind: msg?.$case }, 'a message that is not a file message on the bulk stream: ignored');
+    }
   }
 
   private setStream(call: AgentCall | null): void {
@@ -154,6 +187,8 @@ export class AgentSession {
       const call = this.stream;
       this.setStream(null);
       call?.end();
+      this.bulk?.end();
+      this.bulk = null;
       this.deps.onEnded(this);
     } else {
       for (const relay of this.terminals.values()) relay.broadcast(change);
@@ -241,7 +276,8 @@ export class AgentSession {
         return;
       case 'register':
       case 'resume':
-        this.logger.warn('register/resume on an established stream ignored');
+      case 'bulkHello':
+        this.logger.warn('register/resume/bulk_hello on an established stream ignored');
         return;
       case 'fileReply':
       case 'fileChunk':

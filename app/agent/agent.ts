@@ -70,6 +70,13 @@ export function agentChannelOptions(keepaliveMs: number): grpc.ChannelOptions {
   };
 }
 
+/** The agent's Bulk call (proto: AgentService.Bulk), and whether the control plane has bound it. */
+interface BulkStream {
+  client: grpc.Client;
+  call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  ready: boolean;
+}
+
 /** Thrown (and emitted as 'fatal') when the control plane refuses the agent for good. */
 export class AgentRefusedError extends Error {
   constructor(
@@ -90,6 +97,13 @@ export class Agent extends EventEmitter {
   private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
   /** Writes to `call`: file chunks wait behind terminal traffic. */
   private sender: PrioritySender<AgentMessage> | undefined;
+  /** The session's file traffic, on a connection of its own (proto: AgentService.Bulk). */
+  private bulk: BulkStream | undefined;
+  private bulkTimer: NodeJS.Timeout | undefined;
+  private bulkAttempt = 0;
+  /** The control plane has no Bulk call: file traffic stays on the main stream. */
+  private bulkUnsupported = false;
+  private creds: grpc.ChannelCredentials | undefined;
   private ready = false; // registered/resumed on the current stream
   private attempt = 0;
   private connectSeq = 0;
@@ -106,7 +120,7 @@ export class Agent extends EventEmitter {
     this.logger = opts.logger ?? createLogger('agent');
     this.agentId = loadIdentity(opts.stateDir).agentId;
     this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
-    this.files = new FileService({ send: (m, bulk) => this.send(m, bulk), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
+    this.files = new FileService({ send: (m, bulk) => this.sendFile(m, bulk), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
   }
 
   /** Connects; resolves once the first session is registered, rejects if refused. */
@@ -189,12 +203,10 @@ export class Agent extends EventEmitter {
   }
 
   private openStream(creds: grpc.ChannelCredentials): void {
-    const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
+    this.creds = creds;
     // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
-    this.client = new AgentClient(this.opts.server, creds, { ...agentChannelOptions(keepaliveMs), ...this.opts.channelOptions });
-    const md = new grpc.Metadata();
-    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
-    const call = (this.client as any).connect(md) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    this.client = new AgentClient(this.opts.server, creds, this.channelOptions());
+    const call = (this.client as any).connect(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     this.call = call;
     this.sender = new PrioritySender(call);
     this.ready = false;
@@ -233,7 +245,20 @@ export class Agent extends EventEmitter {
     }
   }
 
+  private channelOptions(): grpc.ChannelOptions {
+    const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
+    return { ...agentChannelOptions(keepaliveMs), ...this.opts.channelOptions };
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
+    return md;
+  }
+
   private dropStream(graceful = false): void {
+    this.closeBulk();
+    this.bulkAttempt = 0;
     const call = this.call;
     this.call = undefined;
     this.sender?.close();
@@ -267,6 +292,80 @@ export class Agent extends EventEmitter {
     this.attempt++;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /**
+   * A file message: on the Bulk stream once it is bound (all of them, so they
+   * keep their order), else on the main stream, chunks behind terminal traffic.
+   */
+  private sendFile(msg: AgentMessage | Encoded, bulk = false): boolean {
+    const b = this.bulk;
+    if (b?.ready) {
+      b.call.write(msg as AgentMessage); // Encoded passes through the serializer (protocol/grpc.ts)
+      return true;
+    }
+    return this.send(msg, bulk);
+  }
+
+  // ---- the Bulk stream
+
+  /**
+   * Opens the session's Bulk stream on a channel of its own: a local
+   * subchannel pool gives it its own TCP connection, so file bytes in flight
+   * never sit in the same socket buffers as a keystroke's echo.
+   */
+  private openBulk(): void {
+    this.closeBulk();
+    if (this.bulkUnsupported || !this.creds || !this.ready || !this.sessionId) return;
+    const client = new AgentClient(this.opts.server, this.creds, { ...this.channelOptions(), 'grpc.use_local_subchannel_pool': 1 });
+    const call = (client as any).bulk(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    const b: BulkStream = { client, call, ready: false };
+    this.bulk = b;
+    call.on('data', (m: ControlMessage) => {
+      if (this.bulk !== b) return;
+      const msg = m.msg;
+      if (msg?.$case === 'bulkReady') {
+        b.ready = true;
+        this.bulkAttempt = 0;
+        // Messages already sent on the main stream could arrive after later ones sent here.
+        if (this.files.busy) this.files.abortAll('file transfers moved to their own connection');
+        this.logger.debug('file traffic on its own connection');
+      } else if (msg?.$case === 'refused') {
+        this.bulkLost(b, `refused: ${msg.value.message}`);
+      } else {
+        this.onMessage(m); // an upload's chunks and done
+      }
+    });
+    call.on('error', (e: grpc.ServiceError) => {
+      if (e.code === grpc.status.UNIMPLEMENTED) {
+        this.bulkUnsupported = true;
+        this.logger.info('this control plane takes file traffic on the main stream only');
+      }
+      this.bulkLost(b, `${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`);
+    });
+    call.on('end', () => this.bulkLost(b, 'the control plane closed the file stream'));
+    call.write({ msg: { $case: 'bulkHello', value: { sessionId: this.sessionId, resumeToken: this.resumeToken } } });
+  }
+
+  /** The Bulk stream failed: transfers on it stop (clients resume them); it is opened again while the session lasts. */
+  private bulkLost(b: BulkStream, reason: string): void {
+    if (this.bulk !== b) return;
+    this.closeBulk();
+    if (b.ready) {
+      this.logger.warn({ reason }, 'lost the file connection');
+      this.files.abortAll(`the file connection was lost: ${reason}`);
+    }
+    if (this.bulkUnsupported || !this.ready) return;
+    const delay = Math.min(30_000, 1000 * 2 ** this.bulkAttempt++);
+    this.bulkTimer = setTimeout(() => this.openBulk(), delay);
+  }
+
+  private closeBulk(): void {
+    clearTimeout(this.bulkTimer);
+    const b = this.bulk;
+    this.bulk = undefined;
+    b?.call.cancel();
+    b?.client.close();
   }
 
   /** `bulk`: a file chunk, or what must follow chunks (lib/prioritySender.ts). */
@@ -388,6 +487,7 @@ export class Agent extends EventEmitter {
     this.attempt = 0;
     this.status = 'connected';
     this.startHeartbeats();
+    this.openBulk();
     this.emit('status', this.status);
     this.emit('connected', this.sessionId);
   }

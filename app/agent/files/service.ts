@@ -116,6 +116,11 @@ export class FileService {
    * uploads' partial files, and drop the answers of operations in progress
    * (their request ids mean nothing on the next stream).
    */
+  /** Transfers or unary operations in flight. */
+  get busy(): boolean {
+    return this.transfers.size > 0 || this.unary.size > 0;
+  }
+
   abortAll(reason: string): void {
     this.epoch++;
     this.unary.clear();

@@ -169,6 +169,9 @@ export interface AgentMessage {
     | { $case: "fileChunk"; value: FileChunk }
     | { $case: "fileAck"; value: FileChunkAck }
     | { $case: "fileDone"; value: FileDone }
+    | //
+    /** Only as the first message on Bulk. */
+    { $case: "bulkHello"; value: BulkHello }
     | undefined;
 }
 
@@ -191,7 +194,22 @@ export interface ControlMessage {
     | { $case: "fileAck"; value: FileChunkAck }
     | { $case: "fileDone"; value: FileDone }
     | { $case: "fileCancel"; value: FileCancel }
+    | //
+    /** On Bulk: the stream is bound to the session. */
+    { $case: "bulkReady"; value: BulkReady }
     | undefined;
+}
+
+/**
+ * Binds a Bulk stream to the agent's session: the same credential as Connect,
+ * and the session's resume token.
+ */
+export interface BulkHello {
+  sessionId: string;
+  resumeToken: Uint8Array;
+}
+
+export interface BulkReady {
 }
 
 export interface Register {
@@ -1827,6 +1845,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "fileDone":
         FileDone.encode(message.msg.value, writer.uint32(266).fork()).join();
         break;
+      case "bulkHello":
+        BulkHello.encode(message.msg.value, writer.uint32(322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1956,6 +1977,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "fileDone", value: FileDone.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "bulkHello", value: BulkHello.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2058,6 +2087,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "bulkHello": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "bulkHello", value: BulkHello.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -2114,6 +2149,9 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         break;
       case "fileCancel":
         FileCancel.encode(message.msg.value, writer.uint32(274).fork()).join();
+        break;
+      case "bulkReady":
+        BulkReady.encode(message.msg.value, writer.uint32(322).fork()).join();
         break;
     }
     return writer;
@@ -2252,6 +2290,14 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             message.msg = { $case: "fileCancel", value: FileCancel.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.msg = { $case: "bulkReady", value: BulkReady.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2360,7 +2406,123 @@ export const ControlMessage: MessageFns<ControlMessage> = {
         }
         break;
       }
+      case "bulkReady": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "bulkReady", value: BulkReady.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseBulkHello(): BulkHello {
+  return { sessionId: "", resumeToken: new Uint8Array(0) };
+}
+
+export const BulkHello: MessageFns<BulkHello> = {
+  encode(message: BulkHello, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.resumeToken.length !== 0) {
+      writer.uint32(18).bytes(message.resumeToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BulkHello {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBulkHello();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.resumeToken = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BulkHello>, I>>(base?: I): BulkHello {
+    return BulkHello.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BulkHello>, I>>(object: I): BulkHello {
+    const message = createBaseBulkHello();
+    message.sessionId = object.sessionId ?? "";
+    message.resumeToken = object.resumeToken ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseBulkReady(): BulkReady {
+  return {};
+}
+
+export const BulkReady: MessageFns<BulkReady> = {
+  encode(_: BulkReady, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BulkReady {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBulkReady();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BulkReady>, I>>(base?: I): BulkReady {
+    return BulkReady.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BulkReady>, I>>(_: I): BulkReady {
+    const message = createBaseBulkReady();
     return message;
   },
 };
@@ -11224,6 +11386,26 @@ export const AgentServiceDefinition = {
      */
     connect: {
       name: "Connect",
+      requestType: AgentMessage as typeof AgentMessage,
+      requestStream: true,
+      responseType: ControlMessage as typeof ControlMessage,
+      responseStream: true,
+      options: {},
+    },
+    /**
+     * File traffic of a session, on a connection of its own (the agent opens
+     * it after `registered` or `resumed`). Its first message is `bulk_hello`;
+     * the control plane answers `bulk_ready`, and from then on every file
+     * message of the agent's (replies, chunks, acks, done) goes here, and so
+     * do the control plane's upload chunks and their done. Requests, acks and
+     * cancels from the control plane stay on Connect. Why a connection of its
+     * own: on a shared one, a keystroke's echo queued behind the file bytes
+     * already in the TCP buffers (tens of ms at p50 while a file moved).
+     * An agent whose control plane lacks it (UNIMPLEMENTED) keeps everything
+     * on Connect.
+     */
+    bulk: {
+      name: "Bulk",
       requestType: AgentMessage as typeof AgentMessage,
       requestStream: true,
       responseType: ControlMessage as typeof ControlMessage,
