@@ -9,12 +9,12 @@ import { Cluster, eventually, startCluster } from './helpers/cluster';
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
 type AgentCall = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
 
-/** A hand-driven agent stream: send what a real agent never would. */
-function rawAgent(server: string, token: string) {
+/** A hand-driven agent stream (Connect, or Bulk for file traffic): send what a real agent never would. */
+function rawAgent(server: string, token: string, rpc: 'connect' | 'bulk' = 'connect') {
   const client = new AgentClient(server, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${token}`);
-  const call = (client as any).connect(md) as AgentCall;
+  const call = (client as any)[rpc](md) as AgentCall;
   const got: ControlMessage[] = [];
   call.on('data', (m: ControlMessage) => got.push(m));
   call.on('error', () => {});
@@ -32,6 +32,16 @@ function rawAgent(server: string, token: string) {
 }
 
 const caps = { os: 'linux', arch: 'x64', hostname: 'raw', shells: [], pty: false, files: false, version: 'test' };
+
+/** A raw agent registered as `name`: its Connect stream and the session's resume token. */
+async function registered(c: Cluster, name: string) {
+  const token = await c.agentToken(name);
+  const main = rawAgent(c.server, token);
+  main.call.write({ msg: { $case: 'register', value: { agentId: `${name}-id`, name, capabilities: { ...caps, files: true }, orphanedTerminalIds: [] } } });
+  const reg = (await main.next('registered'))!;
+  assert.ok(reg.msg?.$case === 'registered');
+  return { token, main, sessionId: reg.msg.value.sessionId, resumeToken: reg.msg.value.resumeToken };
+}
 
 describe('agent-side bad input', () => {
   let c: Cluster;
@@ -87,6 +97,50 @@ describe('agent-side bad input', () => {
     assert.equal(refused.msg.value.code, 'NOT_FOUND');
     assert.match(refused.msg.value.message, /has ended \(grace period of 2 s ran out\)/);
     late.close();
+  });
+
+  it('file traffic on the Bulk stream: bound by session and resume token; its file replies answer the main stream’s requests', async () => {
+    const a = await registered(c, 'bulky');
+    const bulk = rawAgent(c.server, a.token, 'bulk');
+    bulk.call.write({ msg: { $case: 'bulkHello', value: { sessionId: a.sessionId, resumeToken: a.resumeToken } } });
+    await bulk.next('bulkReady');
+    // A stat goes to the agent on the main stream; the answer comes back on Bulk.
+    const stat = c.client.files.stat('/etc/hostname', { machine: 'bulky' });
+    const req = (await a.main.next('fileRequest'))!;
+    assert.ok(req.msg?.$case === 'fileRequest' && req.msg.value.op?.$case === 'stat');
+    const entry = { name: 'hostname', type: 1, size: 5, mode: 0o644, mtimeMs: 1, linkTarget: '' };
+    bulk.call.write({ msg: { $case: 'fileReply', value: { requestId: req.msg.value.requestId, code: '', message: '', entry, entries: [], resumeOffset: 0, md5: Buffer.alloc(0), nextPageToken: '', totalEntries: 0 } } });
+    assert.equal((await stat).size, 5);
+    // What is not a file message is ignored there: a heartbeat on Bulk keeps nothing alive.
+    bulk.call.write({ msg: { $case: 'heartbeat', value: { sessionId: a.sessionId, timestampMs: Date.now(), cpuPercent: 0, memoryPercent: 0, diskPercent: 0, batteryPercent: -1 } } });
+    bulk.close();
+    a.main.close();
+  });
+
+  it('a Bulk stream with a wrong resume token, another machine’s credential, or no bulk_hello first is refused; the real session keeps working', async () => {
+    const box = await boxState();
+    const a = await registered(c, 'bulk-victim');
+    const attempts: [string, string, AgentMessage, RegExp][] = [
+      ['wrong token', a.token, { msg: { $case: 'bulkHello', value: { sessionId: a.sessionId, resumeToken: Buffer.alloc(32, 9) } } }, /PERMISSION_DENIED: resume token does not match/],
+      ["box's credential", c.storedAgentToken('box'), { msg: { $case: 'bulkHello', value: { sessionId: a.sessionId, resumeToken: a.resumeToken } } }, /PERMISSION_DENIED: this credential is for machine box/],
+      ['no such session', a.token, { msg: { $case: 'bulkHello', value: { sessionId: 'nope', resumeToken: a.resumeToken } } }, /NOT_FOUND: no session nope/],
+      ['not bulk_hello first', a.token, { msg: { $case: 'fileChunk', value: { requestId: 1, offset: 0, data: Buffer.from('x') } } }, /INVALID_ARGUMENT: the first message on the bulk stream must be bulk_hello/],
+    ];
+    for (const [what, token, first, want] of attempts) {
+      const b = rawAgent(c.server, token, 'bulk');
+      b.call.write(first);
+      const refused = (await b.next('refused'))!;
+      assert.ok(refused.msg?.$case === 'refused', what);
+      assert.match(`${refused.msg.value.code}: ${refused.msg.value.message}`, want, what);
+      await b.ended;
+      b.close();
+    }
+    assert.equal((await c.client.machines.list()).find((m) => m.name === 'bulk-victim')?.state, SessionState.CONNECTED);
+    a.main.close();
+    // box's real agent still moves files (on its own Bulk stream).
+    const back = await c.client.files.read('/etc/hostname', { machine: 'box' });
+    assert.ok(back.length > 0);
+    assert.equal((await boxState()).sessionId, box.sessionId);
   });
 
   it('heartbeats for another session count for nothing', async () => {
