@@ -17,6 +17,30 @@ export function agentServiceHandlers(registry: Registry, access: Access, logger:
     if (p.machine !== machine) throw denied(`this credential is for machine ${p.machine}, not ${machine}`);
   }
 
+  /** A refusal is a `refused` message and the end of the stream, so the agent can say why; refused credentials are audited. */
+  function refuser(call: AgentCall, what: string, action: string) {
+    const peer = call.getPeer();
+    return (e: unknown, p?: Principal) => {
+      const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
+      logger.warn({ peer, code: err.code }, `${what} refused: ${err.message}`);
+      if (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED') {
+        access.audit(p, { action, ok: false, detail: err.message, peer });
+      }
+      call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
+      call.end();
+    };
+  }
+
+  /** However the stream goes away, `lost` hears why once per event. */
+  function onGone(call: AgentCall, what: string, lost: (reason: string) => void): void {
+    call.on('end', () => {
+      lost(`the agent closed its ${what}`);
+      call.end();
+    });
+    call.on('cancelled', () => lost(`the agent's ${what} connection was lost`));
+    call.on('error', (e) => lost(`agent ${what} error: ${e.message}`));
+  }
+
   return {
     connect(call: AgentCall): void {
       let session: AgentSession | undefined;
@@ -24,15 +48,7 @@ export function agentServiceHandlers(registry: Registry, access: Access, logger:
       // Messages that arrive while the first one is being authenticated.
       const early: AgentMessage[] = [];
       const peer = call.getPeer();
-      const refuse = (e: unknown, p?: Principal) => {
-        const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
-        logger.warn({ peer, code: err.code }, `agent refused: ${err.message}`);
-        if (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED') {
-          access.audit(p, { action: 'agent-connect', ok: false, detail: err.message, peer });
-        }
-        call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
-        call.end();
-      };
+      const refuse = refuser(call, 'agent', 'agent-connect');
       call.on('data', (m: AgentMessage) => {
         if (session) return session.onMessage(m);
         if (starting) return void early.push(m);
@@ -57,29 +73,14 @@ export function agentServiceHandlers(registry: Registry, access: Access, logger:
           })
           .catch((e) => refuse(e, principal));
       });
-      const lost = (reason: string) => session?.streamLost(call, reason);
-      call.on('end', () => {
-        lost('the agent closed its stream');
-        call.end();
-      });
-      call.on('cancelled', () => lost('the agent connection was lost'));
-      call.on('error', (e) => lost(`agent stream error: ${e.message}`));
+      onGone(call, 'stream', (reason) => session?.streamLost(call, reason));
     },
 
     /** The session's file traffic on a connection of its own; its first message is bulk_hello (proto: AgentService.Bulk). */
     bulk(call: AgentCall): void {
       let session: AgentSession | undefined;
       let starting = false;
-      const peer = call.getPeer();
-      const refuse = (e: unknown, p?: Principal) => {
-        const err = e instanceof ApiError ? e : new ApiError('INVALID_ARGUMENT', String(e));
-        logger.warn({ peer, code: err.code }, `agent file stream refused: ${err.message}`);
-        if (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED') {
-          access.audit(p, { action: 'agent-bulk', ok: false, detail: err.message, peer });
-        }
-        call.write({ msg: { $case: 'refused', value: { code: err.code, message: err.message } } });
-        call.end();
-      };
+      const refuse = refuser(call, 'agent file stream', 'agent-bulk');
       call.on('data', (m: AgentMessage) => {
         if (session) return session.onBulkMessage(m);
         // The agent waits for bulk_ready before sending more: anything else first is refused.
@@ -98,13 +99,7 @@ export function agentServiceHandlers(registry: Registry, access: Access, logger:
           })
           .catch((e) => refuse(e, principal));
       });
-      const lost = (reason: string) => session?.bulkLost(call, reason);
-      call.on('end', () => {
-        lost('the agent closed its file stream');
-        call.end();
-      });
-      call.on('cancelled', () => lost('the agent file connection was lost'));
-      call.on('error', (e) => lost(`agent file stream error: ${e.message}`));
+      onGone(call, 'file stream', (reason) => session?.bulkLost(call, reason));
     },
   };
 }

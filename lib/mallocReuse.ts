@@ -27,10 +27,11 @@
 // Cost: after a burst, up to 64 MiB of freed memory may stay in the
 // process's RSS instead of going back to the kernel.
 //
-// Not in the control plane: there, the same primer was followed by a V8
-// full collection for external memory pressure every ~8 MiB moved (68 per
-// 512 MiB, against 1 without it; cause not found), which cost more than the
-// faults it saves there.
+// Not in the control plane: with the primer there, every run measured fell
+// into V8 full collections every ~8 MiB moved (56-76 per 512 MiB; without
+// it, some runs do and some have 1; cause not found). End to end, with it in
+// the CLI and agent only, 256 MiB down and up took 2.9-3.4 s and 7.4-8.9
+// CPU-s against 3.9-4.8 s and 9.7-10.6 CPU-s without (three pairs, alternating).
 
 /** Just under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit): a larger chunk would not move the threshold. */
 const PRIMER_BYTES = 32 * 1024 * 1024 - 64 * 1024;
