@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol/limits';
 import { defaultDataDir } from '../paths';
 import { seconds } from '../options';
+import { SERVER_NODE_FLAGS, relaunchWithNodeFlags } from '../relaunch';
 
 // The implementation is required when the command runs, not when it is
 // registered: see cli/main.ts.
@@ -36,5 +37,6 @@ export function registerServer(program: Command): void {
         '  cmdop server --listen 0.0.0.0:7420 --tls          (then: cmdop --server grpcs://HOST:7420 login)\n' +
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
-    .action((o) => run().runServer(o));
+    // A control plane runs in a node with the heap flags it needs (cli/relaunch.ts).
+    .action((o) => (relaunchWithNodeFlags(SERVER_NODE_FLAGS) ? undefined : run().runServer(o)));
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../protocol/limits';
 import { defaultDataDir, defaultMachineName } from '../paths';
+import { SERVER_NODE_FLAGS, relaunchWithNodeFlags } from '../relaunch';
 
 // The implementation is required when the command runs, not when it is
 // registered: see cli/main.ts.
@@ -13,5 +14,6 @@ export function registerUp(program: Command): void {
     .option('--listen <host:port>', 'control plane address (loopback by default)', DEFAULT_SERVER)
     .option('--data-dir <dir>', 'control plane data', defaultDataDir())
     .option('--name <name>', 'name of this machine', defaultMachineName())
-    .action((o) => run().up(o));
+    // A control plane runs in a node with the heap flags it needs (cli/relaunch.ts).
+    .action((o) => (relaunchWithNodeFlags(SERVER_NODE_FLAGS) ? undefined : run().up(o)));
 }

@@ -57,9 +57,13 @@ export async function runServer(o: ServerOptions): Promise<void> {
   process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
   process.stdout.write(`  console and sign-in: ${cp.webUrl}/   admin token: ${cp.adminTokenFile}\n`);
   if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
+  let stopping = false;
   const stop = () => {
+    // Once: a Ctrl-C reaches this process twice when it runs under cli/relaunch.ts (the terminal's, and the one passed on).
+    if (stopping) return;
+    stopping = true;
     cp.close().then(() => process.exit(0));
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }

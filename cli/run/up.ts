@@ -82,6 +82,7 @@ export async function up(o: { listen: string; dataDir: string; name: string }): 
     await cp.close();
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // on, not once: a Ctrl-C reaches this process twice when it runs under cli/relaunch.ts.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }

@@ -1,0 +1,72 @@
+// Runs a long-lived server command (`cmdop server`, `cmdop up`) in a node
+// started with the V8 flags it needs, when the node running it lacks them.
+//
+// Why a second process: the flag that matters, --initial-old-space-size,
+// is read once when V8 sets up its heap. Node 20 refuses it in NODE_OPTIONS,
+// v8.setFlagsFromString() at run time changes nothing (measured: the same
+// full-collection storms with it), and npm's bin shims give no portable
+// place for node flags (`env -S` is missing from busybox).
+//
+// Why that flag: V8 counts the ArrayBuffer memory of objects promoted to the
+// old generation against that generation's allocation limit. File chunks (up
+// to 2 MiB each, outside the JS heap) that the control plane holds across two
+// young collections, waiting on a slower reader, get promoted, and with V8's
+// small starting limit that set off a full mark-compact every ~8 MiB moved:
+// 55-76 per 512 MiB, and 4.4-6.5 CPU-s for what takes 2.6-3.8 without them.
+// With a 128 MiB first old generation: none in any run measured.
+// Cost: up to ~128 MiB of old generation may be garbage before the first
+// full collection.
+//
+// The parent only waits: it passes SIGINT, SIGTERM and SIGHUP on and exits
+// as the child does; the child exits if the parent dies (its IPC channel
+// closes), so no control plane is left behind holding the port.
+import { spawn } from 'node:child_process';
+
+export const SERVER_NODE_FLAGS = ['--initial-old-space-size=128'];
+
+/** Set in the child, so it never relaunches again. */
+const MARK = 'CMDOP_RELAUNCHED';
+
+/**
+ * True when the command is now running in a child (the caller must do
+ * nothing more); false when this process should run it itself: it already
+ * has the flags, or CMDOP_RELAUNCH=0 says not to (to measure what it is worth).
+ */
+export function relaunchWithNodeFlags(flags: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env[MARK]) {
+    watchParent();
+    return false;
+  }
+  if (env.CMDOP_RELAUNCH === '0' || flags.every((f) => process.execArgv.includes(f))) return false;
+  const child = spawn(process.execPath, [...process.execArgv, ...flags, ...process.argv.slice(1)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...env, [MARK]: '1' },
+  });
+  const pass = (sig: NodeJS.Signals) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, pass(sig));
+  child.on('error', (e) => {
+    process.stderr.write(`cmdop: could not start ${process.execPath}: ${e.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      // Die the same way, so whoever waits on this process sees the signal.
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
+  return true;
+}
+
+/** In the child: the parent gone (even by SIGKILL) closes the IPC channel; the command stops as on SIGTERM. */
+function watchParent(): void {
+  if (!process.channel) return;
+  process.channel.unref(); // the channel alone must not keep the process alive
+  process.once('disconnect', () => {
+    if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM');
+    else process.exit(1); // still starting: nothing to close gracefully
+  });
+}
