@@ -148,6 +148,7 @@ export class Agent extends EventEmitter {
     clearInterval(this.sleepTimer);
     for (const t of this.terminals.values()) t.close();
     this.files.abortAll('the agent stopped');
+    this.closeBulk();
     this.call?.end();
     this.client?.close();
     this.emit('status', this.status);
@@ -316,7 +317,7 @@ export class Agent extends EventEmitter {
    */
   private openBulk(): void {
     this.closeBulk();
-    if (this.bulkUnsupported || !this.creds || !this.ready || !this.sessionId) return;
+    if (this.bulkUnsupported || !this.creds || !this.ready || !this.sessionId || this.status === 'stopped') return;
     const client = new AgentClient(this.opts.server, this.creds, { ...this.channelOptions(), 'grpc.use_local_subchannel_pool': 1 });
     const call = (client as any).bulk(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     const b: BulkStream = { client, call, ready: false };
@@ -355,7 +356,7 @@ export class Agent extends EventEmitter {
       this.logger.warn({ reason }, 'lost the file connection');
       this.files.abortAll(`the file connection was lost: ${reason}`);
     }
-    if (this.bulkUnsupported || !this.ready) return;
+    if (this.bulkUnsupported || !this.ready || this.status === 'stopped') return;
     const delay = Math.min(30_000, 1000 * 2 ** this.bulkAttempt++);
     this.bulkTimer = setTimeout(() => this.openBulk(), delay);
   }
