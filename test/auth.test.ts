@@ -91,7 +91,8 @@ describe('tokens on every call', () => {
     assert.equal(r.stdout, 'from-bob\n');
 
     const revoked = await c.client.auth.revoke('box', 'bob');
-    assert.equal(revoked.streamsClosed, 1);
+    // The observer's stream, and the exec's if it is still closing (execute() resolves on the exit, not on the stream's end).
+    assert.ok(revoked.streamsClosed === 1 || revoked.streamsClosed === 2, `${revoked.streamsClosed} streams closed`);
     await refused(watch.done, PermissionDeniedError, /bob's access to box was revoked/);
     assert.deepEqual(await bob.machines.list(), []);
     await refused(c.client.auth.revoke('box', 'bob'), Error, /bob has no grant on box/);
