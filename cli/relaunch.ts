@@ -34,6 +34,8 @@ const MARK = 'CMDOP_RELAUNCHED';
  */
 export function relaunchWithNodeFlags(flags: string[], env: NodeJS.ProcessEnv = process.env): boolean {
   if (env[MARK]) {
+    // Not passed on: shells of an agent that `cmdop up` forks from here would inherit it.
+    delete env[MARK];
     watchParent();
     return false;
   }

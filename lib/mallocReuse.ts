@@ -29,7 +29,9 @@
 //
 // Not in the control plane: with the primer there, every run measured fell
 // into V8 full collections every ~8 MiB moved (56-76 per 512 MiB; without
-// it, some runs do and some have 1; cause not found). End to end, with it in
+// it, some runs do and some have 1; cause not found). That was before the
+// control plane got its heap flag (cli/relaunch.ts), which ended those
+// collections; the primer has not been measured there since. End to end, with it in
 // the CLI and agent only, 256 MiB down and up took 2.9-3.4 s and 7.4-8.9
 // CPU-s against 3.9-4.8 s and 9.7-10.6 CPU-s without (three pairs, alternating).
 

@@ -15,7 +15,7 @@
 // for the old one is dropped with it (transfers are resumed, not replayed).
 
 export interface BulkStream<M> {
-  write(msg: M, cb: (err?: Error | null) => void): unknown;
+  write(msg: M, cb?: (err?: Error | null) => void): unknown;
 }
 
 export class PrioritySender<M> {
@@ -28,7 +28,7 @@ export class PrioritySender<M> {
 
   /** Written now, ahead of queued bulk messages. */
   send(msg: M): void {
-    if (!this.closed) this.stream.write(msg, noop);
+    if (!this.closed) this.stream.write(msg);
   }
 
   /** Written after earlier bulk messages have been written out, one at a time. */
@@ -61,4 +61,3 @@ export class PrioritySender<M> {
   }
 }
 
-const noop = () => {};
