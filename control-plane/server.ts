@@ -1,6 +1,7 @@
 // The control plane process: a gRPC server for agents and clients over the
 // registry, with its durable state in SQLite under the data dir.
 import * as grpc from '@grpc/grpc-js';
+import type http2 from 'node:http2';
 import {
   AgentServiceDefinition,
   AuthServiceDefinition,
@@ -28,6 +29,7 @@ import { createConsoleHandler } from './console/static';
 import { createFileRoutes, type FileRoutes } from './console/files';
 import { createGateway } from './gateway/socket';
 import { createLogger, type Logger } from '../lib/logger';
+import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS, connectionOptions, guardHandshakes, http2Settings } from './grpcConnections';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -56,6 +58,8 @@ export interface ControlPlaneOptions {
   consoleDir?: string;
   /** OAuth lifetimes and limits (tests shorten them). */
   oauth?: Pick<OAuthWebOptions, 'ttl' | 'rateLimit' | 'pollIntervalS'>;
+  /** Bounds on gRPC connections (grpcConnections.ts; tests shorten the timeouts). */
+  connectionLimits?: Partial<ConnectionLimits>;
   logger?: Logger;
 }
 
@@ -149,7 +153,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     return v && { userId: v.userId, expiresAtMs: v.expiresAtMs };
   });
 
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const server = new grpc.Server({
+    ...connectionOptions(limits),
     'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
     'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
     // Agents ping every 25 s (keeps NAT mappings open); accept pings that
@@ -164,10 +170,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // (clients have 'grpc-node.flow_control_window'); it passes these options
   // to http2.createServer as they are.
   // noDelay: a keystroke's echo must not wait for Nagle's algorithm.
-  const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, number>; noDelay?: boolean } })
-    .commonServerOptions;
-  http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
+  // handshakeTimeout: a TLS connection must finish its handshake as soon as an HTTP/2 one (grpcConnections.ts).
+  const http2Options = (
+    server as unknown as { commonServerOptions: { settings?: http2.Settings; noDelay?: boolean; handshakeTimeout?: number } }
+  ).commonServerOptions;
+  http2Options.settings = { ...http2Options.settings, ...http2Settings(limits), initialWindowSize: HTTP2_WINDOW };
   http2Options.noDelay = true;
+  http2Options.handshakeTimeout = limits.handshakeMs;
   server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, access, logger));
   const clients = clientServiceHandlers(registry, access, logger, clientTimeoutS);
   server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);
@@ -196,6 +205,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       err ? reject(new Error(`cannot listen on ${bindHost}:${port}: ${err.message}`)) : resolve(p),
     ),
   );
+  guardHandshakes(server, limits, logger);
   const address = opts.tls ? `grpcs://${bindHost}:${boundPort}` : `${bindHost}:${boundPort}`;
   logger.info({ address, dataDir: opts.dataDir }, 'control plane listening');
 
