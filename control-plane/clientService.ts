@@ -72,15 +72,19 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
       let principal: Principal | undefined;
       let untrack: (() => void) | undefined;
       let machine = '';
+      let failed = false;
       const peer = call.getPeer();
       const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
         if (attachment) attachment.relay.detach(attachment);
         if (e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) {
           access.audit(principal, { action: 'attach', ok: false, detail: e.message, peer, machine });
         }
-        call.emit('error', toStatus(e));
+        if (!call.cancelled && !call.destroyed) call.emit('error', toStatus(e));
       };
-      call.on('data', (m: ClientMessage) => {
+      const onData = (m: ClientMessage) => {
+        if (failed) return;
         if (!attachment) {
           if (starting) return fail(new ApiError('FAILED_PRECONDITION', 'wait for `attached` before sending'));
           if (m.msg?.$case !== 'attach') return fail(invalid('the first message on an attach stream must be attach'));
@@ -114,7 +118,7 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
           const ref = v?.ref ?? '';
           attachment.send({ msg: { $case: 'error', value: { code: err.code, message: err.message, ref } } });
         }
-      });
+      };
       const gone = () => {
         untrack?.();
         untrack = undefined;
@@ -129,9 +133,19 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
       });
       call.on('cancelled', gone);
       call.on('error', gone);
+      // The token is checked as the stream opens, before any message is read
+      // (nothing is read until the 'data' listener exists): a bad one ends
+      // the stream with UNAUTHENTICATED at once, whatever the client sends.
+      access.authenticate(call.metadata).then(
+        (p) => {
+          principal = p;
+          if (!failed) call.on('data', onData);
+        },
+        fail,
+      );
 
       async function start(req: NonNullable<Extract<ClientMessage['msg'], { $case: 'attach' }>>['value']) {
-        principal = await access.authenticate(call.metadata);
+        const p = principal!;
         const mode = req.mode;
         if (mode !== AttachMode.OPERATOR && mode !== AttachMode.OBSERVER) {
           throw invalid('attach mode must be OPERATOR or OBSERVER');
@@ -141,13 +155,13 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
         if (req.open) {
           machine = req.open.machine || req.machine;
           if (mode !== AttachMode.OPERATOR) throw denied('an OBSERVER cannot open terminals');
-          access.require(principal, machine, AttachMode.OPERATOR);
+          access.require(p, machine, AttachMode.OPERATOR);
           relay = await registry.machine(machine).openTerminal(req.open.spec!);
-          access.audit(principal, { action: 'open', machine, terminalId: relay.id, peer });
+          access.audit(p, { action: 'open', machine, terminalId: relay.id, peer });
           fromSeq = 0;
         } else {
           machine = req.machine;
-          access.require(principal, machine, mode, req.terminalId);
+          access.require(p, machine, mode, req.terminalId);
           relay = registry.machine(machine).terminal(req.terminalId);
         }
         if (call.cancelled || call.destroyed) throw new ApiError('UNAVAILABLE', 'client went away');

@@ -158,10 +158,14 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
         }
         call.emit('error', toStatus(e));
       };
+      // The token is checked as the stream opens: a bad one ends it with
+      // UNAUTHENTICATED at once, whether or not the client ever sends `open`.
+      const authenticated = access.authenticate(call.metadata);
+      authenticated.catch(fail);
       const open = async (o: Extract<UploadMessage['msg'], { $case: 'open' }>['value']) => {
         machine = o.machine;
         path = o.path;
-        principal = await access.authenticate(call.metadata);
+        principal = await authenticated;
         if (finished) return; // the client went away while its token was checked
         checkPath(o.path);
         if (!o.transferId || !/^[A-Za-z0-9_-]{1,64}$/.test(o.transferId)) throw invalid('transfer_id must be 1-64 letters, digits, - or _');

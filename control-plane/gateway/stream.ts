@@ -17,6 +17,8 @@ import { status } from '@grpc/grpc-js';
 
 export const HIGH_WATERMARK = 100 * 1024;
 export const LOW_WATERMARK = 32 * 1024;
+/** Messages a stream holds before its handler reads it (a page sends one attach, then waits). */
+const MAX_UNREAD = 64;
 
 export interface FrameSink {
   send(frame: Uint8Array): void;
@@ -30,6 +32,7 @@ export class GatewayStream extends EventEmitter {
   private inflightBytes = 0;
   private full = false;
   private ended = false;
+  private unread: ClientMessage[] = [];
 
   constructor(
     readonly streamId: number,
@@ -51,7 +54,25 @@ export class GatewayStream extends EventEmitter {
   receive(m: ClientMessage): void {
     if (this.ended) return;
     if (m.msg?.$case === 'ack') this.acked(m.msg.value.seq);
+    // Like a grpc-js stream, nothing is read before the handler listens for
+    // 'data' (it first checks the token): until then messages wait here.
+    if (this.listenerCount('data') === 0) {
+      if (this.unread.length >= MAX_UNREAD) {
+        this.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `more than ${MAX_UNREAD} messages before the stream was authenticated` });
+        return;
+      }
+      this.unread.push(m);
+      return;
+    }
     this.emit('data', m);
+  }
+
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener);
+    if (event === 'data' && this.unread.length > 0) {
+      for (const m of this.unread.splice(0)) if (!this.ended) this.emit('data', m);
+    }
+    return this;
   }
 
   write(msg: ServerMessage | Encoded): boolean {
