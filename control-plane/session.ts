@@ -82,6 +82,8 @@ export class AgentSession {
   >();
   private stateTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Stops watching for the revocation of the credential the agent last presented. */
+  private unwatchCredential: (() => void) | undefined;
 
   constructor(
     readonly sessionId: string,
@@ -144,6 +146,32 @@ export class AgentSession {
     this.sender = call && new PrioritySender<ControlMessage>(call);
   }
 
+  /** Watches the credential the agent presented on its latest stream (the previous watch ends). */
+  setCredentialWatch(unwatch: () => void): void {
+    this.unwatchCredential?.();
+    if (this.state === SessionState.DISCONNECTED) unwatch();
+    else this.unwatchCredential = unwatch;
+  }
+
+  /**
+   * The agent's credential was revoked: its streams end now with the reason
+   * (a `refused` the agent stops on), and the session with them.
+   */
+  credentialRevoked(reason: string): void {
+    const refused = { msg: { $case: 'refused' as const, value: { code: 'UNAUTHENTICATED', message: reason } } };
+    const status = new ApiError('UNAUTHENTICATED', reason).toStatus();
+    const calls = [this.stream, this.bulk];
+    // Forgotten first: the streams' own 'error' handlers must not start a grace period.
+    this.setStream(null);
+    this.bulk = null;
+    for (const call of calls) {
+      if (!call || call.cancelled || call.destroyed) continue;
+      call.write(refused);
+      call.emit('error', status);
+    }
+    this.transition(SessionState.DISCONNECTED, reason);
+  }
+
   agentConnected(): boolean {
     return this.stream !== null && this.state !== SessionState.DISCONNECTED;
   }
@@ -181,6 +209,8 @@ export class AgentSession {
     const change = { msg: { $case: 'state' as const, value: { state: to, reason, deadlineMs: this.deadlineMs } } };
     if (to === SessionState.DISCONNECTED) {
       clearTimeout(this.heartbeatTimer);
+      this.unwatchCredential?.();
+      this.unwatchCredential = undefined;
       for (const p of this.pendingOpens.values()) p.reject(unavailable(`machine ${this.name} disconnected: ${reason}`));
       this.files.failAll(reason);
       for (const relay of this.terminals.values()) relay.endAll(change);
@@ -307,9 +337,7 @@ export class AgentSession {
   }
 
   async openTerminal(spec: TerminalSpec): Promise<TerminalRelay> {
-    if (!this.agentConnected()) {
-      throw unavailable(`machine ${this.name} is ${SessionState[this.state]}: cannot open a terminal now`);
-    }
+    if (!this.agentConnected()) throw unavailable(`cannot open a terminal now: ${this.whyAway()}`);
     const checked = validateSpec(spec);
     const id = randomBytes(4).toString('hex');
     const relay = new TerminalRelay(id, checked, this, this.deps.relayBuffer);
@@ -366,6 +394,15 @@ export class AgentSession {
     if (!this.sendToAgent({ msg: { $case: 'close', value: { terminalId: id } } })) {
       throw unavailable(`machine ${this.name} is not connected: the terminal was not closed`);
     }
+  }
+
+  /** Why the agent cannot be reached now, in words (its state, the reason, what happens next). */
+  whyAway(): string {
+    if (this.state === SessionState.GRACE_PERIOD) {
+      const left = Math.max(0, Math.ceil((this.deadlineMs - Date.now()) / 1000));
+      return `machine ${this.name} is reconnecting (${this.stateReason}); its session is kept for ${left} s more`;
+    }
+    return `machine ${this.name} is ${SessionState[this.state]} (${this.stateReason})`;
   }
 
   info(): MachineInfo {

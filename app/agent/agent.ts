@@ -215,7 +215,10 @@ export class Agent extends EventEmitter {
       if (this.call === call) this.onMessage(m);
     });
     call.on('error', (e: grpc.ServiceError) => {
-      if (this.call === call) this.onStreamLost(`${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`);
+      if (this.call !== call) return;
+      // A credential refused (revoked, unknown) is refused for good: retrying cannot help.
+      if (e.code === grpc.status.UNAUTHENTICATED) this.refusedForGood('UNAUTHENTICATED', e.details || e.message);
+      else this.onStreamLost(`${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`);
     });
     call.on('end', () => {
       if (this.call === call) this.onStreamLost('the control plane closed the stream');
@@ -422,11 +425,7 @@ export class Agent extends EventEmitter {
           this.connect();
           return;
         }
-        const err = new AgentRefusedError(code, message);
-        this.logger.error({ code }, `the control plane refused this agent: ${message}`);
-        this.status = 'stopped';
-        this.dropStream();
-        this.emit('fatal', err);
+        this.refusedForGood(code, message);
         return;
       }
       case 'open': {
@@ -475,6 +474,15 @@ export class Agent extends EventEmitter {
         return;
       }
     }
+  }
+
+  /** The control plane will not take this agent (its credential, its name): stop and say why. */
+  private refusedForGood(code: string, message: string): void {
+    this.logger.error({ code }, `the control plane refused this agent: ${message}`);
+    this.status = 'stopped';
+    this.dropStream();
+    this.emit('status', this.status);
+    this.emit('fatal', new AgentRefusedError(code, message));
   }
 
   private terminal(id: string): TerminalHost | undefined {

@@ -159,7 +159,12 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
         store.revokeAgentCredentials(machine);
         return access.issue(TokenKind.AGENT, owner ? store.user(owner)! : p.user, { name: `agent ${machine}`, machine });
       });
-      access.audit(p, { action: 'enroll', machine, detail: `credential ${t.row.id}`, peer });
+      // The agent still running with the replaced credential is cut off now (its session ends).
+      const cut = access.cut(
+        (q) => q.kind === TokenKind.AGENT && q.machine === machine && q.tokenId !== t.row.id,
+        `machine ${machine} was enrolled again, which revoked its previous credential`,
+      );
+      access.audit(p, { action: 'enroll', machine, detail: `credential ${t.row.id}${cut ? `; the previous agent's session was ended` : ''}`, peer });
       return issued(t);
     }),
 
