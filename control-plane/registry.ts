@@ -134,11 +134,12 @@ export class Registry {
   machine(name: string): AgentSession {
     const s = this.byName.get(name);
     if (s) return s;
-    const known = this.deps.store.agents().some((a) => a.name === name);
-    throw notFound(
-      known ? `machine ${name} is DISCONNECTED` : `no machine named ${JSON.stringify(name)}`,
-      'machine_not_found',
-    );
+    const agent = this.deps.store.agents().find((a) => a.name === name);
+    if (!agent) throw notFound(`no machine named ${JSON.stringify(name)}`, 'machine_not_found');
+    // Say why it is gone, and how long ago: "DISCONNECTED" alone reads as "down" when it may be on its way back.
+    const last = this.deps.store.latestSessions().find((x) => x.agentId === agent.agentId);
+    const ago = last ? ` ${ageText(Date.now() - last.updatedMs)} ago` : '';
+    throw notFound(`machine ${name} is DISCONNECTED${last ? ` (${last.reason},${ago})` : ''}`, 'machine_not_found');
   }
 
   sessions(): AgentSession[] {
@@ -187,4 +188,12 @@ export class Registry {
 function sameToken(given: Uint8Array, expected: Buffer): boolean {
   const token = Buffer.from(given);
   return token.length === expected.length && timingSafeEqual(token, expected);
+}
+
+/** "4 s", "3 min", "2 h": how long ago something happened, for people. */
+export function ageText(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }
