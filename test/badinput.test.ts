@@ -2,6 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ClientMessage, ServerMessage, SessionState } from '../protocol';
@@ -93,12 +94,16 @@ describe('bad input', () => {
 
   it('malformed and oversized gRPC messages get an error status', async () => {
     const raw = new grpc.Client(c.server, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    // Signed in: a stream without a valid token ends UNAUTHENTICATED before its messages are read.
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${c.token}`);
     const send = (payload: Buffer) =>
       new Promise<grpc.StatusObject>((resolve) => {
         const call = raw.makeBidiStreamRequest(
           '/cmdop.v1.ClientService/Attach',
           (b: Buffer) => b,
           (b: Buffer) => b,
+          md,
         );
         call.on('data', () => {});
         call.on('error', () => {});
@@ -114,9 +119,12 @@ describe('bad input', () => {
   });
 
   it('a second agent claiming a connected machine name is refused; the first is untouched', async () => {
-    // Even with a valid enrollment for the name, a second agent cannot take a connected machine's place.
-    const enroll = (await c.client.auth.createEnrollment('box')).token;
-    const intruder = spawn(process.execPath, [CLI, 'agent', '--server', c.server, '--name', 'box', '--state-dir', path.join(c.dir, 'intruder'), '--enroll-token', enroll], {
+    // Even holding box's credential, an agent of another identity cannot take a connected machine's place.
+    // (Enrolling box again is how to replace its agent: that revokes the old credential and cuts it off, test/hardening.)
+    const stateDir = path.join(c.dir, 'intruder');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.copyFileSync(path.join(c.dir, 'agent-box', 'credentials.json'), path.join(stateDir, 'credentials.json'));
+    const intruder = spawn(process.execPath, [CLI, 'agent', '--server', c.server, '--name', 'box', '--state-dir', stateDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
