@@ -43,6 +43,8 @@ export interface FileServiceOptions {
   maxTransfers?: number;
   /** Download bytes in flight, all downloads together (default MAX_FILE_WINDOW). */
   maxWindow?: number;
+  /** The partial files in use (tests pass their own to see which are held). */
+  partials?: PartialFiles;
 }
 
 interface Live {
@@ -61,7 +63,7 @@ export class FileService {
   private readonly transfers = new Map<number, Live>();
   private readonly unary = new Set<number>();
   private readonly budget: SendBudget;
-  private readonly partials = new PartialFiles();
+  private readonly partials: PartialFiles;
   private readonly maxTransfers: number;
   /** Bumped when the stream is lost: work started before then must not answer on a new stream. */
   private epoch = 0;
@@ -71,6 +73,7 @@ export class FileService {
     this.logger = opts.logger ?? createLogger('agent-files');
     this.budget = new SendBudget(opts.maxWindow ?? MAX_FILE_WINDOW);
     this.maxTransfers = opts.maxTransfers ?? MAX_TRANSFERS;
+    this.partials = opts.partials ?? new PartialFiles();
   }
 
   /** Transfers in progress (for tests and status). */
@@ -193,7 +196,8 @@ export class FileService {
     } else {
       const u = new Upload(id, ctx, this.partials);
       const write = op.value;
-      opened = this.paths.resolve(write.path, true).then((p) => u.open(p, write)).then((resumeOffset) => ({ resumeOffset }));
+      // Called now, not once the path resolves: opens of one transfer id take their turns in the order they arrive (upload.ts).
+      opened = u.open(write, () => this.paths.resolve(write.path, true)).then((resumeOffset) => ({ resumeOffset }));
       t = u;
     }
     const live: Live = { opening: true, cancelled: false, t };
