@@ -78,6 +78,13 @@ class Harness {
     });
   }
 
+  /** What the agent sent for request `id` so far. */
+  mailbox(id: number): Mailbox {
+    const box = this.boxes.get(id);
+    assert.ok(box, `no request ${id}`);
+    return box;
+  }
+
   request(op: Op | undefined, id = this.nextId++): { id: number; box: Mailbox } {
     const box = this.boxes.get(id) ?? new Mailbox();
     this.boxes.set(id, box);
@@ -1099,6 +1106,36 @@ describe('file service: uploads', () => {
     }
     assert.ok(!fs.existsSync(part), 'no partial file left');
     assert.equal(h.svc.liveTransfers, 0);
+  });
+
+  it('transfers stopped while the stream stays up (file traffic moving to the Bulk stream) each get an UNAVAILABLE answer; a resume goes on', async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const dest = path.join(d, 'moved.bin');
+    const src = path.join(d, 'moved-src.bin');
+    fs.writeFileSync(src, randomBytes(3 * 1024 * 1024));
+    const up = await h.upload(dest, data, { transferId: 'mv', stopAt: 1024 * 1024 });
+    const dest2 = path.join(d, 'moved2.bin');
+    const opening = h.request({ $case: 'write', value: { path: dest2, size: 5, mode: 0, overwrite: false, transferId: 'mv2' } });
+    const down = h.request({ $case: 'read', value: { path: src, offset: 0, expectMtimeMs: 0, expectSize: 0 } });
+    assert.equal(((await down.box.next()).value as FileReply).code, '', 'the download is open');
+    h.svc.abortAll('file transfers moved to their own connection', { answer: true });
+    for (const [what, box] of [['an open upload', h.mailbox(up.id)], ['an upload still opening', opening.box], ['a download', down.box]] as const) {
+      const errors = box.all.filter((m) => m.$case === 'fileReply' && (m.value as FileReply).code !== '').map((m) => m.value as FileReply);
+      assert.equal(errors.length, 1, `${what} is answered once, at once`);
+      assert.equal(errors[0].code, 'UNAVAILABLE', what);
+      assert.match(errors[0].message, /file transfers moved to their own connection/);
+    }
+    await tick(50);
+    assert.equal(h.svc.liveTransfers, 0);
+    assert.ok(opening.box.all.every((m) => m.$case === 'fileReply' && (m.value as FileReply).code === 'UNAVAILABLE'), 'the open finished later says nothing more');
+    // Both uploads resume under their transfer ids.
+    const resumed = await h.upload(dest, data, { transferId: 'mv' });
+    assert.equal(resumed.opened.resumeOffset, 1024 * 1024);
+    assert.equal(resumed.final!.code, '', resumed.final!.message);
+    assert.ok(fs.readFileSync(dest).equals(data));
+    const second = await h.upload(dest2, Buffer.from('hello'), { transferId: 'mv2' });
+    assert.equal(second.final!.code, '', second.final!.message);
+    for (const [p, id] of [[dest, 'mv'], [dest2, 'mv2']]) assert.ok(!fs.existsSync(partialPath(p, id)), `no partial file of ${p}`);
   });
 
   it('partial files abandoned for over a day are swept when an upload opens beside them', async () => {

@@ -114,24 +114,36 @@ export class FileService {
     }
   }
 
-  /**
-   * The stream is gone (or the agent stops): stop every transfer, keeping
-   * uploads' partial files, and drop the answers of operations in progress
-   * (their request ids mean nothing on the next stream).
-   */
   /** Transfers or unary operations in flight. */
   get busy(): boolean {
     return this.transfers.size > 0 || this.unary.size > 0;
   }
 
-  abortAll(reason: string): void {
+  /**
+   * The stream is gone (or the agent stops): stop every transfer, keeping
+   * uploads' partial files, and drop the answers of operations in progress
+   * (their request ids mean nothing on the next stream).
+   *
+   * `answer`: the stream stays up, and file messages move to the Bulk stream.
+   * The control plane failed what it had in flight when it bound that stream,
+   * but a request it sent after that, on the main stream, can arrive here
+   * before bulkReady does on the other: it is stopped too, and without an
+   * answer its client would wait for ever. So every request stopped is
+   * answered UNAVAILABLE (the control plane drops answers to requests it
+   * failed already), and the client resumes or retries.
+   */
+  abortAll(reason: string, o: { answer?: boolean } = {}): void {
     this.epoch++;
+    const stopped = [...this.transfers.keys(), ...this.unary];
     this.unary.clear();
     for (const l of [...this.transfers.values()]) {
       if (l.opening) l.cancelled = true;
       else l.t.abort(reason);
     }
     this.transfers.clear();
+    if (o.answer) {
+      for (const id of stopped) this.replyError(id, new FileError('UNAVAILABLE', `${reason}: the request was stopped; retry it (a transfer resumes where it was)`));
+    }
   }
 
   // ---- requests
