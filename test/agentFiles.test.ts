@@ -23,6 +23,13 @@ const listOp = (p: string, pageSize = 0, pageToken = ''): Op => ({ $case: 'list'
 const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest();
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits (polling) until `ok()` holds; fails with `what` after `timeoutMs`. */
+async function eventually(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !ok(); await tick(10)) {
+    if (Date.now() > end) assert.fail(`not in ${timeoutMs} ms: ${what}`);
+  }
+}
+
 /** What the agent sent for one request, in order, with a way to wait for the next. */
 class Mailbox {
   private q: FileMsg[] = [];
@@ -1019,6 +1026,14 @@ describe('file service: uploads', () => {
     await tick(100);
     assert.ok(!fs.existsSync(part), 'the partial file is gone');
     assert.ok(!fs.existsSync(dest));
+
+    // Cancelled with discard while it still opens (a reopen the client gave up at once): removed too, once open.
+    fs.writeFileSync(part, data.subarray(0, 500_000), { mode: 0o600 });
+    const opening = h.request({ $case: 'write', value: { path: dest, size: data.length, mode: 0, overwrite: false, transferId: 'disc' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: opening.id, reason: 'the page gave up', discard: true } });
+    await eventually(() => !fs.existsSync(part), 2000, 'the partial file of an upload discarded while opening is gone');
+    assert.equal(opening.box.all.length, 0, 'a cancelled open is not answered');
+    assert.equal(h.svc.liveTransfers, 0);
   });
 
   // A resumed upload reopens its partial file under the same transfer id.

@@ -52,6 +52,8 @@ interface Live {
   opening: boolean;
   /** A cancel (or lost stream) arrived while opening. */
   cancelled: boolean;
+  /** That cancel said discard: an upload's partial file is removed once it is open. */
+  discard: boolean;
   t: Download | Upload;
 }
 
@@ -106,8 +108,10 @@ export class FileService {
       case 'fileCancel': {
         const l = this.transfers.get(m.value.requestId);
         if (!l) return this.logger.debug({ requestId: m.value.requestId }, 'file cancel for no live transfer ignored');
-        if (l.opening) l.cancelled = true;
-        else if (m.value.discard && l.t instanceof Upload) l.t.discard(`cancelled: ${m.value.reason}`);
+        if (l.opening) {
+          l.cancelled = true;
+          l.discard ||= m.value.discard;
+        } else if (m.value.discard && l.t instanceof Upload) l.t.discard(`cancelled: ${m.value.reason}`);
         else l.t.abort(`cancelled: ${m.value.reason}`);
         return;
       }
@@ -212,13 +216,14 @@ export class FileService {
       opened = u.open(write, () => this.paths.resolve(write.path, true)).then((resumeOffset) => ({ resumeOffset }));
       t = u;
     }
-    const live: Live = { opening: true, cancelled: false, t };
+    const live: Live = { opening: true, cancelled: false, discard: false, t };
     this.transfers.set(id, live);
     opened.then(
       (reply) => {
         live.opening = false;
         if (live.cancelled || epoch !== this.epoch) {
-          t.abort('cancelled while opening');
+          if (live.discard && t instanceof Upload) t.discard('cancelled with discard while opening');
+          else t.abort('cancelled while opening');
           return;
         }
         this.sendReply(id, reply);
