@@ -20,7 +20,9 @@ import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
 import { CutProxy } from './helpers/proxy';
 import { createFileRoutes } from '../control-plane/console/files';
-import { FileType, type DownloadMessage } from '../protocol';
+import type { HandlerCall } from '../control-plane/console/fileHttp';
+import { ApiError } from '../control-plane/errors';
+import { FileType, type DownloadMessage, type UploadMessage, type UploadReply } from '../protocol';
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -828,6 +830,73 @@ describe('console file panel', () => {
     assert.deepEqual(fs.readFileSync(path.join(work, name)), data, 'byte for byte');
     assert.deepEqual(partials(work).filter((n) => n.includes(name)), []);
     assert.ok(!fs.existsSync(path.join(work, 'share.bin')));
+  });
+
+  it('an upload whose agent call is cut off while it opens or verifies fails, then is opened once more only to discard its partial file (in process)', async () => {
+    // The agent's side, as fileService.ts's upload handler relays it: each call is one open on the agent.
+    interface AgentCall {
+      call: HandlerCall<undefined, UploadReply>;
+      open?: Extract<UploadMessage['msg'], { $case: 'open' }>['value'];
+      cancelled?: { discard?: boolean };
+    }
+    const calls: AgentCall[] = [];
+    const opensOf = (transferId: string) => calls.filter((x) => x.open?.transferId === transferId);
+    /** What the fake agent does with each message: cut the call off (UNAVAILABLE) at `cutAt`, else answer as an agent would. */
+    let cutAt: 'open' | 'done' = 'open';
+    const cut = (c: AgentCall) => setImmediate(() => c.call.emit('error', new ApiError('UNAVAILABLE', 'the file traffic moved to its own connection')));
+    const routes = createFileRoutes({
+      access: { authenticate: async () => ({ user: { id: 'u1' } }), requireUser: () => {}, require: () => {}, audit: () => {} } as never,
+      registry: {} as never,
+      handlers: {
+        download: () => {},
+        upload: (call: HandlerCall<undefined, UploadReply>) => {
+          const c: AgentCall = { call };
+          calls.push(c);
+          call.on('cancelled', (o?: { discard?: boolean }) => (c.cancelled = o ?? {}));
+          call.on('data', (m: UploadMessage) => {
+            const msg = m.msg;
+            if (msg?.$case === 'open') {
+              c.open = msg.value;
+              const reopen = opensOf(msg.value.transferId).length > 1;
+              if (cutAt === 'open' && !reopen) return cut(c);
+              call.write({ msg: { $case: 'opened', value: { resumeOffset: reopen ? msg.value.size : 0 } } });
+            } else if (msg?.$case === 'chunk') {
+              call.write({ msg: { $case: 'ack', value: { requestId: 0, offset: msg.value.offset + msg.value.data.length } } });
+            } else if (msg?.$case === 'done' && cutAt === 'done') cut(c);
+          });
+        },
+      },
+    });
+    const server = http.createServer((req, res) => void routes.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/upload`;
+    const discarded = async (transferId: string) => {
+      await eventually(() => opensOf(transferId)[1]?.cancelled !== undefined, 5000, 'a second open of the same transfer id, then its cancel');
+      assert.equal(opensOf(transferId).length, 2, 'opened once more, once');
+      assert.deepEqual(opensOf(transferId)[1].cancelled, { discard: true }, 'only to discard its partial file');
+    };
+    try {
+      // Cut off while it opens: the POST fails, and the partial file the agent may have made is discarded.
+      let r = await fetch(`${base}?machine=box&path=/tmp/a.bin&size=10`, { method: 'POST' });
+      assert.equal(r.status, 503);
+      assert.match((await r.json()).message, /moved to its own connection/);
+      await discarded(calls[0].open!.transferId);
+      const before = calls.length;
+
+      // Cut off while the agent verifies the last part: the PUT says whether it arrived is not known; the partial file is discarded.
+      cutAt = 'done';
+      r = await fetch(`${base}?machine=box&path=/tmp/b.bin&size=10`, { method: 'POST' });
+      assert.equal(r.status, 200);
+      const { id } = (await r.json()) as { id: string };
+      r = await fetch(`${base}/${id}?offset=0`, { method: 'PUT', body: new Uint8Array(10) });
+      assert.equal(r.status, 503);
+      assert.match((await r.json()).message, /dropped while it verified the uploaded file/);
+      await discarded(calls[before].open!.transferId);
+    } finally {
+      routes.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a download whose MD5 does not match the agent’s is cut short, never completed (in process)', async () => {

@@ -113,6 +113,8 @@ class UploadSession {
   private reopening: { done: Promise<void>; settle(): void } | undefined;
   /** The resume window closed while a reopen was under way: its answer decides. */
   private expired = false;
+  /** The agent call now open was cut off (UNAVAILABLE): the agent may keep a partial file nobody told it to discard. */
+  private cutOff = false;
 
   constructor(
     readonly userId: string,
@@ -138,6 +140,7 @@ class UploadSession {
       end: () => {},
     });
     this.call = call;
+    this.cutOff = false;
     call.on('error', (st: unknown) => this.onCallError(call, httpErrorOf(st)));
     this.handler(call);
     this.send({ $case: 'open', value: { machine: this.machine, path: this.path, size: this.size, mode: 0, overwrite: this.overwrite, transferId: this.transferId } });
@@ -149,6 +152,7 @@ class UploadSession {
 
   private onCallError(call: HandlerCall<undefined, UploadReply>, e: HttpError): void {
     if (call !== this.call) return; // a call given up already
+    if (e.code === 'UNAVAILABLE') this.cutOff = true;
     // The machine went away (UNAVAILABLE: its stream dropped, or it is not connected): wait for it, with what the agent kept.
     if (e.code === 'UNAVAILABLE' && (this.state === 'open' || this.state === 'lost')) return this.lose(e);
     if (e.code === 'UNAVAILABLE' && this.state === 'finishing') {
@@ -315,7 +319,7 @@ class UploadSession {
   /** Ends the upload: the agent's side is cancelled, its partial file removed, whoever waits is told. */
   fail(e: HttpError): void {
     if (this.state === 'ended') return;
-    const away = this.state === 'lost';
+    const cutOff = this.cutOff;
     this.state = 'ended';
     this.failure = e;
     this.unacked = [];
@@ -323,11 +327,14 @@ class UploadSession {
     clearTimeout(this.idle);
     // The handler sends FileCancel with discard (nothing, if the agent ended it or is away): it will not be resumed.
     this.call.emit('cancelled', { discard: true });
-    // Given up while the machine was away (nothing reached it): if it is back,
-    // open the upload once more only to discard its partial file (onReply
-    // cancels an upload that opens after the end). Still away: the agent's
-    // sweep of stale partial files is left to remove it.
-    if (away) this.openOnAgent();
+    // Its agent call was cut off (the machine went away, or its file traffic
+    // moved to another connection while the upload opened or was verified):
+    // the cancel above reaches nothing. If the machine is there, open the
+    // upload once more only to discard its partial file (the agent hands the
+    // file to the newest open under a transfer id; onReply cancels an upload
+    // that opens after the end). Still away: the agent's sweep of stale
+    // partial files is left to remove it.
+    if (cutOff) this.openOnAgent();
     const told = this.waiter !== undefined || this.part !== undefined;
     this.waiter?.reject(e);
     this.waiter = undefined;
