@@ -1,6 +1,7 @@
 // ClientService's file calls: who may do what, then routing through the
 // machine's FileRouter (files.ts). Operators may do everything; observers
 // (a grant) may list, stat and download; share links may do nothing here.
+import crypto from 'node:crypto';
 import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import {
   AttachMode,
@@ -31,6 +32,18 @@ function checkPath(path: string, what = 'path'): void {
   if (!path) throw invalid(`${what} is empty`);
   if (path.includes('\0')) throw invalid(`${what} contains a NUL byte`);
   if (Buffer.byteLength(path) > 4096) throw invalid(`${what} is longer than 4096 bytes`);
+}
+
+/**
+ * The transfer id the agent is given: the client's, bound to its user. The
+ * agent resumes a partial file for whoever opens its transfer id (taking it
+ * over from an older upload still holding it), and the id can be seen in the
+ * hidden file's name; bound to the user, another user who opens the same id
+ * gets a partial file of their own and cannot take over, append to or end
+ * someone else's upload.
+ */
+export function agentTransferId(userId: string, transferId: string): string {
+  return crypto.createHash('sha256').update(`${userId}\0${transferId}`).digest('base64url').slice(0, 32);
 }
 
 export function fileServiceHandlers(registry: Registry, access: Access) {
@@ -171,7 +184,7 @@ export function fileServiceHandlers(registry: Registry, access: Access) {
         if (!o.transferId || !/^[A-Za-z0-9_-]{1,64}$/.test(o.transferId)) throw invalid('transfer_id must be 1-64 letters, digits, - or _');
         const router = routerFor(principal, o.machine, AttachMode.OPERATOR);
         handle = router.upload(
-          { path: o.path, size: o.size, mode: o.mode, overwrite: o.overwrite, transferId: o.transferId },
+          { path: o.path, size: o.size, mode: o.mode, overwrite: o.overwrite, transferId: agentTransferId(principal.user.id, o.transferId) },
           {
             opened: (resumeOffset) => {
               sent = written = resumeOffset;

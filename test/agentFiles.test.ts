@@ -13,7 +13,7 @@ import { AgentMessage, Encoded, FileDone, FileReply, FileRequest, FileType, MAX_
 import { createLogger } from '../lib/logger';
 import { ChunkSizer, MAX_FILE_CHUNK, MAX_FILE_WINDOW, MIN_FILE_CHUNK, SentChunks } from '../lib/chunkSizer';
 import { FileService, FileServiceOptions } from '../app/agent/files/service';
-import { STALE_PARTIAL_MS, partialPath } from '../app/agent/files/upload';
+import { PartialFiles, STALE_PARTIAL_MS, partialPath } from '../app/agent/files/upload';
 
 type FileMsg = Extract<NonNullable<AgentMessage['msg']>, { $case: 'fileReply' | 'fileChunk' | 'fileAck' | 'fileDone' }>;
 type Op = NonNullable<FileRequest['op']>;
@@ -22,6 +22,13 @@ type Op = NonNullable<FileRequest['op']>;
 const listOp = (p: string, pageSize = 0, pageToken = ''): Op => ({ $case: 'list', value: { path: p, pageSize, pageToken } });
 const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest();
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (polling) until `ok()` holds; fails with `what` after `timeoutMs`. */
+async function eventually(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !ok(); await tick(10)) {
+    if (Date.now() > end) assert.fail(`not in ${timeoutMs} ms: ${what}`);
+  }
+}
 
 /** What the agent sent for one request, in order, with a way to wait for the next. */
 class Mailbox {
@@ -76,6 +83,13 @@ class Harness {
       logger: createLogger('test', 'silent'),
       ...opts,
     });
+  }
+
+  /** What the agent sent for request `id` so far. */
+  mailbox(id: number): Mailbox {
+    const box = this.boxes.get(id);
+    assert.ok(box, `no request ${id}`);
+    return box;
   }
 
   request(op: Op | undefined, id = this.nextId++): { id: number; box: Mailbox } {
@@ -1012,6 +1026,131 @@ describe('file service: uploads', () => {
     await tick(100);
     assert.ok(!fs.existsSync(part), 'the partial file is gone');
     assert.ok(!fs.existsSync(dest));
+
+    // Cancelled with discard while it still opens (a reopen the client gave up at once): removed too, once open.
+    fs.writeFileSync(part, data.subarray(0, 500_000), { mode: 0o600 });
+    const opening = h.request({ $case: 'write', value: { path: dest, size: data.length, mode: 0, overwrite: false, transferId: 'disc' } });
+    h.svc.onMessage({ $case: 'fileCancel', value: { requestId: opening.id, reason: 'the page gave up', discard: true } });
+    await eventually(() => !fs.existsSync(part), 2000, 'the partial file of an upload discarded while opening is gone');
+    assert.equal(opening.box.all.length, 0, 'a cancelled open is not answered');
+    assert.equal(h.svc.liveTransfers, 0);
+  });
+
+  // A resumed upload reopens its partial file under the same transfer id.
+  // The upload that wrote it before may still hold it on this agent: cut off
+  // while it was still opening (reading the partial file to hash it), or
+  // forgotten by the control plane (which failed it when the file traffic
+  // moved to the Bulk stream) before the agent heard of it. The newer one
+  // takes the file over; the older stops, its writes finished or dropped,
+  // before the newer one reads how much the file holds.
+
+  it('a resume takes over its partial file from an upload still writing it: the older is told, the newer goes on from what is on disk, byte for byte', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 11);
+    const dest = path.join(d, 'takeover.bin');
+    const write: Op = { $case: 'write', value: { path: dest, size: data.length, mode: 0, overwrite: false, transferId: 'tk' } };
+    const older = h.request(write);
+    assert.equal(((await older.box.next()).value as FileReply).code, '');
+    const MiB = 1024 * 1024;
+    for (let off = 0; off < MiB; off += 256 * 1024) {
+      h.svc.onMessage({ $case: 'fileChunk', value: { requestId: older.id, offset: off, data: data.subarray(off, off + 256 * 1024) } });
+    }
+    for (let acked = 0; acked < MiB; ) acked = ((await older.box.next()).value as { offset: number }).offset;
+    // Two more chunks, not yet on disk, when the resumed transfer opens the same partial file.
+    h.svc.onMessage({ $case: 'fileChunk', value: { requestId: older.id, offset: MiB, data: data.subarray(MiB, MiB + 256 * 1024) } });
+    h.svc.onMessage({ $case: 'fileChunk', value: { requestId: older.id, offset: MiB + 256 * 1024, data: data.subarray(MiB + 256 * 1024, MiB + 512 * 1024) } });
+    const newer = await h.upload(dest, data, { transferId: 'tk' });
+    assert.equal(newer.opened.code, '', newer.opened.message);
+    assert.ok(newer.opened.resumeOffset >= MiB && newer.opened.resumeOffset <= MiB + 512 * 1024, `resumed from ${newer.opened.resumeOffset}`);
+    assert.equal(newer.final!.code, '', newer.final!.message);
+    assert.ok(fs.readFileSync(dest).equals(data), 'byte for byte');
+    const told = older.box.all.filter((m) => m.$case === 'fileReply').map((m) => m.value as FileReply).slice(1);
+    assert.equal(told.length, 1, 'after `opened`, the older upload gets one answer');
+    assert.equal(told[0].code, 'FAILED_PRECONDITION');
+    assert.match(told[0].message, /a newer upload with transfer id tk took over/);
+    h.svc.onMessage({ $case: 'fileChunk', value: { requestId: older.id, offset: MiB + 512 * 1024, data: Buffer.alloc(10) } });
+    await tick(50);
+    assert.ok(fs.readFileSync(dest).equals(data), 'a late chunk for the older one changes nothing');
+    assert.deepEqual(fs.readdirSync(d).filter((n) => n.includes('takeover')), ['takeover.bin'], 'no partial file left');
+    assert.equal(h.svc.liveTransfers, 0);
+  });
+
+  it('a resume right after the stream was lost, while the cut-off open still reads the partial file, is not refused as “already writing”', async () => {
+    const partials = new PartialFiles();
+    const h2 = new Harness({ partials });
+    const data = randomBytes(40 * 1024 * 1024 + 3);
+    const dest = path.join(d, 'reopen.bin');
+    const part = partialPath(dest, 'ro');
+    const kept = 32 * 1024 * 1024;
+    fs.writeFileSync(part, data.subarray(0, kept), { mode: 0o600 });
+    // The first reopen reaches the agent, holds the partial file and hashes what it keeps (32 MiB) ...
+    const cut = h2.request({ $case: 'write', value: { path: dest, size: data.length, mode: 0, overwrite: false, transferId: 'ro' } });
+    while (!partials.isLive(part)) await new Promise((r) => setImmediate(r));
+    // ... when its stream goes (the file traffic moved to the Bulk stream, or the link dropped), and the client reopens at once.
+    h2.svc.abortAll('the file connection moved');
+    const resumed = await h2.upload(dest, data, { transferId: 'ro' });
+    assert.equal(resumed.opened.code, '', resumed.opened.message);
+    assert.equal(resumed.opened.resumeOffset, kept);
+    assert.equal(resumed.final!.code, '', resumed.final!.message);
+    assert.ok(fs.readFileSync(dest).equals(data), 'byte for byte');
+    assert.ok(!fs.existsSync(part), 'no partial file left');
+    assert.equal(cut.box.all.length, 0, 'the cut-off open says nothing on the new stream');
+    await tick(50);
+    assert.ok(!partials.isLive(part));
+    assert.equal(h2.svc.liveTransfers, 0);
+  });
+
+  it('opens of one partial file in quick succession queue up: the last goes on from what the file holds, each earlier one is told', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 1);
+    const dest = path.join(d, 'queue.bin');
+    const part = partialPath(dest, 'q');
+    const kept = 4 * 1024 * 1024;
+    fs.writeFileSync(part, data.subarray(0, kept), { mode: 0o600 });
+    const write: Op = { $case: 'write', value: { path: dest, size: data.length, mode: 0, overwrite: false, transferId: 'q' } };
+    const first = h.request(write);
+    const second = h.request(write);
+    const last = await h.upload(dest, data, { transferId: 'q' });
+    assert.equal(last.opened.code, '', last.opened.message);
+    assert.equal(last.opened.resumeOffset, kept);
+    assert.equal(last.final!.code, '', last.final!.message);
+    assert.ok(fs.readFileSync(dest).equals(data), 'byte for byte');
+    for (const [what, box] of [['the first', first.box], ['the second', second.box]] as const) {
+      const replies = box.all.map((m) => m.value as FileReply);
+      assert.equal(replies.length, 1, `${what} gets one answer`);
+      assert.equal(replies[0].code, 'FAILED_PRECONDITION', what);
+      assert.match(replies[0].message, /a newer upload with transfer id q took over/);
+    }
+    assert.ok(!fs.existsSync(part), 'no partial file left');
+    assert.equal(h.svc.liveTransfers, 0);
+  });
+
+  it('transfers stopped while the stream stays up (file traffic moving to the Bulk stream) each get an UNAVAILABLE answer; a resume goes on', async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const dest = path.join(d, 'moved.bin');
+    const src = path.join(d, 'moved-src.bin');
+    fs.writeFileSync(src, randomBytes(3 * 1024 * 1024));
+    const up = await h.upload(dest, data, { transferId: 'mv', stopAt: 1024 * 1024 });
+    const dest2 = path.join(d, 'moved2.bin');
+    const opening = h.request({ $case: 'write', value: { path: dest2, size: 5, mode: 0, overwrite: false, transferId: 'mv2' } });
+    const down = h.request({ $case: 'read', value: { path: src, offset: 0, expectMtimeMs: 0, expectSize: 0 } });
+    assert.equal(((await down.box.next()).value as FileReply).code, '', 'the download is open');
+    h.svc.abortAll('file transfers moved to their own connection', { answer: true });
+    for (const [what, box] of [['an open upload', h.mailbox(up.id)], ['an upload still opening', opening.box], ['a download', down.box]] as const) {
+      const errors = box.all.filter((m) => m.$case === 'fileReply' && (m.value as FileReply).code !== '').map((m) => m.value as FileReply);
+      assert.equal(errors.length, 1, `${what} is answered once, at once`);
+      assert.equal(errors[0].code, 'UNAVAILABLE', what);
+      assert.match(errors[0].message, /file transfers moved to their own connection/);
+    }
+    await tick(50);
+    assert.equal(h.svc.liveTransfers, 0);
+    assert.ok(opening.box.all.every((m) => m.$case === 'fileReply' && (m.value as FileReply).code === 'UNAVAILABLE'), 'the open finished later says nothing more');
+    // Both uploads resume under their transfer ids.
+    const resumed = await h.upload(dest, data, { transferId: 'mv' });
+    assert.equal(resumed.opened.resumeOffset, 1024 * 1024);
+    assert.equal(resumed.final!.code, '', resumed.final!.message);
+    assert.ok(fs.readFileSync(dest).equals(data));
+    const second = await h.upload(dest2, Buffer.from('hello'), { transferId: 'mv2' });
+    assert.equal(second.final!.code, '', second.final!.message);
+    for (const [p, id] of [[dest, 'mv'], [dest2, 'mv2']]) assert.ok(!fs.existsSync(partialPath(p, id)), `no partial file of ${p}`);
   });
 
   it('partial files abandoned for over a day are swept when an upload opens beside them', async () => {

@@ -20,7 +20,9 @@ import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
 import { CutProxy } from './helpers/proxy';
 import { createFileRoutes } from '../control-plane/console/files';
-import { FileType, type DownloadMessage } from '../protocol';
+import type { HandlerCall } from '../control-plane/console/fileHttp';
+import { ApiError } from '../control-plane/errors';
+import { FileType, type DownloadMessage, type UploadMessage, type UploadReply } from '../protocol';
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -670,7 +672,7 @@ describe('console file panel', () => {
     assert.deepEqual(body, data.subarray(0, 500));
   });
 
-  it('HTTP: an upload in parts; a body longer than announced, or given up part way, leaves nothing', async () => {
+  it('HTTP: an upload in parts; a part longer than the rest is refused alone; given up part way, it leaves nothing', async () => {
     const open = async (name: string, size: number) => {
       const r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, name), size })}`, { method: 'POST' });
       assert.equal(r.status, 200);
@@ -708,13 +710,17 @@ describe('console file panel', () => {
     assert.equal(after.md5, done.md5);
     assert.equal(after.entry.size, data.length);
 
-    // Longer than announced (Content-Length says so): refused at once.
+    // Longer than announced (Content-Length says so): that part is refused at once, before any byte; the upload stays where it was.
     u = await open('long.bin', 10);
     r = await put(u.id, 0, Buffer.alloc(20, 1));
     assert.equal(r.status, 400);
     assert.equal((await r.json()).code, 'INVALID_ARGUMENT');
+    r = await put(u.id, 0, Buffer.alloc(10, 1));
+    assert.equal(r.status, 200);
+    assert.deepEqual(fs.readFileSync(path.join(work, 'long.bin')), Buffer.alloc(10, 1));
+    fs.rmSync(path.join(work, 'long.bin'));
 
-    // Longer than announced, found out as it streams (chunked, no Content-Length).
+    // Longer than announced, found out as it streams (chunked, no Content-Length): refused; given up, it leaves nothing.
     u = await open('long2.bin', 100_000);
     const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = chunkedPut(`${web}/files/upload/${u.id}?offset=0`, c.token, (res) => {
@@ -728,6 +734,8 @@ describe('console file panel', () => {
     });
     assert.equal(streamed.status, 400, streamed.body);
     assert.match(JSON.parse(streamed.body).message, /more bytes than the announced size/);
+    r = await api(`/files/upload/${u.id}`, { method: 'DELETE' });
+    assert.equal(r.status, 204);
 
     // Shorter: the upload waits for the rest; given up, it leaves nothing.
     u = await open('short.bin', 100_000);
@@ -748,6 +756,147 @@ describe('console file panel', () => {
 
     for (const name of ['long.bin', 'long2.bin', 'short.bin', 'mine.bin']) assert.ok(!fs.existsSync(path.join(work, name)), `no ${name}`);
     await eventually(() => partials(work).length === 0, 10_000, `no partial files (${partials(work).join(', ')})`);
+  });
+
+  it('HTTP: a refused request answers only itself: a share link, other users and the owner’s own malformed parts leave the upload to finish byte for byte', async () => {
+    const name = 'refusals.bin';
+    const data = crypto.randomBytes(300_000);
+    let r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, name), size: data.length })}`, { method: 'POST' });
+    assert.equal(r.status, 200);
+    const { id } = (await r.json()) as { id: string };
+    const put = (offset: number | string, body: Buffer, token?: string, headers?: Record<string, string>) =>
+      api(`/files/upload/${id}?${q({ offset })}`, { method: 'PUT', body: new Uint8Array(body), token, headers });
+    const where = async () => {
+      const s = await api(`/files/upload/${id}`);
+      assert.equal(s.status, 200);
+      return s.json();
+    };
+    r = await put(0, data.subarray(0, 100_000));
+    assert.deepEqual(await r.json(), { offset: 100_000, size: data.length });
+    const since = Date.now();
+
+    // A share (watch-only) link the same admin made: it carries the admin's user, and is still refused everything, alone.
+    const t = await c.client.terminal.create();
+    const share = (await c.client.auth.share('box', t.terminalId, 600)).token;
+    for (const [method, status] of [['PUT', 403], ['GET', 403], ['DELETE', 403]] as const) {
+      r = method === 'PUT' ? await put(100_000, data.subarray(100_000, 200_000), share) : await api(`/files/upload/${id}`, { method, token: share });
+      const body = await r.json();
+      assert.equal(r.status, status, `${method} by a share link: ${JSON.stringify(body)}`);
+      assert.equal(body.code, 'PERMISSION_DENIED');
+      assert.deepEqual(await where(), { offset: 100_000, size: data.length, state: 'open', resumes: 0 }, `after the share link's ${method}`);
+    }
+    r = await api(`/files/upload?${q({ machine: 'box', path: path.join(work, 'share.bin'), size: 1 })}`, { method: 'POST', token: share });
+    assert.equal(r.status, 403, 'nor may a share link open one');
+    await r.body?.cancel();
+    const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
+    assert.ok(audit.some((e) => e.action === 'file-write' && !e.ok && e.actor.startsWith('share:')), 'the refusals are audited');
+
+    // Another user with no right on box, and one who may only watch: the upload is not there for them.
+    await c.client.auth.addUser('rita', { password: 'rita-password-1' });
+    await c.client.auth.addUser('otto', { password: 'otto-password-1' });
+    await c.client.auth.grant('box', 'otto', 'observer');
+    const others = [(await c.client.auth.createToken('rita-files', 0, 'rita')).token, (await c.client.auth.createToken('otto-files', 0, 'otto')).token];
+    for (const token of others) {
+      for (const method of ['PUT', 'GET', 'DELETE'] as const) {
+        r = method === 'PUT' ? await put(100_000, Buffer.alloc(10), token) : await api(`/files/upload/${id}`, { method, token });
+        assert.equal(r.status, 404, `${method} by another user`);
+        await r.body?.cancel();
+      }
+    }
+
+    // The owner's own malformed parts are refused and change nothing: a wrong offset, no offset, a body longer than what is left.
+    r = await put(5, data.subarray(5, 100));
+    assert.equal(r.status, 412);
+    assert.equal((await r.json()).offset, 100_000);
+    r = await put('abc', data.subarray(100_000, 100_010));
+    assert.equal(r.status, 400);
+    await r.body?.cancel();
+    r = await put(100_000, Buffer.concat([data.subarray(100_000), Buffer.alloc(10)]));
+    assert.equal(r.status, 400);
+    assert.deepEqual(await r.json(), {
+      offset: 100_000,
+      size: data.length,
+      code: 'INVALID_ARGUMENT',
+      message: `a part of ${data.length - 100_000 + 10} bytes from byte 100000 goes past the announced size of ${data.length}: refused, the upload is still at byte 100000`,
+    });
+    assert.deepEqual(await where(), { offset: 100_000, size: data.length, state: 'open', resumes: 0 });
+
+    // The owner finishes it.
+    r = await put(100_000, data.subarray(100_000, 200_000));
+    assert.deepEqual(await r.json(), { offset: 200_000, size: data.length });
+    r = await put(200_000, data.subarray(200_000));
+    assert.equal(r.status, 200, JSON.stringify(await r.clone().json()));
+    assert.equal((await r.json()).md5, crypto.createHash('md5').update(data).digest('hex'));
+    assert.deepEqual(fs.readFileSync(path.join(work, name)), data, 'byte for byte');
+    assert.deepEqual(partials(work).filter((n) => n.includes(name)), []);
+    assert.ok(!fs.existsSync(path.join(work, 'share.bin')));
+  });
+
+  it('an upload whose agent call is cut off while it opens or verifies fails, then is opened once more only to discard its partial file (in process)', async () => {
+    // The agent's side, as fileService.ts's upload handler relays it: each call is one open on the agent.
+    interface AgentCall {
+      call: HandlerCall<undefined, UploadReply>;
+      open?: Extract<UploadMessage['msg'], { $case: 'open' }>['value'];
+      cancelled?: { discard?: boolean };
+    }
+    const calls: AgentCall[] = [];
+    const opensOf = (transferId: string) => calls.filter((x) => x.open?.transferId === transferId);
+    /** What the fake agent does with each message: cut the call off (UNAVAILABLE) at `cutAt`, else answer as an agent would. */
+    let cutAt: 'open' | 'done' = 'open';
+    const cut = (c: AgentCall) => setImmediate(() => c.call.emit('error', new ApiError('UNAVAILABLE', 'the file traffic moved to its own connection')));
+    const routes = createFileRoutes({
+      access: { authenticate: async () => ({ user: { id: 'u1' } }), requireUser: () => {}, require: () => {}, audit: () => {} } as never,
+      registry: {} as never,
+      handlers: {
+        download: () => {},
+        upload: (call: HandlerCall<undefined, UploadReply>) => {
+          const c: AgentCall = { call };
+          calls.push(c);
+          call.on('cancelled', (o?: { discard?: boolean }) => (c.cancelled = o ?? {}));
+          call.on('data', (m: UploadMessage) => {
+            const msg = m.msg;
+            if (msg?.$case === 'open') {
+              c.open = msg.value;
+              const reopen = opensOf(msg.value.transferId).length > 1;
+              if (cutAt === 'open' && !reopen) return cut(c);
+              call.write({ msg: { $case: 'opened', value: { resumeOffset: reopen ? msg.value.size : 0 } } });
+            } else if (msg?.$case === 'chunk') {
+              call.write({ msg: { $case: 'ack', value: { requestId: 0, offset: msg.value.offset + msg.value.data.length } } });
+            } else if (msg?.$case === 'done' && cutAt === 'done') cut(c);
+          });
+        },
+      },
+    });
+    const server = http.createServer((req, res) => void routes.handle(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/upload`;
+    const discarded = async (transferId: string) => {
+      await eventually(() => opensOf(transferId)[1]?.cancelled !== undefined, 5000, 'a second open of the same transfer id, then its cancel');
+      assert.equal(opensOf(transferId).length, 2, 'opened once more, once');
+      assert.deepEqual(opensOf(transferId)[1].cancelled, { discard: true }, 'only to discard its partial file');
+    };
+    try {
+      // Cut off while it opens: the POST fails, and the partial file the agent may have made is discarded.
+      let r = await fetch(`${base}?machine=box&path=/tmp/a.bin&size=10`, { method: 'POST' });
+      assert.equal(r.status, 503);
+      assert.match((await r.json()).message, /moved to its own connection/);
+      await discarded(calls[0].open!.transferId);
+      const before = calls.length;
+
+      // Cut off while the agent verifies the last part: the PUT says whether it arrived is not known; the partial file is discarded.
+      cutAt = 'done';
+      r = await fetch(`${base}?machine=box&path=/tmp/b.bin&size=10`, { method: 'POST' });
+      assert.equal(r.status, 200);
+      const { id } = (await r.json()) as { id: string };
+      r = await fetch(`${base}/${id}?offset=0`, { method: 'PUT', body: new Uint8Array(10) });
+      assert.equal(r.status, 503);
+      assert.match((await r.json()).message, /dropped while it verified the uploaded file/);
+      await discarded(calls[before].open!.transferId);
+    } finally {
+      routes.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a download whose MD5 does not match the agent’s is cut short, never completed (in process)', async () => {

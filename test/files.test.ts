@@ -234,6 +234,100 @@ describe('files through the session', () => {
   });
 });
 
+/** A raw Upload stream (the real protocol) opened by `client`; each reply can be awaited in turn. */
+function rawUpload(client: Cluster['client'], o: { path: string; size: number; transferId: string; overwrite?: boolean }) {
+  const call = client.duplex<UploadMessage, UploadReply>('upload');
+  const replies: UploadReply[] = [];
+  let waiting: (() => void) | undefined;
+  let failed: Error | undefined;
+  call.on('data', (m: UploadReply) => {
+    replies.push(m);
+    waiting?.();
+  });
+  call.on('error', (e) => {
+    failed = e;
+    waiting?.();
+  });
+  call.write({ msg: { $case: 'open', value: { machine: 'box', path: o.path, size: o.size, mode: 0o644, overwrite: !!o.overwrite, transferId: o.transferId } } });
+  /** The next reply of this kind (earlier ones of other kinds are skipped). */
+  const next = async (kind: NonNullable<UploadReply['msg']>['$case']): Promise<NonNullable<UploadReply['msg']>> => {
+    for (;;) {
+      const i = replies.findIndex((r) => r.msg?.$case === kind);
+      if (i >= 0) return replies.splice(0, i + 1)[i].msg!;
+      if (failed) throw failed;
+      await new Promise<void>((r) => (waiting = r));
+    }
+  };
+  /** The resume offset `opened` says; the offset the next `ack` says; the entry `done` gives. */
+  const opened = async () => {
+    const m = await next('opened');
+    return m.$case === 'opened' ? m.value.resumeOffset : -1;
+  };
+  const acked = async () => {
+    const m = await next('ack');
+    return m.$case === 'ack' ? m.value.offset : -1;
+  };
+  const finished = async () => {
+    const m = await next('done');
+    return m.$case === 'done' ? m.value : undefined;
+  };
+  const chunk = (offset: number, data: Buffer) => call.write({ msg: { $case: 'chunk', value: { requestId: 0, offset, data } } });
+  const done = (md5: Buffer, size: number) => call.write({ msg: { $case: 'done', value: { requestId: 0, md5, size } } });
+  return { call, opened, acked, finished, chunk, done };
+}
+
+describe('files: whose upload it is', () => {
+  let c: Cluster;
+  let work: string;
+  before(async () => {
+    c = await startCluster();
+    c.client.setMachine('box');
+    work = tempDir('cmdop-files-whose-');
+  });
+  after(async () => {
+    await c?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('a transfer id is its user’s: another operator opening the same id and path gets a partial file of their own, and takes nothing over', async () => {
+    await c.client.auth.addUser('oscar', { password: 'oscar-password-1' });
+    await c.client.auth.grant('box', 'oscar', 'operator');
+    const oscar = c.newClient({ token: (await c.client.auth.createToken('oscar files', 600, 'oscar')).token, machine: 'box' });
+    try {
+      const dest = path.join(work, 'bound.bin');
+      const data = crypto.randomBytes(400_000);
+      const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest();
+      // The admin sends half, and goes away: the agent keeps the partial file for a resume.
+      const mine = rawUpload(c.client, { path: dest, size: data.length, transferId: 'shared-id' });
+      assert.equal(await mine.opened(), 0);
+      mine.chunk(0, data.subarray(0, 200_000));
+      assert.equal(await mine.acked(), 200_000);
+      mine.call.cancel();
+      await eventually(() => fs.readdirSync(work).some((n) => n.endsWith('.part')), 5000, 'the kept partial file');
+
+      // Oscar, with the same transfer id and path: a fresh partial file, not the admin's 200,000 bytes; his upload arrives.
+      const theirs = crypto.randomBytes(1000);
+      const his = rawUpload(oscar, { path: dest, size: theirs.length, transferId: 'shared-id' });
+      assert.equal(await his.opened(), 0, 'nothing of the admin’s upload is offered');
+      his.chunk(0, theirs);
+      his.done(md5(theirs), theirs.length);
+      await his.finished();
+      assert.deepEqual(fs.readFileSync(dest), theirs);
+
+      // The admin resumes from the bytes the agent kept, replacing the file, and it arrives byte for byte.
+      const again = rawUpload(c.client, { path: dest, size: data.length, transferId: 'shared-id', overwrite: true });
+      assert.equal(await again.opened(), 200_000, 'the admin’s partial file was left alone');
+      again.chunk(200_000, data.subarray(200_000));
+      again.done(md5(data), data.length);
+      assert.equal((await again.finished())?.size, data.length);
+      assert.deepEqual(fs.readFileSync(dest), data, 'byte for byte');
+      assert.deepEqual(fs.readdirSync(work), ['bound.bin'], 'no partial file left');
+    } finally {
+      oscar.close();
+    }
+  });
+});
+
 describe('files: a connection cut mid-transfer', () => {
   let c: Cluster;
   let proxy: CutProxy;

@@ -332,7 +332,8 @@ export class Agent extends EventEmitter {
         b.ready = true;
         this.bulkAttempt = 0;
         // Messages already sent on the main stream could arrive after later ones sent here.
-        if (this.files.busy) this.files.abortAll('file transfers moved to their own connection');
+        // Each one stopped is answered (FileService.abortAll), so the control plane fails it and its client resumes.
+        if (this.files.busy) this.files.abortAll('file transfers moved to their own connection', { answer: true });
         this.logger.debug('file traffic on its own connection');
       } else if (msg?.$case === 'refused') {
         this.bulkLost(b, `refused: ${msg.value.message}`);

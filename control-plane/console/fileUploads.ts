@@ -31,6 +31,14 @@
 // drop while the agent verifies the finished file is not resumed (whether
 // it arrived cannot be told from here) and says so.
 //
+// Refusals answer the request and change nothing else. Only its owner (the
+// person whose token opened it) sees an upload: a share link, which carries
+// the user who made it, is refused (403) before the upload is looked at;
+// another user is told there is no such upload (404); the owner's own
+// malformed part (a wrong offset, more bytes than are left) is refused alone
+// and says where the upload stands. The one refusal that ends an upload is
+// its owner's, once their right to write to the machine has been taken away.
+//
 // An upload that fails or is given up leaves nothing: the partial file is
 // removed (FileCancel.discard). The exception is an upload given up while
 // its machine is away: nothing can reach the agent then, and the partial
@@ -105,6 +113,8 @@ class UploadSession {
   private reopening: { done: Promise<void>; settle(): void } | undefined;
   /** The resume window closed while a reopen was under way: its answer decides. */
   private expired = false;
+  /** The agent call now open was cut off (UNAVAILABLE): the agent may keep a partial file nobody told it to discard. */
+  private cutOff = false;
 
   constructor(
     readonly userId: string,
@@ -130,6 +140,7 @@ class UploadSession {
       end: () => {},
     });
     this.call = call;
+    this.cutOff = false;
     call.on('error', (st: unknown) => this.onCallError(call, httpErrorOf(st)));
     this.handler(call);
     this.send({ $case: 'open', value: { machine: this.machine, path: this.path, size: this.size, mode: 0, overwrite: this.overwrite, transferId: this.transferId } });
@@ -141,6 +152,7 @@ class UploadSession {
 
   private onCallError(call: HandlerCall<undefined, UploadReply>, e: HttpError): void {
     if (call !== this.call) return; // a call given up already
+    if (e.code === 'UNAVAILABLE') this.cutOff = true;
     // The machine went away (UNAVAILABLE: its stream dropped, or it is not connected): wait for it, with what the agent kept.
     if (e.code === 'UNAVAILABLE' && (this.state === 'open' || this.state === 'lost')) return this.lose(e);
     if (e.code === 'UNAVAILABLE' && this.state === 'finishing') {
@@ -307,7 +319,7 @@ class UploadSession {
   /** Ends the upload: the agent's side is cancelled, its partial file removed, whoever waits is told. */
   fail(e: HttpError): void {
     if (this.state === 'ended') return;
-    const away = this.state === 'lost';
+    const cutOff = this.cutOff;
     this.state = 'ended';
     this.failure = e;
     this.unacked = [];
@@ -315,11 +327,14 @@ class UploadSession {
     clearTimeout(this.idle);
     // The handler sends FileCancel with discard (nothing, if the agent ended it or is away): it will not be resumed.
     this.call.emit('cancelled', { discard: true });
-    // Given up while the machine was away (nothing reached it): if it is back,
-    // open the upload once more only to discard its partial file (onReply
-    // cancels an upload that opens after the end). Still away: the agent's
-    // sweep of stale partial files is left to remove it.
-    if (away) this.openOnAgent();
+    // Its agent call was cut off (the machine went away, or its file traffic
+    // moved to another connection while the upload opened or was verified):
+    // the cancel above reaches nothing. If the machine is there, open the
+    // upload once more only to discard its partial file (the agent hands the
+    // file to the newest open under a transfer id; onReply cancels an upload
+    // that opens after the end). Still away: the agent's sweep of stale
+    // partial files is left to remove it.
+    if (cutOff) this.openOnAgent();
     const told = this.waiter !== undefined || this.part !== undefined;
     this.waiter?.reject(e);
     this.waiter = undefined;
@@ -342,7 +357,11 @@ class UploadSession {
     this.idle.unref();
   }
 
-  /** One PUT: the bytes from `offset` on, forwarded as the agent's window allows. */
+  /**
+   * One PUT: the bytes from `offset` on, forwarded as the agent's window allows.
+   * A malformed part (a wrong offset, more bytes than the file has left) is
+   * refused on its own: the upload stays where it was, for a good part to go on.
+   */
   receive(req: http.IncomingMessage, res: http.ServerResponse, offset: number): void {
     if (this.state === 'ended') throw this.failure ?? new HttpError(410, 'CANCELLED', 'the upload has ended');
     if (this.state === 'lost') throw this.reconnecting(`machine ${this.machine} is not back yet`);
@@ -350,6 +369,15 @@ class UploadSession {
     if (this.part) throw new HttpError(412, 'FAILED_PRECONDITION', 'another part of this upload is being sent', { offset: this.sent });
     if (offset !== this.sent) {
       throw new HttpError(412, 'FAILED_PRECONDITION', `the upload is at byte ${this.sent}, not ${offset}`, { offset: this.sent });
+    }
+    const announced = Number(req.headers['content-length'] ?? 0);
+    if (this.sent + announced > this.size) {
+      throw new HttpError(
+        400,
+        'INVALID_ARGUMENT',
+        `a part of ${announced} bytes from byte ${this.sent} goes past the announced size of ${this.size}: refused, the upload is still at byte ${this.sent}`,
+        { offset: this.sent, size: this.size },
+      );
     }
     clearTimeout(this.idle);
     const pending: Buffer[] = [];
@@ -391,6 +419,15 @@ class UploadSession {
       // The agent's reply (done, or an error) answers this request.
       this.send({ $case: 'done', value: { requestId: 0, md5: Buffer.from(this.md5, 'hex'), size: this.size } });
     };
+    /** Refuses this part alone: what reached the agent stays (as with a part cut short), the upload waits for the next. */
+    const refuse = (e: HttpError) => {
+      if (over) return;
+      over = true;
+      if (this.part === part) this.part = undefined;
+      if (this.state === 'open') this.armIdle();
+      req.resume(); // let the rest of the body drain, so the answer can be read
+      sendError(res, e);
+    };
     const part: Part = {
       pump: () => {
         if (over || this.state !== 'open' || this.part !== part) return;
@@ -424,14 +461,16 @@ class UploadSession {
       },
     };
     this.part = part;
-    const announced = Number(req.headers['content-length'] ?? 0);
-    if (this.sent + announced > this.size) {
-      return this.fail(new HttpError(400, 'INVALID_ARGUMENT', `${this.sent + announced} bytes sent of a file announced as ${this.size}: nothing is kept`));
-    }
     req.on('data', (buf: Buffer) => {
       if (over) return;
       if (this.sent + pendingBytes + buf.length > this.size) {
-        return this.fail(new HttpError(400, 'INVALID_ARGUMENT', `more bytes than the announced size of ${this.size}: nothing is kept`));
+        // Found out as it streams (no Content-Length): the bytes still here are dropped.
+        return refuse(
+          new HttpError(400, 'INVALID_ARGUMENT', `more bytes than the announced size of ${this.size}: the part was refused at byte ${this.sent}`, {
+            offset: this.sent,
+            size: this.size,
+          }),
+        );
       }
       pending.push(buf);
       pendingBytes += buf.length;
@@ -482,6 +521,8 @@ export class UploadSessions {
     // Who it is, to hold the upload for them; the handler checks what they may do (and audits it).
     const p = await this.authenticate(md, machine, peer);
     if (gone) return;
+    // Before counting: a share link must not take (or be refused for) its maker's upload slots.
+    this.personOnly(p, machine, peer);
     let open = 0;
     for (const s of this.sessions.values()) if (s.userId === p.user.id && s.state !== 'ended') open++;
     if (open >= MAX_UPLOADS_PER_USER) {
@@ -527,22 +568,40 @@ export class UploadSessions {
     this.sessions.clear();
   }
 
-  /** The upload, if it is the caller's and they may still write to its machine. */
+  /**
+   * The upload, if it is the caller's and they may still write to its machine.
+   * A refusal answers this request only: the upload is its owner's, and
+   * nobody else's request ends or changes it. A share link carries the user
+   * who made it, but it is not that user: it is refused before the upload is
+   * looked at. Only the owner, asking after their right to write was taken
+   * away, ends it.
+   */
   private async owned(req: http.IncomingMessage, id: string): Promise<UploadSession> {
     const s = this.sessions.get(id);
     const peer = peerOf(req);
     const p = await this.authenticate(metadataOf(req), s?.machine ?? '', peer);
+    this.personOnly(p, s?.machine ?? '', peer);
     if (!s || s.userId !== p.user.id) throw this.gone(id);
     try {
-      // A grant taken away mid-upload stops it.
       this.access.require(p, s.machine, AttachMode.OPERATOR);
     } catch (e) {
+      // The owner's grant was taken away mid-upload: that stops it.
       this.refused(p, s.machine, e, peer);
       const err = httpErrorOf(e);
       s.fail(err);
       throw err;
     }
     return s;
+  }
+
+  /** Uploads are held by a person's own token: a share link (or an agent's credential) is refused, and audited. */
+  private personOnly(p: Principal, machine: string, peer: string): void {
+    try {
+      this.access.requireUser(p, 'upload files');
+    } catch (e) {
+      this.refused(p, machine, e, peer);
+      throw e;
+    }
   }
 
   private gone(id: string): HttpError {

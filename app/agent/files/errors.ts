@@ -11,7 +11,8 @@ export type FileCode =
   | 'RESOURCE_EXHAUSTED'
   | 'INVALID_ARGUMENT'
   | 'DATA_LOSS'
-  | 'OUT_OF_RANGE';
+  | 'OUT_OF_RANGE'
+  | 'UNAVAILABLE';
 
 export class FileError extends Error {
   constructor(

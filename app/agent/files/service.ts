@@ -43,6 +43,8 @@ export interface FileServiceOptions {
   maxTransfers?: number;
   /** Download bytes in flight, all downloads together (default MAX_FILE_WINDOW). */
   maxWindow?: number;
+  /** The partial files in use (tests pass their own to see which are held). */
+  partials?: PartialFiles;
 }
 
 interface Live {
@@ -50,6 +52,8 @@ interface Live {
   opening: boolean;
   /** A cancel (or lost stream) arrived while opening. */
   cancelled: boolean;
+  /** That cancel said discard: an upload's partial file is removed once it is open. */
+  discard: boolean;
   t: Download | Upload;
 }
 
@@ -61,7 +65,7 @@ export class FileService {
   private readonly transfers = new Map<number, Live>();
   private readonly unary = new Set<number>();
   private readonly budget: SendBudget;
-  private readonly partials = new PartialFiles();
+  private readonly partials: PartialFiles;
   private readonly maxTransfers: number;
   /** Bumped when the stream is lost: work started before then must not answer on a new stream. */
   private epoch = 0;
@@ -71,6 +75,7 @@ export class FileService {
     this.logger = opts.logger ?? createLogger('agent-files');
     this.budget = new SendBudget(opts.maxWindow ?? MAX_FILE_WINDOW);
     this.maxTransfers = opts.maxTransfers ?? MAX_TRANSFERS;
+    this.partials = opts.partials ?? new PartialFiles();
   }
 
   /** Transfers in progress (for tests and status). */
@@ -103,32 +108,46 @@ export class FileService {
       case 'fileCancel': {
         const l = this.transfers.get(m.value.requestId);
         if (!l) return this.logger.debug({ requestId: m.value.requestId }, 'file cancel for no live transfer ignored');
-        if (l.opening) l.cancelled = true;
-        else if (m.value.discard && l.t instanceof Upload) l.t.discard(`cancelled: ${m.value.reason}`);
+        if (l.opening) {
+          l.cancelled = true;
+          l.discard ||= m.value.discard;
+        } else if (m.value.discard && l.t instanceof Upload) l.t.discard(`cancelled: ${m.value.reason}`);
         else l.t.abort(`cancelled: ${m.value.reason}`);
         return;
       }
     }
   }
 
-  /**
-   * The stream is gone (or the agent stops): stop every transfer, keeping
-   * uploads' partial files, and drop the answers of operations in progress
-   * (their request ids mean nothing on the next stream).
-   */
   /** Transfers or unary operations in flight. */
   get busy(): boolean {
     return this.transfers.size > 0 || this.unary.size > 0;
   }
 
-  abortAll(reason: string): void {
+  /**
+   * The stream is gone (or the agent stops): stop every transfer, keeping
+   * uploads' partial files, and drop the answers of operations in progress
+   * (their request ids mean nothing on the next stream).
+   *
+   * `answer`: the stream stays up, and file messages move to the Bulk stream.
+   * The control plane failed what it had in flight when it bound that stream,
+   * but a request it sent after that, on the main stream, can arrive here
+   * before bulkReady does on the other: it is stopped too, and without an
+   * answer its client would wait for ever. So every request stopped is
+   * answered UNAVAILABLE (the control plane drops answers to requests it
+   * failed already), and the client resumes or retries.
+   */
+  abortAll(reason: string, o: { answer?: boolean } = {}): void {
     this.epoch++;
+    const stopped = [...this.transfers.keys(), ...this.unary];
     this.unary.clear();
     for (const l of [...this.transfers.values()]) {
       if (l.opening) l.cancelled = true;
       else l.t.abort(reason);
     }
     this.transfers.clear();
+    if (o.answer) {
+      for (const id of stopped) this.replyError(id, new FileError('UNAVAILABLE', `${reason}: the request was stopped; retry it (a transfer resumes where it was)`));
+    }
   }
 
   // ---- requests
@@ -193,16 +212,18 @@ export class FileService {
     } else {
       const u = new Upload(id, ctx, this.partials);
       const write = op.value;
-      opened = this.paths.resolve(write.path, true).then((p) => u.open(p, write)).then((resumeOffset) => ({ resumeOffset }));
+      // Called now, not once the path resolves: opens of one transfer id take their turns in the order they arrive (upload.ts).
+      opened = u.open(write, () => this.paths.resolve(write.path, true)).then((resumeOffset) => ({ resumeOffset }));
       t = u;
     }
-    const live: Live = { opening: true, cancelled: false, t };
+    const live: Live = { opening: true, cancelled: false, discard: false, t };
     this.transfers.set(id, live);
     opened.then(
       (reply) => {
         live.opening = false;
         if (live.cancelled || epoch !== this.epoch) {
-          t.abort('cancelled while opening');
+          if (live.discard && t instanceof Upload) t.discard('cancelled with discard while opening');
+          else t.abort('cancelled while opening');
           return;
         }
         this.sendReply(id, reply);

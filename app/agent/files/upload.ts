@@ -3,7 +3,8 @@
 // which becomes the destination by rename() only once the sender's MD5 of
 // the whole file matches ours: nothing damaged or half-written is ever found
 // under the destination's name. A cancelled or cut-off upload keeps its
-// partial file, and a request with the same transfer id resumes it.
+// partial file, and a request with the same transfer id resumes it, taking
+// it over from an earlier upload that may still hold it (PartialFiles).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
@@ -41,36 +42,82 @@ export function partialPath(dest: string, transferId: string): string {
   return path.join(path.dirname(dest), `.${base}.cmdop-${transferId}.part`);
 }
 
+/** What holds a partial file: told to stop when a newer upload with the same transfer id takes it over. */
+export interface PartialHolder {
+  supersede(): void;
+}
+
+/** One upload's place among the opens of its transfer id (PartialFiles.take). */
+export interface PartialHold {
+  /** Resolves once every earlier open of this transfer id has let go: stopped, its writes done, its file closed (and removed, if discarded). */
+  readonly ready: Promise<void>;
+  /** The partial file this upload has open, once it knows it (for the sweep). */
+  use(partial: string): void;
+  /** Done with the file once `closed` settles. The first call counts; later ones do nothing. */
+  release(closed: Promise<unknown>): void;
+}
+
+interface HoldEntry {
+  holder: PartialHolder;
+  partial: string;
+  released: Promise<void>;
+}
+
 /**
- * Partial files in use. A new upload with the same transfer id waits until
- * the previous one has closed the file (a resume right after a cancel), and
- * two live uploads never share one.
+ * Partial files in use, and the order of the uploads that open them.
+ *
+ * A resumed upload reopens its partial file under the same transfer id, and
+ * the upload that wrote it before may still hold it here: cut off while it
+ * was still opening (hashing what the file holds), or forgotten by the
+ * control plane without this agent hearing of it. The newer one takes the
+ * file over: the older is told to stop, and the newer looks at the file
+ * only once the older has stopped, its pending writes finished or dropped
+ * and the file closed. The order is the order the requests arrived in
+ * (taken before anything is awaited, so not the order their paths happen
+ * to resolve in): however opens and stops interleave, one upload at a time
+ * has the file, and the one the client opened last is the one that goes on.
+ * Transfer ids are random per upload, so the queue is per transfer id.
  */
 export class PartialFiles {
-  private live = new Set<string>();
-  private closing = new Map<string, Promise<void>>();
+  /** The latest open of each transfer id, and when it (and every one before it) will have let go. */
+  private holds = new Map<string, HoldEntry>();
+  /** Every hold not yet let go of, for isLive (a superseded one may still be closing its file). */
+  private all = new Set<HoldEntry>();
   private swept = new Map<string, number>();
 
-  claim(p: string): boolean {
-    if (this.live.has(p)) return false;
-    this.live.add(p);
-    return true;
-  }
-
-  async whenClosed(p: string): Promise<void> {
-    await this.closing.get(p);
-  }
-
-  release(p: string, closed: Promise<void>): void {
-    this.live.delete(p);
-    const c = closed.finally(() => {
-      if (this.closing.get(p) === c) this.closing.delete(p);
+  take(transferId: string, holder: PartialHolder): PartialHold {
+    const prev = this.holds.get(transferId);
+    const ready = prev ? prev.released : Promise.resolve();
+    let letGo!: (closed: Promise<unknown>) => void;
+    const released = new Promise<void>((resolve) => {
+      letGo = (closed) => void Promise.all([ready, closed.catch(() => {})]).then(() => resolve());
     });
-    this.closing.set(p, c);
+    const entry: HoldEntry = { holder, partial: '', released };
+    this.holds.set(transferId, entry);
+    this.all.add(entry);
+    void released.then(() => {
+      this.all.delete(entry);
+      if (this.holds.get(transferId) === entry) this.holds.delete(transferId);
+    });
+    prev?.holder.supersede();
+    let given = false;
+    return {
+      ready,
+      use: (partial) => {
+        entry.partial = partial;
+      },
+      release: (closed) => {
+        if (given) return;
+        given = true;
+        letGo(closed);
+      },
+    };
   }
 
+  /** Open (or being closed) by an upload: never swept. */
   isLive(p: string): boolean {
-    return this.live.has(p) || this.closing.has(p);
+    for (const e of this.all) if (e.partial === p) return true;
+    return false;
   }
 
   /** Removes partial files older than STALE_PARTIAL_MS in `dir` (best effort, at most hourly per directory). */
@@ -94,9 +141,15 @@ export class PartialFiles {
   }
 }
 
-export class Upload {
+export class Upload implements PartialHolder {
   private fh: FileHandle | undefined;
-  private dest!: ResolvedPath;
+  private hold: PartialHold | undefined;
+  private transferId = '';
+  /** Open: opened and not ended. */
+  private isOpen = false;
+  /** Why it must stop opening: a newer upload with the same transfer id took the partial file over. */
+  private superseded = '';
+  private dest: ResolvedPath | undefined;
   private destName = '';
   private partial = '';
   private size = 0;
@@ -116,18 +169,33 @@ export class Upload {
     private readonly partials: PartialFiles,
   ) {}
 
-  /** Checks the destination and opens (or reopens) the partial file; the offset to resume from. */
-  async open(p: ResolvedPath, req: FileWrite): Promise<number> {
+  /**
+   * Checks the destination and opens (or reopens) the partial file; the
+   * offset to resume from. Its place among opens of the same transfer id is
+   * taken at once, before the path (`resolve`) or anything else is awaited.
+   */
+  async open(req: FileWrite, resolve: () => Promise<ResolvedPath>): Promise<number> {
     if (!TRANSFER_ID.test(req.transferId)) {
       throw invalid(`transfer id ${JSON.stringify(req.transferId)} must be 1-64 letters, digits, '-' or '_'`);
     }
     if (!Number.isSafeInteger(req.size) || req.size < 0) throw invalid(`bad size ${req.size}`);
-    this.dest = p;
     this.destName = req.path;
     this.size = req.size;
     this.overwrite = req.overwrite;
-    let claimed = false;
+    this.transferId = req.transferId;
+    // An earlier upload under this transfer id is stopped, and has let go
+    // of the partial file, before anything here is checked or read.
+    const hold = this.partials.take(req.transferId, this);
+    this.hold = hold;
+    let shown = req.path;
     try {
+      await hold.ready;
+      this.goOn();
+      const p = await resolve();
+      shown = p.shown;
+      this.dest = p;
+      this.partial = partialPath(p.real, req.transferId);
+      hold.use(this.partial);
       const existing = await fsp.lstat(p.real).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return undefined;
         throw e;
@@ -146,13 +214,7 @@ export class Upload {
         throw e;
       });
       if (!dirSt.isDirectory()) throw precondition(`not a directory: ${path.dirname(p.shown)}`);
-
-      this.partial = partialPath(p.real, req.transferId);
-      if (!this.partials.claim(this.partial)) {
-        throw precondition(`an upload with transfer id ${req.transferId} is already writing ${p.shown}`);
-      }
-      claimed = true;
-      await this.partials.whenClosed(this.partial);
+      this.goOn();
       // O_NOFOLLOW: a symlink planted under the partial file's name is refused, not written through.
       this.fh = await fsp.open(this.partial, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
       const st = await this.fh.stat();
@@ -164,15 +226,29 @@ export class Upload {
         have = 0;
       }
       await this.hashExisting(have);
+      this.goOn();
       this.received = this.written = have;
+      this.isOpen = true;
       void this.partials.sweep(dir, this.ctx.logger).catch(() => {});
       return have;
     } catch (e) {
       this.ended = true;
-      const closed = this.close();
-      if (claimed) this.partials.release(this.partial, closed);
-      throw toFileError(e, p.shown, 'writing');
+      hold.release(this.close());
+      throw toFileError(e, shown, 'writing');
     }
+  }
+
+  /** Throws if a newer upload with the same transfer id has taken the partial file over while this one opened. */
+  private goOn(): void {
+    if (this.superseded) throw precondition(this.superseded);
+  }
+
+  /** A newer upload with the same transfer id takes the partial file over: this one stops (told so, if its client still listens). */
+  supersede(): void {
+    if (this.ended) return;
+    const why = `a newer upload with transfer id ${this.transferId} took over ${this.dest?.shown ?? this.destName}`;
+    if (this.isOpen) this.fail(precondition(why));
+    else this.superseded = why; // open() stops at its next step
   }
 
   /** A resumed upload's MD5 covers the whole file: hash what the partial file already holds. */
@@ -181,6 +257,7 @@ export class Upload {
     for (let pos = 0; pos < bytes; ) {
       const { bytesRead } = await this.fh!.read(buf, 0, Math.min(buf.length, bytes - pos), pos);
       if (bytesRead === 0) throw precondition(`${this.partial} shrank while it was being read`);
+      this.goOn();
       this.hash.update(buf.subarray(0, bytesRead));
       pos += bytesRead;
     }
@@ -236,7 +313,7 @@ export class Upload {
     const mine = this.hash.digest();
     const theirs = Buffer.from(d.md5);
     if (!mine.equals(theirs)) {
-      const message = `MD5 mismatch: sent ${theirs.toString('hex') || '(none)'}, received ${mine.toString('hex')}; nothing written to ${this.dest.shown}`;
+      const message = `MD5 mismatch: sent ${theirs.toString('hex') || '(none)'}, received ${mine.toString('hex')}; nothing written to ${this.dest!.shown}`;
       return this.fail(new FileError('DATA_LOSS', message), true);
     }
     try {
@@ -250,14 +327,15 @@ export class Upload {
       await fh.close();
       if (!this.overwrite) {
         // Created by someone else while we were receiving.
-        const now = await fsp.lstat(this.dest.real).catch(() => undefined);
+        const now = await fsp.lstat(this.dest!.real).catch(() => undefined);
         if (now) {
-          return this.fail(new FileError('ALREADY_EXISTS', `already exists: ${this.dest.shown} (created during the upload; nothing written)`), true);
+          return this.fail(new FileError('ALREADY_EXISTS', `already exists: ${this.dest!.shown} (created during the upload; nothing written)`), true);
         }
       }
       if (this.ended) return;
-      await fsp.rename(this.partial, this.dest.real);
-      const st = await fsp.stat(this.dest.real);
+      await fsp.rename(this.partial, this.dest!.real);
+      const st = await fsp.stat(this.dest!.real);
+      if (this.ended) return; // taken over while renaming: the newer upload finds the file there
       this.end();
       this.ctx.reply(this.requestId, { md5: mine, entry: entryOf(this.destName, st) });
     } catch (e) {
@@ -295,17 +373,20 @@ export class Upload {
   /** A write, sync or rename failed: a full disk discards the partial file (it cannot be finished). */
   private failIo(e: unknown): void {
     const code = (e as NodeJS.ErrnoException).code;
-    this.fail(toFileError(e, this.dest.shown, 'writing'), code === 'ENOSPC' || code === 'EDQUOT');
+    this.fail(toFileError(e, this.dest!.shown, 'writing'), code === 'ENOSPC' || code === 'EDQUOT');
   }
 
   private end(discard = false): Promise<void> {
     this.ended = true;
+    this.isOpen = false;
     this.ctx.ended(this.requestId);
     const partial = this.partial;
+    // Closing waits for a write in progress; writes queued after it see `ended` and do nothing.
     const closed = this.close().then(async () => {
       if (discard) await fsp.rm(partial, { force: true }).catch(() => {});
     });
-    this.partials.release(partial, closed);
+    // Let go of the partial file once it is closed (or removed) and nothing queued (a write, the verify and rename) still runs.
+    this.hold?.release(Promise.all([closed, this.chain]));
     return closed;
   }
 
