@@ -4,13 +4,15 @@
 // headless xterm, late joiners (observers, no from_seq) render the snapshot
 // and the live stream into theirs, and the screens are compared cell by cell
 // (test/helpers/screen.ts): while the program holds the screen, and after it
-// restores it. Real control plane, agent and shell in a PTY.
+// restores it. `cmdop watch` joins too, in a PTY of its own whose output is
+// rendered the same way. Real control plane, agent and shell in a PTY.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Terminal } from '@xterm/headless';
-import { Cluster, eventually, startCluster } from './helpers/cluster';
+import * as pty from 'node-pty';
+import { CLI, Cluster, cliEnv, eventually, startCluster } from './helpers/cluster';
 import { screenDiff, writeAll } from './helpers/screen';
 import type { TerminalAttachment } from '../sdk';
 
@@ -64,12 +66,14 @@ w(E + '[r' + E + '[?6l' + E + '[?25h' + E + '[0m' + (mode === 'alt' ? E + '[?104
 class Rendered {
   readonly term = new Terminal({ cols: COLS, rows: ROWS, scrollback: 1000, allowProposedApi: true, logLevel: 'off' });
   snapshots = 0;
+  snapshotSeq = -1;
   gaps = 0;
   private tail = '';
 
   constructor(readonly a: TerminalAttachment) {
     a.on('snapshot', (s) => {
       this.snapshots++;
+      this.snapshotSeq = s.seq;
       this.term.reset();
       this.term.write(s.data);
     });
@@ -105,6 +109,36 @@ async function caughtUp(op: Rendered, joiners: Rendered[]): Promise<void> {
   for (const r of [op, ...joiners]) await r.settled();
 }
 
+/** `cmdop watch` in a PTY of its own the size of the remote one, its output rendered like a terminal window would. */
+class Watch {
+  readonly term = new Terminal({ cols: COLS, rows: ROWS, scrollback: 1000, allowProposedApi: true, logLevel: 'off' });
+  readonly p: pty.IPty;
+  constructor(server: string, terminalId: string) {
+    this.p = pty.spawn(process.execPath, [CLI, '--server', server, 'watch', 'box', terminalId], {
+      cols: COLS,
+      rows: ROWS,
+      env: cliEnv(server),
+      encoding: null,
+    } as pty.IPtyForkOptions);
+    this.p.onData((d) => this.term.write(d as unknown as Buffer));
+  }
+
+  /** Until its screen is the operator's (it has no cursor to wait for); fails with the difference. */
+  async matches(op: Rendered, what: string): Promise<void> {
+    await eventually(
+      async () => {
+        await op.settled();
+        await writeAll(this.term, '');
+        const diff = screenDiff(op.term, this.term, { scrollback: false });
+        if (diff.length) throw new Error(`${what}: cmdop watch's screen differs from the operator's:\n  ${diff.join('\n  ')}`);
+        return true;
+      },
+      15_000,
+      `cmdop watch's screen (${what})`,
+    );
+  }
+}
+
 function assertSame(op: Rendered, j: Rendered, what: string): void {
   const diff = screenDiff(op.term, j.term);
   assert.deepEqual(diff, [], `${what}: the joiner's screen differs from the operator's:\n  ${diff.join('\n  ')}`);
@@ -123,7 +157,7 @@ describe('a late joiner gets exactly the operator screen', () => {
 
   for (const mode of ['alt', 'main'] as const) {
     const where = mode === 'alt' ? 'in the alternate screen' : 'in the main buffer';
-    it(`after ${FLOOD_MB} MB inside a scroll region ${where}, joining during and after the flood`, async () => {
+    it(`after ${FLOOD_MB} MB inside a scroll region ${where}, joining during and after the flood`, async (t) => {
       const opA = await c.client.terminal.open({ cols: COLS, rows: ROWS });
       const op = new Rendered(opA);
       await opA.sendInput(`stty -echo; PS1='$ '; clear\r`);
@@ -135,17 +169,22 @@ describe('a late joiner gets exactly the operator screen', () => {
       await eventually(() => opA.cursor - start > 1.5e6, 60_000, '1.5 MB of the flood');
       const during = new Rendered(await c.client.terminal.attach(opA.terminalId, { mode: 'observer' }));
       await eventually(() => op.seen('FLOOD-DONE-MARK'), 120_000, 'the end of the flood');
+      const floodEnd = opA.cursor;
       const late = new Rendered(await c.client.terminal.attach(opA.terminalId, { mode: 'observer' }));
+      const watch = new Watch(c.server, opA.terminalId);
+      t.after(() => watch.p.kill());
       await caughtUp(op, [during, late]);
       assert.ok(opA.cursor - start > FLOOD_MB * 1e6, 'the flood was shorter than planned');
       for (const j of [during, late]) {
         assert.equal(j.snapshots, 1, 'a late joiner starts from a snapshot');
         assert.equal(j.gaps, 0, 'nothing skipped');
       }
+      assert.ok(during.snapshotSeq < floodEnd - 1e6, `the first joiner's screen is from the flood (at ${during.snapshotSeq} of ${floodEnd})`);
       assert.equal(op.term.buffer.active.type, mode === 'alt' ? 'alternate' : 'normal');
       assert.match(op.term.buffer.active.getLine(op.term.buffer.active.baseY)!.translateToString(), /^ HEADER /);
       assertSame(op, late, 'joined after the flood');
       assertSame(op, during, 'joined during the flood');
+      await watch.matches(op, 'joined after the flood');
 
       // The program goes on from the state it left (pen, G1 in GL, origin
       // mode, region), then restores the screen.
@@ -155,6 +194,7 @@ describe('a late joiner gets exactly the operator screen', () => {
       assert.equal(op.term.buffer.active.type, 'normal');
       assertSame(op, late, 'after the program restored the screen (joined after the flood)');
       assertSame(op, during, 'after the program restored the screen (joined during the flood)');
+      await watch.matches(op, 'after the program restored the screen');
 
       for (const a of [opA, during.a, late.a]) a.close();
       await c.client.terminal.close(opA.terminalId);

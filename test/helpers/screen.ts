@@ -60,8 +60,13 @@ function rows(b: IBuffer, cols: number): { text: string[]; cells: string[][]; wr
   return { text, cells, wrapped };
 }
 
-/** What differs between `a` (the operator's screen) and `b` (the joiner's); empty when they agree. At most `max` lines. */
-export function screenDiff(a: Terminal, b: Terminal, max = 12): string[] {
+/**
+ * What differs between `a` (the operator's screen) and `b` (the joiner's);
+ * empty when they agree. At most `max` lines. `scrollback: false` compares
+ * the last `rows` lines of each buffer only (a real terminal's scrollback
+ * holds what was there before).
+ */
+export function screenDiff(a: Terminal, b: Terminal, { max = 12, scrollback = true } = {}): string[] {
   const out: string[] = [];
   const cmp = (what: string, x: unknown, y: unknown) => {
     const sx = JSON.stringify(x);
@@ -96,9 +101,9 @@ export function screenDiff(a: Terminal, b: Terminal, max = 12): string[] {
   for (const name of ['normal', 'alternate'] as const) {
     const ra = rows(a.buffer[name], a.cols);
     const rb = rows(b.buffer[name], b.cols);
-    cmp(`${name} buffer lines`, ra.text.length, rb.text.length);
+    if (scrollback) cmp(`${name} buffer lines`, ra.text.length, rb.text.length);
     // Align from the bottom: the screen is the last `rows` lines.
-    const n = Math.min(ra.text.length, rb.text.length);
+    const n = Math.min(ra.text.length, rb.text.length, scrollback ? Infinity : a.rows);
     for (let i = 1; i <= n && out.length < max; i++) {
       const ya = ra.text.length - i;
       const yb = rb.text.length - i;
