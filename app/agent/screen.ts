@@ -1,43 +1,42 @@
 // The current screen of a PTY terminal, kept by a headless xterm so a late
-// joiner sees what is on the screen now (a full-screen program included)
-// rather than a replay of bytes that may have scrolled out of any buffer.
+// joiner sees exactly what the operator sees (a full-screen program
+// included: modes, scroll region, charsets, the alternate screen) rather
+// than a replay of bytes that may have scrolled out of any buffer.
 // The xterms live in one worker thread shared by all terminals (see
-// screenWorker.ts); this side counts the bytes not yet parsed so the
-// Parsing is not free (xterm parses roughly 30-70 MB/s of text, far less of
-// binary noise), so it gets a budget: output up to PARSE_RATE is parsed whole.
-// Past it (a `cat` of a large file) the screen stops following byte by byte
-// and is rebuilt from the most recent output at most every
-// REBUILD_INTERVAL_MS, instead of slowing the terminal down or eating a core:
-// exact for line-oriented output, which is what floods are.
+// screenWorker.ts), beside the output path rather than in front of it.
+//
+// Every byte is parsed: a screen rebuilt from a tail of the output loses
+// whatever that tail does not redraw (the header of a full-screen program,
+// its modes). The parser (~40 MB/s here) is slower than a PTY can flood, so
+// the bytes written but not yet parsed are bounded instead: above
+// MAX_BACKLOG the terminal stops reading its PTY (TerminalHost's flow
+// control, as for unacknowledged output) until the parser is below
+// RESUME_BACKLOG. Nothing is skipped and memory stays bounded; the cost is
+// that a flood runs at the parser's pace (README, "Measured").
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 export type ScreenRequest =
   | { type: 'open'; id: string; cols: number; rows: number }
   | { type: 'write'; id: string; data: Uint8Array }
-  | { type: 'reset'; id: string; gen: number; data: Uint8Array }
   | { type: 'resize'; id: string; cols: number; rows: number }
   | { type: 'snapshot'; id: string; req: number }
   | { type: 'close'; id: string };
 
 export type ScreenReply =
-  | { type: 'parsed'; id: string; bytes: number; gen: number }
-  | { type: 'snapshot'; id: string; req: number; data: string; cols: number; rows: number };
+  | { type: 'parsed'; id: string; bytes: number }
+  | { type: 'snapshot'; id: string; req: number; data: Uint8Array; cols: number; rows: number };
 
 export interface ScreenState {
-  data: string;
+  data: Uint8Array;
   cols: number;
   rows: number;
 }
 
-/** Unparsed output past which the screen stops following and is rebuilt from the tail. */
-const MAX_BACKLOG = 1024 * 1024;
-const REBUILD_INTERVAL_MS = 250;
-/** Parse budget: bytes per second, and the burst allowed above it. */
-const PARSE_RATE = 4 * 1024 * 1024;
-const PARSE_BURST = 1024 * 1024;
-/** Recent output kept for a rebuild: more than a screen plus its scrollback of typical lines. */
-const TAIL_BYTES = 128 * 1024;
+/** Unparsed output above which the PTY is not read (the parser's queue, per terminal). */
+export const MAX_BACKLOG = 2 * 1024 * 1024;
+/** ...and below which it is read again. */
+export const RESUME_BACKLOG = 1024 * 1024;
 
 let worker: Worker | undefined;
 const screens = new Map<string, Screen>();
@@ -61,87 +60,44 @@ function shared(): Worker {
 export class Screen {
   /** Bytes written but not parsed yet. */
   backlog = 0;
-  /** How many times output outran the parser and the screen was rebuilt. */
-  rebuilds = 0;
-  private gen = 0;
-  private dirty = false; // output was skipped: a rebuild is due
-  private lastRebuildMs = 0;
-  private rebuildTimer: NodeJS.Timeout | undefined;
-  private tokens = PARSE_BURST;
-  private refilledMs = performance.now();
-  private tail: Uint8Array[] = [];
-  private tailBytes = 0;
+  /** The backlog went over MAX_BACKLOG and has not come down to RESUME_BACKLOG yet: do not read the PTY. */
+  congested = false;
+  /** The worker is gone: this screen no longer follows the output. */
+  private lost = false;
   private reqs = 0;
   private waiting = new Map<number, (s: ScreenState | undefined) => void>();
 
-
+  /** `onDrained`: the backlog came down to RESUME_BACKLOG after a congestion. */
   constructor(
     readonly id: string,
     cols: number,
     rows: number,
+    private onDrained: () => void = () => {},
   ) {
     screens.set(id, this);
     shared().postMessage({ type: 'open', id, cols, rows } satisfies ScreenRequest);
   }
 
   write(data: Uint8Array): void {
-    this.tail.push(data);
-    this.tailBytes += data.length;
-    while (this.tail.length > 1 && this.tailBytes - this.tail[0].length >= TAIL_BYTES) {
-      this.tailBytes -= this.tail.shift()!.length;
-    }
-    const now = performance.now();
-    this.tokens = Math.min(PARSE_BURST, this.tokens + ((now - this.refilledMs) * PARSE_RATE) / 1000);
-    this.refilledMs = now;
-    if (this.dirty || this.backlog + data.length > MAX_BACKLOG || this.tokens < data.length) {
-      this.dirty = true;
-      this.maybeRebuild();
-      return;
-    }
-    this.tokens -= data.length;
+    if (this.lost) return;
     // A copy into its own ArrayBuffer, transferred: cloning a view would copy
     // the whole (often much larger) buffer behind it.
     const copy = new Uint8Array(data);
     this.backlog += copy.byteLength;
+    if (this.backlog > MAX_BACKLOG) this.congested = true;
     shared().postMessage({ type: 'write', id: this.id, data: copy } satisfies ScreenRequest, [copy.buffer]);
   }
 
-  /** After the parser has caught up, rebuild from the tail (rate-limited). */
-  private maybeRebuild(): void {
-    if (!this.dirty || this.backlog > 0 || this.rebuildTimer) return;
-    const wait = this.lastRebuildMs + REBUILD_INTERVAL_MS - Date.now();
-    if (wait <= 0) this.rebuild();
-    else {
-      this.rebuildTimer = setTimeout(() => {
-        this.rebuildTimer = undefined;
-        this.maybeRebuild();
-      }, wait);
-    }
-  }
-
-  private rebuild(): void {
-    clearTimeout(this.rebuildTimer);
-    this.rebuildTimer = undefined;
-    this.dirty = false;
-    this.lastRebuildMs = Date.now();
-    const all = Buffer.concat(this.tail, this.tailBytes);
-    // Start at a line boundary so the rebuilt screen begins with a whole line.
-    const nl = all.indexOf(0x0a);
-    const from = nl >= 0 && nl < 64 * 1024 ? nl + 1 : 0;
-    const data = new Uint8Array(all.subarray(from));
-    this.gen++;
-    this.rebuilds++;
-    this.backlog = data.byteLength;
-    shared().postMessage({ type: 'reset', id: this.id, gen: this.gen, data } satisfies ScreenRequest, [data.buffer]);
-  }
-
   resize(cols: number, rows: number): void {
-    shared().postMessage({ type: 'resize', id: this.id, cols, rows } satisfies ScreenRequest);
+    if (!this.lost) shared().postMessage({ type: 'resize', id: this.id, cols, rows } satisfies ScreenRequest);
   }
 
-  /** The screen after every byte written so far. */
+  /**
+   * The screen after exactly the bytes written so far: the worker answers
+   * after parsing every write posted before this request.
+   */
   snapshot(): Promise<ScreenState | undefined> {
-    if (this.dirty) this.rebuild();
+    if (this.lost) return Promise.resolve(undefined);
     const req = ++this.reqs;
     return new Promise((resolve) => {
       this.waiting.set(req, resolve);
@@ -150,18 +106,18 @@ export class Screen {
   }
 
   dispose(): void {
-    clearTimeout(this.rebuildTimer);
     screens.delete(this.id);
     worker?.postMessage({ type: 'close', id: this.id } satisfies ScreenRequest);
-    for (const r of this.waiting.values()) r(undefined);
-    this.waiting.clear();
+    this.release();
   }
 
   onReply(m: ScreenReply): void {
     if (m.type === 'parsed') {
-      if (m.gen !== this.gen) return; // a reply for a screen since rebuilt
       this.backlog -= m.bytes;
-      this.maybeRebuild();
+      if (this.congested && this.backlog <= RESUME_BACKLOG) {
+        this.congested = false;
+        this.onDrained();
+      }
     } else {
       this.waiting.get(m.req)?.({ data: m.data, cols: m.cols, rows: m.rows });
       this.waiting.delete(m.req);
@@ -169,8 +125,18 @@ export class Screen {
   }
 
   onWorkerLost(): void {
+    this.lost = true;
+    this.release();
+  }
+
+  /** Never holds the PTY or a snapshot request again. */
+  private release(): void {
     this.backlog = 0;
     for (const r of this.waiting.values()) r(undefined);
     this.waiting.clear();
+    if (this.congested) {
+      this.congested = false;
+      this.onDrained();
+    }
   }
 }

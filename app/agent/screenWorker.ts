@@ -5,45 +5,41 @@ import { parentPort } from 'node:worker_threads';
 import { Terminal } from '@xterm/headless';
 import { SerializeAddon } from '@xterm/addon-serialize';
 import type { ScreenRequest, ScreenReply } from './screen';
+import { PendingSequence, serializeScreen } from './screenState';
 
 const SCROLLBACK_LINES = 1000;
 interface Screen {
   term: Terminal;
   serializer: SerializeAddon;
-  gen: number;
+  /** The sequence the output last stopped inside of, if any. */
+  pending: PendingSequence;
 }
 const screens = new Map<string, Screen>();
 const port = parentPort!;
-const reply = (m: ScreenReply) => port.postMessage(m);
+const reply = (m: ScreenReply, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
-function create(cols: number, rows: number, gen: number): Screen {
+function create(cols: number, rows: number): Screen {
   // logLevel off: binary output makes the parser complain on every byte.
   const term = new Terminal({ cols, rows, scrollback: SCROLLBACK_LINES, allowProposedApi: true, logLevel: 'off' });
   const serializer = new SerializeAddon();
-  term.loadAddon(serializer as any);
-  return { term, serializer, gen };
+  // The addon is typed against @xterm/xterm's Terminal; the headless one has the same API.
+  term.loadAddon(serializer as unknown as Parameters<Terminal['loadAddon']>[0]);
+  return { term, serializer, pending: new PendingSequence() };
 }
 
 port.on('message', (m: ScreenRequest) => {
   switch (m.type) {
     case 'open':
-      screens.set(m.id, create(m.cols, m.rows, 0));
+      screens.set(m.id, create(m.cols, m.rows));
       return;
-    case 'write':
-    case 'reset': {
-      let s = screens.get(m.id);
-      if (!s) return;
-      if (m.type === 'reset') {
-        // Output outran parsing: start over from the recent tail. Queued
-        // writes of the old terminal are dropped with it.
-        const { cols, rows } = s.term;
-        s.term.dispose();
-        s = create(cols, rows, m.gen);
-        screens.set(m.id, s);
-      }
-      const gen = s.gen;
+    case 'write': {
+      const s = screens.get(m.id);
       const bytes = m.data.byteLength;
-      s.term.write(m.data, () => reply({ type: 'parsed', id: m.id, bytes, gen }));
+      if (!s) return reply({ type: 'parsed', id: m.id, bytes });
+      s.term.write(m.data, () => {
+        s.pending.update(s.term, m.data);
+        reply({ type: 'parsed', id: m.id, bytes });
+      });
       return;
     }
     case 'resize':
@@ -51,12 +47,16 @@ port.on('message', (m: ScreenRequest) => {
       return;
     case 'snapshot': {
       const s = screens.get(m.id);
-      if (!s) return reply({ type: 'snapshot', id: m.id, req: m.req, data: '', cols: 0, rows: 0 });
+      if (!s) return reply({ type: 'snapshot', id: m.id, req: m.req, data: new Uint8Array(0), cols: 0, rows: 0 });
       // xterm runs a write's callback before it parses the next write, so
-      // this is the screen after exactly the bytes sent before the request.
-      s.term.write('', () =>
-        reply({ type: 'snapshot', id: m.id, req: m.req, data: s.serializer.serialize(), cols: s.term.cols, rows: s.term.rows }),
-      );
+      // this is the screen after exactly the bytes sent before the request;
+      // a sequence the output stopped inside of follows the screen as it
+      // came, so the joiner's parser is where the operator's is.
+      s.term.write('', () => {
+        const data = Buffer.concat([Buffer.from(serializeScreen(s.term, s.serializer)), s.pending.data]);
+        const out = new Uint8Array(data); // its own ArrayBuffer, transferred
+        reply({ type: 'snapshot', id: m.id, req: m.req, data: out, cols: s.term.cols, rows: s.term.rows }, [out.buffer]);
+      });
       return;
     }
     case 'close':

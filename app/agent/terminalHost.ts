@@ -4,7 +4,8 @@
 // control plane says it holds).
 //
 // Flow control: once the unacknowledged output reaches the window (connected)
-// or the offline buffer (no stream), the agent stops reading the process's
+// or the offline buffer (no stream), or the screen's parser has fallen
+// MAX_BACKLOG behind (screen.ts), the agent stops reading the process's
 // output, which blocks the process on its next write. Nothing is dropped.
 import {
   AGENT_OFFLINE_BUFFER,
@@ -62,7 +63,7 @@ export class TerminalHost {
     private windows: WindowSizes = { connected: AGENT_WINDOW, offline: AGENT_OFFLINE_BUFFER },
   ) {
     if (spec.kind === TerminalKind.SHELL || spec.pty) {
-      this.screen = new Screen(id, spec.cols, spec.rows);
+      this.screen = new Screen(id, spec.cols, spec.rows, () => this.applyWindow());
     }
     this.proc = startProcess(spec, id, {
       onData: (d, s) => this.onData(d, s),
@@ -139,7 +140,7 @@ export class TerminalHost {
 
   private applyWindow(): void {
     const limit = this.sink.connected() ? this.windows.connected : this.windows.offline;
-    const full = this.log.size >= limit;
+    const full = this.log.size >= limit || this.screen?.congested === true;
     if (!this.paused && full && !this.exitStatus) {
       this.paused = true;
       this.proc.pause();
@@ -221,8 +222,10 @@ export class TerminalHost {
     const seq = this.log.head;
     const s = await this.screen.snapshot();
     if (!s) return undefined;
-    // Chunks up to `seq` went out (or will be resent) before this message.
-    return { terminalId: this.id, seq, data: Buffer.from(s.data), cols: s.cols, rows: s.rows };
+    // The screen is after exactly the bytes up to `seq` (every byte is
+    // parsed, in order); chunks up to `seq` went out (or will be resent)
+    // before this message.
+    return { terminalId: this.id, seq, data: s.data, cols: s.cols, rows: s.rows };
   }
 
   resumeInfo(): { terminalId: string; ackedSeq: number; producedSeq: number } {

@@ -22,7 +22,12 @@ export async function watch(machine: string, terminal: string | undefined, cmd: 
   const a = await client.terminal.attach(terminal, { mode: 'observer' }).catch((e) => fail(e.message, 255));
   notice(`watching terminal ${a.terminalId} on ${machine} read-only; Ctrl-C to stop`);
   watchAttachment(a, machine);
-  a.on('snapshot', (s) => process.stdout.write(Buffer.concat([Buffer.from('\x1b[H\x1b[2J'), s.data])));
+  // The snapshot rebuilds the remote screen in a terminal in its initial
+  // state: it sets only what differs from it. DECSTR (soft reset: scroll
+  // region, origin mode, pen, charsets, cursor visibility, saved cursor) and
+  // autowrap (DECSTR may turn it off) put the local terminal there without
+  // clearing its scrollback, then the screen is cleared.
+  a.on('snapshot', (s) => process.stdout.write(Buffer.concat([Buffer.from('\x1b[!p\x1b[?7h\x1b[H\x1b[2J'), s.data])));
   a.on('output', (data) => writeWithBackpressure(a, process.stdout, data));
   exitWhenDone(a, (exit) => {
     notice(`terminal ${a.terminalId} exited with ${exit.exitCode}`);
