@@ -89,6 +89,7 @@ async function watch(cfg: Config, terminalId: string): Promise<{ done: Promise<v
       open: undefined,
       mode: AttachMode.OBSERVER,
       fromSeq: 0,
+      acks: true,
     });
     closers.push(() => a.close());
     a.on('output', (data, chunk) => {

@@ -165,7 +165,7 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
           relay = registry.machine(machine).terminal(req.terminalId);
         }
         if (call.cancelled || call.destroyed) throw new ApiError('UNAVAILABLE', 'client went away');
-        return relay.attach(call, mode, fromSeq, logger);
+        return relay.attach(call, mode, fromSeq, logger, req.acks);
       }
     },
   };
@@ -203,7 +203,9 @@ export function clientServiceHandlers(registry: Registry, access: Access, logger
       case 'heartbeat':
         return;
       case 'ack':
-        return; // gRPC clients pace by HTTP/2 flow control; the browser gateway uses acks.
+        // What the client has received (AttachRequest.acks): it paces the terminal, and confirms the exit.
+        relay.onClientAck(a, msg.value.seq, msg.value.exit);
+        return;
       case 'attach':
         throw new ApiError('FAILED_PRECONDITION', 'already attached; open another stream to attach elsewhere');
     }

@@ -6,6 +6,7 @@ import {
   ControlMessage,
   MachineInfo,
   BulkHello,
+  Capabilities,
   Register,
   Resume,
   Resumed,
@@ -13,7 +14,7 @@ import {
   nameError,
 } from '../protocol';
 import { ApiError, invalid, notFound } from './errors';
-import { AgentCall, AgentSession, SessionDeps, newResumeToken } from './session';
+import { AgentCall, AgentSession, SessionDeps, newResumeToken, resumeHash } from './session';
 
 
 export class Registry {
@@ -41,14 +42,10 @@ export class Registry {
     for (const s of this.bySession.values()) {
       if (s.agentId === reg.agentId) s.transition(SessionState.DISCONNECTED, `the agent registered again as ${reg.name}`);
     }
-    const caps = reg.capabilities ?? {
-      os: '', arch: '', hostname: '', shells: [], pty: false, files: false, version: '',
-    };
+    const caps = reg.capabilities ?? EMPTY_CAPS;
     this.deps.store.upsertAgent(reg.agentId, reg.name, caps);
-    const session = new AgentSession(randomUUID(), reg.agentId, reg.name, caps, newResumeToken(), {
-      ...this.deps,
-      onEnded: (s) => this.forget(s),
-    });
+    const resumeToken = newResumeToken();
+    const session = AgentSession.create(randomUUID(), reg.agentId, reg.name, caps, resumeHash(resumeToken), this.sessionDeps());
     this.byName.set(reg.name, session);
     this.bySession.set(session.sessionId, session);
     session.bindStream(call);
@@ -57,7 +54,7 @@ export class Registry {
         $case: 'registered',
         value: {
           sessionId: session.sessionId,
-          resumeToken: session.resumeToken,
+          resumeToken,
           heartbeatIntervalS: this.deps.timeouts.heartbeatIntervalS,
         },
       },
@@ -79,9 +76,11 @@ export class Registry {
         ended ? `session ${res.sessionId} has ended (${ended.reason}); register a new one` : `no session ${res.sessionId}`,
       );
     }
-    if (session.agentId !== res.agentId || !sameToken(res.resumeToken, session.resumeToken)) {
+    if (session.agentId !== res.agentId || !sameToken(res.resumeToken, session.resumeHash)) {
       throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${res.sessionId}`);
     }
+    // Relays rebuilt after a restart learn here where their output stands.
+    for (const t of res.terminals) session.terminals.get(t.terminalId)?.restoreFrom(t.ackedSeq);
     for (const t of res.terminals) {
       const relay = session.terminals.get(t.terminalId);
       if (relay && relay.log.head > t.producedSeq) {
@@ -120,7 +119,7 @@ export class Registry {
   bulkSession(hello: BulkHello): AgentSession {
     const session = this.bySession.get(hello.sessionId);
     if (!session) throw new ApiError('NOT_FOUND', `no session ${hello.sessionId}`);
-    if (!sameToken(hello.resumeToken, session.resumeToken)) {
+    if (!sameToken(hello.resumeToken, session.resumeHash)) {
       throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${hello.sessionId}`);
     }
     return session;
@@ -175,8 +174,52 @@ export class Registry {
     return out.sort((x, y) => x.name.localeCompare(y.name));
   }
 
-  shutdown(reason: string): void {
-    for (const s of [...this.bySession.values()]) s.transition(SessionState.DISCONNECTED, reason);
+  /**
+   * On start: take over the sessions a previous run left open. Each waits in
+   * GRACE_PERIOD for its agent (which reconnects by itself) unless its grace
+   * period ran out while no control plane was running.
+   */
+  restore(): { restored: number; ended: number } {
+    let restored = 0;
+    let ended = 0;
+    const caps = new Map(this.deps.store.agents().map((a) => [a.agentId, a.capabilities]));
+    for (const row of this.deps.store.openSessions()) {
+      const expired = row.state === SessionState.GRACE_PERIOD && row.deadlineMs <= Date.now();
+      if (row.state === SessionState.PENDING || row.resumeHash.length === 0 || expired || this.byName.has(row.name)) {
+        const reason = expired
+          ? 'its grace period ran out while the control plane was not running'
+          : 'the control plane restarted before this session could be resumed';
+        this.deps.store.transition(row.sessionId, row.state, SessionState.DISCONNECTED, reason);
+        ended++;
+        continue;
+      }
+      const session = AgentSession.restore(
+        row,
+        caps.get(row.agentId) ?? EMPTY_CAPS,
+        this.deps.store.terminalsOf(row.sessionId),
+        this.sessionDeps(),
+        'the control plane restarted',
+      );
+      this.byName.set(session.name, session);
+      this.bySession.set(session.sessionId, session);
+      restored++;
+    }
+    return { restored, ended };
+  }
+
+  /**
+   * This process is stopping: every agent is told to come back (each after
+   * its own delay within `spreadMs`, so they do not return at once) and every
+   * client to re-attach. Sessions stay open in the store for the next process.
+   */
+  drain(reason: string, spreadMs: number): void {
+    for (const s of [...this.bySession.values()]) s.drain(Math.round(Math.random() * spreadMs), reason);
+    this.byName.clear();
+    this.bySession.clear();
+  }
+
+  private sessionDeps(): SessionDeps {
+    return { ...this.deps, onEnded: (s) => this.forget(s) };
   }
 
   private forget(s: AgentSession): void {
@@ -185,10 +228,12 @@ export class Registry {
   }
 }
 
-function sameToken(given: Uint8Array, expected: Buffer): boolean {
-  const token = Buffer.from(given);
-  return token.length === expected.length && timingSafeEqual(token, expected);
+/** A resume token against the hash kept of it (equal-length digests, compared in constant time). */
+function sameToken(given: Uint8Array, expectedHash: Buffer): boolean {
+  return expectedHash.length === 32 && timingSafeEqual(resumeHash(given), expectedHash);
 }
+
+const EMPTY_CAPS: Capabilities = { os: '', arch: '', hostname: '', shells: [], pty: false, files: false, version: '' };
 
 /** "4 s", "3 min", "2 h": how long ago something happened, for people. */
 export function ageText(ms: number): string {

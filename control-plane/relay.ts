@@ -8,6 +8,20 @@
 // is never more than a window behind. Observers never pace: one that falls
 // behind the buffer is told the exact range it skipped (OutputGap) and jumps
 // ahead. With no operator attached, output is acknowledged on arrival.
+//
+// What "read" means: a client that says it acknowledges (AttachRequest.acks:
+// the SDK and the console do) paces by the bytes it has confirmed receiving;
+// an older one by the bytes written to its stream. The difference matters
+// when this process dies: bytes written to a socket may never arrive, and
+// the agent must still hold them for the next control plane. For the same
+// reason the agent's copy of an exit is released only once every operator
+// has confirmed it (or, for an exec, its caller; see holdForOwner).
+//
+// After a restart this relay is rebuilt from the store with no bytes: it
+// learns from the resuming agent where its output stands (restoreFrom), and
+// until the operators that were attached have come back (or RESTORE_HOLD_MS
+// has passed) it acknowledges nothing, so the agent keeps every byte they
+// may still need.
 import { randomUUID } from 'node:crypto';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import {
@@ -31,7 +45,7 @@ import {
   encodeOutputEnvelope,
   preEncode,
 } from '../protocol';
-import { ApiError, denied, invalid, unavailable } from './errors';
+import { ApiError, denied, invalid, unavailable, type GrpcStatus } from './errors';
 import type { Logger } from '../lib/logger';
 
 export type ClientCall = ServerDuplexStream<ClientMessage, ServerMessage | Encoded>;
@@ -43,6 +57,8 @@ export interface RelayHost {
   /** Sends to the agent; false when the agent has no stream right now. */
   sendToAgent(msg: ControlMessage): boolean;
   agentConnected(): boolean;
+  /** The relay's durable part changed (size, operators attached): keep it for a restart. */
+  persist(relay: TerminalRelay): void;
 }
 
 /** How long a late joiner waits for the agent's screen before replaying the buffer instead. */
@@ -51,6 +67,8 @@ const SNAPSHOT_TIMEOUT_MS = 3000;
 const OWNER_HOLD_MS = 60_000;
 /** How much one attachment writes per turn before yielding. */
 const PUMP_BYTES = 512 * 1024;
+/** After a restart: how long the relay waits for its operators to re-attach before acknowledging without them. */
+export const RESTORE_HOLD_MS = 15_000;
 
 export class TerminalRelay {
   readonly log = new OutputLog();
@@ -59,10 +77,18 @@ export class TerminalRelay {
   cols: number;
   rows: number;
   private ackedToAgent = 0;
+  /** The agent has been told it may forget this terminal's exit. */
+  private exitAckedToAgent = false;
   private snapshotWaiters = new Set<Attachment>();
   private snapshotTimer: NodeJS.Timeout | undefined;
   private ownerHold: number | undefined;
   private ownerHoldTimer: NodeJS.Timeout | undefined;
+  /** Rebuilt after a restart and the agent has not said yet where the output stands. */
+  awaitingAgent = false;
+  /** After a restart: operators still expected back before acknowledging without them. */
+  private restoreHold: { waiting: number; timer: NodeJS.Timeout } | undefined;
+  /** Operators attached, as last persisted. */
+  persistedOperators = 0;
 
   constructor(
     readonly id: string,
@@ -120,11 +146,31 @@ export class TerminalRelay {
   }
 
   onExit(e: TerminalExit): void {
+    const first = !this.exit;
     this.exit = e;
-    this.releaseOwner();
+    if (first) {
+      // No more fan-out: drop the shared encodings (they double the buffer).
+      for (const c of this.log.readFrom(this.log.start)) c.encoded = undefined;
+    }
     for (const a of this.attachments) a.pump();
-    // No more fan-out: drop the shared encodings (they double the buffer).
-    for (const c of this.log.readFrom(this.log.start)) c.encoded = undefined;
+    this.maybeAckExit();
+  }
+
+  /**
+   * The agent forgets an exited terminal once told to, so it is told only
+   * when no one who needs the exit can still miss it: all output has
+   * arrived, every operator has it (confirmed, for one that acknowledges),
+   * and no exec caller or restart is being waited for.
+   */
+  maybeAckExit(): void {
+    const e = this.exit;
+    if (!e || this.exitAckedToAgent || this.log.head < e.finalSeq) return;
+    if (this.ownerHold !== undefined || this.restoreHold) return;
+    for (const a of this.attachments) if (a.paces && !a.hasExit) return;
+    if (this.host.sendToAgent({ msg: { $case: 'ack', value: { terminalId: this.id, seq: e.finalSeq, exit: true } } })) {
+      this.exitAckedToAgent = true;
+      this.ackedToAgent = e.finalSeq;
+    }
   }
 
   onSnapshot(s: ScreenSnapshot): void {
@@ -137,49 +183,123 @@ export class TerminalRelay {
   /** The agent is back on a new stream: acks restart from what it still holds. */
   onAgentResumed(agentAcked: number): void {
     this.ackedToAgent = Math.min(this.ackedToAgent, agentAcked);
+    // The agent resends an exit it still holds; the ack may have been lost with the old stream.
+    this.exitAckedToAgent = false;
+    this.afterProgress();
+    if (this.snapshotWaiters.size > 0) this.requestSnapshot();
+  }
+
+  /**
+   * After a restart: the resuming agent still holds output from `agentAcked`
+   * on (everything before it was acknowledged by the previous control plane,
+   * so every operator had it). The log continues from there.
+   */
+  restoreFrom(agentAcked: number): void {
+    if (!this.awaitingAgent) return;
+    this.awaitingAgent = false;
+    if (agentAcked > this.log.head) this.log.skipTo(agentAcked);
+    this.ackedToAgent = agentAcked;
+    for (const a of this.attachments) a.pump();
+  }
+
+  /** Rebuilt after a restart: hold acknowledgements until `operators` have re-attached, or RESTORE_HOLD_MS. */
+  holdForRestore(operators: number): void {
+    this.awaitingAgent = true;
+    this.persistedOperators = operators;
+    if (operators <= 0) return;
+    const timer = setTimeout(() => this.releaseRestore(), RESTORE_HOLD_MS);
+    timer.unref();
+    this.restoreHold = { waiting: operators, timer };
+  }
+
+  private releaseRestore(): void {
+    if (!this.restoreHold) return;
+    clearTimeout(this.restoreHold.timer);
+    this.restoreHold = undefined;
     this.afterProgress();
   }
 
   // ---- from clients
 
-  attach(call: ClientCall, mode: AttachMode, fromSeq: number | undefined, logger: Logger): Attachment {
-    if (fromSeq !== undefined && fromSeq > this.log.head) {
+  attach(call: ClientCall, mode: AttachMode, fromSeq: number | undefined, logger: Logger, acks = false): Attachment {
+    // Before the agent is back from a restart the head is not known yet: any offset may be right.
+    if (fromSeq !== undefined && fromSeq > this.log.head && !this.awaitingAgent) {
       throw new ApiError(
         'OUT_OF_RANGE',
         `from_seq ${fromSeq} was never sent: terminal ${this.id} has produced ${this.log.head} bytes`,
       );
     }
-    const a = new Attachment(this, call, mode);
+    this.logger = logger;
+    const a = new Attachment(this, call, mode, acks);
     // The first operator of an exec is its caller; an operator re-attaching takes its place.
     a.owner = this.spec.kind === TerminalKind.EXEC && mode === AttachMode.OPERATOR;
     this.attachments.add(a);
     a.send({ msg: { $case: 'attached', value: { terminal: this.info(), mode, attachmentId: a.id } } });
-    if (fromSeq !== undefined) {
-      a.cursor = fromSeq;
+    const screenKept = this.hasPty && this.exit === undefined;
+    if (fromSeq !== undefined && !(fromSeq < this.log.start && screenKept && mode === AttachMode.OBSERVER)) {
+      a.cursor = a.acked = fromSeq;
       if (a.owner) this.releaseOwner();
       a.pump();
-    } else if (this.hasPty && this.log.head > 0 && this.exit === undefined && this.host.agentConnected()) {
-      // A late joiner: the current screen first, from the agent's headless terminal.
+    } else if (screenKept && (this.log.head > 0 || this.awaitingAgent || fromSeq !== undefined)) {
+      // A late joiner: the current screen first, from the agent's headless
+      // terminal (asked for now, or once the agent is back). An observer
+      // whose bytes are no longer held gets the screen too, and the range it
+      // missed named.
+      if (fromSeq !== undefined) a.missedFrom = fromSeq;
+      a.cursor = a.acked = this.log.head;
       a.waitingSnapshot = true;
       this.snapshotWaiters.add(a);
-      if (this.snapshotWaiters.size === 1) {
-        this.host.sendToAgent({ msg: { $case: 'snapshotRequest', value: { terminalId: this.id } } });
-        this.snapshotTimer = setTimeout(() => this.snapshotUnavailable(logger), SNAPSHOT_TIMEOUT_MS);
-      }
+      if (this.snapshotWaiters.size === 1 && this.host.agentConnected() && !this.awaitingAgent) this.requestSnapshot();
     } else {
-      a.cursor = this.log.start;
+      a.cursor = a.acked = this.log.start;
       if (this.log.start > 0) a.sendGap(0, this.log.start, 'older output is no longer held; replaying what is');
       a.pump();
     }
+    if (mode === AttachMode.OPERATOR && this.restoreHold && --this.restoreHold.waiting <= 0) this.releaseRestore();
+    this.operatorsChanged();
     this.afterProgress();
     return a;
+  }
+
+  private logger: Logger | undefined;
+
+  private requestSnapshot(): void {
+    clearTimeout(this.snapshotTimer);
+    this.host.sendToAgent({ msg: { $case: 'snapshotRequest', value: { terminalId: this.id } } });
+    this.snapshotTimer = setTimeout(() => this.snapshotUnavailable(), SNAPSHOT_TIMEOUT_MS);
   }
 
   detach(a: Attachment): void {
     if (!this.attachments.delete(a)) return;
     a.closed = true;
-    if (a.owner && !this.exit) this.holdForOwner(a.cursor);
+    if (a.owner && !(this.exit && a.hasExit)) this.holdForOwner(a.pacePoint);
     this.snapshotWaiters.delete(a);
+    this.operatorsChanged();
+    this.afterProgress();
+    this.maybeAckExit();
+  }
+
+  /** Operators attached, kept for a restart (which waits for them to come back). */
+  private operatorsChanged(): void {
+    let n = 0;
+    for (const a of this.attachments) if (a.mode === AttachMode.OPERATOR) n++;
+    if (n !== this.persistedOperators) {
+      this.persistedOperators = n;
+      this.host.persist(this);
+    }
+  }
+
+  /** A client's acknowledgement (AttachRequest.acks): it has every byte before `seq`, and the exit if `exit`. */
+  onClientAck(a: Attachment, seq: number, exit: boolean): void {
+    if (!a.acks) return;
+    if (seq > a.acked && seq <= a.cursor) a.acked = seq;
+    if (exit && a.exitSent) {
+      a.hasExit = true;
+      if (a.owner) this.releaseOwner();
+      this.maybeAckExit();
+      a.end();
+      return;
+    }
     this.afterProgress();
   }
 
@@ -201,11 +321,12 @@ export class TerminalRelay {
 
   // ---- flow control
 
-  /** The slowest operator's cursor, or the head when no operator is attached. */
+  /** The slowest operator's confirmed cursor, or the head when no operator is attached. */
   pacingCursor(): number {
+    if (this.restoreHold) return this.log.start;
     let min = this.ownerHold ?? this.log.head;
-    for (const a of this.attachments) if (a.paces && a.cursor < min) min = a.cursor;
-    return min;
+    for (const a of this.attachments) if (a.paces && a.pacePoint < min) min = a.pacePoint;
+    return Math.max(min, this.log.start);
   }
 
   /**
@@ -227,9 +348,11 @@ export class TerminalRelay {
     if (this.ownerHold === undefined) return;
     this.ownerHold = undefined;
     this.afterProgress();
+    this.maybeAckExit();
   }
 
   afterProgress(): void {
+    if (this.awaitingAgent) return; // nothing held, nothing to acknowledge until the agent says where it stands
     const upTo = this.pacingCursor();
     if (upTo > this.ackedToAgent && (upTo - this.ackedToAgent >= ACK_STEP || upTo === this.log.head)) {
       if (this.host.sendToAgent({ msg: { $case: 'ack', value: { terminalId: this.id, seq: upTo, exit: false } } })) {
@@ -244,14 +367,15 @@ export class TerminalRelay {
     }
   }
 
-  private snapshotUnavailable(logger: Logger): void {
-    logger.warn({ terminal: this.id }, 'no screen snapshot from the agent; replaying the buffer');
+  private snapshotUnavailable(): void {
+    this.logger?.warn({ terminal: this.id }, 'no screen snapshot from the agent; replaying the buffer');
     const waiters = [...this.snapshotWaiters];
     this.snapshotWaiters.clear();
     for (const a of waiters) {
       a.waitingSnapshot = false;
-      a.cursor = this.log.start;
-      if (this.log.start > 0) a.sendGap(0, this.log.start, 'the screen could not be fetched; replaying what is held');
+      const from = a.missedFrom ?? 0;
+      a.cursor = a.acked = Math.max(from, this.log.start);
+      a.sendGap(from, this.log.start, 'the screen could not be fetched; replaying what is held');
       a.pump();
     }
   }
@@ -260,6 +384,18 @@ export class TerminalRelay {
   broadcast(msg: ServerMessage): void {
     const encoded = preEncode(ServerMessage, msg);
     for (const a of this.attachments) a.send(encoded);
+  }
+
+  /** This process is stopping: end every attachment with `status` (UNAVAILABLE: re-attach), stop every timer. */
+  dispose(status: GrpcStatus): void {
+    clearTimeout(this.snapshotTimer);
+    clearTimeout(this.ownerHoldTimer);
+    if (this.restoreHold) clearTimeout(this.restoreHold.timer);
+    for (const a of [...this.attachments]) {
+      this.attachments.delete(a);
+      a.closed = true;
+      if (!a.call.cancelled && !a.call.destroyed) a.call.emit('error', status);
+    }
   }
 
   /** End every attachment (the session is over). */
@@ -273,18 +409,27 @@ export class TerminalRelay {
 
 export class Attachment {
   readonly id = randomUUID();
+  /** The next byte to write to the client. */
   cursor = 0;
+  /** Every byte before this is confirmed received (for a client that acknowledges; else it follows the cursor). */
+  acked = 0;
   closed = false;
   owner = false;
   waitingSnapshot = false;
+  /** A re-attach from bytes no longer held: the screen is sent, and [missedFrom, its seq) named as skipped. */
+  missedFrom: number | undefined;
   lastHeardMs = Date.now();
+  exitSent = false;
+  /** The client has the exit: confirmed (acks), or written to its stream (older clients). */
+  hasExit = false;
   private writable = true;
-  private exitSent = false;
 
   constructor(
     readonly relay: TerminalRelay,
     readonly call: ClientCall,
     readonly mode: AttachMode,
+    /** This client acknowledges what it receives (AttachRequest.acks). */
+    readonly acks = false,
   ) {
     call.on('drain', () => {
       this.writable = true;
@@ -295,6 +440,11 @@ export class Attachment {
 
   get paces(): boolean {
     return this.mode === AttachMode.OPERATOR && !this.closed;
+  }
+
+  /** How far this client is known to have read. */
+  get pacePoint(): number {
+    return this.acks ? this.acked : this.cursor;
   }
 
   send(msg: ServerMessage | Encoded): void {
@@ -308,8 +458,10 @@ export class Attachment {
 
   startFromSnapshot(s: ScreenSnapshot): void {
     this.waitingSnapshot = false;
+    if (this.missedFrom !== undefined) this.sendGap(this.missedFrom, s.seq, 'this output is no longer held; the current screen follows');
     this.send({ msg: { $case: 'snapshot', value: s } });
     this.cursor = s.seq;
+    if (this.acked < s.seq) this.acked = s.seq;
     this.pump();
   }
 
@@ -332,10 +484,13 @@ export class Attachment {
       }
     }
     const exit = this.relay.exit;
-    if (exit && !this.exitSent && this.cursor >= log.head) {
+    if (exit && !this.exitSent && this.cursor >= log.head && !this.relay.awaitingAgent) {
       this.sendGap(this.cursor, exit.finalSeq, 'output lost before the exit');
       this.exitSent = true;
       this.send({ msg: { $case: 'exit', value: exit } });
+      // A client that acknowledges ends the stream by confirming the exit (onClientAck).
+      if (this.acks) return;
+      this.hasExit = true;
       this.end();
     }
   }

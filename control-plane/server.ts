@@ -79,6 +79,9 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
+/** When draining, agents are told to come back spread over at most this (1 ms per agent, and 200 ms). */
+const DRAIN_SPREAD_MAX_MS = 5000;
+
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
   if (!m) throw new Error(`--listen must be HOST:PORT (got ${JSON.stringify(listen)})`);
@@ -104,9 +107,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
   const clientTimeoutS = opts.clientTimeoutS ?? DEFAULT_TIMEOUTS.clientTimeoutS;
   const store = new Store(opts.dataDir);
-  const ended = store.endSessionsLeftOpen('the control plane restarted');
-  if (ended > 0) logger.info({ sessions: ended }, 'sessions left open by a previous run are now DISCONNECTED');
   const registry = new Registry({ store, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
+  // Sessions a previous run left open wait in their grace period for their agents.
+  const taken = registry.restore();
+  if (taken.restored + taken.ended > 0) logger.info(taken, 'sessions left open by a previous run: restored in GRACE_PERIOD, or ended');
   const access = new Access(new AuthStore(store.database));
   const admin = access.bootstrapAdmin(opts.dataDir);
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
@@ -220,7 +224,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     issuer: web.issuer,
     async close() {
       clients.close();
-      registry.shutdown('the control plane stopped');
+      // Agents come back (to this process's successor), each after its own
+      // delay; clients re-attach; the sessions stay open in the store.
+      const n = registry.sessions().length;
+      registry.drain('the control plane is restarting', Math.min(DRAIN_SPREAD_MAX_MS, 200 + n));
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

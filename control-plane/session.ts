@@ -1,6 +1,6 @@
 // One agent's presence on the control plane: its stream (absent during the
 // grace period), its state in the session state machine, and its terminals.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import {
   AgentMessage,
@@ -19,7 +19,7 @@ import { ApiError, invalid, notFound, unavailable } from './errors';
 import { FileRouter } from './files';
 import { PrioritySender } from '../lib/prioritySender';
 import { TerminalRelay } from './relay';
-import type { Store } from './store';
+import type { OpenSessionRow, Store, TerminalRow } from './store';
 import type { Logger } from '../lib/logger';
 
 export type AgentCall = ServerDuplexStream<AgentMessage, ControlMessage>;
@@ -85,17 +85,91 @@ export class AgentSession {
   /** Stops watching for the revocation of the credential the agent last presented. */
   private unwatchCredential: (() => void) | undefined;
 
-  constructor(
+  private constructor(
     readonly sessionId: string,
     readonly agentId: string,
     public name: string,
     public capabilities: Capabilities,
-    readonly resumeToken: Buffer,
+    /** SHA-256 of the resume token: all a control plane keeps of it, in memory and in the store. */
+    readonly resumeHash: Buffer,
     private deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ machine: name, session: sessionId });
     this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk));
-    deps.store.createSession(sessionId, agentId, this.state, this.stateReason);
+  }
+
+  /** A new session (a registration), recorded in the store as PENDING. */
+  static create(sessionId: string, agentId: string, name: string, capabilities: Capabilities, resumeHash: Buffer, deps: SessionDeps): AgentSession {
+    const s = new AgentSession(sessionId, agentId, name, capabilities, resumeHash, deps);
+    deps.store.createSession(sessionId, agentId, name, resumeHash, s.state, s.stateReason);
+    return s;
+  }
+
+  /**
+   * A session a previous run of the control plane left open, taken over
+   * after a restart: it waits in GRACE_PERIOD for its agent to resume it
+   * (a restart is just another grace period), with its terminals' relays
+   * rebuilt empty; the agent still holds every byte not acknowledged.
+   */
+  static restore(row: OpenSessionRow, capabilities: Capabilities, terminals: TerminalRow[], deps: SessionDeps, reason: string): AgentSession {
+    const s = new AgentSession(row.sessionId, row.agentId, row.name, capabilities, row.resumeHash, deps);
+    s.state = row.state;
+    s.stateReason = row.reason;
+    s.stateSinceMs = row.updatedMs;
+    for (const t of terminals) {
+      const relay = new TerminalRelay(t.terminalId, t.spec, s, deps.relayBuffer, t.createdMs);
+      relay.cols = t.cols;
+      relay.rows = t.rows;
+      relay.holdForRestore(t.operators);
+      // An exec's output belongs to its caller, who re-attaches from its last byte.
+      if (t.spec.kind === TerminalKind.EXEC) relay.holdForOwner(0);
+      s.terminals.set(t.terminalId, relay);
+    }
+    if (row.state === SessionState.GRACE_PERIOD && row.deadlineMs > Date.now()) {
+      // Already in its grace period: the deadline stands.
+      s.deadlineMs = row.deadlineMs;
+      s.stateTimer = setTimeout(() => s.transition(SessionState.DISCONNECTED, 'its grace period ran out'), row.deadlineMs - Date.now());
+    } else {
+      s.transition(SessionState.GRACE_PERIOD, reason);
+    }
+    return s;
+  }
+
+  /** The relay's durable part (RelayHost). */
+  persist(relay: TerminalRelay): void {
+    if (this.state === SessionState.DISCONNECTED) return;
+    this.deps.store.putTerminal({
+      sessionId: this.sessionId,
+      terminalId: relay.id,
+      spec: relay.spec,
+      createdMs: relay.createdMs,
+      cols: relay.cols,
+      rows: relay.rows,
+      operators: relay.persistedOperators,
+    });
+  }
+
+  /**
+   * The control plane is stopping (SIGTERM, a restart): the agent is told to
+   * come back after `reconnectAfterMs` and its streams end; the session stays
+   * open in the store for the next process. Clients are told to re-attach.
+   */
+  drain(reconnectAfterMs: number, reason: string): void {
+    clearTimeout(this.stateTimer);
+    clearTimeout(this.heartbeatTimer);
+    this.unwatchCredential?.();
+    for (const p of this.pendingOpens.values()) p.reject(unavailable(`${reason}: the terminal may not have opened; try again`));
+    this.files.failAll(reason);
+    const status = new ApiError('UNAVAILABLE', `${reason}: re-attach`).toStatus();
+    for (const relay of this.terminals.values()) relay.dispose(status);
+    const call = this.stream;
+    this.setStream(null);
+    if (call && !call.cancelled && !call.destroyed) {
+      call.write({ msg: { $case: 'drain', value: { reconnectAfterMs, reason } } });
+      call.end();
+    }
+    this.bulk?.end();
+    this.bulk = null;
   }
 
   // ---- RelayHost
@@ -204,7 +278,7 @@ export class AgentSession {
         t.backgroundTimeoutS * 1000,
       );
     }
-    this.deps.store.transition(this.sessionId, from, to, reason);
+    this.deps.store.transition(this.sessionId, from, to, reason, this.deadlineMs);
     this.logger.info({ from: SessionState[from], to: SessionState[to], reason }, 'session state');
     const change = { msg: { $case: 'state' as const, value: { state: to, reason, deadlineMs: this.deadlineMs } } };
     if (to === SessionState.DISCONNECTED) {
@@ -270,10 +344,14 @@ export class AgentSession {
         return;
       case 'exit': {
         const relay = this.terminals.get(msg.value.terminalId);
-        if (!relay) return;
+        if (!relay) {
+          // A terminal this control plane does not know (its row was forgotten): nobody waits for it.
+          this.sendToAgent({ msg: { $case: 'ack', value: { terminalId: msg.value.terminalId, seq: msg.value.finalSeq, exit: true } } });
+          return;
+        }
         const first = !relay.exit;
+        // The relay tells the agent it may forget the exit once the operators have it (relay.maybeAckExit).
         relay.onExit(msg.value);
-        this.sendToAgent({ msg: { $case: 'ack', value: { terminalId: relay.id, seq: msg.value.finalSeq, exit: true } } });
         if (first) this.retireExited(relay);
         return;
       }
@@ -322,12 +400,17 @@ export class AgentSession {
 
   private retireExited(relay: TerminalRelay): void {
     const forget = () => {
-      if (relay.attachments.size === 0) this.terminals.delete(relay.id);
+      if (relay.attachments.size === 0) this.forgetTerminal(relay.id);
       else setTimeout(forget, EXITED_RETENTION_MS).unref();
     };
     setTimeout(forget, EXITED_RETENTION_MS).unref();
     const exited = [...this.terminals.values()].filter((t) => t.exit && t.attachments.size === 0);
-    for (const t of exited.slice(0, Math.max(0, exited.length - MAX_EXITED))) this.terminals.delete(t.id);
+    for (const t of exited.slice(0, Math.max(0, exited.length - MAX_EXITED))) this.forgetTerminal(t.id);
+  }
+
+  private forgetTerminal(id: string): void {
+    if (!this.terminals.delete(id)) return;
+    if (this.state !== SessionState.DISCONNECTED) this.deps.store.deleteTerminal(this.sessionId, id);
   }
 
   terminal(id: string): TerminalRelay {
@@ -360,6 +443,7 @@ export class AgentSession {
       if (p) clearTimeout(p.timer);
       this.pendingOpens.delete(id);
     }
+    this.persist(relay);
     return relay;
   }
 
@@ -451,4 +535,8 @@ export function validateSpec(spec: TerminalSpec | undefined): TerminalSpec {
 
 export function newResumeToken(): Buffer {
   return randomBytes(32);
+}
+
+export function resumeHash(token: Uint8Array): Buffer {
+  return createHash('sha256').update(token).digest();
 }

@@ -145,6 +145,16 @@ export class AttachProtocol<P, F = StreamError> {
     return true;
   }
 
+  /**
+   * Tells the control plane every byte before `seq` has been received
+   * (AttachRequest.acks): it paces an operator by this, and the agent keeps
+   * what is not acknowledged. The SDK acknowledges on receipt, the console
+   * once xterm has rendered.
+   */
+  ack(seq: number): void {
+    if (this.attached && this.stream) this.stream.send({ msg: { $case: 'ack', value: { seq, exit: false } } });
+  }
+
   /** Sends a request that is answered by `accepted` or `error` under its ref; `entry` comes back with the answer. */
   request(make: (ref: string) => ClientMessage['msg'], entry: P): boolean {
     if (!this.canSend) return false;
@@ -223,9 +233,12 @@ export class AttachProtocol<P, F = StreamError> {
         this.hooks.state(msg.value);
         return;
       case 'exit':
-        // The stream ends right after; requests still in flight stay in
-        // takePending() for the adapter to settle.
+        // The stream ends once the control plane hears we have the exit
+        // (AttachRequest.acks: until then the agent keeps it, so a control
+        // plane lost in between loses nothing); requests still in flight
+        // stay in takePending() for the adapter to settle.
         this.exit = msg.value;
+        this.stream?.send({ msg: { $case: 'ack', value: { seq: this.cursor, exit: true } } });
         this.hooks.exit(msg.value);
         return;
     }

@@ -57,6 +57,9 @@ export interface TerminalAttachmentEvents {
   reconnected: [];
 }
 
+/** During a flood, acknowledge at least this often (a quarter of the control plane's ack step to the agent). */
+const ACK_EVERY = 64 * 1024;
+
 /** Statuses after which re-attaching can help: the connection, not the request, failed. */
 const RETRYABLE = new Set([status.UNAVAILABLE, status.INTERNAL, status.UNKNOWN, status.CANCELLED].map((c) => status[c]));
 
@@ -75,6 +78,13 @@ interface Waiter {
 export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   /** Resolves with the exit; rejects when the attachment fails for good. */
   readonly done: Promise<TerminalExit>;
+  /**
+   * Resolves once the stream is over after the exit: the control plane has
+   * our confirmation of it (so the agent may forget the terminal), or the
+   * attachment was closed or failed.
+   */
+  readonly over: Promise<void>;
+  private resolveEnded!: () => void;
   private readonly protocol: AttachProtocol<Waiter, CallFailure>;
   /** The latest gRPC call, for pause/resume. */
   private call: AttachCall | undefined;
@@ -84,6 +94,9 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   private paused = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private resolveDone!: (e: TerminalExit) => void;
+  /** The last offset acknowledged to the control plane (queueAck). */
+  private ackedSeq = 0;
+  private ackQueued = false;
   private rejectDone!: (e: Error) => void;
 
   private constructor(
@@ -95,13 +108,24 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     this.protocol = new AttachProtocol<Waiter, CallFailure>({
       firstAttach: () => this.request,
       attached: () => {
+        // An attach from an offset counts as acknowledging everything before it.
+        this.ackedSeq = this.protocol.cursor;
         const c = this.connecting;
         this.connecting = undefined;
         c?.resolve();
       },
-      output: (data, chunk) => this.emit('output', data, chunk),
-      snapshot: (s) => this.emit('snapshot', s),
-      gap: (g) => this.emit('gap', g),
+      output: (data, chunk) => {
+        this.emit('output', data, chunk);
+        this.queueAck();
+      },
+      snapshot: (s) => {
+        this.emit('snapshot', s);
+        this.queueAck();
+      },
+      gap: (g) => {
+        this.emit('gap', g);
+        this.queueAck();
+      },
       accepted: (w, commandId) => w.resolve(commandId),
       refused: (e, w) => {
         // The control plane answers UNAVAILABLE only for what it did not forward.
@@ -124,6 +148,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       this.rejectDone = rej;
     });
     this.done.catch(() => {}); // callers who only listen to events must not see an unhandled rejection
+    this.over = new Promise((res) => (this.resolveEnded = res));
   }
 
   /** Attaches (or opens and attaches); resolves once the control plane has said `attached`. */
@@ -202,6 +227,29 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     await this.ask((ref) => ({ $case: 'signal', value: { signal, ref } }));
   }
 
+  /**
+   * Acknowledges what has been received (the request says `acks`): once per
+   * turn of the event loop, or at once every ACK_EVERY bytes during a flood,
+   * so the control plane paces by what arrived and the agent keeps the rest.
+   */
+  private queueAck(): void {
+    const cursor = this.protocol.cursor;
+    if (cursor - this.ackedSeq >= ACK_EVERY) return this.sendAck();
+    if (this.ackQueued) return;
+    this.ackQueued = true;
+    setImmediate(() => {
+      this.ackQueued = false;
+      this.sendAck();
+    });
+  }
+
+  private sendAck(): void {
+    const cursor = this.protocol.cursor;
+    if (cursor <= this.ackedSeq || !this.protocol.attached) return;
+    this.ackedSeq = cursor;
+    this.protocol.ack(cursor);
+  }
+
   /** Stop reading output (backpressure reaches the agent for operators). */
   pause(): void {
     this.paused = true;
@@ -215,6 +263,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
 
   /** Detach. The terminal keeps running. */
   close(): void {
+    this.resolveEnded();
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
@@ -258,6 +307,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       c.reject(failure?.error ?? new UnavailableError('the control plane ended the stream before attaching'));
       return;
     }
+    if (how === 'exited') this.resolveEnded();
     if (this.closed || how === 'exited') return;
     if (how === 'disconnected') {
       const reason = this.protocol.disconnected!.reason;
@@ -308,6 +358,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   }
 
   private fail(err: Error): void {
+    this.resolveEnded();
     this.finish();
     this.failPending(err);
     this.protocol.close();

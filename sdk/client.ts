@@ -211,6 +211,7 @@ class TerminalApi {
       open: undefined,
       mode: toAttachMode(opts.mode),
       fromSeq: opts.fromSeq,
+      acks: true,
     });
   }
 
@@ -223,6 +224,7 @@ class TerminalApi {
       open: { machine, spec: shellSpec(opts) },
       mode: AttachMode.OPERATOR,
       fromSeq: undefined,
+      acks: true,
     });
   }
 
@@ -284,6 +286,7 @@ class TerminalApi {
       open: { machine, spec },
       mode: AttachMode.OPERATOR,
       fromSeq: undefined,
+      acks: true,
     });
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
@@ -322,6 +325,9 @@ class TerminalApi {
     })();
     const exit = await a.done;
     await input;
+    // The stream ends once the control plane has our confirmation of the
+    // exit: when execute() returns, nothing of it is left open.
+    await a.over;
     const stdoutBytes = Buffer.concat(out);
     const stderrBytes = Buffer.concat(err);
     return {

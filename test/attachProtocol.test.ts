@@ -66,13 +66,14 @@ function harness(first: AttachRequest) {
   return { p, events, connect };
 }
 
-const existing: AttachRequest = { machine: 'box', terminalId: 't1', mode: AttachMode.OBSERVER, open: undefined, fromSeq: undefined };
+const existing: AttachRequest = { machine: 'box', terminalId: 't1', mode: AttachMode.OBSERVER, open: undefined, fromSeq: undefined, acks: true };
 const openShell: AttachRequest = {
   machine: 'box',
   terminalId: '',
   mode: AttachMode.OPERATOR,
   open: { machine: 'box', spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: 80, rows: 24, env: {}, cwd: '', title: '' } },
   fromSeq: undefined,
+  acks: true,
 };
 
 describe('AttachProtocol', () => {

@@ -69,7 +69,7 @@ describe('bad input', () => {
     const got: ServerMessage[] = [];
     call.on('data', (m: ServerMessage) => got.push(m));
     call.on('error', () => {}); // the cancel at the end
-    call.write({ msg: { $case: 'attach', value: { machine: 'box', terminalId: op.terminalId, open: undefined, mode: 1, fromSeq: undefined } } });
+    call.write({ msg: { $case: 'attach', value: { machine: 'box', terminalId: op.terminalId, open: undefined, mode: 1, fromSeq: undefined, acks: true } } });
     call.write({ msg: { $case: 'input', value: { data: Buffer.alloc(100 * 1024, 0x61), ref: 'big', eof: false } } });
     call.write({ msg: { $case: 'input', value: { data: Buffer.from('echo small-$((3+4))\r'), ref: 'small', eof: false } } });
     await o.waitFor('small-7');

@@ -28,6 +28,7 @@ function attach(conn: GatewayConnection, machine: string, o: { terminalId?: stri
           terminalId: o.terminalId ?? '',
           mode: o.mode ?? AttachMode.OPERATOR,
           fromSeq: o.fromSeq,
+          acks: true,
           open: o.open ? { machine, spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: 100, rows: 30, env: {}, cwd: '', title: '' } } : undefined,
         },
       },
@@ -65,7 +66,7 @@ function attach(conn: GatewayConnection, machine: string, o: { terminalId?: stri
       return a?.msg?.$case === 'attached' ? a.msg.value.terminal!.terminalId : '';
     },
     input: (data: string, ref = '') => h.send({ msg: { $case: 'input', value: { data: Buffer.from(data), eof: false, ref } } }),
-    ack: () => h.send({ msg: { $case: 'ack', value: { seq: cursor } } }),
+    ack: () => h.send({ msg: { $case: 'ack', value: { seq: cursor, exit: false } } }),
   };
 }
 

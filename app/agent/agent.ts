@@ -56,6 +56,9 @@ export interface AgentOptions {
 
 export type AgentStatus = 'connecting' | 'connected' | 'offline' | 'suspended' | 'stopped';
 
+/** The longest wait between reconnects while the agent has a session to resume. */
+const RESUME_BACKOFF_MAX_MS = 4000;
+
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
 
 /** The agent channel's options: keepalive pings (a failed one drops the stream), message caps, HTTP/2 window. */
@@ -149,7 +152,15 @@ export class Agent extends EventEmitter {
     for (const t of this.terminals.values()) t.close();
     this.files.abortAll('the agent stopped');
     this.closeBulk();
-    this.call?.end();
+    // Forgotten, not only half-closed: a message still arriving on it (a
+    // control plane's drain, say) must not start the agent again.
+    const call = this.call;
+    this.call = undefined;
+    this.sender?.close();
+    this.sender = undefined;
+    this.ready = false;
+    clearInterval(this.heartbeatTimer);
+    call?.end();
     this.client?.close();
     this.emit('status', this.status);
   }
@@ -289,7 +300,9 @@ export class Agent extends EventEmitter {
 
   private scheduleReconnect(): void {
     const initial = this.opts.backoffInitialMs ?? 250;
-    const max = this.opts.backoffMaxMs ?? 30_000;
+    // With a session to resume, never wait long: a control plane back from a
+    // restart keeps it only for its grace period (30 s by default).
+    const max = Math.min(this.opts.backoffMaxMs ?? 30_000, this.sessionId ? RESUME_BACKOFF_MAX_MS : Infinity);
     // Exponential with full jitter, capped: many agents returning at once spread out.
     const ceiling = Math.min(max, initial * 2 ** this.attempt);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
@@ -384,7 +397,7 @@ export class Agent extends EventEmitter {
 
   private onMessage(m: ControlMessage): void {
     const msg = m.msg;
-    if (!msg) return;
+    if (!msg || this.status === 'stopped') return;
     switch (msg.$case) {
       case 'registered': {
         // A new session: terminals of an older one are gone with it.
@@ -427,6 +440,20 @@ export class Agent extends EventEmitter {
           return;
         }
         this.refusedForGood(code, message);
+        return;
+      }
+      case 'drain': {
+        // The control plane is stopping or restarting: come back after the
+        // delay it gave (each agent its own), to it or its successor. The
+        // session waits in its grace period; nothing is lost meanwhile.
+        const { reconnectAfterMs, reason } = msg.value;
+        this.logger.info({ reconnectAfterMs, reason }, 'the control plane is going away; reconnecting');
+        this.dropStream(true);
+        this.status = 'offline';
+        this.emit('status', this.status);
+        this.attempt = 0;
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = setTimeout(() => this.connect(), reconnectAfterMs);
         return;
       }
       case 'open': {

@@ -34,6 +34,7 @@ export async function openWsShell(webUrl: string, token: string, machine: string
           terminalId: '',
           mode: AttachMode.OPERATOR,
           fromSeq: undefined,
+          acks: true,
           open: { machine, spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols, rows, env: {}, cwd: '', title: '' } },
         },
       },
@@ -44,7 +45,7 @@ export async function openWsShell(webUrl: string, token: string, machine: string
         const { seq, data } = m.msg.value;
         received += data.length;
         tail = (tail + Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1')).slice(-256);
-        handle.send({ msg: { $case: 'ack', value: { seq: seq + data.length } } });
+        handle.send({ msg: { $case: 'ack', value: { seq: seq + data.length, exit: false } } });
         wake?.();
       },
       end(e) {

@@ -27,6 +27,7 @@ export async function exec(machine: string, command: string[], o: { tty?: boolea
     open: { machine, spec },
     mode: AttachMode.OPERATOR,
     fromSeq: undefined,
+    acks: true,
   }).catch((e) => fail(e.message, 255));
 
   if (pty && process.stdin.isTTY) {

@@ -84,6 +84,12 @@ export interface Cluster {
   client: CmdopClient;
   dir: string;
   startAgent(name: string, args?: string[]): Promise<ChildProcess>;
+  /**
+   * Stops the control plane with `signal` (SIGKILL: a crash) and starts it
+   * again on the same port and data directory, as a supervisor would.
+   * Resolves once it listens again; `downMs` is how long it stays down.
+   */
+  restartServer(signal: NodeJS.Signals, downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -109,13 +115,18 @@ const LOG_ENV = {
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const dir = tempDir();
   const procs: ChildProcess[] = [];
-  const cp = track(
-    spawn(process.execPath, [CLI, 'server', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'cp'), ...(opts.serverArgs ?? [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...LOG_ENV, ...opts.env },
-    }),
-  );
-  procs.push(cp);
+  const startServer = (listen: string, extra: string[] = []) => {
+    const p = track(
+      spawn(process.execPath, [CLI, 'server', '--listen', listen, '--data-dir', path.join(dir, 'cp'), ...extra, ...(opts.serverArgs ?? [])], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // No launcher process in between: the signal a test sends reaches the control plane itself.
+        env: { ...process.env, ...LOG_ENV, CMDOP_RELAUNCH: '0', ...opts.env },
+      }),
+    );
+    procs.push(p);
+    return p;
+  };
+  const cp = startServer('127.0.0.1:0');
   const [, server] = await waitForLine(cp, /listening on (\S+)/);
   const token = fs.readFileSync(path.join(dir, 'cp', 'admin.token'), 'utf8').trim();
   tokens.set(server, token);
@@ -157,6 +168,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       await waitForLine(a, /connected/);
       agents.set(name, a);
       return a;
+    },
+    async restartServer(signal, downMs = 0) {
+      const old = cluster.cp;
+      const gone = new Promise<void>((r) => (old.exitCode !== null || old.signalCode !== null ? r() : void old.once('exit', () => r())));
+      old.kill(signal);
+      await gone;
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      // The same gRPC port (clients and agents dial it); any free web port.
+      const p = startServer(server.replace(/^grpcs:\/\//, ''), ['--web-listen', '127.0.0.1:0']);
+      await waitForLine(p, /listening on (\S+)/);
+      cluster.cp = p;
     },
     async stop() {
       cluster.client.close();

@@ -182,9 +182,9 @@ export class TerminalSession implements Reattachable {
    */
   private firstAttach(): AttachRequest {
     const { machine, mode, terminalId } = this.target;
-    if (terminalId) return { machine, terminalId, mode, open: undefined, fromSeq: undefined };
+    if (terminalId) return { machine, terminalId, mode, open: undefined, fromSeq: undefined, acks: true };
     const spec = { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: this.size?.cols ?? 80, rows: this.size?.rows ?? 24, env: {}, cwd: '', title: '' };
-    return { machine, terminalId: '', mode: AttachMode.OPERATOR, open: { machine, spec }, fromSeq: undefined };
+    return { machine, terminalId: '', mode: AttachMode.OPERATOR, open: { machine, spec }, fromSeq: undefined, acks: true };
   }
 
   private inputRefused(p: Piece, e: StreamError): void {
@@ -236,7 +236,7 @@ export class TerminalSession implements Reattachable {
     queueMicrotask(() => {
       this.ackQueued = false;
       // Nothing may be sent before `attached`; the next `attached` re-sends it.
-      if (this.rendered <= this.acked || !this.protocol.send({ $case: 'ack', value: { seq: this.rendered } })) return;
+      if (this.rendered <= this.acked || !this.protocol.send({ $case: 'ack', value: { seq: this.rendered, exit: false } })) return;
       this.acked = this.rendered;
     });
   }

@@ -188,6 +188,12 @@ export interface ControlMessage {
     | { $case: "snapshotRequest"; value: SnapshotRequest }
     | { $case: "refused"; value: Refused }
     | //
+    /**
+     * The control plane is going away (a restart, a drain): come back after
+     * the delay; the session waits for you in its grace period.
+     */
+    { $case: "drain"; value: Drain }
+    | //
     /** Files (see "files" below). */
     { $case: "fileRequest"; value: FileRequest }
     | { $case: "fileChunk"; value: FileChunk }
@@ -210,6 +216,18 @@ export interface BulkHello {
 }
 
 export interface BulkReady {
+}
+
+/**
+ * Sent before the control plane closes the agent's stream on purpose (it is
+ * stopping or restarting). The agent reconnects after reconnect_after_ms, a
+ * delay each agent is given differently, so that thousands of agents do not
+ * return in the same instant. Nothing is lost: the agent keeps its output
+ * until a control plane acknowledges it.
+ */
+export interface Drain {
+  reconnectAfterMs: number;
+  reason: string;
 }
 
 export interface Register {
@@ -640,7 +658,18 @@ export interface AttachRequest {
    * Re-attach: exactly the bytes after this offset. Absent: a late joiner,
    * who gets the current screen first, then the live stream.
    */
-  fromSeq?: number | undefined;
+  fromSeq?:
+    | number
+    | undefined;
+  /**
+   * This client sends ClientAck for the output it has received, and a
+   * ClientAck with exit set once it has the exit. The control plane then
+   * paces an operator by what it has received (not what was written to its
+   * socket), and releases the agent's copy of the output and the exit only
+   * then: a control plane that dies in between loses nothing the client
+   * has not got, because the agent still holds it.
+   */
+  acks: boolean;
 }
 
 export interface ClientInput {
@@ -672,7 +701,10 @@ export interface ClientHeartbeat {
  * client has rendered output up to `seq`.
  */
 export interface ClientAck {
+  /** every byte before this has been received */
   seq: number;
+  /** the terminal's exit has been received (the stream may end) */
+  exit: boolean;
 }
 
 export interface ClientMessage {
@@ -2135,6 +2167,9 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "refused":
         Refused.encode(message.msg.value, writer.uint32(82).fork()).join();
         break;
+      case "drain":
+        Drain.encode(message.msg.value, writer.uint32(90).fork()).join();
+        break;
       case "fileRequest":
         FileRequest.encode(message.msg.value, writer.uint32(242).fork()).join();
         break;
@@ -2248,6 +2283,14 @@ export const ControlMessage: MessageFns<ControlMessage> = {
             }
 
             message.msg = { $case: "refused", value: Refused.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.msg = { $case: "drain", value: Drain.decode(reader, reader.uint32()) };
             continue;
           }
           case 30: {
@@ -2373,6 +2416,12 @@ export const ControlMessage: MessageFns<ControlMessage> = {
       case "refused": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "refused", value: Refused.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "drain": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "drain", value: Drain.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -2523,6 +2572,73 @@ export const BulkReady: MessageFns<BulkReady> = {
   },
   fromPartial<I extends Exact<DeepPartial<BulkReady>, I>>(_: I): BulkReady {
     const message = createBaseBulkReady();
+    return message;
+  },
+};
+
+function createBaseDrain(): Drain {
+  return { reconnectAfterMs: 0, reason: "" };
+}
+
+export const Drain: MessageFns<Drain> = {
+  encode(message: Drain, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reconnectAfterMs !== 0) {
+      writer.uint32(8).uint32(message.reconnectAfterMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Drain {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrain();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.reconnectAfterMs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Drain>, I>>(base?: I): Drain {
+    return Drain.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Drain>, I>>(object: I): Drain {
+    const message = createBaseDrain();
+    message.reconnectAfterMs = object.reconnectAfterMs ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -7023,7 +7139,7 @@ export const CloseTerminalResponse: MessageFns<CloseTerminalResponse> = {
 };
 
 function createBaseAttachRequest(): AttachRequest {
-  return { machine: "", terminalId: "", open: undefined, mode: 0, fromSeq: undefined };
+  return { machine: "", terminalId: "", open: undefined, mode: 0, fromSeq: undefined, acks: false };
 }
 
 export const AttachRequest: MessageFns<AttachRequest> = {
@@ -7042,6 +7158,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
     }
     if (message.fromSeq !== undefined) {
       writer.uint32(40).uint64(message.fromSeq);
+    }
+    if (message.acks !== false) {
+      writer.uint32(48).bool(message.acks);
     }
     return writer;
   },
@@ -7099,6 +7218,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.fromSeq = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.acks = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7123,6 +7250,7 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       : undefined;
     message.mode = object.mode ?? 0;
     message.fromSeq = object.fromSeq ?? undefined;
+    message.acks = object.acks ?? false;
     return message;
   },
 };
@@ -7408,13 +7536,16 @@ export const ClientHeartbeat: MessageFns<ClientHeartbeat> = {
 };
 
 function createBaseClientAck(): ClientAck {
-  return { seq: 0 };
+  return { seq: 0, exit: false };
 }
 
 export const ClientAck: MessageFns<ClientAck> = {
   encode(message: ClientAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.seq !== 0) {
       writer.uint32(8).uint64(message.seq);
+    }
+    if (message.exit !== false) {
+      writer.uint32(16).bool(message.exit);
     }
     return writer;
   },
@@ -7440,6 +7571,14 @@ export const ClientAck: MessageFns<ClientAck> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.exit = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7458,6 +7597,7 @@ export const ClientAck: MessageFns<ClientAck> = {
   fromPartial<I extends Exact<DeepPartial<ClientAck>, I>>(object: I): ClientAck {
     const message = createBaseClientAck();
     message.seq = object.seq ?? 0;
+    message.exit = object.exit ?? false;
     return message;
   },
 };
