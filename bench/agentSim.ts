@@ -8,7 +8,8 @@
 //            (credentials: a JSON file holding one agent credential per agent, in order;
 //            agent i registers as `${prefix}-${i padded to 5}`, the machine its credential is for)
 //   child -> parent: { t: 'progress' | 'ready', registered, refused, lost, retries }
-//                    { t: 'stats', heartbeats, registered, lost, retries }
+//                    { t: 'stats', heartbeats, registered, lost, retries, resumed, live }
+//                    { t: 'allLive', resumed, lost } (every agent's stream is up again)
 //   parent -> child: { t: 'interval', s } (new heartbeat interval)
 //                    { t: 'stats' } | { t: 'stop' }
 //
@@ -25,7 +26,7 @@ import {
   DEFAULT_TIMEOUTS,
   toGrpcService,
 } from '../protocol';
-import { agentChannelOptions } from '../app/agent/agent';
+import { RESUME_BACKOFF_MAX_MS, agentChannelOptions } from '../app/agent/agent';
 
 interface SimConfig {
   server: string;
@@ -34,6 +35,8 @@ interface SimConfig {
   prefix: string;
   heartbeatS: number;
   credentials: string;
+  /** Like the agent: a registered agent whose stream is lost resumes its session (the restart bench). */
+  resume?: boolean;
 }
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
@@ -41,7 +44,10 @@ type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
 interface SimAgent {
   call: Call;
   sessionId: string;
+  resumeToken: Uint8Array;
   attempts: number;
+  /** Its current stream is registered or resumed. */
+  live: boolean;
 }
 
 interface Channel {
@@ -68,6 +74,9 @@ function main(): void {
   let lost = 0;
   let heartbeats = 0;
   let retries = 0;
+  let resumed = 0;
+  /** Agents whose current stream is registered or resumed. */
+  let live = 0;
   let stopping = false;
   let readySent = false;
   const capabilities = {
@@ -88,10 +97,14 @@ function main(): void {
         new AgentClient(cfg.server, grpc.credentials.createInsecure(), {
           ...agentChannelOptions(keepaliveMs),
           'grpc.use_local_subchannel_pool': 1,
+          // The agent dials a fresh channel on every attempt (no grpc-js backoff of its own);
+          // a shared channel's reconnects follow the agent's policy instead (RESUME_BACKOFF_MAX_MS).
+          'grpc.initial_reconnect_backoff_ms': 250,
+          'grpc.max_reconnect_backoff_ms': RESUME_BACKOFF_MAX_MS,
         }),
       );
     }
-    const agent: SimAgent = { call: undefined as unknown as Call, sessionId: '', attempts: 0 };
+    const agent: SimAgent = { call: undefined as unknown as Call, sessionId: '', resumeToken: new Uint8Array(), attempts: 0, live: false };
     agents.push(agent);
     connect(agent, channels[channels.length - 1] as unknown as Channel, i);
   }
@@ -111,23 +124,51 @@ function main(): void {
     agent.call = call;
     agent.attempts++;
     let failed = false;
+    const retry = (ceilingMs: number) => {
+      const ceiling = Math.min(ceilingMs, 250 * 2 ** Math.min(agent.attempts - 1, 10));
+      setTimeout(() => connect(agent, channel, i), ceiling / 2 + (Math.random() * ceiling) / 2);
+    };
+    const down = () => {
+      if (!agent.live) return;
+      agent.live = false;
+      live--;
+    };
     const onFail = () => {
       if (stopping || failed) return;
       failed = true;
+      down();
       if (agent.sessionId) {
         lost++;
+        // The agent's own policy with a session to resume (app/agent/agent.ts).
+        if (cfg.resume) retry(RESUME_BACKOFF_MAX_MS);
         return;
       }
       retries++;
-      const ceiling = Math.min(5000, 250 * 2 ** Math.min(agent.attempts - 1, 10));
-      setTimeout(() => connect(agent, channel, i), ceiling / 2 + (Math.random() * ceiling) / 2);
+      retry(5000);
+    };
+    const up = () => {
+      agent.attempts = 0;
+      agent.live = true;
+      if (++live === cfg.count) send({ t: 'allLive', resumed, lost });
     };
     call.on('data', (m: ControlMessage) => {
       if (m.msg?.$case === 'registered') {
         agent.sessionId = m.msg.value.sessionId;
+        agent.resumeToken = m.msg.value.resumeToken;
         registered++;
+        up();
         if (registered % 250 === 0) send({ t: 'progress', registered, refused, lost, retries });
         checkReady();
+      } else if (m.msg?.$case === 'resumed') {
+        resumed++;
+        up();
+      } else if (m.msg?.$case === 'drain') {
+        // Told to come back after a delay of its own (a control plane stopping).
+        failed = true;
+        down();
+        lost++;
+        call.cancel();
+        setTimeout(() => connect(agent, channel, i), m.msg.value.reconnectAfterMs);
       } else if (m.msg?.$case === 'refused') {
         refused++;
         process.stderr.write(`agent ${name} refused: ${m.msg.value.code} ${m.msg.value.message}\n`);
@@ -137,12 +178,17 @@ function main(): void {
     });
     call.on('error', onFail);
     call.on('end', onFail);
-    call.write({
-      msg: {
-        $case: 'register',
-        value: { agentId: `${cfg.prefix}-agent-${i}`, name, capabilities, orphanedTerminalIds: [] },
-      },
-    });
+    const agentId = `${cfg.prefix}-agent-${i}`;
+    if (agent.sessionId) {
+      call.write({
+        msg: {
+          $case: 'resume',
+          value: { agentId, sessionId: agent.sessionId, resumeToken: agent.resumeToken, terminals: [], capabilities },
+        },
+      });
+    } else {
+      call.write({ msg: { $case: 'register', value: { agentId, name, capabilities, orphanedTerminalIds: [] } } });
+    }
   }
 
   function checkReady(): void {
@@ -164,7 +210,7 @@ function main(): void {
       owed--;
       const a = agents[next];
       next = (next + 1) % agents.length;
-      if (!a.sessionId) continue;
+      if (!a.live) continue;
       a.call.write({
         msg: {
           $case: 'heartbeat',
@@ -186,7 +232,7 @@ function main(): void {
       intervalS = m.s;
       owed = 0;
     } else if (m.t === 'stats') {
-      send({ t: 'stats', heartbeats, registered, lost, retries });
+      send({ t: 'stats', heartbeats, registered, lost, retries, resumed, live });
     } else if (m.t === 'stop') {
       stopping = true;
       clearInterval(ticker);

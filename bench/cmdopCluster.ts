@@ -67,6 +67,8 @@ export interface ControlPlaneProcess {
   log(): string;
   /** Stops it (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
+  /** Sends `signal` and resolves once it has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 /** How the bench runs a control-plane process beyond its flags (a measuring preload, see bench/auditProbe.ts). */
@@ -115,6 +117,12 @@ export async function startControlPlaneProcess(
     },
     log: () => cpLog.toString(),
     stop: () => stop(cp),
+    kill: (signal) =>
+      new Promise<void>((resolve) => {
+        if (cp.exitCode !== null || cp.signalCode !== null) return resolve();
+        cp.once('exit', () => resolve());
+        cp.kill(signal);
+      }),
   };
 }
 

@@ -77,18 +77,20 @@ export interface IdleAgentsResult {
 }
 
 /** dist/bench/agentSim.js, next to this file once compiled. */
-const SIM = path.join(__dirname, 'agentSim.js');
+export const SIM = path.join(__dirname, 'agentSim.js');
 
-interface SimMsg {
+export interface SimMsg {
   t: string;
   registered?: number;
   refused?: number;
   lost?: number;
   heartbeats?: number;
   retries?: number;
+  resumed?: number;
+  live?: number;
 }
 
-class Sim {
+export class Sim {
   readonly log = new Tail();
   private waiters: ((m: SimMsg) => void)[] = [];
   last: SimMsg = { t: 'none', registered: 0 };
@@ -306,7 +308,7 @@ export async function measureIdleAgents(opts: {
  * the admin's CreateEnrollment, then EnrollAgent with the one-time token it
  * returned. Resolves with each name's agent credential, in order.
  */
-async function enrollAll(
+export async function enrollAll(
   cp: ControlPlaneProcess,
   names: string[],
   concurrency: number,

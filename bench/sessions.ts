@@ -21,17 +21,19 @@ import { IdleAgentsConfig, IdleAgentsResult, measureIdleAgents } from './idleAge
 import { ObserversConfig, ObserversResult, StreamRun, measureObservers } from './observers';
 import { ProcessSet } from './procs';
 import { ReconnectResult, measureReconnect } from './reconnect';
+import { RestartConfig, RestartResult, measureRestart } from './restart';
 import { median, percentile } from './stats';
 import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
 
-export type SessionPhase = 'reconnect' | 'agents' | 'observers';
-export const SESSION_PHASES: SessionPhase[] = ['reconnect', 'agents', 'observers'];
+export type SessionPhase = 'reconnect' | 'agents' | 'observers' | 'restart';
+export const SESSION_PHASES: SessionPhase[] = ['reconnect', 'agents', 'observers', 'restart'];
 
 export interface SessionsConfig {
   reconnect: { reps: number; bytes: number };
   agents: IdleAgentsConfig;
   observers: ObserversConfig;
   observerWarmupS: number;
+  restart: RestartConfig;
 }
 
 export function sessionsConfig(envNumber: (name: string, dflt: number) => number): SessionsConfig {
@@ -57,6 +59,11 @@ export function sessionsConfig(envNumber: (name: string, dflt: number) => number
     },
     // 0 is allowed here (no warm-up); envNumber wants positive numbers.
     observerWarmupS: process.env.BENCH_OBSERVER_WARMUP_S === '0' ? 0 : envNumber('BENCH_OBSERVER_WARMUP_S', 3),
+    restart: {
+      agents: Math.round(envNumber('BENCH_RESTART_AGENTS', 1000)),
+      processes: Math.round(envNumber('BENCH_AGENT_PROCS', 4)),
+      perChannel: Math.round(envNumber('BENCH_AGENTS_PER_CONN', 100)),
+    },
   };
 }
 
@@ -65,6 +72,7 @@ export interface SessionsResults {
   reconnect?: ReconnectResult;
   agents?: IdleAgentsResult;
   observers?: ObserversResult;
+  restart?: RestartResult;
   /** Phases that failed, with why: their rows say so, and the bench exits 1. */
   failed: Partial<Record<SessionPhase, string>>;
 }
@@ -104,6 +112,9 @@ export async function runSessions(opts: {
       cfg: cfg.observers,
       warmupS: cfg.observerWarmupS,
     });
+  });
+  await attempt('restart', async () => {
+    r.restart = await measureRestart({ dir: path.join(dir, 'restart'), procs, progress, cfg: cfg.restart });
   });
   return r;
 }
@@ -212,6 +223,18 @@ export function sessionRows(r: SessionsResults): SRow[] {
     const cp = run.cpu['control plane'];
     rows.push(info(`${obsLabel}: control-plane CPU (% of a core)`, fmt((cp / run.wallS) * 100)));
   } else if (r.failed.observers) rows.push(failedRow(obsLabel));
+
+  // 4. A control-plane restart (issue 14).
+  const rs = r.restart;
+  const rsLabel = `${n(r.cfg.restart.agents)} sessions`;
+  if (rs) {
+    for (const run of rs.runs) {
+      const sec = run.allConnectedMs / 1000;
+      const all = run.sameSession === r.cfg.restart.agents && run.newSessions === 0;
+      rows.push(row(`${rsLabel}: ${run.signal} + restart -> all CONNECTED in the same session (s)`, fmt(sec), '< 5 s', ratio(sec, 5), verdict([sec < 5, all])));
+      rows.push(info(`${rsLabel}: ${run.signal} + restart -> listening again (s)`, fmt(run.listenMs / 1000)));
+    }
+  } else if (r.failed.restart) rows.push(failedRow(`${rsLabel}: restart`));
   return rows;
 }
 
@@ -295,7 +318,7 @@ function streamDetails(label: string, run: StreamRun, cfg: ObserversConfig): str
 
 export function sessionsReport(r: SessionsResults): string {
   const rows = sessionRows(r);
-  const lines = ['', 'Sessions (issue 3)', '', renderGrid(COLUMNS, rows), '', 'How to read it:'];
+  const lines = ['', 'Sessions (issues 3 and 14)', '', renderGrid(COLUMNS, rows), '', 'How to read it:'];
   if (r.reconnect || r.failed.reconnect) {
     lines.push(
       '  - reconnect: an in-process agent reaches a control plane (child process) through a TCP proxy; the proxy',
@@ -325,9 +348,24 @@ export function sessionsReport(r: SessionsResults): string {
       '    Everything (control plane, agent, writer, operator, observers) shares this machine\'s cores.',
     );
   }
+  if (r.restart || r.failed.restart) {
+    lines.push(
+      `  - restart: ${n(r.cfg.restart.agents)} simulated agents (bench/agentSim.ts, the agent's resume policy) hold sessions on a`,
+      '    control plane that is killed (SIGKILL) or stopped (SIGTERM: it drains) and started again on the same port and',
+      '    data dir; timed from the signal to every agent resumed, its session CONNECTED under the id it had before.',
+    );
+  }
   lines.push('', 'Details:');
   if (r.reconnect) lines.push(...reconnectDetails(r.reconnect));
   if (r.agents) lines.push(...agentsDetails(r.agents));
+  if (r.restart) {
+    for (const run of r.restart.runs) {
+      lines.push(
+        `  restart, ${run.signal}: listening again after ${(run.listenMs / 1000).toFixed(2)} s, all CONNECTED after ${(run.allConnectedMs / 1000).toFixed(2)} s; ` +
+          `${run.sameSession} in the session they had, ${run.newSessions} registered anew`,
+      );
+    }
+  }
   if (r.observers) {
     if (r.observers.warmup) lines.push(...streamDetails('observers, warm-up stream (cold processes)', r.observers.warmup, r.cfg.observers));
     lines.push(...streamDetails('observers, measured stream', r.observers.run, r.cfg.observers));

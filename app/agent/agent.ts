@@ -56,8 +56,14 @@ export interface AgentOptions {
 
 export type AgentStatus = 'connecting' | 'connected' | 'offline' | 'suspended' | 'stopped';
 
-/** The longest wait between reconnects while the agent has a session to resume. */
-const RESUME_BACKOFF_MAX_MS = 4000;
+/**
+ * The longest wait between reconnects while the agent has a session to
+ * resume: a control plane back from a restart keeps it only for its grace
+ * period (30 s by default), and a restart takes about a second here, so
+ * every agent should be back within a few seconds of it. The cost is one
+ * refused connection per agent every 1-2 s while the control plane is down.
+ */
+export const RESUME_BACKOFF_MAX_MS = 2000;
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
 
@@ -300,8 +306,7 @@ export class Agent extends EventEmitter {
 
   private scheduleReconnect(): void {
     const initial = this.opts.backoffInitialMs ?? 250;
-    // With a session to resume, never wait long: a control plane back from a
-    // restart keeps it only for its grace period (30 s by default).
+    // With a session to resume, never wait long (RESUME_BACKOFF_MAX_MS).
     const max = Math.min(this.opts.backoffMaxMs ?? 30_000, this.sessionId ? RESUME_BACKOFF_MAX_MS : Infinity);
     // Exponential with full jitter, capped: many agents returning at once spread out.
     const ceiling = Math.min(max, initial * 2 ** this.attempt);
