@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import * as pty from 'node-pty';
 import { AttachMode, MAX_INPUT_BYTES, TokenKind } from '../protocol';
 import { CmdopClient, TerminalAttachment, UnauthenticatedError } from '../sdk';
-import { Access } from '../control-plane/auth/access';
+import { Access } from '../control-plane/core/access';
 import { AuthStore } from '../control-plane/auth/store';
 import { Store } from '../control-plane/store';
 import { AuditProbe } from './auditProbe';

@@ -37,7 +37,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HIGH_WATERMARK, LOW_WATERMARK } from '../control-plane/gateway/stream';
+import { HIGH_WATERMARK, LOW_WATERMARK } from '../control-plane/transports/ws/stream';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { cpuSeconds } from './procfs';
 import { ProcessSet, sleep } from './procs';

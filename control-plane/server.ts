@@ -13,23 +13,23 @@ import {
   RELAY_BUFFER,
   toGrpcService,
 } from '../protocol';
-import { agentServiceHandlers } from './agentService';
-import { clientServiceHandlers } from './clientService';
-import { Registry } from './registry';
+import { agentServiceHandlers } from './transports/grpc/agentService';
+import { clientServiceHandlers } from './transports/grpc/clientService';
+import { Registry } from './core/registry';
 import { Store } from './store';
-import { Access } from './auth/access';
+import { Access } from './core/access';
 import { AuthStore } from './auth/store';
-import { authServiceHandlers } from './auth/service';
+import { authServiceHandlers } from './transports/grpc/authService';
 import { isLoopback } from '../lib/serverAddress';
 import { serverCredentials } from '../lib/tls';
 import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
 import { accountsOf } from './auth/web';
-import { createConsoleHandler } from './console/static';
-import { createFileRoutes, type FileRoutes } from './console/files';
-import { createGateway } from './gateway/socket';
+import { createConsoleHandler } from './transports/http/consoleStatic';
+import { createFileRoutes, type FileRoutes } from './transports/http/fileRoutes';
+import { createGateway } from './transports/ws/gateway';
 import { createLogger, type Logger } from '../lib/logger';
-import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS, connectionOptions, guardHandshakes, http2Settings } from './grpcConnections';
+import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS, connectionOptions, guardHandshakes, http2Settings } from './transports/grpc/connections';
 
 const VERSION: string = require('../../package.json').version;
 

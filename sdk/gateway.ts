@@ -1,4 +1,4 @@
-// The console's side of the WebSocket gateway (control-plane/gateway): the
+// The console's side of the WebSocket gateway (control-plane/transports/ws): the
 // same protobuf messages as gRPC, over one socket, for code that runs in a
 // browser. No grpc-js here; pass any WebSocket implementation that follows
 // the browser API (the browser's own, or the `ws` package in Node).

@@ -19,9 +19,9 @@ import type { Page } from 'playwright-core';
 import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
 import { CutProxy } from './helpers/proxy';
-import { createFileRoutes } from '../control-plane/console/files';
-import type { HandlerCall } from '../control-plane/console/fileHttp';
-import { ApiError } from '../control-plane/errors';
+import { createFileRoutes } from '../control-plane/transports/http/fileRoutes';
+import type { HandlerCall } from '../control-plane/transports/http/fileHttp';
+import { ApiError } from '../control-plane/core/errors';
 import { FileType, type DownloadMessage, type UploadMessage, type UploadReply } from '../protocol';
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');

@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { AttachMode, Encoded, GatewayServerFrame, ServerMessage, SessionState, TerminalKind } from '../protocol';
-import { streamOutFrame } from '../control-plane/gateway/frames';
-import { HIGH_WATERMARK } from '../control-plane/gateway/stream';
+import { streamOutFrame } from '../control-plane/transports/ws/frames';
+import { HIGH_WATERMARK } from '../control-plane/transports/ws/stream';
 import { GatewayConnection, GatewayError, WebSocketConstructor } from '../sdk/gateway';
 import { Cluster, eventually, startCluster } from './helpers/cluster';
 

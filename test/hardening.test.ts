@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { AgentServiceDefinition, ClientServiceDefinition, SessionState, TokenKind, toGrpcService } from '../protocol';
 import { startControlPlane, type ControlPlane } from '../control-plane/server';
-import { DEFAULT_CONNECTION_LIMITS } from '../control-plane/grpcConnections';
+import { DEFAULT_CONNECTION_LIMITS } from '../control-plane/transports/grpc/connections';
 import { createLogger } from '../lib/logger';
 import { Cluster, eventually, runCli, startCluster, tempDir } from './helpers/cluster';
 

@@ -1,5 +1,5 @@
 // What the auth side gives the web port: accounts for the sign-in page. (The
-// page a share link opens, /share, is the console's: console/static.ts.)
+// page a share link opens, /share, is the console's: transports/http/consoleStatic.ts.)
 import type { Accounts } from '../oauth/provider';
 import { verifyPassword } from './secrets';
 import type { AuthStore } from './store';

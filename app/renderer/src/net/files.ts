@@ -1,5 +1,5 @@
 // File transfers over HTTP on the console's own origin (the control plane's
-// /files/... routes, control-plane/console/files.ts), with the page's token
+// /files/... routes, control-plane/transports/http/fileRoutes.ts), with the page's token
 // in the Authorization header, never in a URL.
 //
 // Download: fetch, read the body as it comes (progress against

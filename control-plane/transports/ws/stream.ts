@@ -10,8 +10,8 @@
 // 'drain' fires once acknowledgements bring it under LOW_WATERMARK.
 import { EventEmitter } from 'node:events';
 import type { Metadata } from '@grpc/grpc-js';
-import { ClientMessage, Encoded, ServerMessage, StreamError } from '../../protocol';
-import type { GrpcStatus } from '../errors';
+import { ClientMessage, Encoded, ServerMessage, StreamError } from '../../../protocol';
+import type { GrpcStatus } from '../../core/errors';
 import { streamEndFrame, streamOutFrame } from './frames';
 import { status } from '@grpc/grpc-js';
 

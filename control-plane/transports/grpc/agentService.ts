@@ -8,12 +8,12 @@
 // (10,000 such streams once held ~100 MB). Nothing is read until then
 // because no 'data' listener exists yet: grpc-js reads a stream only as its
 // consumer asks, so what the client sends early waits in HTTP/2 flow control.
-import { AgentMessage, TokenKind } from '../protocol';
-import { ApiError, denied } from './errors';
-import type { Access, Principal } from './auth/access';
-import type { Registry } from './registry';
-import type { AgentCall, AgentSession } from './session';
-import type { Logger } from '../lib/logger';
+import { AgentMessage, TokenKind } from '../../../protocol';
+import { ApiError, denied } from '../../core/errors';
+import type { Access, Principal } from '../../core/access';
+import type { Registry } from '../../core/registry';
+import type { AgentCall, AgentSession } from '../../core/session';
+import type { Logger } from '../../../lib/logger';
 
 export function agentServiceHandlers(registry: Registry, access: Access, logger: Logger) {
   /** Only an agent credential connects an agent. */

@@ -22,11 +22,11 @@ import {
   UploadReply,
   FILE_CHUNK_FIELD,
   encodeFileChunkEnvelope,
-} from '../protocol';
-import { authedUnary } from './authedUnary';
-import { ApiError, invalid, toStatus } from './errors';
-import type { Access, Principal } from './auth/access';
-import type { Registry } from './registry';
+} from '../../../protocol';
+import { authedUnary } from './unary';
+import { ApiError, invalid, toStatus } from '../../core/errors';
+import type { Access, Principal } from '../../core/access';
+import type { Registry } from '../../core/registry';
 
 function checkPath(path: string, what = 'path'): void {
   if (!path) throw invalid(`${what} is empty`);

@@ -22,9 +22,9 @@
 // their last byte, and resumable with Range/If-Range; uploads (fileUploads.ts)
 // go in parts and resume after a dropped connection.
 import type http from 'node:http';
-import { AttachMode } from '../../protocol';
-import type { Access } from '../auth/access';
-import type { Registry } from '../registry';
+import { AttachMode } from '../../../protocol';
+import type { Access } from '../../core/access';
+import type { Registry } from '../../core/registry';
 import { serveDownload } from './fileDownload';
 import { HttpError, machineParam, metadataOf, sendError, sendJson } from './fileHttp';
 import { UploadSessions, type StreamHandler } from './fileUploads';

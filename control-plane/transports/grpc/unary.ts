@@ -1,8 +1,8 @@
 // One wrapper for every unary call a client makes (clientService.ts,
 // fileService.ts): authenticate, run, map errors to a gRPC status, audit refusals.
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { ApiError, toStatus } from './errors';
-import type { Access, Principal } from './auth/access';
+import { ApiError, toStatus } from '../../core/errors';
+import type { Access, Principal } from '../../core/access';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 

@@ -4,7 +4,7 @@
 // wrapped here without decoding them again. test/gateway.test.ts checks this
 // against the generated codec.
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { Encoded, GatewayServerFrame, ServerMessage, StreamError } from '../../protocol';
+import { Encoded, GatewayServerFrame, ServerMessage, StreamError } from '../../../protocol';
 
 const LEN = 2;
 const VARINT = 0;

@@ -7,8 +7,8 @@
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import { Metadata, status } from '@grpc/grpc-js';
-import { NAME_PATTERN } from '../../protocol';
-import { ApiError, invalid, unauthenticated } from '../errors';
+import { NAME_PATTERN } from '../../../protocol';
+import { ApiError, invalid, unauthenticated } from '../../core/errors';
 
 /** HTTP status for each error code (gRPC's own HTTP mapping, with WebDAV's 507 for a full disk). */
 const HTTP_STATUS: Record<string, number> = {

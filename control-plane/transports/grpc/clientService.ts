@@ -12,14 +12,14 @@ import {
   TerminalInfo,
   checkSize,
   isSignalName,
-} from '../protocol';
-import { ApiError, denied, invalid, toStatus } from './errors';
-import { authedUnary } from './authedUnary';
+} from '../../../protocol';
+import { ApiError, denied, invalid, toStatus } from '../../core/errors';
+import { authedUnary } from './unary';
 import { fileServiceHandlers } from './fileService';
-import type { Access, Principal } from './auth/access';
-import type { Registry } from './registry';
-import type { Attachment, ClientCall, TerminalRelay } from './relay';
-import type { Logger } from '../lib/logger';
+import type { Access, Principal } from '../../core/access';
+import type { Registry } from '../../core/registry';
+import type { Attachment, ClientCall, TerminalRelay } from '../../core/relay';
+import type { Logger } from '../../../lib/logger';
 
 export function clientServiceHandlers(registry: Registry, access: Access, logger: Logger, clientTimeoutS: number) {
   const attachments = new Set<Attachment>();

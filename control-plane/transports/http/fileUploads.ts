@@ -46,11 +46,11 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Metadata } from '@grpc/grpc-js';
-import { AttachMode, MAX_UPLOAD_IN_FLIGHT, type FileEntry, type UploadMessage, type UploadReply } from '../../protocol';
-import { ChunkSizer, SentChunks } from '../../lib/chunkSizer';
+import { AttachMode, MAX_UPLOAD_IN_FLIGHT, type FileEntry, type UploadMessage, type UploadReply } from '../../../protocol';
+import { ChunkSizer, SentChunks } from '../../../lib/chunkSizer';
 // How the agent names a partial upload (the one place it is defined).
-import type { Access, Principal } from '../auth/access';
-import { ApiError } from '../errors';
+import type { Access, Principal } from '../../core/access';
+import { ApiError } from '../../core/errors';
 import { BASE_HEADERS, HandlerCall, HttpError, byteParam, flagParam, httpErrorOf, machineParam, metadataOf, peerOf, sendError, sendJson } from './fileHttp';
 
 /** ClientService's streaming handler (fileService.ts), called with a HandlerCall as the gateway calls it with its streams. */

@@ -17,7 +17,7 @@ import {
   Encoded,
   FILE_CHUNK_FIELD,
   encodeFileChunkEnvelope,
-} from '../protocol';
+} from '../../protocol';
 import { ApiError, type ErrorCode, unavailable } from './errors';
 
 /** How long a unary file operation may take on the agent (a huge directory listing, a slow disk). */

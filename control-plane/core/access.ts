@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AttachMode, TokenKind } from '../../protocol';
-import { ApiError, denied, unauthenticated } from '../errors';
-import { AuthStore, AuditInput, TokenRow, UserRow } from './store';
-import { hashSecret, kindOfSecret, newId, newSecret } from './secrets';
+import { ApiError, denied, unauthenticated } from './errors';
+import { AuthStore, AuditInput, TokenRow, UserRow } from '../auth/store';
+import { hashSecret, kindOfSecret, newId, newSecret } from '../auth/secrets';
 
 export interface Principal {
   kind: TokenKind;

@@ -12,7 +12,7 @@ import {
   Resumed,
   SessionState,
   nameError,
-} from '../protocol';
+} from '../../protocol';
 import { ApiError, invalid, notFound } from './errors';
 import { AgentCall, AgentSession, SessionDeps, newResumeToken, resumeHash } from './session';
 

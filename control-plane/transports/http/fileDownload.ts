@@ -35,7 +35,7 @@
 // The SDK and CLI verify the whole-file MD5 across their resumes.
 import crypto from 'node:crypto';
 import type http from 'node:http';
-import type { DownloadMessage, DownloadRequest, FileEntry } from '../../protocol';
+import type { DownloadMessage, DownloadRequest, FileEntry } from '../../../protocol';
 import { BASE_HEADERS, HandlerCall, HttpError, httpErrorOf, machineParam, metadataOf, peerOf, sendError } from './fileHttp';
 import type { StreamHandler } from './fileUploads';
 

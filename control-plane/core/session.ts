@@ -14,13 +14,13 @@ import {
   TerminalOpened,
   TerminalSpec,
   checkSize,
-} from '../protocol';
+} from '../../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
-import { FileRouter } from './files';
-import { PrioritySender } from '../lib/prioritySender';
+import { FileRouter } from './fileRouter';
+import { PrioritySender } from '../../lib/prioritySender';
 import { TerminalRelay } from './relay';
-import type { OpenSessionRow, Store, TerminalRow } from './store';
-import type { Logger } from '../lib/logger';
+import type { OpenSessionRow, Store, TerminalRow } from '../store';
+import type { Logger } from '../../lib/logger';
 
 export type AgentCall = ServerDuplexStream<AgentMessage, ControlMessage>;
 

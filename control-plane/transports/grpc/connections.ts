@@ -16,7 +16,7 @@
 //   instead of failing.
 import type http2 from 'node:http2';
 import type { Server, ServerOptions } from '@grpc/grpc-js';
-import type { Logger } from '../lib/logger';
+import type { Logger } from '../../../lib/logger';
 
 export interface ConnectionLimits {
   /** Concurrent streams one connection may hold. */

@@ -9,13 +9,13 @@ import {
   TokenKind,
   UserInfo,
   nameError,
-} from '../../protocol';
-import { ApiError, denied, invalid, notFound } from '../errors';
-import { authedUnary } from '../authedUnary';
-import type { Registry } from '../registry';
-import { Access, Principal, roleName } from './access';
-import { TokenRow, UserRow } from './store';
-import { generatePassword, hashPassword } from './secrets';
+} from '../../../protocol';
+import { ApiError, denied, invalid, notFound } from '../../core/errors';
+import { authedUnary } from './unary';
+import type { Registry } from '../../core/registry';
+import { Access, Principal, roleName } from '../../core/access';
+import { TokenRow, UserRow } from '../../auth/store';
+import { generatePassword, hashPassword } from '../../auth/secrets';
 import { randomUUID } from 'node:crypto';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 

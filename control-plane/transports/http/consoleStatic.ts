@@ -16,10 +16,10 @@ import type http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { page } from '../oauth/pages';
+import { page } from '../../oauth/pages';
 
-/** dist/control-plane/console/static.js -> dist/renderer */
-export const DEFAULT_CONSOLE_DIR = path.join(__dirname, '..', '..', 'renderer');
+/** dist/control-plane/transports/http/consoleStatic.js -> dist/renderer */
+export const DEFAULT_CONSOLE_DIR = path.join(__dirname, '..', '..', '..', 'renderer');
 
 /**
  * First path segments the web port answers itself: oidc-provider's routes

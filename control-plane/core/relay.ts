@@ -44,9 +44,9 @@ import {
   OUTPUT_FIELD,
   encodeOutputEnvelope,
   preEncode,
-} from '../protocol';
+} from '../../protocol';
 import { ApiError, denied, invalid, unavailable, type GrpcStatus } from './errors';
-import type { Logger } from '../lib/logger';
+import type { Logger } from '../../lib/logger';
 
 export type ClientCall = ServerDuplexStream<ClientMessage, ServerMessage | Encoded>;
 
