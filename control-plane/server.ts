@@ -1,35 +1,34 @@
-// The control plane process: a gRPC server for agents and clients over the
-// registry, with its durable state in SQLite under the data dir.
-import * as grpc from '@grpc/grpc-js';
-import type http2 from 'node:http2';
+// The control plane process: the core (registry, sessions, relays, file
+// routing, access: control-plane/core/) with its durable state in SQLite
+// under the data dir, served on two ports by thin transports: gRPC for
+// agents, the CLI and the SDK (transports/grpc/), and the web port for
+// browsers (transports/http/webServer.ts: the console, its file transfers,
+// its WebSocket gateway (transports/ws/), and the OAuth server).
 import {
-  AgentServiceDefinition,
-  AuthServiceDefinition,
-  ClientServiceDefinition,
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
-  HTTP2_WINDOW,
-  MAX_AGENT_MESSAGE,
   RELAY_BUFFER,
-  toGrpcService,
 } from '../protocol';
-import { agentServiceHandlers } from './transports/grpc/agentService';
-import { clientServiceHandlers } from './transports/grpc/clientService';
 import { Registry } from './core/registry';
 import { Store } from './store';
 import { Access } from './core/access';
+import { AgentLinks } from './core/agentLink';
+import { authCalls } from './core/authCalls';
+import { ClientCalls } from './core/clientCalls';
 import { AuthStore } from './auth/store';
-import { authServiceHandlers } from './transports/grpc/authService';
 import { isLoopback } from '../lib/serverAddress';
-import { serverCredentials } from '../lib/tls';
-import { startOAuthWeb, type OAuthWebOptions } from './oauth/web';
+import { createOAuthWeb, oauthIssuer, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
 import { accountsOf } from './auth/web';
 import { createConsoleHandler } from './transports/http/consoleStatic';
-import { createFileRoutes, type FileRoutes } from './transports/http/fileRoutes';
+import { createFileRoutes } from './transports/http/fileRoutes';
+import { startWebServer } from './transports/http/webServer';
 import { createGateway } from './transports/ws/gateway';
+import { agentServiceHandlers } from './transports/grpc/agentService';
+import { authServiceHandlers, clientServiceHandlers } from './transports/grpc/clientService';
+import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './transports/grpc/connections';
+import { startGrpcPort } from './transports/grpc/server';
 import { createLogger, type Logger } from '../lib/logger';
-import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS, connectionOptions, guardHandshakes, http2Settings } from './transports/grpc/connections';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -115,21 +114,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const admin = access.bootstrapAdmin(opts.dataDir);
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
-  // The web port: the browser console's files, sign-in pages, OAuth
-  // endpoints, and the console's WebSocket gateway (set up below, once the
-  // handlers exist).
-  let gateway: ReturnType<typeof createGateway> | undefined;
-  let fileRoutes: FileRoutes | undefined;
-  let issuer: string | undefined;
-  const consoleFiles = createConsoleHandler({ dir: opts.consoleDir, tls: Boolean(opts.tls), issuer: () => issuer });
+  // The web port first: the OAuth issuer is its bound address (or --public-url).
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
-  const web = await startOAuthWeb({
+  let draining = false;
+  const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining, logger }).catch((e: Error) => {
+    store.close();
+    throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
+  });
+  const oauth = createOAuthWeb({
     db: store.database,
     dataDir: opts.dataDir,
     accounts: accountsOf(access.store),
-    listen: webListen,
-    tls: opts.tls,
-    publicUrl: opts.publicUrl,
+    issuer: oauthIssuer(web.scheme, webListen.host, web.port, opts.publicUrl, logger),
     ...opts.oauth,
     logger,
     onEvent: (e) =>
@@ -144,103 +140,75 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         mode: 0,
         commandId: '',
       }),
-    // /files/...: the console's file transfers (console/files.ts); then its pages.
-    extraHandler: async (req, res) => (await fileRoutes?.handle(req, res)) || consoleFiles(req, res),
-    onUpgrade: (req, socket, head) => gateway?.upgrade(req, socket, head) ?? false,
-  }).catch((e: Error) => {
-    store.close();
-    throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
   });
-  issuer = web.issuer;
   access.setOAuthVerifier(async (token) => {
-    const v = await web.verifyAccessToken(token);
+    const v = await oauth.verifyAccessToken(token);
     return v && { userId: v.userId, expiresAtMs: v.expiresAtMs };
   });
 
-  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
-  const server = new grpc.Server({
-    ...connectionOptions(limits),
-    'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
-    'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
-    // Agents ping every 25 s (keeps NAT mappings open); accept pings that
-    // often, with or without calls, and ping back to find dead peers.
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 500,
-    'grpc.http2.max_ping_strikes': 0,
-    'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
-    'grpc.keepalive_timeout_ms': 10_000,
-  });
-  // grpc-js has no server option for the HTTP/2 window a server advertises
-  // (clients have 'grpc-node.flow_control_window'); it passes these options
-  // to http2.createServer as they are.
-  // noDelay: a keystroke's echo must not wait for Nagle's algorithm.
-  // handshakeTimeout: a TLS connection must finish its handshake as soon as an HTTP/2 one (grpcConnections.ts).
-  const http2Options = (
-    server as unknown as { commonServerOptions: { settings?: http2.Settings; noDelay?: boolean; handshakeTimeout?: number } }
-  ).commonServerOptions;
-  http2Options.settings = { ...http2Options.settings, ...http2Settings(limits), initialWindowSize: HTTP2_WINDOW };
-  http2Options.noDelay = true;
-  http2Options.handshakeTimeout = limits.handshakeMs;
-  server.addService(toGrpcService(AgentServiceDefinition), agentServiceHandlers(registry, access, logger));
-  const clients = clientServiceHandlers(registry, access, logger, clientTimeoutS);
-  server.addService(toGrpcService(ClientServiceDefinition), clients.handlers as any);
+  // The core, and the transports over it.
+  const calls = new ClientCalls(registry, access, logger, clientTimeoutS);
+  const links = new AgentLinks(registry, access, logger);
   const serverInfo = () => ({
     version: VERSION,
-    issuer: web.issuer,
-    deviceAuthorizationEndpoint: `${web.issuer}/device/auth`,
-    tokenEndpoint: `${web.issuer}/token`,
-    revocationEndpoint: `${web.issuer}/token/revocation`,
+    issuer: oauth.issuer,
+    deviceAuthorizationEndpoint: `${oauth.issuer}/device/auth`,
+    tokenEndpoint: `${oauth.issuer}/token`,
+    revocationEndpoint: `${oauth.issuer}/token/revocation`,
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
   });
-  const auth = authServiceHandlers({ access, registry, serverInfo });
-  server.addService(toGrpcService(AuthServiceDefinition), auth as any);
-  gateway = createGateway({ access, handlers: clients.handlers as any, whoAmI: auth.whoAmI as any, logger });
-  fileRoutes = createFileRoutes({
+  const auth = authCalls({ access, registry, serverInfo });
+  const gateway = createGateway({ access, calls, whoAmI: auth.whoAmI, logger });
+  const fileRoutes = createFileRoutes({
     access,
-    registry,
-    handlers: clients.handlers,
+    calls,
     uploadResumeMs: opts.uploadResumeS === undefined ? undefined : opts.uploadResumeS * 1000,
   });
+  const consoleFiles = createConsoleHandler({ dir: opts.consoleDir, tls: Boolean(opts.tls), issuer: () => oauth.issuer });
+  web.mount([fileRoutes.handle, consoleFiles], oauth.handle, [gateway.upgrade]);
 
-  const bindHost = host.includes(':') ? `[${host}]` : host;
-  const boundPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${port}`, opts.tls ? serverCredentials(opts.tls) : grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(new Error(`cannot listen on ${bindHost}:${port}: ${err.message}`)) : resolve(p),
-    ),
-  );
-  guardHandshakes(server, limits, logger);
-  const address = opts.tls ? `grpcs://${bindHost}:${boundPort}` : `${bindHost}:${boundPort}`;
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
+  const grpcPort = await startGrpcPort({
+    host,
+    port,
+    tls: opts.tls,
+    limits,
+    services: {
+      agent: agentServiceHandlers(links, access),
+      client: clientServiceHandlers(calls, access),
+      auth: authServiceHandlers(auth, access),
+    },
+    logger,
+  }).catch(async (e: Error) => {
+    await web.close();
+    store.close();
+    throw e;
+  });
+  const address = grpcPort.address;
   logger.info({ address, dataDir: opts.dataDir }, 'control plane listening');
 
   return {
     address,
-    port: boundPort,
+    port: grpcPort.port,
     registry,
     store,
     access,
     adminTokenFile: admin.file,
     webUrl: web.url,
-    issuer: web.issuer,
+    issuer: oauth.issuer,
     async close() {
-      clients.close();
+      draining = true;
+      calls.close();
       // Agents come back (to this process's successor), each after its own
       // delay; clients re-attach; the sessions stay open in the store.
       const n = registry.sessions().length;
       registry.drain('the control plane is restarting', Math.min(DRAIN_SPREAD_MAX_MS, 200 + n));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-      gateway?.close();
-      fileRoutes?.close();
+      await grpcPort.close(2000);
+      gateway.close();
+      fileRoutes.close();
       await web.close();
+      await oauth.close();
       access.store.flushAudit();
       store.close();
     },

@@ -129,7 +129,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       accepted: (w, commandId) => w.resolve(commandId),
       refused: (e, w) => {
         // The control plane answers UNAVAILABLE only for what it did not forward.
-        const err = e.code === 'UNAVAILABLE' ? new NotDeliveredError(e.message, 'UNAVAILABLE') : errorFor(e.code, e.message);
+        const err = e.code === 'UNAVAILABLE' ? new NotDeliveredError(e.message, 'UNAVAILABLE', e.reason) : errorFor(e.code, e.message, e.reason);
         if (w) w.reject(err);
         else this.emit('refused', err);
       },

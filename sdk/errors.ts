@@ -6,6 +6,8 @@ export class CmdopError extends Error {
   constructor(
     message: string,
     readonly code: string = 'UNKNOWN',
+    /** Finer than the code, for what a caller acts on: machine_not_found, file_changed, restarting, ... */
+    readonly reason: string = '',
   ) {
     super(message);
     this.name = new.target.name;
@@ -41,32 +43,32 @@ function reasonOf(metadata: Metadata | undefined): string {
 
 /** The typed error for a status code name (as StreamError carries it) and message. */
 export function errorFor(code: string, message: string, reason = ''): CmdopError {
-  if (reason === 'machine_not_found') return new MachineNotFoundError(message, code);
-  if (reason === 'terminal_not_found') return new TerminalNotFoundError(message, code);
+  if (reason === 'machine_not_found') return new MachineNotFoundError(message, code, reason);
+  if (reason === 'terminal_not_found') return new TerminalNotFoundError(message, code, reason);
   switch (code) {
     case 'NOT_FOUND':
-      return new NotFoundError(message, code);
+      return new NotFoundError(message, code, reason);
     case 'PERMISSION_DENIED':
-      return new PermissionDeniedError(message, code);
+      return new PermissionDeniedError(message, code, reason);
     case 'UNAUTHENTICATED':
-      return new UnauthenticatedError(message, code);
+      return new UnauthenticatedError(message, code, reason);
     case 'INVALID_ARGUMENT':
     case 'OUT_OF_RANGE':
-      return new InvalidArgumentError(message, code);
+      return new InvalidArgumentError(message, code, reason);
     case 'ALREADY_EXISTS':
-      return new AlreadyExistsError(message, code);
+      return new AlreadyExistsError(message, code, reason);
     case 'UNAVAILABLE':
-      return new UnavailableError(message, code);
+      return new UnavailableError(message, code, reason);
     case 'DEADLINE_EXCEEDED':
-      return new TimeoutError(message, code);
+      return new TimeoutError(message, code, reason);
     case 'DATA_LOSS':
-      return new DataLossError(message, code);
+      return new DataLossError(message, code, reason);
     case 'RESOURCE_EXHAUSTED':
-      return new ResourceExhaustedError(message, code);
+      return new ResourceExhaustedError(message, code, reason);
     case 'FAILED_PRECONDITION':
-      return new FailedPreconditionError(message, code);
+      return new FailedPreconditionError(message, code, reason);
     default:
-      return new CmdopError(message, code);
+      return new CmdopError(message, code, reason);
   }
 }
 

@@ -249,7 +249,7 @@ export class FilesApi {
         if (md5 !== theirs) throw new DataLossError(`${path}: MD5 mismatch (machine ${theirs}, received ${md5}); nothing kept`);
         return { entry: entry!, result: { size: offset, md5, resumes: resume.count } };
       } catch (e) {
-        if (e instanceof FailedPreconditionError && offset > 0 && /changed/.test(e.message)) {
+        if (e instanceof FailedPreconditionError && offset > 0 && e.reason === 'file_changed') {
           // The file changed between attempts: start over rather than splice two versions.
           offset = 0;
           entry = undefined;

@@ -66,7 +66,7 @@ export class GatewayConnection {
       const err = new GatewayError('UNAVAILABLE', `the gateway closed the connection (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
       for (const c of this.calls.values()) c.reject(err);
       this.calls.clear();
-      for (const s of this.streams.values()) s.end({ code: 'UNAVAILABLE', message: err.message, ref: '' });
+      for (const s of this.streams.values()) s.end({ code: 'UNAVAILABLE', message: err.message, ref: '', reason: '' });
       this.streams.clear();
       this.onclose?.(ev.code, ev.reason);
     };

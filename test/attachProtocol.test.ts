@@ -83,12 +83,12 @@ describe('AttachProtocol', () => {
     assert.deepEqual(s1.first, openShell);
     s1.say(attached);
     s1.say(output(0, 'hello'));
-    s1.end({ code: 'UNAVAILABLE', message: 'gone', ref: '' });
+    s1.end({ code: 'UNAVAILABLE', message: 'gone', ref: '', reason: '' });
     const s2 = connect();
     assert.deepEqual(s2.first, { ...openShell, open: undefined, terminalId: 't1', fromSeq: 5 });
     // A stream dropped before `attached` repeats the first request.
     const { connect: connect2 } = harness(existing);
-    connect2().end({ code: 'UNAVAILABLE', message: 'gone', ref: '' });
+    connect2().end({ code: 'UNAVAILABLE', message: 'gone', ref: '', reason: '' });
     assert.deepEqual(connect2().first, existing);
   });
 
@@ -128,8 +128,8 @@ describe('AttachProtocol', () => {
     const refs = s.sent.slice(1).map((m) => (m.msg?.value as { ref: string }).ref);
     assert.equal(new Set(refs).size, 3, 'a ref per request');
     s.say({ $case: 'accepted', value: { commandId: 'c9', ref: refs[0] } });
-    s.say({ $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'no', ref: refs[1] } });
-    s.say({ $case: 'error', value: { code: 'PERMISSION_DENIED', message: 'no', ref: '' } });
+    s.say({ $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'no', ref: refs[1], reason: '' } });
+    s.say({ $case: 'error', value: { code: 'PERMISSION_DENIED', message: 'no', ref: '', reason: '' } });
     s.say({ $case: 'accepted', value: { commandId: 'c9', ref: refs[0] } }); // answered already
     assert.deepEqual(events.slice(1), ['accepted sig c9', 'refused size INVALID_ARGUMENT', 'refused - PERMISSION_DENIED']);
     assert.deepEqual(p.takePending(), ['lost']);
@@ -152,7 +152,7 @@ describe('AttachProtocol', () => {
     const c = harness(existing);
     const u = c.connect();
     u.say(attached);
-    u.end({ code: 'UNAVAILABLE', message: 'socket closed', ref: '' });
+    u.end({ code: 'UNAVAILABLE', message: 'socket closed', ref: '', reason: '' });
     u.say(output(0, 'late')); // the old stream, after its end
     u.end();
     const v = c.connect();

@@ -20,7 +20,8 @@ import { Cluster, eventually, startCluster, tempDir } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
 import { CutProxy } from './helpers/proxy';
 import { createFileRoutes } from '../control-plane/transports/http/fileRoutes';
-import type { HandlerCall } from '../control-plane/transports/http/fileHttp';
+import type { CallContext, ClientStream, Inbound } from '../control-plane/core/ports';
+import type { ClientCalls } from '../control-plane/core/clientCalls';
 import { ApiError } from '../control-plane/core/errors';
 import { FileType, type DownloadMessage, type UploadMessage, type UploadReply } from '../protocol';
 
@@ -833,9 +834,9 @@ describe('console file panel', () => {
   });
 
   it('an upload whose agent call is cut off while it opens or verifies fails, then is opened once more only to discard its partial file (in process)', async () => {
-    // The agent's side, as fileService.ts's upload handler relays it: each call is one open on the agent.
+    // The agent's side, as the core's upload call relays it: each call is one open on the agent.
     interface AgentCall {
-      call: HandlerCall<undefined, UploadReply>;
+      stream: ClientStream<UploadReply>;
       open?: Extract<UploadMessage['msg'], { $case: 'open' }>['value'];
       cancelled?: { discard?: boolean };
     }
@@ -843,29 +844,31 @@ describe('console file panel', () => {
     const opensOf = (transferId: string) => calls.filter((x) => x.open?.transferId === transferId);
     /** What the fake agent does with each message: cut the call off (UNAVAILABLE) at `cutAt`, else answer as an agent would. */
     let cutAt: 'open' | 'done' = 'open';
-    const cut = (c: AgentCall) => setImmediate(() => c.call.emit('error', new ApiError('UNAVAILABLE', 'the file traffic moved to its own connection')));
+    const cut = (c: AgentCall) => setImmediate(() => c.stream.fail(new ApiError('UNAVAILABLE', 'the file traffic moved to its own connection')));
     const routes = createFileRoutes({
       access: { authenticate: async () => ({ user: { id: 'u1' } }), requireUser: () => {}, require: () => {}, audit: () => {} } as never,
-      registry: {} as never,
-      handlers: {
-        download: () => {},
-        upload: (call: HandlerCall<undefined, UploadReply>) => {
-          const c: AgentCall = { call };
+      calls: {
+        download: () => ({ gone: () => {} }),
+        upload: (_ctx: CallContext, stream: ClientStream<UploadReply>): Inbound<UploadMessage> => {
+          const c: AgentCall = { stream };
           calls.push(c);
-          call.on('cancelled', (o?: { discard?: boolean }) => (c.cancelled = o ?? {}));
-          call.on('data', (m: UploadMessage) => {
-            const msg = m.msg;
-            if (msg?.$case === 'open') {
-              c.open = msg.value;
-              const reopen = opensOf(msg.value.transferId).length > 1;
-              if (cutAt === 'open' && !reopen) return cut(c);
-              call.write({ msg: { $case: 'opened', value: { resumeOffset: reopen ? msg.value.size : 0 } } });
-            } else if (msg?.$case === 'chunk') {
-              call.write({ msg: { $case: 'ack', value: { requestId: 0, offset: msg.value.offset + msg.value.data.length } } });
-            } else if (msg?.$case === 'done' && cutAt === 'done') cut(c);
-          });
+          return {
+            message: (m) => {
+              const msg = m.msg;
+              if (msg?.$case === 'open') {
+                c.open = msg.value;
+                const reopen = opensOf(msg.value.transferId).length > 1;
+                if (cutAt === 'open' && !reopen) return cut(c);
+                stream.write({ msg: { $case: 'opened', value: { resumeOffset: reopen ? msg.value.size : 0 } } });
+              } else if (msg?.$case === 'chunk') {
+                stream.write({ msg: { $case: 'ack', value: { requestId: 0, offset: msg.value.offset + msg.value.data.length } } });
+              } else if (msg?.$case === 'done' && cutAt === 'done') cut(c);
+            },
+            end: () => {},
+            gone: (_reason, discard) => (c.cancelled = discard ? { discard } : {}),
+          };
         },
-      },
+      } as unknown as ClientCalls,
     });
     const server = http.createServer((req, res) => void routes.handle(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -904,11 +907,10 @@ describe('console file panel', () => {
     const md5 = crypto.createHash('md5').update(file).digest();
     let sendMd5 = md5;
     const routes = createFileRoutes({
-      access: {} as never,
-      registry: {} as never,
-      handlers: {
-        // The agent's side of a download, as fileService.ts's handler relays it: entry, chunks, done.
-        download: (call: { write(m: DownloadMessage): boolean; end(): void }) => {
+      access: { authenticate: async () => ({ user: { id: 'u1' } }), audit: () => {} } as never,
+      calls: {
+        // The agent's side of a download, as the core's download call relays it: entry, chunks, done.
+        download: (_ctx: CallContext, _req: unknown, call: ClientStream<DownloadMessage>) => {
           const entry = { name: 'f', type: FileType.FILE_TYPE_FILE, size: file.length, mode: 0o644, mtimeMs: Date.now(), linkTarget: '' };
           call.write({ msg: { $case: 'entry', value: entry } });
           call.write({ msg: { $case: 'chunk', value: { requestId: 1, offset: 0, data: file.subarray(0, 10) } } });
@@ -917,9 +919,9 @@ describe('console file panel', () => {
             call.write({ msg: { $case: 'done', value: { requestId: 1, md5: sendMd5, size: file.length } } });
             call.end();
           }, 50);
+          return { gone: () => {} };
         },
-        upload: () => {},
-      },
+      } as unknown as ClientCalls,
     });
     const server = http.createServer((req, res) => void routes.handle(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -10,8 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import * as selfsigned from 'selfsigned';
-import { startOAuthWeb } from '../control-plane/oauth/web';
-import type { OAuthEvent, OAuthWeb, OAuthWebOptions } from '../control-plane/oauth/web';
+import { createOAuthWeb, oauthIssuer } from '../control-plane/oauth/web';
+import type { OAuthEvent, OAuthWeb as OAuthHandler, OAuthWebOptions } from '../control-plane/oauth/web';
+import { startWebServer } from '../control-plane/transports/http/webServer';
+import { createLogger } from '../lib/logger';
+
+/** The OAuth server mounted alone on a web port of its own, as the control plane mounts it (last). */
+type OAuthWeb = OAuthHandler & { url: string; port: number };
+interface HarnessOptions extends Partial<Omit<OAuthWebOptions, 'issuer'>> {
+  listen?: { host: string; port: number };
+  tls?: { certPem: string; keyPem: string };
+  publicUrl?: string;
+}
 import type { Accounts } from '../control-plane/oauth/provider';
 import { Browser, decodeHtml, hiddenInputs } from './helpers/browser';
 
@@ -125,26 +135,31 @@ interface Harness {
   stop(): Promise<void>;
 }
 
-async function startHarness(over: Partial<OAuthWebOptions> = {}, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-oauth-'))): Promise<Harness> {
+async function startHarness(over: HarnessOptions = {}, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-oauth-'))): Promise<Harness> {
   const db = new Database(path.join(dir, 'cmdop.sqlite'));
   db.pragma('journal_mode = WAL');
   const events: OAuthEvent[] = [];
-  const web = await startOAuthWeb({
+  const { listen = { host: '127.0.0.1', port: 0 }, tls, publicUrl, ...rest } = over;
+  const server = await startWebServer({ listen, tls, ready: () => true, logger: createLogger('web', 'silent') });
+  const oauth = createOAuthWeb({
     db,
     dataDir: dir,
     accounts,
-    listen: { host: '127.0.0.1', port: 0 },
+    issuer: oauthIssuer(server.scheme, listen.host, server.port, publicUrl),
     pollIntervalS: 1,
-    onEvent: (e) => events.push(e),
-    ...over,
+    onEvent: (e: OAuthEvent) => events.push(e),
+    ...rest,
   });
+  server.mount([], oauth.handle, []);
+  const web: OAuthWeb = Object.assign(oauth, { url: server.url, port: server.port });
   return {
     web,
     db,
     dir,
     events,
     async stop() {
-      await web.close();
+      await server.close();
+      await oauth.close();
       db.close();
     },
   };

@@ -109,7 +109,7 @@ describe('agent-side bad input', () => {
     const req = (await a.main.next('fileRequest'))!;
     assert.ok(req.msg?.$case === 'fileRequest' && req.msg.value.op?.$case === 'stat');
     const entry = { name: 'hostname', type: 1, size: 5, mode: 0o644, mtimeMs: 1, linkTarget: '' };
-    bulk.call.write({ msg: { $case: 'fileReply', value: { requestId: req.msg.value.requestId, code: '', message: '', entry, entries: [], resumeOffset: 0, md5: Buffer.alloc(0), nextPageToken: '', totalEntries: 0 } } });
+    bulk.call.write({ msg: { $case: 'fileReply', value: { requestId: req.msg.value.requestId, code: '', message: '', entry, entries: [], resumeOffset: 0, md5: Buffer.alloc(0), nextPageToken: '', totalEntries: 0, reason: '' } } });
     assert.equal((await stat).size, 5);
     // What is not a file message is ignored there: a heartbeat on Bulk keeps nothing alive.
     bulk.call.write({ msg: { $case: 'heartbeat', value: { sessionId: a.sessionId, timestampMs: Date.now(), cpuPercent: 0, memoryPercent: 0, diskPercent: 0, batteryPercent: -1 } } });

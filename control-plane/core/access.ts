@@ -2,7 +2,6 @@
 // authorization (what that principal may do on a machine) for every gRPC call
 // and WebSocket. Also the registry of live streams per token, so revoking a
 // token, a share or a grant ends the streams it opened at once.
-import type { Metadata } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -109,9 +108,8 @@ export class Access {
 
   // ---- authentication
 
-  /** The principal behind a call's `authorization: Bearer` metadata; UNAUTHENTICATED otherwise. */
-  async authenticate(md: Metadata): Promise<Principal> {
-    const header = md.get('authorization')[0];
+  /** The principal behind an `authorization: Bearer TOKEN` header (gRPC metadata, HTTP); UNAUTHENTICATED otherwise. */
+  async authenticate(header: string | Buffer | undefined): Promise<Principal> {
     if (header === undefined || header === '') {
       throw unauthenticated('no token: sign in with `cmdop login`, or set CMDOP_TOKEN');
     }

@@ -1,7 +1,7 @@
-// Errors a handler can raise and the gRPC status each becomes. The names
-// match the codes the SDK maps back to typed errors (sdk/errors.ts).
-import { Metadata, status } from '@grpc/grpc-js';
-
+// Errors the core raises, with a typed code (a gRPC status name, which every
+// transport maps in its own way: a gRPC status, a StreamError on the
+// console's WebSocket, an HTTP status) and a typed reason for the cases a
+// client acts on. Nothing is ever matched by its text.
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
@@ -13,16 +13,22 @@ export type ErrorCode =
   | 'OUT_OF_RANGE'
   | 'DEADLINE_EXCEEDED'
   | 'RESOURCE_EXHAUSTED'
-  | 'DATA_LOSS';
+  | 'DATA_LOSS'
+  | 'CANCELLED'
+  | 'INTERNAL';
 
-/** Finer than the status code; sent as `cmdop-reason` metadata for the SDK's typed errors. */
-export type ErrorReason = 'machine_not_found' | 'terminal_not_found' | 'session_disconnected' | '';
-
-export interface GrpcStatus {
-  code: status;
-  details: string;
-  metadata?: Metadata;
-}
+/** Finer than the code: what a client does something about (sent as `cmdop-reason` on gRPC, `reason` elsewhere). */
+export type ErrorReason =
+  | 'machine_not_found'
+  | 'terminal_not_found'
+  | 'session_disconnected'
+  /** A download's file changed between attempts: start again from byte 0. */
+  | 'file_changed'
+  /** The control plane ended this one stream (a lost client heartbeat, a client gone): the connection is fine, re-attach. */
+  | 'stream_dropped'
+  /** The control plane is stopping or restarting: re-attach (to it or its successor). */
+  | 'restarting'
+  | '';
 
 export class ApiError extends Error {
   constructor(
@@ -32,22 +38,31 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-
-  toStatus(): GrpcStatus {
-    const metadata = new Metadata();
-    if (this.reason) metadata.set('cmdop-reason', this.reason);
-    return { code: status[this.code], details: this.message, metadata };
-  }
 }
 
 export const notFound = (m: string, reason: ErrorReason = '') => new ApiError('NOT_FOUND', m, reason);
 export const invalid = (m: string) => new ApiError('INVALID_ARGUMENT', m);
 export const denied = (m: string) => new ApiError('PERMISSION_DENIED', m);
 export const unauthenticated = (m: string) => new ApiError('UNAUTHENTICATED', m);
-export const unavailable = (m: string) => new ApiError('UNAVAILABLE', m);
+export const unavailable = (m: string, reason: ErrorReason = '') => new ApiError('UNAVAILABLE', m, reason);
 
-/** Any thrown value as a gRPC status; unexpected errors become INTERNAL. */
-export function toStatus(err: unknown): GrpcStatus {
-  if (err instanceof ApiError) return err.toStatus();
-  return { code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+/** Any thrown value as an ApiError; what was not one is INTERNAL. */
+export function asApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  return new ApiError('INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+const CODES = new Set<string>([
+  'INVALID_ARGUMENT', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'UNAUTHENTICATED', 'UNAVAILABLE',
+  'FAILED_PRECONDITION', 'OUT_OF_RANGE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'DATA_LOSS', 'CANCELLED', 'INTERNAL',
+]);
+
+/** A code name as the agent sends it (FileReply.code), typed; an unknown one is INTERNAL. */
+export function errorCode(name: string): ErrorCode {
+  return CODES.has(name) ? (name as ErrorCode) : 'INTERNAL';
+}
+
+/** Refusals are audited: these codes mean "you may not" or "who are you". */
+export function isRefusal(e: unknown): e is ApiError {
+  return e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED');
 }

@@ -74,7 +74,7 @@ const CODES = new Set<ErrorCode>([
 
 /** The agent's error as the client will see it (an unexpected code becomes FAILED_PRECONDITION, message kept). */
 function replyError(r: FileReply): ApiError {
-  return new ApiError(CODES.has(r.code as ErrorCode) ? (r.code as ErrorCode) : 'FAILED_PRECONDITION', r.message || r.code);
+  return new ApiError(CODES.has(r.code as ErrorCode) ? (r.code as ErrorCode) : 'FAILED_PRECONDITION', r.message || r.code, r.reason === 'file_changed' ? 'file_changed' : '');
 }
 
 export class FileRouter {

@@ -23,11 +23,9 @@
 // has passed) it acknowledges nothing, so the agent keeps every byte they
 // may still need.
 import { randomUUID } from 'node:crypto';
-import type { ServerDuplexStream } from '@grpc/grpc-js';
 import {
   ACK_STEP,
   AttachMode,
-  ClientMessage,
   ControlMessage,
   Encoded,
   MAX_INPUT_BYTES,
@@ -45,10 +43,12 @@ import {
   encodeOutputEnvelope,
   preEncode,
 } from '../../protocol';
-import { ApiError, denied, invalid, unavailable, type GrpcStatus } from './errors';
+import { ApiError, denied, invalid, unavailable } from './errors';
+import type { ClientStream } from './ports';
 import type { Logger } from '../../lib/logger';
 
-export type ClientCall = ServerDuplexStream<ClientMessage, ServerMessage | Encoded>;
+/** An attached client's stream, whatever carries it. */
+export type AttachStream = ClientStream<ServerMessage | Encoded>;
 
 /** What a relay needs from the session that owns it. */
 export interface RelayHost {
@@ -221,7 +221,7 @@ export class TerminalRelay {
 
   // ---- from clients
 
-  attach(call: ClientCall, mode: AttachMode, fromSeq: number | undefined, logger: Logger, acks = false): Attachment {
+  attach(stream: AttachStream, mode: AttachMode, fromSeq: number | undefined, logger: Logger, acks = false): Attachment {
     // Before the agent is back from a restart the head is not known yet: any offset may be right.
     if (fromSeq !== undefined && fromSeq > this.log.head && !this.awaitingAgent) {
       throw new ApiError(
@@ -230,7 +230,7 @@ export class TerminalRelay {
       );
     }
     this.logger = logger;
-    const a = new Attachment(this, call, mode, acks);
+    const a = new Attachment(this, stream, mode, acks);
     // The first operator of an exec is its caller; an operator re-attaching takes its place.
     a.owner = this.spec.kind === TerminalKind.EXEC && mode === AttachMode.OPERATOR;
     this.attachments.add(a);
@@ -386,15 +386,15 @@ export class TerminalRelay {
     for (const a of this.attachments) a.send(encoded);
   }
 
-  /** This process is stopping: end every attachment with `status` (UNAVAILABLE: re-attach), stop every timer. */
-  dispose(status: GrpcStatus): void {
+  /** This process is stopping: end every attachment with `err` (UNAVAILABLE: re-attach), stop every timer. */
+  dispose(err: ApiError): void {
     clearTimeout(this.snapshotTimer);
     clearTimeout(this.ownerHoldTimer);
     if (this.restoreHold) clearTimeout(this.restoreHold.timer);
     for (const a of [...this.attachments]) {
       this.attachments.delete(a);
       a.closed = true;
-      if (!a.call.cancelled && !a.call.destroyed) a.call.emit('error', status);
+      if (!a.stream.closed) a.stream.fail(err);
     }
   }
 
@@ -426,12 +426,12 @@ export class Attachment {
 
   constructor(
     readonly relay: TerminalRelay,
-    readonly call: ClientCall,
+    readonly stream: AttachStream,
     readonly mode: AttachMode,
     /** This client acknowledges what it receives (AttachRequest.acks). */
     readonly acks = false,
   ) {
-    call.on('drain', () => {
+    stream.onDrain(() => {
       this.writable = true;
       this.pump();
       this.relay.afterProgress();
@@ -449,7 +449,7 @@ export class Attachment {
 
   send(msg: ServerMessage | Encoded): void {
     if (this.closed) return;
-    if (!this.call.write(msg)) this.writable = false;
+    if (!this.stream.write(msg)) this.writable = false;
   }
 
   sendGap(from: number, to: number, reason: string): void {
@@ -498,7 +498,7 @@ export class Attachment {
   end(): void {
     if (this.closed) return;
     this.relay.detach(this);
-    this.call.end();
+    this.stream.end();
   }
 }
 

@@ -1,7 +1,6 @@
 // One agent's presence on the control plane: its stream (absent during the
 // grace period), its state in the session state machine, and its terminals.
 import { createHash, randomBytes } from 'node:crypto';
-import type { ServerDuplexStream } from '@grpc/grpc-js';
 import {
   AgentMessage,
   Capabilities,
@@ -16,13 +15,15 @@ import {
   checkSize,
 } from '../../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
+import type { AgentStream } from './ports';
 import { FileRouter } from './fileRouter';
 import { PrioritySender } from '../../lib/prioritySender';
 import { TerminalRelay } from './relay';
 import type { OpenSessionRow, Store, TerminalRow } from '../store';
 import type { Logger } from '../../lib/logger';
 
-export type AgentCall = ServerDuplexStream<AgentMessage, ControlMessage>;
+/** The agent's Connect or Bulk stream, whatever carries it. */
+export type AgentCall = AgentStream;
 
 export interface SessionTimeouts {
   heartbeatTimeoutS: number;
@@ -160,11 +161,11 @@ export class AgentSession {
     this.unwatchCredential?.();
     for (const p of this.pendingOpens.values()) p.reject(unavailable(`${reason}: the terminal may not have opened; try again`));
     this.files.failAll(reason);
-    const status = new ApiError('UNAVAILABLE', `${reason}: re-attach`).toStatus();
-    for (const relay of this.terminals.values()) relay.dispose(status);
+    const err = new ApiError('UNAVAILABLE', `${reason}: re-attach`, 'restarting');
+    for (const relay of this.terminals.values()) relay.dispose(err);
     const call = this.stream;
     this.setStream(null);
-    if (call && !call.cancelled && !call.destroyed) {
+    if (call && !call.closed) {
       call.write({ msg: { $case: 'drain', value: { reconnectAfterMs, reason } } });
       call.end();
     }
@@ -233,15 +234,15 @@ export class AgentSession {
    */
   credentialRevoked(reason: string): void {
     const refused = { msg: { $case: 'refused' as const, value: { code: 'UNAUTHENTICATED', message: reason } } };
-    const status = new ApiError('UNAUTHENTICATED', reason).toStatus();
+    const err = new ApiError('UNAUTHENTICATED', reason);
     const calls = [this.stream, this.bulk];
     // Forgotten first: the streams' own 'error' handlers must not start a grace period.
     this.setStream(null);
     this.bulk = null;
     for (const call of calls) {
-      if (!call || call.cancelled || call.destroyed) continue;
+      if (!call || call.closed) continue;
       call.write(refused);
-      call.emit('error', status);
+      call.fail(err);
     }
     this.transition(SessionState.DISCONNECTED, reason);
   }

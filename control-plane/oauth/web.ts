@@ -1,16 +1,14 @@
-// The authorization server's HTTP(S) listener: oidc-provider's endpoints
-// (/device/auth, /device, /auth, /token, /token/revocation, discovery, JWKS),
-// the sign-in page it sends people to (/interaction/:uid) for a device
-// approval or a console sign-in, rate limits on the two places a person types
-// a secret, and in-process access token checks for the control plane's gRPC
-// and WebSocket handlers. Other routes (the console) come in through
-// extraHandler, WebSockets through onUpgrade.
+// The authorization server, as a handler the web port mounts
+// (transports/http/webServer.ts): oidc-provider's endpoints (/device/auth,
+// /device, /auth, /token, /token/revocation, discovery, JWKS), the sign-in
+// page it sends people to (/interaction/:uid) for a device approval or a
+// console sign-in, rate limits on the two places a person types a secret,
+// and in-process access token checks for the control plane's gRPC and
+// WebSocket handlers. It owns no listener: the web port's server is the
+// control plane's, and this is one of the routes on it.
 import type Database from 'better-sqlite3';
-import http from 'node:http';
-import type { Duplex } from 'node:stream';
-import https from 'node:https';
+import type http from 'node:http';
 import os from 'node:os';
-import type { AddressInfo } from 'node:net';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { createSqliteAdapter } from './adapter';
 import { loadOrCreateOAuthKeys } from './keys';
@@ -38,22 +36,13 @@ export interface OAuthWebOptions {
   db: Database.Database;
   dataDir: string;
   accounts: Accounts;
-  listen: { host: string; port: number };
-  tls?: { certPem: string; keyPem: string };
-  /** The URL browsers and clients use (e.g. behind a TLS proxy); default: scheme://HOST:PORT as bound. */
-  publicUrl?: string;
+  /** The OAuth issuer: the URL browsers and clients use (oauthIssuer() makes it from the bound address). */
+  issuer: string;
   ttl?: OAuthTTL;
   /** Device polling interval announced to clients (s); default 5. */
   pollIntervalS?: number;
   /** Per client IP, separately for user-code entry and for sign-in. Default 10 per 60 s. */
   rateLimit?: { points: number; durationS: number };
-  /**
-   * Runs first (the console's pages and files); true when it handled the
-   * request. A rejection becomes the 500 page.
-   */
-  extraHandler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
-  /** WebSocket upgrades (the console's gateway); return false to refuse one. */
-  onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   logger?: LoggerLike;
   onEvent?: (e: OAuthEvent) => void;
 }
@@ -67,9 +56,8 @@ export interface VerifiedAccessToken {
 
 export interface OAuthWeb {
   issuer: string;
-  /** Where this listener is reachable as bound (the issuer may be a public URL in front of it). */
-  url: string;
-  port: number;
+  /** Serves every request that reaches it (it is the web port's last route). */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void;
   verifyAccessToken(token: string): Promise<VerifiedAccessToken | undefined>;
   revokeUser(userId: string): Promise<void>;
   close(): Promise<void>;
@@ -92,6 +80,11 @@ function defaultIssuer(scheme: string, host: string, port: number, logger?: Logg
     logger?.warn({ host, issuer: shown }, 'oauth: listening on a wildcard address without publicUrl; guessing the host name');
   }
   return `${scheme}://${urlHost(shown)}:${port}`;
+}
+
+/** The issuer for a web port bound at scheme://host:port: `publicUrl` when given (checked), else that address. */
+export function oauthIssuer(scheme: 'http' | 'https', host: string, port: number, publicUrl?: string, logger?: LoggerLike): string {
+  return publicUrl ? normalizePublicUrl(publicUrl) : defaultIssuer(scheme, host, port, logger);
 }
 
 function normalizePublicUrl(publicUrl: string): string {
@@ -146,7 +139,7 @@ async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-export async function startOAuthWeb(opts: OAuthWebOptions): Promise<OAuthWeb> {
+export function createOAuthWeb(opts: OAuthWebOptions): OAuthWeb {
   const { accounts, logger } = opts;
   const keys = loadOrCreateOAuthKeys(opts.dataDir);
   const store = createSqliteAdapter(opts.db);
@@ -167,31 +160,7 @@ export async function startOAuthWeb(opts: OAuthWebOptions): Promise<OAuthWeb> {
     }
   };
 
-  let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => {
-    sendHtml(res, 503, page('Starting', '<p>The server is starting; try again in a moment.</p>'), { 'Retry-After': '1' });
-  };
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => handler(req, res);
-  const server = opts.tls
-    ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, onRequest)
-    : http.createServer(onRequest);
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!opts.onUpgrade?.(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
-  });
-  // Pages and token calls are small; do not let slow clients hold sockets.
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 30_000;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen.port, opts.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const scheme = opts.tls ? 'https' : 'http';
-  const url = `${scheme}://${urlHost(opts.listen.host)}:${port}`;
-  const issuer = opts.publicUrl ? normalizePublicUrl(opts.publicUrl) : defaultIssuer(scheme, opts.listen.host, port, logger);
+  const issuer = opts.issuer;
 
   // Requests whose user-code attempt failed; everything else gets its
   // rate-limit point back (see the limiter middleware below).
@@ -416,9 +385,8 @@ ${form('Sign in and approve', 'Deny')}`,
     await provider.interactionFinished(req, res, { login: { accountId: account.id, remember: false } }, { mergeWithLastSubmission: false });
   }
 
-  handler = (req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void (async () => {
-      if (opts.extraHandler && (await opts.extraHandler(req, res))) return;
       const path = (req.url ?? '/').split('?')[0];
       const m = INTERACTION_PATH.exec(path);
       if (m) return handleInteraction(req, res, m[1]);
@@ -444,23 +412,16 @@ ${form('Sign in and approve', 'Deny')}`,
     return { userId: at.accountId, clientId: at.clientId, scopes: [...at.scopes], expiresAtMs: at.exp * 1000 };
   }
 
-  let closed: Promise<void> | undefined;
   return {
     issuer,
-    url,
-    port,
+    handle,
     verifyAccessToken,
     async revokeUser(userId: string) {
       const removed = store.revokeAccount(userId);
       logger?.info({ userId, removed }, 'oauth: revoked every grant, token and session of a user');
     },
-    close() {
-      closed ??= new Promise<void>((resolve) => {
-        store.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closed;
+    async close() {
+      store.close();
     },
   };
 }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import { FILE_CHUNK_FIELD, encodeFileChunkEnvelope, type FileEntry, type FileRead } from '../../../protocol';
 import { ChunkSizer, MAX_FILE_WINDOW, MIN_FILE_CHUNK, SentChunks } from '../../../lib/chunkSizer';
-import { FileError, kindOf, precondition, toFileError } from './errors';
+import { FileError, kindOf, precondition, toFileError, changed } from './errors';
 import { entryOf } from './ops';
 import type { ResolvedPath } from './paths';
 import type { TransferContext } from './transfer';
@@ -78,7 +78,7 @@ export class Download {
       const entry = entryOf(req.path, now);
       if (req.offset > 0) {
         if ((req.expectSize && req.expectSize !== now.size) || (req.expectMtimeMs && req.expectMtimeMs !== entry.mtimeMs)) {
-          throw precondition(
+          throw changed(
             `${p.shown} changed since the download began (now ${now.size} bytes, modified ${new Date(entry.mtimeMs).toISOString()}): download it again from the start`,
           );
         }
@@ -202,7 +202,7 @@ export class Download {
   }
 
   private changed(): FileError {
-    return precondition(`${this.shown} changed while it was being read (it is shorter than ${this.size} bytes now)`);
+    return changed(`${this.shown} changed while it was being read (it is shorter than ${this.size} bytes now)`);
   }
 
   private async close(): Promise<void> {

@@ -18,6 +18,8 @@ export class FileError extends Error {
   constructor(
     readonly code: FileCode,
     message: string,
+    /** Finer than the code, for what a client acts on (FileReply.reason): "file_changed". */
+    readonly reason: '' | 'file_changed' = '',
   ) {
     super(message);
   }
@@ -25,6 +27,8 @@ export class FileError extends Error {
 
 export const invalid = (m: string) => new FileError('INVALID_ARGUMENT', m);
 export const precondition = (m: string) => new FileError('FAILED_PRECONDITION', m);
+/** The file is not the one a resumed download began with: the client starts over from byte 0. */
+export const changed = (m: string) => new FileError('FAILED_PRECONDITION', m, 'file_changed');
 
 /** What kind of thing `st` is, as a phrase ("a character device"). */
 export function kindOf(st: Stats): string {

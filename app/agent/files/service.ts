@@ -266,7 +266,7 @@ export class FileService {
   }
 
   private replyError(id: number, e: FileError): void {
-    this.sendReply(id, { code: e.code, message: e.message });
+    this.sendReply(id, { code: e.code, message: e.message, reason: e.reason });
   }
 
   private sendReply(id: number, r: ReplyFields): void {
@@ -280,6 +280,7 @@ export class FileService {
       md5: r.md5 ?? new Uint8Array(0),
       nextPageToken: r.nextPageToken ?? '',
       totalEntries: r.totalEntries ?? 0,
+      reason: r.reason ?? '',
     };
     this.opts.send({ msg: { $case: 'fileReply', value } });
   }

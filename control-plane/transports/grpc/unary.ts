@@ -1,33 +1,26 @@
-// One wrapper for every unary call a client makes (clientService.ts,
-// fileService.ts): authenticate, run, map errors to a gRPC status, audit refusals.
+// A core unary call (core/unary.ts) as a grpc-js unary handler: the caller
+// authenticated from the call's metadata (a refused token is audited here:
+// the core never saw the call), the core's error as a gRPC status.
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { ApiError, toStatus } from '../../core/errors';
-import type { Access, Principal } from '../../core/access';
+import type { Access } from '../../core/access';
+import { isRefusal } from '../../core/errors';
+import type { UnaryCall } from '../../core/unary';
+import { callContext } from './streams';
+import { grpcStatus } from './status';
 
-type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+export type GrpcUnary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
-/**
- * Runs a unary handler for an authenticated caller and turns what it throws
- * into a gRPC status; refusals are audited.
- */
-export function authedUnary<Req, Res>(
-  access: Access,
-  action: string,
-  fn: (req: Req, p: Principal, peer: string) => Res | Promise<Res>,
-): Unary<Req, Res> {
+export function grpcUnary<Req, Res>(access: Access, action: string, fn: UnaryCall<Req, Res>): GrpcUnary<Req, Res> {
   return (call, cb) => {
-    let principal: Principal | undefined;
-    const peer = call.getPeer();
-    access
-      .authenticate(call.metadata)
-      .then((p) => fn(call.request, (principal = p), peer))
-      .then((res) => cb(null, res))
-      .catch((e) => {
-        if (e instanceof ApiError && (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED')) {
+    callContext(access, call as ServerUnaryCall<unknown, unknown>).then(
+      (ctx) => fn(ctx, call.request).then((res) => cb(null, res), (e) => cb(grpcStatus(e))),
+      (e) => {
+        if (isRefusal(e)) {
           const machine = (call.request as { machine?: unknown })?.machine;
-          access.audit(principal, { action, ok: false, detail: e.message, peer, machine: typeof machine === 'string' ? machine : '' });
+          access.audit(undefined, { action, ok: false, detail: e.message, peer: call.getPeer(), machine: typeof machine === 'string' ? machine : '' });
         }
-        cb(toStatus(e));
-      });
+        cb(grpcStatus(e));
+      },
+    );
   };
 }

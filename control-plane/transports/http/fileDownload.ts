@@ -1,5 +1,5 @@
-// GET /files/download: one file from the agent, through ClientService's own
-// download handler (fileService.ts: rights and audit), as an HTTP response
+// GET /files/download: one file from the agent, through the core's own
+// download call (core/clientCalls.ts: rights and audit), as an HTTP response
 // that a browser's download manager, curl -C - or wget -c can resume.
 //
 // Integrity of a whole file (200). The agent sends FileDone with the MD5 of
@@ -36,8 +36,9 @@
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { DownloadMessage, DownloadRequest, FileEntry } from '../../../protocol';
-import { BASE_HEADERS, HandlerCall, HttpError, httpErrorOf, machineParam, metadataOf, peerOf, sendError } from './fileHttp';
-import type { StreamHandler } from './fileUploads';
+import type { ClientCalls } from '../../core/clientCalls';
+import type { CallContext } from '../../core/ports';
+import { BASE_HEADERS, HttpCall, HttpError, machineParam, sendError } from './fileHttp';
 
 /** The strong validator of a file version: its size and mtime as the agent saw them when it opened the file. */
 export const etagOf = (e: Pick<FileEntry, 'size' | 'mtimeMs'>) => `"${e.size.toString(36)}-${Math.trunc(e.mtimeMs).toString(36)}"`;
@@ -71,7 +72,8 @@ export function attachmentHeader(filePath: string): string {
 const unsatisfiable = (from: number, size: number) =>
   new HttpError(416, 'OUT_OF_RANGE', `byte ${from} is past the end of the file (${size} bytes)`, { size }, { 'Content-Range': `bytes */${size}` });
 
-export function serveDownload(handler: StreamHandler, req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): void {
+/** `ctx`: the caller, authenticated by the route from the request's Authorization header. */
+export function serveDownload(calls: ClientCalls, ctx: CallContext, req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): void {
   const machine = machineParam(q);
   const path = q.get('path') ?? '';
   const header = (name: string) => {
@@ -88,13 +90,13 @@ export function serveDownload(handler: StreamHandler, req: http.IncomingMessage,
   const from = asked !== undefined && asked > 0 && (rawIfRange === undefined || ifRange !== undefined) ? asked : 0;
 
   /** The agent's download under way (there are two when a range turns out to be stale or past the end). */
-  let current: HandlerCall<DownloadRequest, DownloadMessage> | undefined;
+  let current: { call: HttpCall<DownloadMessage>; gone(reason: string): void } | undefined;
   let finished = false;
-  res.on('drain', () => current?.emit('drain'));
+  res.on('drain', () => current?.call.drained());
   res.on('close', () => {
     if (!finished && !res.writableFinished) {
       finished = true;
-      current?.emit('cancelled');
+      current?.gone('the client went away');
     }
   });
 
@@ -114,7 +116,7 @@ export function serveDownload(handler: StreamHandler, req: http.IncomingMessage,
     const stop = (e?: unknown) => {
       if (over) return;
       over = true;
-      call.emit('cancelled');
+      handle?.gone('the download was given up');
       if (finished) return;
       finished = true;
       if (e === undefined || res.headersSent) res.destroy();
@@ -135,7 +137,7 @@ export function serveDownload(handler: StreamHandler, req: http.IncomingMessage,
       if (offset > 0 && changed) {
         // Another version than the one the client has the start of: all of it, from 0.
         over = true;
-        call.emit('cancelled');
+        handle?.gone('the file changed: serving it whole');
         return attempt(0, false);
       }
       if (offset > 0 && offset >= size) return stop(unsatisfiable(offset, size));
@@ -153,11 +155,11 @@ export function serveDownload(handler: StreamHandler, req: http.IncomingMessage,
       // Headers now, so the browser shows the download (and its size) before the first chunk.
       res.flushHeaders();
     };
-    const call: HandlerCall<DownloadRequest, DownloadMessage> = new HandlerCall<DownloadRequest, DownloadMessage>(request, metadataOf(req), peerOf(req), {
-      write: (m) => {
-        // The client left (or this read was given up) before the handler listened for that: tell it now.
+    let handle: { gone(reason: string): void } | undefined;
+    const write = (m: DownloadMessage): boolean => {
+        // The client left (or this read was given up) before the call was under way: tell it now.
         if (over || finished) {
-          call.emit('cancelled');
+          handle?.gone('the download was given up');
           return true;
         }
         const msg = m.msg;
@@ -185,20 +187,17 @@ export function serveDownload(handler: StreamHandler, req: http.IncomingMessage,
           res.end(last);
         }
         return true;
-      },
-      end: () => {},
-    });
-    call.on('error', (st: unknown) => {
+    };
+    const call = new HttpCall<DownloadMessage>(write, (err) => {
       if (over || finished) return;
-      const err = httpErrorOf(st);
       if (err.code === 'OUT_OF_RANGE' && offset > 0 && !probe && size < 0) {
         over = true;
         return attempt(0, true);
       }
       stop(err); // before the headers: a JSON error; after: the connection is cut
     });
-    current = call;
-    handler(call);
+    handle = calls.download(ctx, request, call);
+    current = { call, gone: handle.gone };
   };
 
   attempt(from, false);

@@ -1,14 +1,13 @@
-// What the console's file routes (files.ts, fileUploads.ts) share: errors as
-// HTTP statuses with a JSON {code, message} body, the request's bearer token
-// as gRPC metadata, and a stand-in for a gRPC call so ClientService's own
-// streaming handlers (fileService.ts) serve an HTTP exchange, the way the
-// gateway hands them WebSocket streams. Rights, audit and routing stay in
-// one place.
-import { EventEmitter } from 'node:events';
+// What the console's file routes (fileRoutes.ts, fileDownload.ts,
+// fileUploads.ts) share: errors as HTTP statuses with a JSON {code,
+// message} body, the request's caller, and HttpCall, the core's
+// ClientStream over an HTTP exchange, so the core's own file calls
+// (core/clientCalls.ts: rights, audit, routing) serve it as they serve gRPC.
 import type http from 'node:http';
-import { Metadata, status } from '@grpc/grpc-js';
 import { NAME_PATTERN } from '../../../protocol';
-import { ApiError, invalid, unauthenticated } from '../../core/errors';
+import type { Access } from '../../core/access';
+import { ApiError, invalid } from '../../core/errors';
+import type { CallContext, ClientStream } from '../../core/ports';
 
 /** HTTP status for each error code (gRPC's own HTTP mapping, with WebDAV's 507 for a full disk). */
 const HTTP_STATUS: Record<string, number> = {
@@ -39,15 +38,10 @@ export class HttpError extends Error {
   }
 }
 
-/** Anything thrown or emitted (an ApiError, a handler's gRPC status, an HttpError) as an HttpError. */
+/** Anything thrown (an ApiError, an HttpError, anything else) as an HttpError. */
 export function httpErrorOf(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof ApiError) return new HttpError(HTTP_STATUS[e.code] ?? 500, e.code, e.message);
-  const st = e as { code?: unknown; details?: unknown };
-  if (st && typeof st === 'object' && typeof st.code === 'number') {
-    const code = status[st.code] ?? 'INTERNAL';
-    return new HttpError(HTTP_STATUS[code] ?? 500, code, typeof st.details === 'string' ? st.details : code);
-  }
   return new HttpError(500, 'INTERNAL', e instanceof Error ? e.message : String(e));
 }
 
@@ -76,19 +70,9 @@ export function sendError(res: http.ServerResponse, e: unknown): void {
   sendJson(res, h.status, { ...h.extra, code: h.code, message: h.message }, h.status === 401 ? { 'WWW-Authenticate': 'Bearer', ...h.headers } : h.headers);
 }
 
-/** The request's Authorization header as the metadata Access.authenticate reads (the token is never taken from the URL). */
-export function metadataOf(req: http.IncomingMessage): Metadata {
-  const md = new Metadata();
-  const header = req.headers.authorization;
-  if (header !== undefined && header !== '') {
-    try {
-      md.set('authorization', header);
-    } catch {
-      // grpc-js refuses non-ASCII values (its message would quote the token).
-      throw unauthenticated('malformed authorization header: expected "Bearer TOKEN"');
-    }
-  }
-  return md;
+/** The caller of an HTTP request, from its Authorization header (the token is never taken from the URL). */
+export async function contextOf(access: Access, req: http.IncomingMessage): Promise<CallContext> {
+  return { principal: await access.authenticate(req.headers.authorization), peer: peerOf(req) };
 }
 
 /** How the audit log names an HTTP client (the gateway uses ws:ADDR:PORT). */
@@ -116,33 +100,44 @@ export function flagParam(q: URLSearchParams, name: string): boolean {
 }
 
 /**
- * What fileService.ts's download and upload handlers use of a gRPC call.
- * The owner listens for 'error' (a gRPC status) and emits 'cancelled' when
- * the HTTP client goes away, 'drain' when it takes more, and (upload) 'data'
- * and 'end' for the messages the client would have sent.
+ * A core file call's stream over an HTTP exchange: what the core writes goes
+ * to `out`; its end with an error to `onFail`. The exchange says when the
+ * client takes more (drained) and when it went away (the owner tells the
+ * core through the call's Inbound or handle).
  */
-export class HandlerCall<Req, Out> extends EventEmitter {
-  /** Its owner reads message objects: file chunks are not pre-encoded for it (fileService.ts). */
-  readonly takesObjects = true;
+export class HttpCall<Out> implements ClientStream<Out> {
+  private ended = false;
+  private drainListeners: (() => void)[] = [];
 
   constructor(
-    readonly request: Req,
-    readonly metadata: Metadata,
-    private readonly peer: string,
-    private readonly out: { write(m: Out): boolean; end(): void },
-  ) {
-    super();
-  }
+    private readonly out: (m: Out) => boolean,
+    private readonly onFail: (e: HttpError) => void,
+  ) {}
 
-  getPeer(): string {
-    return this.peer;
+  get closed(): boolean {
+    return this.ended;
   }
 
   write(m: Out): boolean {
-    return this.out.write(m);
+    return this.ended ? false : this.out(m);
   }
 
   end(): void {
-    this.out.end();
+    this.ended = true;
+  }
+
+  fail(e: ApiError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onFail(httpErrorOf(e));
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  /** The client takes more. */
+  drained(): void {
+    for (const l of this.drainListeners) l();
   }
 }

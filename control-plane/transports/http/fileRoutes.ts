@@ -12,8 +12,8 @@
 //
 // Every request carries `Authorization: Bearer TOKEN` (never a token in the
 // URL). A cross-site page cannot attach that header (no CORS here), so these
-// need no CSRF guard. Downloads and upload opens go through ClientService's
-// own handlers (fileService.ts), so who may do what, and the audit, are the
+// need no CSRF guard. Downloads and uploads go through the core's own file
+// calls (core/clientCalls.ts), so who may do what, and the audit, are the
 // same code as for the SDK: observers may download, operators everything,
 // share tokens nothing. Errors are JSON {code, message} with the status
 // fileHttp.ts maps each code to.
@@ -24,16 +24,15 @@
 import type http from 'node:http';
 import { AttachMode } from '../../../protocol';
 import type { Access } from '../../core/access';
-import type { Registry } from '../../core/registry';
+import type { ClientCalls } from '../../core/clientCalls';
+import { isRefusal } from '../../core/errors';
 import { serveDownload } from './fileDownload';
-import { HttpError, machineParam, metadataOf, sendError, sendJson } from './fileHttp';
-import { UploadSessions, type StreamHandler } from './fileUploads';
+import { HttpError, contextOf, machineParam, peerOf, sendError, sendJson } from './fileHttp';
+import { UploadSessions } from './fileUploads';
 
 export interface FileRoutesDeps {
   access: Access;
-  registry: Registry;
-  /** ClientService's streaming file handlers (fileService.ts). */
-  handlers: { download: StreamHandler; upload: StreamHandler };
+  calls: ClientCalls;
   /** How long a console upload waits for its machine to come back (default UPLOAD_RESUME_MS). */
   uploadResumeMs?: number;
 }
@@ -48,7 +47,7 @@ export interface FileRoutes {
 const UPLOAD_PART = /^\/files\/upload\/([A-Za-z0-9_-]{1,64})$/;
 
 export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
-  const uploads = new UploadSessions(deps.access, deps.handlers.upload, deps.uploadResumeMs);
+  const uploads = new UploadSessions(deps.access, deps.calls, deps.uploadResumeMs);
 
   const notAllowed = (...methods: string[]) =>
     new HttpError(405, 'METHOD_NOT_ALLOWED', `this route takes ${methods.join(' or ')}`, {}, { Allow: methods.join(', ') });
@@ -66,7 +65,12 @@ export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
         await access(req, res, q);
       } else if (url.pathname === '/files/download') {
         if (method !== 'GET') throw notAllowed('GET');
-        serveDownload(deps.handlers.download, req, res, q);
+        const machine = machineParam(q);
+        const ctx = await contextOf(deps.access, req).catch((e: unknown) => {
+          if (isRefusal(e)) deps.access.audit(undefined, { action: 'file-read', ok: false, detail: e.message, peer: peerOf(req), machine });
+          throw e;
+        });
+        serveDownload(deps.calls, ctx, req, res, q);
       } else if (url.pathname === '/files/upload') {
         if (method !== 'POST') throw notAllowed('POST');
         await uploads.open(req, res, q);
@@ -87,7 +91,7 @@ export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
   /** The caller's role on a machine: the panel offers upload, mkdir and delete only to an operator. */
   async function access(req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): Promise<void> {
     const machine = machineParam(q);
-    const p = await deps.access.authenticate(metadataOf(req));
+    const p = (await contextOf(deps.access, req)).principal;
     const role = deps.access.roleOn(p, machine);
     sendJson(res, 200, { machine, role: role === AttachMode.OPERATOR ? 'operator' : role === AttachMode.OBSERVER ? 'observer' : 'none' });
   }

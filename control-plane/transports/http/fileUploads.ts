@@ -45,16 +45,20 @@
 // file (hidden, 0600) goes with the agent's sweep of stale partial files.
 import crypto from 'node:crypto';
 import type http from 'node:http';
-import type { Metadata } from '@grpc/grpc-js';
 import { AttachMode, MAX_UPLOAD_IN_FLIGHT, type FileEntry, type UploadMessage, type UploadReply } from '../../../protocol';
 import { ChunkSizer, SentChunks } from '../../../lib/chunkSizer';
 // How the agent names a partial upload (the one place it is defined).
 import type { Access, Principal } from '../../core/access';
 import { ApiError } from '../../core/errors';
-import { BASE_HEADERS, HandlerCall, HttpError, byteParam, flagParam, httpErrorOf, machineParam, metadataOf, peerOf, sendError, sendJson } from './fileHttp';
+import type { ClientCalls } from '../../core/clientCalls';
+import type { CallContext, Inbound } from '../../core/ports';
+import { BASE_HEADERS, HttpCall, HttpError, byteParam, contextOf, flagParam, httpErrorOf, machineParam, peerOf, sendError, sendJson } from './fileHttp';
 
-/** ClientService's streaming handler (fileService.ts), called with a HandlerCall as the gateway calls it with its streams. */
-export type StreamHandler = (call: any) => void;
+/** One open of the upload on the agent through the core (a new one after each reconnect). */
+interface AgentCall {
+  stream: HttpCall<UploadReply>;
+  inbound: Inbound<UploadMessage>;
+}
 
 /** An open upload with no part arriving is given up after this long (the page went away). */
 export const UPLOAD_IDLE_MS = 60_000;
@@ -85,8 +89,8 @@ class UploadSession {
   readonly id = crypto.randomBytes(18).toString('base64url');
   /** Names the agent's partial file: the same id reopens it after a drop. */
   private readonly transferId = crypto.randomBytes(12).toString('hex');
-  /** The handler call of the agent upload now open (a new one after each reconnect). */
-  private call!: HandlerCall<undefined, UploadReply>;
+  /** The agent upload now open (a new one after each reconnect). */
+  private call!: AgentCall;
   /** MD5 of the bytes the agent has acknowledged (bytes 0..acked). */
   private readonly hash = crypto.createHash('md5');
   private md5 = '';
@@ -122,10 +126,9 @@ class UploadSession {
     readonly path: string,
     readonly size: number,
     private readonly overwrite: boolean,
-    /** The credentials a reopen presents: the latest request's (a page refreshes its token). */
-    private md: Metadata,
-    private readonly peer: string,
-    private readonly handler: StreamHandler,
+    /** The caller a reopen presents: the latest request's (a page refreshes its token). */
+    private ctx: CallContext,
+    private readonly calls: ClientCalls,
     private readonly resumeMs: number,
     private readonly forget: (s: UploadSession) => void,
   ) {
@@ -133,24 +136,23 @@ class UploadSession {
     this.openOnAgent();
   }
 
-  /** Opens (or, after a drop, reopens) the upload on the agent through the handler, as a client stream would. */
+  /** Opens (or, after a drop, reopens) the upload on the agent through the core, as a client stream would. */
   private openOnAgent(): void {
-    const call: HandlerCall<undefined, UploadReply> = new HandlerCall<undefined, UploadReply>(undefined, this.md, this.peer, {
-      write: (m) => this.onReply(call, m),
-      end: () => {},
-    });
+    const stream: HttpCall<UploadReply> = new HttpCall<UploadReply>(
+      (m) => this.onReply(call, m),
+      (e) => this.onCallError(call, e),
+    );
+    const call: AgentCall = { stream, inbound: this.calls.upload(this.ctx, stream) };
     this.call = call;
     this.cutOff = false;
-    call.on('error', (st: unknown) => this.onCallError(call, httpErrorOf(st)));
-    this.handler(call);
     this.send({ $case: 'open', value: { machine: this.machine, path: this.path, size: this.size, mode: 0, overwrite: this.overwrite, transferId: this.transferId } });
   }
 
   private send(msg: NonNullable<UploadMessage['msg']>): void {
-    this.call.emit('data', { msg } satisfies UploadMessage);
+    this.call.inbound.message({ msg } satisfies UploadMessage);
   }
 
-  private onCallError(call: HandlerCall<undefined, UploadReply>, e: HttpError): void {
+  private onCallError(call: AgentCall, e: HttpError): void {
     if (call !== this.call) return; // a call given up already
     if (e.code === 'UNAVAILABLE') this.cutOff = true;
     // The machine went away (UNAVAILABLE: its stream dropped, or it is not connected): wait for it, with what the agent kept.
@@ -167,12 +169,12 @@ class UploadSession {
     this.fail(e);
   }
 
-  private onReply(call: HandlerCall<undefined, UploadReply>, m: UploadReply): boolean {
+  private onReply(call: AgentCall, m: UploadReply): boolean {
     const msg = m.msg;
     if (this.state === 'ended' || call !== this.call) {
-      // Given up while the handler was still authenticating: its cancel found
-      // nothing to cancel then, so cancel what it has opened since.
-      if (msg?.$case === 'opened') call.emit('cancelled', { discard: this.state === 'ended' });
+      // Given up while it was opening: its cancel found nothing to cancel
+      // then, so cancel what it has opened since.
+      if (msg?.$case === 'opened') call.inbound.gone('the upload was given up while it opened', this.state === 'ended');
       return true;
     }
     if (msg?.$case === 'opened') {
@@ -289,14 +291,14 @@ class UploadSession {
    * away this reopens the upload on the agent (once for all who ask) and
    * waits a while for the answer.
    */
-  async status(md: Metadata): Promise<Record<string, unknown>> {
+  async status(ctx: CallContext): Promise<Record<string, unknown>> {
     if (this.state === 'ended') {
       if (this.result) return { ...this.result, resumes: this.resumes };
       throw this.failure ?? new HttpError(410, 'CANCELLED', 'the upload has ended');
     }
     if (this.state === 'lost') {
       if (!this.reopening) {
-        this.md = md;
+        this.ctx = ctx;
         // Settled when the agent answers: opened (resumeAt), still away (lose), or refused (fail).
         let settle!: () => void;
         const done = new Promise<void>((r) => (settle = r));
@@ -307,7 +309,7 @@ class UploadSession {
       await Promise.race([this.reopening?.done, new Promise((r) => (timer = setTimeout(r, STATUS_WAIT_MS)))]);
       clearTimeout(timer);
       if (this.state === 'lost') throw this.reconnecting(`machine ${this.machine} is not back yet`);
-      return this.status(md);
+      return this.status(ctx);
     }
     if (this.state === 'finishing') {
       // The last part's answer is what was lost: the page asks again until the machine has verified the file (or not).
@@ -325,8 +327,8 @@ class UploadSession {
     this.unacked = [];
     this.settleReopen();
     clearTimeout(this.idle);
-    // The handler sends FileCancel with discard (nothing, if the agent ended it or is away): it will not be resumed.
-    this.call.emit('cancelled', { discard: true });
+    // The core sends FileCancel with discard (nothing, if the agent ended it or is away): it will not be resumed.
+    this.call.inbound.gone(e.message, true);
     // Its agent call was cut off (the machine went away, or its file traffic
     // moved to another connection while the upload opened or was verified):
     // the cancel above reaches nothing. If the machine is there, open the
@@ -497,7 +499,7 @@ export class UploadSessions {
 
   constructor(
     private readonly access: Access,
-    private readonly handler: StreamHandler,
+    private readonly calls: ClientCalls,
     /** How long an upload waits for its machine to come back. */
     private readonly resumeMs = UPLOAD_RESUME_MS,
   ) {}
@@ -506,7 +508,6 @@ export class UploadSessions {
     const machine = machineParam(q);
     const size = byteParam(q, 'size');
     const overwrite = flagParam(q, 'overwrite');
-    const md = metadataOf(req);
     const peer = peerOf(req);
     // Listened for before anything is awaited: a page gone while its token
     // is checked would otherwise leave an upload open on the agent (and its
@@ -519,7 +520,8 @@ export class UploadSessions {
       session?.fail(new HttpError(410, 'CANCELLED', 'the page went away while the upload opened'));
     });
     // Who it is, to hold the upload for them; the handler checks what they may do (and audits it).
-    const p = await this.authenticate(md, machine, peer);
+    const ctx = await this.authenticate(req, machine);
+    const p = ctx.principal;
     if (gone) return;
     // Before counting: a share link must not take (or be refused for) its maker's upload slots.
     this.personOnly(p, machine, peer);
@@ -528,7 +530,7 @@ export class UploadSessions {
     if (open >= MAX_UPLOADS_PER_USER) {
       throw new HttpError(429, 'RESOURCE_EXHAUSTED', `${open} uploads are open already: finish or cancel one first`);
     }
-    const s = new UploadSession(p.user.id, machine, q.get('path') ?? '', size, overwrite, md, peer, this.handler, this.resumeMs, (x) => {
+    const s = new UploadSession(p.user.id, machine, q.get('path') ?? '', size, overwrite, ctx, this.calls, this.resumeMs, (x) => {
       if (this.sessions.get(x.id) === x) this.sessions.delete(x.id);
     });
     this.sessions.set(s.id, s);
@@ -549,7 +551,7 @@ export class UploadSessions {
   async status(req: http.IncomingMessage, res: http.ServerResponse, id: string): Promise<void> {
     const s = await this.owned(req, id);
     try {
-      sendJson(res, 200, await s.status(metadataOf(req)));
+      sendJson(res, 200, await s.status(await this.authenticate(req, s.machine)));
     } finally {
       if (s.state === 'ended' && !s.result) this.sessions.delete(s.id); // a failed upload is told once
     }
@@ -579,7 +581,7 @@ export class UploadSessions {
   private async owned(req: http.IncomingMessage, id: string): Promise<UploadSession> {
     const s = this.sessions.get(id);
     const peer = peerOf(req);
-    const p = await this.authenticate(metadataOf(req), s?.machine ?? '', peer);
+    const p = (await this.authenticate(req, s?.machine ?? '')).principal;
     this.personOnly(p, s?.machine ?? '', peer);
     if (!s || s.userId !== p.user.id) throw this.gone(id);
     try {
@@ -608,16 +610,16 @@ export class UploadSessions {
     return new HttpError(404, 'NOT_FOUND', `no upload ${id}: it finished, was cancelled, or was given up after ${UPLOAD_IDLE_MS / 1000} s without a part`);
   }
 
-  private async authenticate(md: Metadata, machine: string, peer: string): Promise<Principal> {
+  private async authenticate(req: http.IncomingMessage, machine: string): Promise<CallContext> {
     try {
-      return await this.access.authenticate(md);
+      return await contextOf(this.access, req);
     } catch (e) {
-      this.refused(undefined, machine, e, peer);
+      this.refused(undefined, machine, e, peerOf(req));
       throw e;
     }
   }
 
-  /** Refusals are audited as fileService.ts audits them. */
+  /** Refusals are audited as the core's file calls audit them. */
   private refused(p: Principal | undefined, machine: string, e: unknown, peer: string): void {
     if (e instanceof ApiError && (e.code === 'PERMISSION_DENIED' || e.code === 'UNAUTHENTICATED')) {
       this.access.audit(p, { action: 'file-write', machine, detail: e.message, peer, ok: false });

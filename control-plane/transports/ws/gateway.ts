@@ -5,46 +5,54 @@
 // page on another origin cannot ride a user's session (no cross-site
 // WebSocket hijacking), so no Origin allow-list is needed.
 //
-// Calls and attach streams are handed to ClientService's own handlers, so
-// the rules (auth, roles, audit, revocation) are the same code as for gRPC.
+// Calls and attach streams go to the core (core/clientCalls.ts,
+// core/authCalls.ts) with the same caller context a gRPC call would have,
+// so the rules (roles, audit, revocation) are the same code. The token is
+// checked again for every call and stream (a revoked one stops working at
+// once, even on a socket opened before).
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Metadata } from '@grpc/grpc-js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GATEWAY_PATH, GATEWAY_PROTOCOL, GatewayCall, GatewayClientFrame, GatewayReply, MAX_CLIENT_MESSAGE } from '../../../protocol';
 import type { Access } from '../../core/access';
-import { ApiError } from '../../core/errors';
+import { ApiError, asApiError } from '../../core/errors';
+import type { ClientCalls } from '../../core/clientCalls';
+import type { CallContext } from '../../core/ports';
+import type { UnaryCall } from '../../core/unary';
 import type { Logger } from '../../../lib/logger';
 import { GatewayStream } from './stream';
 import { replyFrame } from './frames';
-import { status } from '@grpc/grpc-js';
 
 const BEARER = 'bearer.';
 /** A dead page (laptop lid closed) is noticed within two of these. */
 const PING_MS = 20_000;
 
-type Handler = (call: any, cb?: (err: unknown, res?: unknown) => void) => void;
-
 export interface GatewayDeps {
   access: Access;
-  /** ClientService's handlers (clientService.ts). */
-  handlers: Record<string, Handler>;
-  whoAmI: Handler;
+  calls: ClientCalls;
+  whoAmI: UnaryCall<never, unknown>;
   logger: Logger;
 }
 
-const UNARY: Record<NonNullable<GatewayCall['request']>['$case'], string> = {
-  listMachines: 'listMachines',
-  openTerminal: 'openTerminal',
-  listTerminals: 'listTerminals',
-  closeTerminal: 'closeTerminal',
-  whoAmI: 'whoAmI',
-  listFiles: 'listFiles',
-  statFile: 'statFile',
-  makeDirectory: 'makeDirectory',
-  removeFile: 'removeFile',
-  renameFile: 'renameFile',
-};
+type Request = NonNullable<GatewayCall['request']>;
+
+/** The core call for each unary request the page may make. */
+function unaryFor(deps: GatewayDeps, r: Request): UnaryCall<unknown, unknown> {
+  const c = deps.calls;
+  const table: Record<Request['$case'], UnaryCall<never, unknown>> = {
+    listMachines: c.listMachines,
+    openTerminal: c.openTerminal,
+    listTerminals: c.listTerminals,
+    closeTerminal: c.closeTerminal,
+    whoAmI: deps.whoAmI,
+    listFiles: c.listFiles,
+    statFile: c.statFile,
+    makeDirectory: c.makeDirectory,
+    removeFile: c.removeFile,
+    renameFile: c.renameFile,
+  };
+  return table[r.$case] as UnaryCall<unknown, unknown>;
+}
 
 export function createGateway(deps: GatewayDeps) {
   const wss = new WebSocketServer({
@@ -87,8 +95,8 @@ export function createGateway(deps: GatewayDeps) {
 
   function serve(ws: WebSocket, token: string, peer: string): void {
     sockets.add(ws);
-    const md = new Metadata();
-    md.set('authorization', `Bearer ${token}`);
+    /** Every call and stream is authenticated again with the socket's token: a revoked one stops working at once. */
+    const context = async (): Promise<CallContext> => ({ principal: await deps.access.principalOf(token), peer });
     const streams = new Map<number, GatewayStream>();
     const sink = {
       send: (frame: Uint8Array) => {
@@ -118,15 +126,21 @@ export function createGateway(deps: GatewayDeps) {
       }
       const f = frame.frame;
       if (!f) return;
-      if (f.$case === 'call') return call(f.value);
+      if (f.$case === 'call') return void call(f.value);
       if (f.$case === 'close') return streams.get(f.value.streamId)?.cancel();
       const { streamId, message } = f.value;
       if (!message) return;
       let s = streams.get(streamId);
       if (!s) {
-        s = new GatewayStream(streamId, md, peer, sink, (x) => streams.get(x.streamId) === x && streams.delete(x.streamId));
-        streams.set(streamId, s);
-        deps.handlers.attach(s);
+        const stream = new GatewayStream(streamId, sink, (x) => streams.get(x.streamId) === x && streams.delete(x.streamId));
+        s = stream;
+        streams.set(streamId, stream);
+        context().then(
+          (ctx) => {
+            if (!stream.closed) stream.bind(deps.calls.attach(ctx, stream));
+          },
+          (e) => stream.fail(asApiError(e)),
+        );
       }
       s.receive(message);
     });
@@ -137,18 +151,17 @@ export function createGateway(deps: GatewayDeps) {
     });
     ws.on('error', () => ws.terminate());
 
-    function call(c: GatewayCall): void {
+    async function call(c: GatewayCall): Promise<void> {
       const r = c.request;
       const reply = (result: GatewayReply['result']) => sink.send(replyFrame({ callId: c.callId, result }));
-      if (!r) return reply({ $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'empty call', ref: '' } });
-      const handler = r.$case === 'whoAmI' ? deps.whoAmI : deps.handlers[UNARY[r.$case]];
-      handler({ request: r.value, metadata: md, getPeer: () => peer }, (err, res) => {
-        if (err) {
-          const st = err as { code: number; details: string };
-          return reply({ $case: 'error', value: { code: status[st.code] ?? 'INTERNAL', message: st.details ?? String(err), ref: '' } });
-        }
+      try {
+        if (!r) throw new ApiError('INVALID_ARGUMENT', 'empty call');
+        const res = await unaryFor(deps, r)(await context(), r.value);
         reply({ $case: r.$case, value: res } as GatewayReply['result']);
-      });
+      } catch (e) {
+        const err = asApiError(e);
+        reply({ $case: 'error', value: { code: err.code, message: err.message, ref: '', reason: err.reason } });
+      }
     }
   }
 

@@ -1,78 +1,64 @@
-// One attach stream carried over the browser's WebSocket, shaped like the
-// grpc-js server stream that ClientService's attach handler and the relay
-// already drive (write/drain, data/end/cancelled/error events, metadata), so
-// the gateway reuses that code instead of repeating it.
+// One attach stream carried over the browser's WebSocket, as the core's
+// ClientStream (core/ports.ts): the relay writes to it; what the page sends
+// is fed to the core's Inbound by the gateway.
 //
 // Flow control: the page acknowledges output (ClientAck) with the byte seq
 // it has rendered (from xterm's write callback). write() reports "full" past
 // HIGH_WATERMARK unacknowledged bytes, so the relay stops sending (and, for
 // an operator, stops acknowledging the agent, which stops reading the PTY);
-// 'drain' fires once acknowledgements bring it under LOW_WATERMARK.
-import { EventEmitter } from 'node:events';
-import type { Metadata } from '@grpc/grpc-js';
+// the drain listeners run once acknowledgements bring it under LOW_WATERMARK.
 import { ClientMessage, Encoded, ServerMessage, StreamError } from '../../../protocol';
-import type { GrpcStatus } from '../../core/errors';
+import type { ApiError } from '../../core/errors';
+import type { ClientStream, Inbound } from '../../core/ports';
 import { streamEndFrame, streamOutFrame } from './frames';
-import { status } from '@grpc/grpc-js';
 
 export const HIGH_WATERMARK = 100 * 1024;
 export const LOW_WATERMARK = 32 * 1024;
-/** Messages a stream holds before its handler reads it (a page sends one attach, then waits). */
+/** Messages a stream holds before it is authenticated (a page sends one attach, then waits). */
 const MAX_UNREAD = 64;
 
 export interface FrameSink {
   send(frame: Uint8Array): void;
 }
 
-export class GatewayStream extends EventEmitter {
-  cancelled = false;
-  destroyed = false;
+export class GatewayStream implements ClientStream<ServerMessage | Encoded> {
   /** Output sent and not yet acknowledged, oldest first. */
   private inflight: { end: number; length: number }[] = [];
   private inflightBytes = 0;
   private full = false;
   private ended = false;
+  private drainListeners: (() => void)[] = [];
+  /** What the core serves on this stream (set once the gateway has authenticated it). */
+  private inbound: Inbound<ClientMessage> | undefined;
+  /** What the page sent before that: it waits here, like a grpc-js stream nobody reads yet. */
   private unread: ClientMessage[] = [];
 
   constructor(
     readonly streamId: number,
-    readonly metadata: Metadata,
-    private readonly peer: string,
     private readonly sink: FrameSink,
     private readonly onEnded: (s: GatewayStream) => void,
-  ) {
-    super();
-    // The attach handler emits 'error' with a status to end a stream.
-    this.on('error', (e: GrpcStatus | Error) => this.finish(toStreamError(e)));
+  ) {}
+
+  get closed(): boolean {
+    return this.ended;
   }
 
-  getPeer(): string {
-    return this.peer;
-  }
-
-  /** From the page: a ClientMessage for this stream. Acks are counted here, then passed on. */
+  /** From the page: a ClientMessage for this stream. Acks are counted here (the window), then passed on. */
   receive(m: ClientMessage): void {
     if (this.ended) return;
     if (m.msg?.$case === 'ack') this.acked(m.msg.value.seq);
-    // Like a grpc-js stream, nothing is read before the handler listens for
-    // 'data' (it first checks the token): until then messages wait here.
-    if (this.listenerCount('data') === 0) {
-      if (this.unread.length >= MAX_UNREAD) {
-        this.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `more than ${MAX_UNREAD} messages before the stream was authenticated` });
-        return;
-      }
-      this.unread.push(m);
+    if (this.inbound) return this.inbound.message(m);
+    if (this.unread.length >= MAX_UNREAD) {
+      this.finish({ code: 'RESOURCE_EXHAUSTED', message: `more than ${MAX_UNREAD} messages before the stream was authenticated`, ref: '', reason: '' });
       return;
     }
-    this.emit('data', m);
+    this.unread.push(m);
   }
 
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    super.on(event, listener);
-    if (event === 'data' && this.unread.length > 0) {
-      for (const m of this.unread.splice(0)) if (!this.ended) this.emit('data', m);
-    }
-    return this;
+  /** The stream is authenticated: the core serves it from now on, starting with what waited. */
+  bind(inbound: Inbound<ClientMessage>): void {
+    this.inbound = inbound;
+    for (const m of this.unread.splice(0)) if (!this.ended) inbound.message(m);
   }
 
   write(msg: ServerMessage | Encoded): boolean {
@@ -87,6 +73,10 @@ export class GatewayStream extends EventEmitter {
     return !this.full;
   }
 
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
   /** The page has rendered every byte before `seq`. */
   private acked(seq: number): void {
     while (this.inflight.length > 0 && this.inflight[0].end <= seq) {
@@ -94,36 +84,34 @@ export class GatewayStream extends EventEmitter {
     }
     if (this.full && this.inflightBytes <= LOW_WATERMARK) {
       this.full = false;
-      this.emit('drain');
+      for (const l of this.drainListeners) l();
     }
   }
 
-  /** The server side ends the stream normally. */
+  /** The core ends the stream normally. */
   end(): void {
     this.finish(undefined);
+  }
+
+  /** The core ends the stream with an error the page is told. */
+  fail(e: ApiError): void {
+    const inbound = this.inbound;
+    this.finish({ code: e.code, message: e.message, ref: '', reason: e.reason });
+    inbound?.gone(e.message);
   }
 
   /** The page closed the stream, or the socket went away. */
   cancel(): void {
     if (this.ended) return;
-    this.cancelled = true;
     this.ended = true;
-    this.emit('cancelled');
     this.onEnded(this);
+    this.inbound?.gone('the page closed the stream');
   }
 
   private finish(error: StreamError | undefined): void {
     if (this.ended) return;
     this.ended = true;
-    this.destroyed = true;
     this.sink.send(streamEndFrame(this.streamId, error));
     this.onEnded(this);
   }
-}
-
-function toStreamError(e: GrpcStatus | Error): StreamError {
-  if ('code' in e && typeof e.code === 'number') {
-    return { code: status[e.code] ?? String(e.code), message: (e as GrpcStatus).details ?? '', ref: '' };
-  }
-  return { code: 'INTERNAL', message: (e as Error).message, ref: '' };
 }

@@ -254,7 +254,7 @@ export class TerminalSession implements Reattachable {
         this.acked = 0;
         return;
       }
-      if (e && (e.code === 'DEADLINE_EXCEEDED' || (e.code === 'UNAVAILABLE' && /client went away/.test(e.message)))) {
+      if (e && (e.code === 'DEADLINE_EXCEEDED' || e.reason === 'stream_dropped' || e.reason === 'restarting')) {
         // The control plane dropped only this stream; the socket is fine.
         this.inputInDoubt();
         this.acked = 0;

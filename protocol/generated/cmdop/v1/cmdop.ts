@@ -496,6 +496,8 @@ export interface FileReply {
   nextPageToken: string;
   /** list: entries in the directory when this page was read */
   totalEntries: number;
+  /** finer than the code, for what a client acts on: "file_changed" */
+  reason: string;
 }
 
 export interface FilePathRequest {
@@ -744,6 +746,12 @@ export interface StreamError {
   code: string;
   message: string;
   ref: string;
+  /**
+   * Finer than the code, for what a client acts on (gRPC carries it as
+   * `cmdop-reason` metadata): machine_not_found, terminal_not_found,
+   * session_disconnected, file_changed, stream_dropped, restarting.
+   */
+  reason: string;
 }
 
 export interface SessionStateChange {
@@ -5136,6 +5144,7 @@ function createBaseFileReply(): FileReply {
     md5: new Uint8Array(0),
     nextPageToken: "",
     totalEntries: 0,
+    reason: "",
   };
 }
 
@@ -5167,6 +5176,9 @@ export const FileReply: MessageFns<FileReply> = {
     }
     if (message.totalEntries !== 0) {
       writer.uint32(72).uint64(message.totalEntries);
+    }
+    if (message.reason !== "") {
+      writer.uint32(82).string(message.reason);
     }
     return writer;
   },
@@ -5256,6 +5268,14 @@ export const FileReply: MessageFns<FileReply> = {
             message.totalEntries = longToNumber(reader.uint64());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5284,6 +5304,7 @@ export const FileReply: MessageFns<FileReply> = {
     message.md5 = object.md5 ?? new Uint8Array(0);
     message.nextPageToken = object.nextPageToken ?? "";
     message.totalEntries = object.totalEntries ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -7979,7 +8000,7 @@ export const InputAccepted: MessageFns<InputAccepted> = {
 };
 
 function createBaseStreamError(): StreamError {
-  return { code: "", message: "", ref: "" };
+  return { code: "", message: "", ref: "", reason: "" };
 }
 
 export const StreamError: MessageFns<StreamError> = {
@@ -7992,6 +8013,9 @@ export const StreamError: MessageFns<StreamError> = {
     }
     if (message.ref !== "") {
       writer.uint32(26).string(message.ref);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
     }
     return writer;
   },
@@ -8033,6 +8057,14 @@ export const StreamError: MessageFns<StreamError> = {
             message.ref = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8053,6 +8085,7 @@ export const StreamError: MessageFns<StreamError> = {
     message.code = object.code ?? "";
     message.message = object.message ?? "";
     message.ref = object.ref ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

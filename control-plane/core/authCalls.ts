@@ -1,23 +1,26 @@
-// AuthService: identity, tokens, enrollment, grants, share links, users and
-// the audit log. Every call but GetServerInfo needs a token; what a caller
-// may do is decided by Access.
+// AuthService's calls, whatever carries them: identity, tokens, enrollment,
+// grants, share links, users and the audit log. Every call but
+// GetServerInfo needs a token (the transport checks it); what a caller may
+// do is decided by Access.
 import {
   AttachMode,
+  GrantInfo,
+  ListAuditResponse,
+  ListGrantsResponse,
   IssuedToken,
   ServerInfo,
   TokenInfo,
   TokenKind,
   UserInfo,
   nameError,
-} from '../../../protocol';
-import { ApiError, denied, invalid, notFound } from '../../core/errors';
-import { authedUnary } from './unary';
-import type { Registry } from '../../core/registry';
-import { Access, Principal, roleName } from '../../core/access';
-import { TokenRow, UserRow } from '../../auth/store';
-import { generatePassword, hashPassword } from '../../auth/secrets';
+} from '../../protocol';
+import { ApiError, denied, invalid, notFound } from './errors';
+import { auditedUnary } from './unary';
+import type { Registry } from './registry';
+import { Access, Principal, roleName } from './access';
+import { TokenRow, UserRow } from '../auth/store';
+import { generatePassword, hashPassword } from '../auth/secrets';
 import { randomUUID } from 'node:crypto';
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 
 const TEN_YEARS_S = 10 * 365 * 24 * 3600;
 const MIN_PASSWORD = 8;
@@ -32,13 +35,13 @@ function checkExpiry(s: number, fallback: number): number {
   return s || fallback;
 }
 
-export interface AuthServiceDeps {
+export interface AuthCallsDeps {
   access: Access;
   registry: Registry;
   serverInfo(): ServerInfo;
 }
 
-export function authServiceHandlers({ access, registry, serverInfo }: AuthServiceDeps) {
+export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
   const store = access.store;
   const userName = (id: string) => store.user(id)?.name ?? '(deleted)';
   const tokenInfo = (t: TokenRow): TokenInfo => ({
@@ -76,11 +79,10 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
   };
 
   return {
-    getServerInfo(_call: ServerUnaryCall<unknown, ServerInfo>, cb: sendUnaryData<ServerInfo>) {
-      cb(null, serverInfo());
-    },
+    /** The one call that needs no token: where to sign in. */
+    getServerInfo: async (): Promise<ServerInfo> => serverInfo(),
 
-    whoAmI: authedUnary(access, 'whoami', (_req, p) => ({
+    whoAmI: auditedUnary(access, 'whoami', (_req, p) => ({
       kind: p.kind,
       user: p.user.name,
       admin: p.user.admin && p.kind !== TokenKind.SHARE,
@@ -90,7 +92,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       terminalId: p.terminalId,
     })),
 
-    createToken: authedUnary<{ name: string; expiresInS: number; user: string }, IssuedToken>(access, 'token-create', (req, p, peer) => {
+    createToken: auditedUnary<{ name: string; expiresInS: number; user: string }, IssuedToken>(access, 'token-create', (req, p, peer) => {
       access.requireUser(p, 'create tokens');
       if (!req.name || req.name.length > 64) throw invalid('a token needs a --name of 1-64 characters');
       const expiresInS = checkExpiry(req.expiresInS, 0);
@@ -104,14 +106,14 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return issued(t);
     }),
 
-    listTokens: authedUnary<{ allUsers: boolean; kind: TokenKind }, { tokens: TokenInfo[] }>(access, 'token-list', (req, p) => {
+    listTokens: auditedUnary<{ allUsers: boolean; kind: TokenKind }, { tokens: TokenInfo[] }>(access, 'token-list', (req, p) => {
       access.requireUser(p, 'list tokens');
       if (req.allUsers && !p.user.admin) throw denied('only an admin can list every user\'s tokens');
       const rows = store.tokens().filter((t) => (req.allUsers || t.userId === p.user.id) && (!req.kind || t.kind === req.kind));
       return { tokens: rows.map(tokenInfo) };
     }),
 
-    revokeToken: authedUnary<{ id: string }, { streamsClosed: number }>(access, 'token-revoke', (req, p, peer) => {
+    revokeToken: auditedUnary<{ id: string }, { streamsClosed: number }>(access, 'token-revoke', (req, p, peer) => {
       access.requireUser(p, 'revoke tokens');
       const t = store.token(req.id);
       if (!t) throw notFound(`no token ${JSON.stringify(req.id)} (see \`cmdop tokens list\`)`);
@@ -123,7 +125,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return { streamsClosed };
     }),
 
-    createEnrollment: authedUnary<{ machine: string; expiresInS: number }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+    createEnrollment: auditedUnary<{ machine: string; expiresInS: number }, IssuedToken>(access, 'enroll', (req, p, peer) => {
       access.requireUser(p, 'enroll agents');
       checkName('machine name', req.machine);
       const owner = store.machineOwner(req.machine);
@@ -136,7 +138,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return issued(t);
     }),
 
-    enrollAgent: authedUnary<{ machine: string }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+    enrollAgent: auditedUnary<{ machine: string }, IssuedToken>(access, 'enroll', (req, p, peer) => {
       let machine = req.machine;
       if (p.kind === TokenKind.ENROLLMENT) {
         if (machine && machine !== p.machine) throw denied(`this enrollment token is for machine ${p.machine}, not ${machine}`);
@@ -168,7 +170,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return issued(t);
     }),
 
-    grantAccess: authedUnary<{ machine: string; user: string; role: AttachMode }, any>(access, 'grant', (req, p, peer) => {
+    grantAccess: auditedUnary<{ machine: string; user: string; role: AttachMode }, GrantInfo>(access, 'grant', (req, p, peer) => {
       if (req.role !== AttachMode.OPERATOR && req.role !== AttachMode.OBSERVER) throw invalid('role must be OPERATOR or OBSERVER');
       requireOwner(p, req.machine, 'grant access to it');
       const u = targetUser(req.user);
@@ -183,7 +185,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return { ...g, user: u.name };
     }),
 
-    revokeAccess: authedUnary<{ machine: string; user: string }, { streamsClosed: number }>(access, 'revoke', (req, p, peer) => {
+    revokeAccess: auditedUnary<{ machine: string; user: string }, { streamsClosed: number }>(access, 'revoke', (req, p, peer) => {
       requireOwner(p, req.machine, 'revoke access to it');
       const u = targetUser(req.user);
       if (!store.deleteGrant(req.machine, u.id)) throw notFound(`${u.name} has no grant on ${req.machine}`);
@@ -195,7 +197,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return { streamsClosed };
     }),
 
-    listGrants: authedUnary<{ machine: string }, any>(access, 'grant-list', (req, p) => {
+    listGrants: auditedUnary<{ machine: string }, ListGrantsResponse>(access, 'grant-list', (req, p) => {
       access.requireUser(p, 'list grants');
       let machines: string[];
       if (req.machine) {
@@ -207,7 +209,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return { grants: machines.flatMap((m) => store.grantsOn(m)).map((g) => ({ ...g, user: userName(g.userId) })) };
     }),
 
-    createShare: authedUnary<{ machine: string; terminalId: string; expiresInS: number }, IssuedToken>(access, 'share', (req, p, peer) => {
+    createShare: auditedUnary<{ machine: string; terminalId: string; expiresInS: number }, IssuedToken>(access, 'share', (req, p, peer) => {
       access.requireUser(p, 'share terminals');
       access.require(p, req.machine, AttachMode.OPERATOR);
       const session = registry.machine(req.machine);
@@ -232,7 +234,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return issued(t, `${serverInfo().webUrl}/share#${t.token}`);
     }),
 
-    addUser: authedUnary<{ name: string; password: string; admin: boolean }, UserInfo>(access, 'user-add', async (req, p, peer) => {
+    addUser: auditedUnary<{ name: string; password: string; admin: boolean }, UserInfo>(access, 'user-add', async (req, p, peer) => {
       access.requireAdmin(p, 'add users');
       checkName('user name', req.name);
       if (store.userByName(req.name)) throw new ApiError('ALREADY_EXISTS', `user ${req.name} already exists`);
@@ -244,12 +246,12 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return userInfo(u, req.password ? '' : password);
     }),
 
-    listUsers: authedUnary<unknown, { users: UserInfo[] }>(access, 'user-list', (_req, p) => {
+    listUsers: auditedUnary<unknown, { users: UserInfo[] }>(access, 'user-list', (_req, p) => {
       access.requireUser(p, 'list users');
       return { users: (p.user.admin ? store.users() : [p.user]).map((u) => userInfo(u)) };
     }),
 
-    setPassword: authedUnary<{ user: string; password: string }, { password: string }>(access, 'password', async (req, p, peer) => {
+    setPassword: auditedUnary<{ user: string; password: string }, { password: string }>(access, 'password', async (req, p, peer) => {
       access.requireUser(p, 'change passwords');
       const u = req.user ? targetUser(req.user) : p.user;
       if (u.id !== p.user.id && !p.user.admin) throw denied('only an admin can set another user\'s password');
@@ -260,7 +262,7 @@ export function authServiceHandlers({ access, registry, serverInfo }: AuthServic
       return { password: req.password ? '' : password };
     }),
 
-    listAudit: authedUnary<{ machine: string; sinceMs: number; limit: number }, any>(access, 'audit', (req, p) => {
+    listAudit: auditedUnary<{ machine: string; sinceMs: number; limit: number }, ListAuditResponse>(access, 'audit', (req, p) => {
       access.requireUser(p, 'read the audit log');
       if (req.limit < 0) throw invalid('limit must be positive');
       const limit = Math.min(req.limit || 1000, 100_000);

@@ -1,0 +1,39 @@
+// The layout a reader relies on, checked: the control plane's core is
+// transport-neutral (it never sees a grpc-js call, a socket or an HTTP
+// exchange: transports adapt to its ports, core/ports.ts), and the agent
+// library never imports electron.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './helpers/cluster';
+
+/** Every import specifier in the .ts files under `dir` (recursively), with the file it is in. */
+function importsUnder(dir: string): { file: string; spec: string }[] {
+  const out: { file: string; spec: string }[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...importsUnder(p));
+    else if (e.name.endsWith('.ts')) {
+      const src = fs.readFileSync(p, 'utf8');
+      for (const m of src.matchAll(/(?:from|import|require\()\s*['"]([^'"]+)['"]/g)) out.push({ file: path.relative(ROOT, p), spec: m[1] });
+    }
+  }
+  return out;
+}
+
+describe('layout', () => {
+  it('control-plane/core imports no transport: no grpc-js, ws, http(s)/http2, nor anything under transports/', () => {
+    const bad = importsUnder(path.join(ROOT, 'control-plane', 'core')).filter(
+      ({ spec }) => /^@grpc\/grpc-js$|^ws$|^node:https?$|^node:http2$|^https?$|^http2$|transports\//.test(spec),
+    );
+    assert.deepEqual(bad, [], 'the core reaches transports only through its ports');
+    // And the check itself finds imports (it is not vacuous).
+    assert.ok(importsUnder(path.join(ROOT, 'control-plane', 'core')).some((i) => i.spec === '../../protocol'));
+  });
+
+  it('app/agent never imports electron', () => {
+    const bad = importsUnder(path.join(ROOT, 'app', 'agent')).filter(({ spec }) => spec === 'electron' || spec.startsWith('electron/'));
+    assert.deepEqual(bad, []);
+  });
+});
