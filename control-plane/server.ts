@@ -11,7 +11,8 @@ import {
 } from '../protocol';
 import { Registry } from './core/registry';
 import { Store } from './store';
-import { Access } from './core/access';
+import { Access, type Revocation } from './core/access';
+import { LocalBus, type Bus } from './cluster/bus';
 import { AgentLinks } from './core/agentLink';
 import { authCalls } from './core/authCalls';
 import { ClientCalls } from './core/clientCalls';
@@ -158,7 +159,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
   });
-  const auth = authCalls({ access, registry, serverInfo });
+  // One control plane: nobody else to tell of a revocation (replicas: cluster/bus.ts).
+  const bus: Bus = new LocalBus('local');
+  bus.onEvent((e) => {
+    if (e.type === 'revoke') access.applyRevocation(e.revocation);
+  });
+  const revoke = (r: Revocation) => {
+    const n = access.applyRevocation(r);
+    bus.publish({ type: 'revoke', revocation: r });
+    return n;
+  };
+  const auth = authCalls({ access, registry, serverInfo, revoke });
   const gateway = createGateway({ access, calls, whoAmI: auth.whoAmI, logger });
   const fileRoutes = createFileRoutes({
     access,

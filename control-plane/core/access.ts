@@ -21,6 +21,18 @@ export interface Principal {
   expiresMs: number;
 }
 
+/**
+ * A revocation as every replica applies it to its own live streams (a
+ * predicate cannot cross the cluster bus; these can).
+ */
+export type Revocation =
+  /** A token revoked: every stream opened with it. */
+  | { kind: 'token'; tokenId: string; reason: string }
+  /** A machine enrolled again: the agent still using an older credential. */
+  | { kind: 'machine-credentials'; machine: string; keepTokenId: string; reason: string }
+  /** A user's grant on a machine removed (or, `downgrade`, lowered to OBSERVER: their operator streams). */
+  | { kind: 'grant'; machine: string; userId: string; downgrade: boolean; reason: string };
+
 export type OAuthVerifier = (token: string) => Promise<{ userId: string; expiresAtMs: number } | undefined>;
 
 /** A live stream opened under a token: what to close when the token, share or grant goes. */
@@ -260,6 +272,26 @@ export class Access {
       clearTimeout(timer);
       this.live.delete(s);
     };
+  }
+
+  /** Ends the live streams here that a revocation takes away; returns how many. */
+  applyRevocation(r: Revocation): number {
+    switch (r.kind) {
+      case 'token':
+        return this.cut((q) => q.tokenId === r.tokenId, r.reason);
+      case 'machine-credentials':
+        return this.cut((q) => q.kind === TokenKind.AGENT && q.machine === r.machine && q.tokenId !== r.keepTokenId, r.reason);
+      case 'grant':
+        return this.cut(
+          (q, m) =>
+            m === r.machine &&
+            q.user.id === r.userId &&
+            q.kind !== TokenKind.SHARE &&
+            // Lowered to OBSERVER: every stream of theirs there ends (they may attach again as an observer).
+            (r.downgrade || this.roleOn(q, m) === AttachMode.ATTACH_MODE_UNSPECIFIED),
+          r.reason,
+        );
+    }
   }
 
   /** Ends every live stream that matches; returns how many. */

@@ -17,7 +17,7 @@ import {
 import { ApiError, denied, invalid, notFound } from './errors';
 import { auditedUnary } from './unary';
 import type { Registry } from './registry';
-import { Access, Principal, roleName } from './access';
+import { Access, Principal, Revocation, roleName } from './access';
 import { TokenRow, UserRow } from '../auth/store';
 import { generatePassword, hashPassword } from '../auth/secrets';
 import { randomUUID } from 'node:crypto';
@@ -39,9 +39,15 @@ export interface AuthCallsDeps {
   access: Access;
   registry: Registry;
   serverInfo(): ServerInfo;
+  /**
+   * Applies a revocation to the live streams here and tells the other
+   * replicas (cluster/bus.ts), so it cuts streams everywhere at once;
+   * returns how many were ended here.
+   */
+  revoke(r: Revocation): number;
 }
 
-export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
+export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDeps) {
   const store = access.store;
   const userName = (id: string) => store.user(id)?.name ?? '(deleted)';
   const tokenInfo = (t: TokenRow): TokenInfo => ({
@@ -120,7 +126,7 @@ export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
       const ownsMachine = t.machine !== '' && store.machineOwner(t.machine) === p.user.id;
       if (t.userId !== p.user.id && !p.user.admin && !ownsMachine) throw denied(`token ${t.id} is not yours to revoke`);
       store.revokeToken(t.id);
-      const streamsClosed = access.cut((q) => q.tokenId === t.id, `token ${t.id} was revoked`);
+      const streamsClosed = revoke({ kind: 'token', tokenId: t.id, reason: `token ${t.id} was revoked` });
       access.audit(p, { action: 'token-revoke', machine: t.machine, terminalId: t.terminalId, detail: `${t.id} (${TokenKind[t.kind]}); ${streamsClosed} streams closed`, peer });
       return { streamsClosed };
     }),
@@ -162,10 +168,12 @@ export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
         return access.issue(TokenKind.AGENT, owner ? store.user(owner)! : p.user, { name: `agent ${machine}`, machine });
       });
       // The agent still running with the replaced credential is cut off now (its session ends).
-      const cut = access.cut(
-        (q) => q.kind === TokenKind.AGENT && q.machine === machine && q.tokenId !== t.row.id,
-        `machine ${machine} was enrolled again, which revoked its previous credential`,
-      );
+      const cut = revoke({
+        kind: 'machine-credentials',
+        machine,
+        keepTokenId: t.row.id,
+        reason: `machine ${machine} was enrolled again, which revoked its previous credential`,
+      });
       access.audit(p, { action: 'enroll', machine, detail: `credential ${t.row.id}${cut ? `; the previous agent's session was ended` : ''}`, peer });
       return issued(t);
     }),
@@ -179,7 +187,7 @@ export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
       store.grant(g);
       if (before?.role === AttachMode.OPERATOR && req.role === AttachMode.OBSERVER) {
         // A downgrade takes effect now: operator streams end (the user may attach again as an observer).
-        access.cut((q, m) => m === req.machine && q.user.id === u.id && q.kind !== TokenKind.SHARE, `${u.name} is now OBSERVER on ${req.machine}`);
+        revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: true, reason: `${u.name} is now OBSERVER on ${req.machine}` });
       }
       access.audit(p, { action: 'grant', machine: req.machine, mode: req.role, detail: `${u.name} ${roleName(req.role)}`, peer });
       return { ...g, user: u.name };
@@ -189,10 +197,7 @@ export function authCalls({ access, registry, serverInfo }: AuthCallsDeps) {
       requireOwner(p, req.machine, 'revoke access to it');
       const u = targetUser(req.user);
       if (!store.deleteGrant(req.machine, u.id)) throw notFound(`${u.name} has no grant on ${req.machine}`);
-      const streamsClosed = access.cut(
-        (q, m) => m === req.machine && q.user.id === u.id && q.kind !== TokenKind.SHARE && access.roleOn(q, m) === AttachMode.ATTACH_MODE_UNSPECIFIED,
-        `${u.name}'s access to ${req.machine} was revoked`,
-      );
+      const streamsClosed = revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: false, reason: `${u.name}'s access to ${req.machine} was revoked` });
       access.audit(p, { action: 'revoke', machine: req.machine, detail: `${u.name}; ${streamsClosed} streams closed`, peer });
       return { streamsClosed };
     }),
