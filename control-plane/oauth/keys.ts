@@ -87,3 +87,7 @@ export function loadOrCreateOAuthKeys(dataDir: string): OAuthKeys {
   }
   return validate(file, data);
 }
+
+/** For the store's oauth_keys row (control-plane/db/keys.ts): the same keys, the same checks. */
+export { generate as generateOAuthKeys, validate as validateOAuthKeys };
+export type { KeysFile as OAuthKeysRecord };
