@@ -1,6 +1,6 @@
 // A measuring preload for the auth bench's control plane (`node -r
 // dist/bench/auditProbe.js`, with BENCH_AUDIT_PROBE=FILE in its environment;
-// never loaded by the product itself). It wraps AuthStore.audit, unchanged in
+// never loaded by the product itself). It wraps AuthRepo.audit, unchanged in
 // what it does, and times every call that records an `input` message: the
 // cost of one audit insert where it really happens, on the control plane's
 // event loop between keystrokes, rather than in a hot loop. On SIGUSR2 it
@@ -10,7 +10,7 @@
 // The bench side is AuditProbe (below), used by bench/authCost.ts.
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { AuthStore } from '../control-plane/auth/store';
+import { AuthRepo } from '../control-plane/db';
 import { sleep } from './procs';
 
 // Only where asked: the bench process imports this module too (for AuditProbe) and never sets it.
@@ -18,10 +18,10 @@ const out = process.env.BENCH_AUDIT_PROBE;
 if (out) install(out);
 
 function install(file: string): void {
-  const audit = AuthStore.prototype.audit;
+  const audit = AuthRepo.prototype.audit;
   let samples: number[] = [];
   let seq = 0;
-  AuthStore.prototype.audit = function (this: AuthStore, e) {
+  AuthRepo.prototype.audit = function (this: AuthRepo, e) {
     const t0 = performance.now();
     try {
       return audit.call(this, e);

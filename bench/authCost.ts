@@ -26,8 +26,7 @@ import * as pty from 'node-pty';
 import { AttachMode, MAX_INPUT_BYTES, TokenKind } from '../protocol';
 import { CmdopClient, TerminalAttachment, UnauthenticatedError } from '../sdk';
 import { Access } from '../control-plane/core/access';
-import { AuthStore } from '../control-plane/auth/store';
-import { Store } from '../control-plane/store';
+import { AuthRepo, openDb } from '../control-plane/db';
 import { AuditProbe } from './auditProbe';
 import { sdkShellChannel } from './channels';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
@@ -200,20 +199,20 @@ async function measureUnary(
 // ------------------------------------------------------- micro-benchmarks
 
 /**
- * AuthStore.audit (one row like those an input message writes) and
+ * AuthRepo.audit (one row like those an input message writes, queued) and
  * Access.principalOf (SHA-256 + the token SELECT + the user SELECT) in tight
- * loops on a temp DB opened by the product's Store (WAL, synchronous=NORMAL),
+ * loops on a temp DB opened by the product's store layer (SQLite, WAL),
  * in the bench's temp dir, each call timed on its own.
  */
 async function microBench(dir: string, n: number): Promise<AuthCostResult['micro']> {
   fs.mkdirSync(dir, { recursive: true });
-  const store = new Store(dir);
+  const db = await openDb({ sqliteFile: path.join(dir, 'cmdop.sqlite') });
+  const auth = new AuthRepo(db);
   try {
-    const auth = new AuthStore(store.database);
     const access = new Access(auth);
-    access.bootstrapAdmin(dir);
-    const user = auth.users()[0];
-    const { token } = access.issue(TokenKind.API, user, { name: 'bench' });
+    await access.bootstrapAdmin(dir);
+    const user = (await auth.users())[0];
+    const { token } = await access.issue(TokenKind.API, user, { name: 'bench' });
     const unknown = `cmdop_pat_${randomBytes(32).toString('base64url')}`;
 
     const terminalId = randomUUID();
@@ -253,7 +252,8 @@ async function microBench(dir: string, n: number): Promise<AuthCostResult['micro
       tokenUnknown: { label: 'token check, unknown', us: tokenUnknown },
     };
   } finally {
-    store.close();
+    await auth.close();
+    await db.close();
   }
 }
 

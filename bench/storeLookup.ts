@@ -5,7 +5,7 @@
 //
 // In one process, one after another in rotating rounds so drift hits all
 // alike, each lookup awaited before the next (as a request would):
-// - the synchronous better-sqlite3 code of today (auth/store.ts),
+// - better-sqlite3 alone, synchronous (what the store was before the Kysely layer),
 // - Kysely over that same file (control-plane/db, with its statement cache),
 // - Kysely's stock SqliteDialect over the same file (no statement cache),
 // - Kysely over PostgreSQL: a throwaway server on loopback (test/helpers/postgres.ts),
@@ -17,8 +17,6 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { AuthStore } from '../control-plane/auth/store';
-import { Store } from '../control-plane/store';
 import { AuthRepo, openDb, type Database } from '../control-plane/db';
 import { TokenKind } from '../protocol';
 import { startPostgres } from '../test/helpers/postgres';
@@ -48,15 +46,15 @@ async function main(): Promise<void> {
       expiresMs: 0,
     }));
 
-    // Today's code writes the file; the new layer adopts it (as it will in production).
-    const oldStore = new Store(dir);
-    const oldAuth = new AuthStore(oldStore.database);
-    oldAuth.atomically(() => {
-      for (const u of users) oldAuth.addUser(u);
-      for (const t of tokens) oldAuth.addToken(t);
-    });
     const sqlite = await openDb({ sqliteFile: path.join(dir, 'cmdop.sqlite') });
     const sqliteRepo = new AuthRepo(sqlite);
+    for (const u of users) await sqliteRepo.addUser(u);
+    await sqliteRepo.atomically(async (tx) => {
+      for (const t of tokens) await tx.addToken(t);
+    });
+    // The floor under Kysely on SQLite: one prepared statement, called synchronously.
+    const raw = new BetterSqlite3(path.join(dir, 'cmdop.sqlite'), { readonly: true });
+    const byHash = raw.prepare('SELECT * FROM tokens WHERE hash = ?');
     const stock = new Kysely<Database>({ dialect: new SqliteDialect({ database: new BetterSqlite3(path.join(dir, 'cmdop.sqlite')) }) });
     const pg = await openDb(await pgServer.newDatabase('cmdop_bench'));
     const pgRepo = new AuthRepo(pg);
@@ -66,7 +64,7 @@ async function main(): Promise<void> {
     });
 
     const contestants: [string, Lookup][] = [
-      ['better-sqlite3, sync (today)', (h) => oldAuth.tokenByHash(h)],
+      ['better-sqlite3 alone, sync (the store before Kysely)', (h) => byHash.get(h)],
       ['Kysely + SQLite (control-plane/db)', (h) => sqliteRepo.tokenByHash(h)],
       ['Kysely + SQLite, stock dialect (no statement cache)', (h) => stock.selectFrom('tokens').selectAll().where('hash', '=', h).executeTakeFirst()],
       ['Kysely + PostgreSQL 15 (loopback TCP)', (h) => pgRepo.tokenByHash(h)],
@@ -107,7 +105,7 @@ async function main(): Promise<void> {
     await sqlite.close();
     await pgRepo.close();
     await pg.close();
-    oldStore.close();
+    raw.close();
   } finally {
     await pgServer.stop();
     fs.rmSync(dir, { recursive: true, force: true });

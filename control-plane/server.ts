@@ -10,15 +10,17 @@ import {
   RELAY_BUFFER,
 } from '../protocol';
 import { Registry } from './core/registry';
-import { Store } from './store';
+import path from 'node:path';
+import fs from 'node:fs';
+import { AuthRepo, OAuthModelsRepo, SessionsRepo, SigningKeysRepo, createOidcAdapter, createRateLimiter, openDb, type Db } from './db';
+import { generateOAuthKeys, loadOrCreateOAuthKeys } from './oauth/keys';
 import { Access, type Revocation } from './core/access';
 import { LocalBus, type Bus } from './cluster/bus';
 import { AgentLinks } from './core/agentLink';
 import { authCalls } from './core/authCalls';
 import { ClientCalls } from './core/clientCalls';
-import { AuthStore } from './auth/store';
 import { isLoopback } from '../lib/serverAddress';
-import { createOAuthWeb, oauthIssuer, type OAuthWebOptions } from './oauth/web';
+import { DEFAULT_RATE_LIMIT, createOAuthWeb, oauthIssuer, type OAuthWebOptions } from './oauth/web';
 import { CLI_CLIENT_ID } from './oauth/provider';
 import { accountsOf } from './auth/web';
 import { createConsoleHandler } from './transports/http/consoleStatic';
@@ -37,6 +39,11 @@ export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
   listen?: string;
   dataDir: string;
+  /**
+   * Where the durable state lives: a postgres:// URL (replicas share it), or
+   * by default DATA_DIR/cmdop.sqlite.
+   */
+  store?: string;
   gracePeriodS?: number;
   backgroundTimeoutS?: number;
   heartbeatTimeoutS?: number;
@@ -57,7 +64,7 @@ export interface ControlPlaneOptions {
   /** The built browser console (index.html + assets/); default dist/renderer. */
   consoleDir?: string;
   /** OAuth lifetimes and limits (tests shorten them). */
-  oauth?: Pick<OAuthWebOptions, 'ttl' | 'rateLimit' | 'pollIntervalS'>;
+  oauth?: Pick<OAuthWebOptions, 'ttl' | 'pollIntervalS'> & { rateLimit?: { points: number; durationS: number } };
   /** Bounds on gRPC connections (grpcConnections.ts; tests shorten the timeouts). */
   connectionLimits?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -68,7 +75,8 @@ export interface ControlPlane {
   readonly address: string;
   readonly port: number;
   readonly registry: Registry;
-  readonly store: Store;
+  readonly sessions: SessionsRepo;
+  readonly db: Db;
   readonly access: Access;
   /** DATA_DIR/admin.token: the first admin's token. */
   readonly adminTokenFile: string;
@@ -106,28 +114,49 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatIntervalS: opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS,
   };
   const clientTimeoutS = opts.clientTimeoutS ?? DEFAULT_TIMEOUTS.clientTimeoutS;
-  const store = new Store(opts.dataDir);
-  const registry = new Registry({ store, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
+  fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  // Opened and migrated (replicas starting together take turns: db/migrations.ts).
+  const db = await openDb(opts.store ?? { sqliteFile: path.join(opts.dataDir, 'cmdop.sqlite') }).catch((e: Error) => {
+    throw new Error(`cannot open the store: ${e.message}`);
+  });
+  const sessions = new SessionsRepo(db);
+  const registry = new Registry({ store: sessions, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
   // Sessions a previous run left open wait in their grace period for their agents.
-  const taken = registry.restore();
+  const taken = await registry.restore();
   if (taken.restored + taken.ended > 0) logger.info(taken, 'sessions left open by a previous run: restored in GRACE_PERIOD, or ended');
-  const access = new Access(new AuthStore(store.database));
-  const admin = access.bootstrapAdmin(opts.dataDir);
+  const access = new Access(new AuthRepo(db));
+  const admin = await access.bootstrapAdmin(opts.dataDir);
+  // The OAuth server's keys: a file under the data dir for one process; in
+  // PostgreSQL for replicas, which must all sign and read the same (a file
+  // made by an earlier single-node run is carried into the store once).
+  const keys =
+    db.engine === 'sqlite'
+      ? loadOrCreateOAuthKeys(opts.dataDir)
+      : await new SigningKeysRepo(db).loadOrCreate(() =>
+          fs.existsSync(path.join(opts.dataDir, 'oauth-keys.json')) ? loadOrCreateOAuthKeys(opts.dataDir) : generateOAuthKeys(),
+        );
+  const oauthStore = createOidcAdapter(new OAuthModelsRepo(db));
+  const rate = opts.oauth?.rateLimit ?? DEFAULT_RATE_LIMIT;
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
   // The web port first: the OAuth issuer is its bound address (or --public-url).
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
   let draining = false;
-  const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining, logger }).catch((e: Error) => {
-    store.close();
+  const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining, logger }).catch(async (e: Error) => {
+    await db.close();
     throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
   });
   const oauth = createOAuthWeb({
-    db: store.database,
-    dataDir: opts.dataDir,
+    adapter: oauthStore,
+    keys,
+    limiters: {
+      userCode: createRateLimiter(db, { keyPrefix: 'user_code', points: rate.points, durationS: rate.durationS }),
+      login: createRateLimiter(db, { keyPrefix: 'login', points: rate.points, durationS: rate.durationS }),
+    },
     accounts: accountsOf(access.store),
     issuer: oauthIssuer(web.scheme, webListen.host, web.port, opts.publicUrl, logger),
-    ...opts.oauth,
+    ttl: opts.oauth?.ttl,
+    pollIntervalS: opts.oauth?.pollIntervalS,
     logger,
     onEvent: (e) =>
       access.store.audit({
@@ -193,7 +222,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     logger,
   }).catch(async (e: Error) => {
     await web.close();
-    store.close();
+    await db.close();
     throw e;
   });
   const address = grpcPort.address;
@@ -203,7 +232,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     address,
     port: grpcPort.port,
     registry,
-    store,
+    sessions,
+    db,
     access,
     adminTokenFile: admin.file,
     webUrl: web.url,
@@ -220,8 +250,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       fileRoutes.close();
       await web.close();
       await oauth.close();
-      access.store.flushAudit();
-      store.close();
+      await registry.settled();
+      await access.store.close();
+      await db.close();
     },
   };
 }

@@ -8,16 +8,18 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import * as selfsigned from 'selfsigned';
-import { createOAuthWeb, oauthIssuer } from '../control-plane/oauth/web';
+import { DEFAULT_RATE_LIMIT, createOAuthWeb, oauthIssuer } from '../control-plane/oauth/web';
+import { loadOrCreateOAuthKeys } from '../control-plane/oauth/keys';
+import { OAuthModelsRepo, createOidcAdapter, createRateLimiter, openDb, type Db } from '../control-plane/db';
 import type { OAuthEvent, OAuthWeb as OAuthHandler, OAuthWebOptions } from '../control-plane/oauth/web';
 import { startWebServer } from '../control-plane/transports/http/webServer';
 import { createLogger } from '../lib/logger';
 
 /** The OAuth server mounted alone on a web port of its own, as the control plane mounts it (last). */
 type OAuthWeb = OAuthHandler & { url: string; port: number };
-interface HarnessOptions extends Partial<Omit<OAuthWebOptions, 'issuer'>> {
+interface HarnessOptions extends Partial<Omit<OAuthWebOptions, 'issuer' | 'adapter' | 'keys' | 'limiters'>> {
+  rateLimit?: { points: number; durationS: number };
   listen?: { host: string; port: number };
   tls?: { certPem: string; keyPem: string };
   publicUrl?: string;
@@ -32,7 +34,7 @@ const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const accounts: Accounts = {
   authenticate: (u, p) => (u === ALICE.name && p === PASSWORD ? ALICE : undefined),
-  find: (id) => (id === ALICE.id ? ALICE : undefined),
+  find: async (id) => (id === ALICE.id ? ALICE : undefined),
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -129,21 +131,24 @@ async function tokensFor(web: OAuthWeb, extra: Record<string, string> = {}) {
 
 interface Harness {
   web: OAuthWeb;
-  db: Database.Database;
+  db: Db;
   dir: string;
   events: OAuthEvent[];
   stop(): Promise<void>;
 }
 
 async function startHarness(over: HarnessOptions = {}, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-oauth-'))): Promise<Harness> {
-  const db = new Database(path.join(dir, 'cmdop.sqlite'));
-  db.pragma('journal_mode = WAL');
+  // The store and keys as the control plane makes them (server.ts), on SQLite.
+  const db = await openDb({ sqliteFile: path.join(dir, 'cmdop.sqlite') });
+  const adapter = createOidcAdapter(new OAuthModelsRepo(db));
   const events: OAuthEvent[] = [];
-  const { listen = { host: '127.0.0.1', port: 0 }, tls, publicUrl, ...rest } = over;
+  const { listen = { host: '127.0.0.1', port: 0 }, tls, publicUrl, rateLimit = DEFAULT_RATE_LIMIT, ...rest } = over;
+  const limiter = (keyPrefix: string) => createRateLimiter(db, { keyPrefix, points: rateLimit.points, durationS: rateLimit.durationS });
   const server = await startWebServer({ listen, tls, ready: () => true, logger: createLogger('web', 'silent') });
   const oauth = createOAuthWeb({
-    db,
-    dataDir: dir,
+    adapter,
+    keys: loadOrCreateOAuthKeys(dir),
+    limiters: { userCode: limiter('user_code'), login: limiter('login') },
     accounts,
     issuer: oauthIssuer(server.scheme, listen.host, server.port, publicUrl),
     pollIntervalS: 1,
@@ -160,7 +165,7 @@ async function startHarness(over: HarnessOptions = {}, dir = fs.mkdtempSync(path
     async stop() {
       await server.close();
       await oauth.close();
-      db.close();
+      await db.close();
     },
   };
 }
@@ -269,7 +274,7 @@ describe('device authorization grant', () => {
     assert.ok(Math.abs(v.expiresAtMs - (Date.now() + 900_000)) < 5_000, `expiresAtMs ${v.expiresAtMs}`);
 
     // Tokens are stored hashed: the raw values are nowhere in the database.
-    const dump = JSON.stringify(h.db.prepare('SELECT * FROM oauth_models').all());
+    const dump = JSON.stringify(await h.db.kysely.selectFrom('oauth_models').selectAll().execute());
     assert.ok(!dump.includes(tok.body.access_token), 'access token stored in the clear');
     assert.ok(!dump.includes(tok.body.refresh_token), 'refresh token stored in the clear');
 

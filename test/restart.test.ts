@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { SessionState } from '../protocol';
 import { Cluster, eventually, runCli, startCluster } from './helpers/cluster';
+import { startPostgres, type Postgres } from './helpers/postgres';
 
 /** A command whose output takes ~`seconds` to come out, then exits 7: what it prints is `expected(lines)`. */
 function slowCommand(lines: number, seconds: number): string {
@@ -22,14 +23,30 @@ function expected(lines: number): Buffer {
 }
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
-for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
-  describe(`the control plane is stopped by ${signal} and started again`, () => {
+const cases = [
+  { signal: 'SIGKILL', store: 'sqlite' },
+  { signal: 'SIGTERM', store: 'sqlite' },
+  // The same with the state in PostgreSQL (one control plane; replicas share it the same way).
+  { signal: 'SIGKILL', store: 'postgres' },
+] as const;
+
+for (const { signal, store } of cases) {
+  describe(`the control plane (${store}) is stopped by ${signal} and started again`, () => {
     let c: Cluster;
+    let pg: Postgres | undefined;
     before(async () => {
-      c = await startCluster({ serverArgs: ['--grace-period', '30'] });
+      const storeArgs: string[] = [];
+      if (store === 'postgres') {
+        pg = await startPostgres();
+        storeArgs.push('--store', await pg.newDatabase('cmdop_restart'));
+      }
+      c = await startCluster({ serverArgs: ['--grace-period', '30', ...storeArgs] });
       c.client.setMachine('box');
     });
-    after(() => c.stop());
+    after(async () => {
+      await c?.stop();
+      await pg?.stop();
+    });
 
     const box = async () => (await c.client.machines.list()).find((m) => m.name === 'box')!;
 

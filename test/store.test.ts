@@ -28,9 +28,6 @@ import {
   type TokenRow,
 } from '../control-plane/db';
 import { startControlPlane } from '../control-plane/server';
-import { Store } from '../control-plane/store';
-import { AuthStore } from '../control-plane/auth/store';
-import { createSqliteAdapter } from '../control-plane/oauth/adapter';
 import { generateOAuthKeys } from '../control-plane/oauth/keys';
 import type { AdapterPayload } from '../control-plane/oauth/oidc';
 import { createLogger } from '../lib/logger';
@@ -560,55 +557,20 @@ for (const { engine, fresh } of ENGINES) {
 }
 
 describe('a store file written by the release before this layer', () => {
-  it('is adopted in place: every row the control plane wrote reads back the same, and that release still opens it', async () => {
+  it('is adopted in place: every row that release wrote reads back the same (test/fixtures/release-0.1.sqlite)', async () => {
+    // The file and what that release's own code read back from it were made
+    // once with that code (test/fixtures/makeReleaseStore.ts, in history).
+    const fixtures = path.join(__dirname, '..', '..', 'test', 'fixtures');
     const dir = newDir();
-    const cp = await startControlPlane({ listen: '127.0.0.1:0', dataDir: dir, logger: createLogger('control-plane', 'silent') });
-    const old = cp.store;
-    const auth = cp.access.store;
-    const alice = { id: 'u-alice', name: 'alice', passwordHash: 'scrypt$x', admin: false, createdMs: Date.now() };
-    auth.addUser(alice);
-    cp.access.issue(TokenKind.API, alice, { name: 'ci', expiresInS: 3600 });
-    const enr = cp.access.issue(TokenKind.ENROLLMENT, alice, { machine: 'box' });
-    auth.spendToken(enr.row.id);
-    auth.addMachine('box', alice.id);
-    cp.access.issue(TokenKind.AGENT, alice, { name: 'agent box', machine: 'box' });
-    const admin = auth.users().find((u) => u.admin)!;
-    auth.grant({ machine: 'box', userId: admin.id, role: AttachMode.OBSERVER, grantedBy: alice.id, createdMs: Date.now() });
-    auth.audit({ actor: 'alice', action: 'open', machine: 'box', terminalId: 't-1', mode: AttachMode.OPERATOR, commandId: '', ok: true, detail: 'shell', peer: '127.0.0.1' });
-    old.upsertAgent('agent-box', 'box', caps('box'));
-    old.createSession('sess-1', 'agent-box', 'box', ALL_BYTES.subarray(0, 32), SessionState.CONNECTED, 'registered');
-    old.putTerminal({ sessionId: 'sess-1', terminalId: 't-1', spec: spec('tab'), createdMs: Date.now(), cols: 90, rows: 30, operators: 1 });
-    old.transition('sess-1', SessionState.CONNECTED, SessionState.GRACE_PERIOD, 'stream lost', Date.now() + 30_000);
-    old.createSession('sess-0', 'agent-box', 'box', Buffer.alloc(32, 7), SessionState.CONNECTED, 'registered');
-    old.transition('sess-0', SessionState.CONNECTED, SessionState.DISCONNECTED, 'agent exited');
-    const oauth = createSqliteAdapter(old.database);
-    await oauth.factory('Grant').upsert('gr-1', { jti: 'gr-1', kind: 'Grant', accountId: alice.id, clientId: 'cmdop-cli' }, 3600);
-    await oauth.factory('AccessToken').upsert('at-secret', { jti: 'at-secret', kind: 'AccessToken', grantId: 'gr-1', accountId: alice.id }, 3600);
-    await oauth.factory('DeviceCode').upsert('dc-1', { jti: 'dc-1', kind: 'DeviceCode', userCode: 'WXYZ-ABCD', grantId: 'gr-1' }, 600);
-    oauth.close();
-
-    // What the old code reads, to compare with what the new layer reads.
-    const expected = {
-      agents: old.agents(),
-      open: old.openSessions(),
-      latest: old.latestSessions(),
-      sessions: ['sess-0', 'sess-1'].map((id) => old.session(id)),
-      transitions: ['sess-0', 'sess-1'].map((id) => old.transitions(id)),
-      terminals: old.terminalsOf('sess-1'),
-      users: auth.users(),
-      tokens: tiesById(auth.tokens()),
-      machines: auth.machinesOf(alice.id),
-      grantsOn: auth.grantsOn('box'), // one grant: no ties
-      grantsFor: auth.grantsFor(admin.id),
-      audit: auth.auditEntries({ limit: 10_000 }),
-      oauthRows: old.database.prepare('SELECT * FROM oauth_models ORDER BY model, id').all(),
-    };
-    assert.equal(old.database.pragma('user_version', { simple: true }), 1);
+    const file = path.join(dir, 'cmdop.sqlite');
+    fs.copyFileSync(path.join(fixtures, 'release-0.1.sqlite'), file);
+    fs.chmodSync(file, 0o600);
+    const expected = JSON.parse(fs.readFileSync(path.join(fixtures, 'release-0.1.expected.json'), 'utf8'), (_k, v) =>
+      v && typeof v === 'object' && typeof v.buffer === 'string' && Object.keys(v).length === 1 ? Buffer.from(v.buffer, 'base64') : v,
+    );
+    assert.equal(expected.userVersion, 1);
     assert.equal(expected.tokens.length, 4); // admin.token, ci, enrollment, agent
     assert.equal(expected.open.length, 1);
-    await cp.close();
-
-    const file = path.join(dir, 'cmdop.sqlite');
     const db = await openDb({ sqliteFile: file }, { migrate: false });
     try {
       assert.deepEqual(await db.migrate(), { applied: ALL_MIGRATIONS }, 'the baseline is recorded, then the rest applied');
@@ -620,13 +582,14 @@ describe('a store file written by the release before this layer', () => {
       assert.deepEqual(await s.latestSessions(), expected.latest);
       assert.deepEqual(await Promise.all(['sess-0', 'sess-1'].map((id) => s.session(id))), expected.sessions);
       assert.deepEqual(await Promise.all(['sess-0', 'sess-1'].map((id) => s.transitions(id))), expected.transitions);
-      assert.deepEqual(await s.terminalsOf('sess-1'), expected.terminals);
+      const terminals = (await s.terminalsOf('sess-1')).map((t) => ({ ...t, spec: Buffer.from(TerminalSpec.encode(t.spec).finish()) }));
+      assert.deepEqual(terminals, expected.terminals);
       assert.deepEqual(await a.users(), expected.users);
-      assert.deepEqual(await a.tokens(), expected.tokens);
+      assert.deepEqual(tiesById(await a.tokens()), tiesById(expected.tokens));
       for (const t of expected.tokens) assert.deepEqual(await a.tokenByHash(t.hash), t);
-      assert.deepEqual(await a.machinesOf(alice.id), expected.machines);
+      assert.deepEqual(await a.machinesOf('u-alice'), expected.machines);
       assert.deepEqual(await a.grantsOn('box'), expected.grantsOn);
-      assert.deepEqual(await a.grantsFor(admin.id), expected.grantsFor);
+      assert.deepEqual(await a.grantsFor('u-admin'), expected.grantsFor);
       assert.deepEqual(await a.auditEntries({ limit: 10_000 }), expected.audit);
       const oauthRows = await db.kysely.selectFrom('oauth_models').selectAll().orderBy('model').orderBy('id').execute();
       assert.deepEqual(oauthRows, expected.oauthRows);
@@ -642,15 +605,16 @@ describe('a store file written by the release before this layer', () => {
     } finally {
       await db.close();
     }
-
-    // A downgrade: the previous release opens the migrated file (user_version 1, same columns) and reads the same.
-    const again = new Store(dir);
+    // And the control plane itself starts on it: the session left in its grace period (long past) is ended, saying why.
+    const cp = await startControlPlane({ listen: '127.0.0.1:0', dataDir: dir, logger: createLogger('control-plane', 'silent') });
     try {
-      assert.equal(again.database.pragma('user_version', { simple: true }), 1);
-      assert.deepEqual(again.openSessions(), expected.open);
-      assert.deepEqual(tiesById(new AuthStore(again.database).tokens()), expected.tokens);
+      const box = (await cp.registry.listMachines()).find((m) => m.name === 'box');
+      assert.equal(box?.state, SessionState.DISCONNECTED);
+      const s1 = await cp.sessions.session('sess-1');
+      assert.equal(s1?.state, SessionState.DISCONNECTED);
+      assert.match(s1!.reason, /grace period ran out while the control plane was not running/);
     } finally {
-      again.close();
+      await cp.close();
     }
   });
 

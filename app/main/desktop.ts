@@ -235,17 +235,17 @@ export class Desktop {
     });
     this.controlPlane = cp;
     this.webUrl = cp.issuer;
-    const admin = cp.access.store.users().find((u) => u.admin)!;
-    const api = cp.access.issue(TokenKind.API, admin, { name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
+    const admin = await cp.access.firstAdmin();
+    const api = await cp.access.issue(TokenKind.API, admin, { name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
     this.consoleToken = { id: api.row.id, token: api.token };
     this.conn = await connectionTo(cp.address);
     this.client = this.newClient(api.token);
     // Spent only when the agent has no working credential yet; revoked right after either way.
-    const enroll = cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
+    const enroll = await cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
     try {
       await this.startAgent({ enrollToken: enroll.token });
     } finally {
-      cp.access.store.revokeToken(enroll.row.id);
+      await cp.access.store.revokeToken(enroll.row.id);
     }
   }
 
@@ -374,7 +374,7 @@ export class Desktop {
   private async revokeConsoleToken(): Promise<void> {
     const t = this.consoleToken!;
     this.consoleToken = undefined;
-    if (this.controlPlane) this.controlPlane.access.store.revokeToken(t.id);
+    if (this.controlPlane) await this.controlPlane.access.store.revokeToken(t.id);
     else await this.client?.auth.revokeToken(t.id).catch(() => {});
   }
 

@@ -13,7 +13,8 @@ export function registerServer(program: Command): void {
     .command('server')
     .description('run a control plane: agents dial in, clients attach')
     .option('--listen <host:port>', 'address to listen on', DEFAULT_SERVER)
-    .option('--data-dir <dir>', 'where the SQLite store lives', defaultDataDir())
+    .option('--data-dir <dir>', 'where the SQLite store (unless --store), the admin token and TLS files live', defaultDataDir())
+    .option('--store <url>', 'keep the state in PostgreSQL (postgres://USER:PASS@HOST/DB) instead of DATA_DIR/cmdop.sqlite; replicas share one')
     .option('--grace-period <s>', 'GRACE_PERIOD -> DISCONNECTED after this long', seconds, DEFAULT_TIMEOUTS.gracePeriodS)
     .option('--background-timeout <s>', 'BACKGROUND -> DISCONNECTED after this long', seconds, DEFAULT_TIMEOUTS.backgroundTimeoutS)
     .option('--heartbeat-timeout <s>', 'CONNECTED -> GRACE_PERIOD without an agent heartbeat this long', seconds, DEFAULT_TIMEOUTS.heartbeatTimeoutS)
@@ -35,6 +36,7 @@ export function registerServer(program: Command): void {
       '\nExamples:\n' +
         '  cmdop server --listen 127.0.0.1:7420 --data-dir /var/lib/cmdop\n' +
         '  cmdop server --listen 0.0.0.0:7420 --tls          (then: cmdop --server grpcs://HOST:7420 login)\n' +
+        '  cmdop server --store postgres://cmdop@db.internal/cmdop --data-dir /var/lib/cmdop\n' +
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
     // A control plane runs in a node with the heap flags it needs (cli/relaunch.ts).

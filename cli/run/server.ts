@@ -6,6 +6,7 @@ import { fail } from '../output';
 export interface ServerOptions {
   listen: string;
   dataDir: string;
+  store?: string;
   gracePeriod: number;
   backgroundTimeout: number;
   heartbeatTimeout: number;
@@ -39,6 +40,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
   const cp = await startControlPlane({
     listen: o.listen,
     dataDir: o.dataDir,
+    store: o.store,
     gracePeriodS: o.gracePeriod,
     backgroundTimeoutS: o.backgroundTimeout,
     heartbeatTimeoutS: o.heartbeatTimeout,
@@ -54,7 +56,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
       ttl: o.oauthAccessTtl ? { accessToken: o.oauthAccessTtl } : undefined,
     },
   }).catch((e) => fail(e.message));
-  process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir})\n`);
+  process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir}; store: ${cp.db.where})\n`);
   process.stdout.write(`  console and sign-in: ${cp.webUrl}/   admin token: ${cp.adminTokenFile}\n`);
   if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
   let stopping = false;

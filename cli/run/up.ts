@@ -17,8 +17,8 @@ export async function up(o: { listen: string; dataDir: string; name: string }): 
   // The agent runs in its own process, as it would on any other machine,
   // enrolled as the local admin's machine with a short-lived one-time
   // token (spent only if it has no working credential yet).
-  const admin = cp.access.store.users().find((u) => u.admin)!;
-  const enroll = cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `cmdop up ${o.name}`, machine: o.name, expiresInS: 600 });
+  const admin = await cp.access.firstAdmin();
+  const enroll = await cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `cmdop up ${o.name}`, machine: o.name, expiresInS: 600 });
   const agent = fork(process.argv[1], ['agent', '--server', cp.address, '--name', o.name, '--state-dir', defaultAgentStateDir()], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     env: { ...process.env, CMDOP_LOG_LEVEL: level, CMDOP_ENROLL_TOKEN: enroll.token },
@@ -31,7 +31,7 @@ export async function up(o: { listen: string; dataDir: string; name: string }): 
   });
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    const m = cp.registry.listMachines().find((x) => x.name === o.name);
+    const m = (await cp.registry.listMachines()).find((x) => x.name === o.name);
     if (m?.state === SessionState.CONNECTED) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -39,7 +39,7 @@ export async function up(o: { listen: string; dataDir: string; name: string }): 
   // token in the URL's fragment, which browsers never send to a server;
   // the console keeps it in sessionStorage and clears the address bar.
   // It lasts 12 h and is revoked when this process stops.
-  const consoleToken = cp.access.issue(TokenKind.API, admin, { name: 'console (cmdop up)', expiresInS: 12 * 3600 });
+  const consoleToken = await cp.access.issue(TokenKind.API, admin, { name: 'console (cmdop up)', expiresInS: 12 * 3600 });
   cp.access.store.audit({
     actor: admin.name,
     action: 'token-create',
@@ -76,7 +76,7 @@ export async function up(o: { listen: string; dataDir: string; name: string }): 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    cp.access.store.revokeToken(consoleToken.row.id);
+    await cp.access.store.revokeToken(consoleToken.row.id);
     agent.kill('SIGTERM');
     await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
     await cp.close();

@@ -2,18 +2,18 @@
 // page a share link opens, /share, is the console's: transports/http/consoleStatic.ts.)
 import type { Accounts } from '../oauth/provider';
 import { verifyPassword } from './secrets';
-import type { AuthStore } from './store';
+import type { AuthRepo } from '../db';
 
-export function accountsOf(store: AuthStore): Accounts {
+export function accountsOf(store: AuthRepo): Accounts {
   return {
     async authenticate(username, password) {
-      const u = store.userByName(username);
+      const u = await store.userByName(username);
       // A user without a password (the bootstrap admin, CI accounts) cannot sign in in a browser.
       if (!u || !u.passwordHash) return undefined;
       return (await verifyPassword(password, u.passwordHash)) ? { id: u.id, name: u.name } : undefined;
     },
-    find(id) {
-      const u = store.user(id);
+    async find(id) {
+      const u = await store.user(id);
       return u && { id: u.id, name: u.name };
     },
   };

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AttachMode, TokenKind } from '../../protocol';
 import { ApiError, denied, unauthenticated } from './errors';
-import { AuthStore, AuditInput, TokenRow, UserRow } from '../auth/store';
+import type { AuthRepo, AuditInput, TokenRow, UserRow } from '../db';
 import { hashSecret, kindOfSecret, newId, newSecret } from '../auth/secrets';
 
 export interface Principal {
@@ -60,7 +60,7 @@ export class Access {
   private live = new Set<LiveStream>();
   private refusals = new Map<string, { startMs: number; count: number; suppressed: number }>();
 
-  constructor(readonly store: AuthStore) {}
+  constructor(readonly store: AuthRepo) {}
 
   setOAuthVerifier(v: OAuthVerifier): void {
     this.verifyOAuth = v;
@@ -73,31 +73,47 @@ export class Access {
    * token for it in DATA_DIR/admin.token (0600). Whoever can read the data
    * dir already owns the control plane, so this gives away nothing new.
    */
-  bootstrapAdmin(dataDir: string): { file: string; created: boolean } {
+  async bootstrapAdmin(dataDir: string): Promise<{ file: string; created: boolean }> {
     const file = path.join(dataDir, 'admin.token');
-    let admin = this.store.users().find((u) => u.admin);
-    if (!admin) {
-      admin = { id: randomUUID(), name: 'admin', passwordHash: '', admin: true, createdMs: Date.now() };
-      this.store.addUser(admin);
-    }
+    const admin = await this.firstAdmin();
     if (fs.existsSync(file)) {
       const token = fs.readFileSync(file, 'utf8').trim();
-      const row = this.store.tokenByHash(hashSecret(token));
+      const row = await this.store.tokenByHash(hashSecret(token));
       if (row && !row.revokedMs) return { file, created: false };
     }
     // Missing, or revoked by `tokens revoke`: a fresh one (deleting the file is how to rotate it).
-    const { token } = this.issue(TokenKind.ADMIN, admin, { name: 'admin.token' });
+    const { token } = await this.issue(TokenKind.ADMIN, admin, { name: 'admin.token' });
     fs.writeFileSync(file, token + '\n', { mode: 0o600 });
     fs.chmodSync(file, 0o600);
     return { file, created: true };
   }
 
-  /** A new secret of `kind` for `user`; the row keeps only its hash. */
-  issue(
+  /**
+   * The `admin` user, made on first start. Replicas starting together on one
+   * store may both make one: the name is unique, so the loser reads the
+   * winner's.
+   */
+  async firstAdmin(): Promise<UserRow> {
+    const found = (await this.store.users()).find((u) => u.admin);
+    if (found) return found;
+    const admin: UserRow = { id: randomUUID(), name: 'admin', passwordHash: '', admin: true, createdMs: Date.now() };
+    try {
+      await this.store.addUser(admin);
+      return admin;
+    } catch (e) {
+      const other = (await this.store.users()).find((u) => u.admin);
+      if (other) return other;
+      throw e;
+    }
+  }
+
+  /** A new secret of `kind` for `user`; the row keeps only its hash. `repo`: inside a transaction, its own. */
+  async issue(
     kind: TokenKind,
     user: UserRow,
     o: { name?: string; machine?: string; terminalId?: string; expiresInS?: number } = {},
-  ): { token: string; row: TokenRow } {
+    repo: AuthRepo = this.store,
+  ): Promise<{ token: string; row: TokenRow }> {
     const token = newSecret(kind);
     const now = Date.now();
     const row: TokenRow = {
@@ -114,7 +130,7 @@ export class Access {
       revokedMs: 0,
       usedMs: 0,
     };
-    this.store.addToken(row);
+    await repo.addToken(row);
     return { token, row };
   }
 
@@ -133,7 +149,7 @@ export class Access {
   async principalOf(token: string): Promise<Principal> {
     const kind = kindOfSecret(token);
     if (kind === undefined) return this.oauthPrincipal(token);
-    const row = this.store.tokenByHash(hashSecret(token));
+    const row = await this.store.tokenByHash(hashSecret(token));
     if (!row || row.kind !== kind) throw unauthenticated('unknown token: it was not issued by this control plane');
     const now = Date.now();
     if (row.revokedMs) throw unauthenticated(`token ${row.id} was revoked`);
@@ -143,16 +159,16 @@ export class Access {
     if (row.kind === TokenKind.ENROLLMENT && row.usedMs) {
       throw unauthenticated(`enrollment token ${row.id} was already used at ${new Date(row.usedMs).toISOString()}`);
     }
-    const user = this.store.user(row.userId);
+    const user = await this.store.user(row.userId);
     if (!user) throw unauthenticated(`token ${row.id} belongs to a user who no longer exists`);
-    if (now - row.lastUsedMs > TOUCH_EVERY_MS) this.store.touchToken(row.id, now);
+    if (now - row.lastUsedMs > TOUCH_EVERY_MS) void this.store.touchToken(row.id, now).catch(() => {}); // informative only
     return { kind: row.kind, tokenId: row.id, user, machine: row.machine, terminalId: row.terminalId, expiresMs: row.expiresMs };
   }
 
   private async oauthPrincipal(token: string): Promise<Principal> {
     const v = this.verifyOAuth ? await this.verifyOAuth(token) : undefined;
     if (!v) throw unauthenticated('the access token is invalid, expired or revoked: run `cmdop login` again');
-    const user = this.store.user(v.userId);
+    const user = await this.store.user(v.userId);
     if (!user) throw unauthenticated('the access token belongs to a user who no longer exists');
     return { kind: TokenKind.OAUTH, tokenId: 'oauth', user, machine: '', terminalId: '', expiresMs: v.expiresAtMs };
   }
@@ -170,16 +186,21 @@ export class Access {
   }
 
   /** The most a principal may do on a machine (its terminals, for a share). */
-  roleOn(p: Principal, machine: string): AttachMode {
+  async roleOn(p: Principal, machine: string): Promise<AttachMode> {
     if (!USER_KINDS.has(p.kind)) return AttachMode.ATTACH_MODE_UNSPECIFIED;
-    if (p.user.admin) return AttachMode.OPERATOR;
-    const owner = this.store.machineOwner(machine);
-    if (owner === p.user.id) return AttachMode.OPERATOR;
-    return this.store.grantOf(machine, p.user.id)?.role ?? AttachMode.ATTACH_MODE_UNSPECIFIED;
+    return this.userRole(p.user, machine);
+  }
+
+  /** A user's own role on a machine: admin, owner, or their grant. */
+  private async userRole(user: UserRow, machine: string): Promise<AttachMode> {
+    if (user.admin) return AttachMode.OPERATOR;
+    const owner = await this.store.machineOwner(machine);
+    if (owner === user.id) return AttachMode.OPERATOR;
+    return (await this.store.grantOf(machine, user.id))?.role ?? AttachMode.ATTACH_MODE_UNSPECIFIED;
   }
 
   /** Throws unless `p` may act as `mode` on `machine` (and, for a share, on `terminalId`). */
-  require(p: Principal, machine: string, mode: AttachMode, terminalId = ''): void {
+  async require(p: Principal, machine: string, mode: AttachMode, terminalId = ''): Promise<void> {
     if (p.kind === TokenKind.SHARE) {
       if (mode !== AttachMode.OBSERVER) throw denied('a share link is watch-only: it cannot send input, resize, signal or open terminals');
       if (p.machine !== machine || !terminalId || p.terminalId !== terminalId) {
@@ -188,7 +209,7 @@ export class Access {
       return;
     }
     this.requireUser(p, 'use terminals');
-    const role = this.roleOn(p, machine);
+    const role = await this.roleOn(p, machine);
     if (role === AttachMode.OPERATOR || (role === AttachMode.OBSERVER && mode === AttachMode.OBSERVER)) return;
     throw denied(
       role === AttachMode.OBSERVER
@@ -198,10 +219,11 @@ export class Access {
   }
 
   /** Names of machines a principal may at least observe (undefined: all of them). */
-  visibleMachines(p: Principal): Set<string> | undefined {
+  async visibleMachines(p: Principal): Promise<Set<string> | undefined> {
     if (!USER_KINDS.has(p.kind)) throw denied(`${KIND_USE[p.kind] ?? 'this token'} cannot list machines`);
     if (p.user.admin) return undefined;
-    return new Set([...this.store.machinesOf(p.user.id), ...this.store.grantsFor(p.user.id).map((g) => g.machine)]);
+    const [owned, grants] = await Promise.all([this.store.machinesOf(p.user.id), this.store.grantsFor(p.user.id)]);
+    return new Set([...owned, ...grants.map((g) => g.machine)]);
   }
 
   // ---- audit
@@ -274,23 +296,23 @@ export class Access {
     };
   }
 
-  /** Ends the live streams here that a revocation takes away; returns how many. */
-  applyRevocation(r: Revocation): number {
+  /** Ends the live streams here that a revocation takes away; resolves with how many. */
+  async applyRevocation(r: Revocation): Promise<number> {
     switch (r.kind) {
       case 'token':
         return this.cut((q) => q.tokenId === r.tokenId, r.reason);
       case 'machine-credentials':
         return this.cut((q) => q.kind === TokenKind.AGENT && q.machine === r.machine && q.tokenId !== r.keepTokenId, r.reason);
-      case 'grant':
-        return this.cut(
-          (q, m) =>
-            m === r.machine &&
-            q.user.id === r.userId &&
-            q.kind !== TokenKind.SHARE &&
-            // Lowered to OBSERVER: every stream of theirs there ends (they may attach again as an observer).
-            (r.downgrade || this.roleOn(q, m) === AttachMode.ATTACH_MODE_UNSPECIFIED),
-          r.reason,
-        );
+      case 'grant': {
+        // Lowered to OBSERVER: every stream of theirs there ends (they may attach again as an observer).
+        // Removed: their streams end unless they still reach the machine otherwise (owner, admin).
+        const cuts = (q: Principal, m: string) => m === r.machine && q.user.id === r.userId && q.kind !== TokenKind.SHARE;
+        if (!r.downgrade) {
+          const holder = [...this.live].find((s) => cuts(s.principal, s.machine));
+          if (holder && (await this.userRole(holder.principal.user, r.machine)) !== AttachMode.ATTACH_MODE_UNSPECIFIED) return 0;
+        }
+        return this.cut(cuts, r.reason);
+      }
     }
   }
 

@@ -11,6 +11,9 @@ import type { Registry } from './registry';
 import type { AgentSession } from './session';
 import type { Logger } from '../../lib/logger';
 
+/** Messages held while a resume is looked up, at most. */
+const MAX_EARLY = 64;
+
 export class AgentLinks {
   constructor(
     private readonly registry: Registry,
@@ -47,25 +50,34 @@ export class AgentLinks {
     } catch (e) {
       refuse(e);
     }
+    /** What arrives while a resume is being looked up (the agent waits for `resumed`, but a late heartbeat may come). */
+    const early: AgentMessage[] = [];
+    const started = (s: AgentSession) => {
+      session = s;
+      this.watchCredential(s, principal);
+      for (const m of early.splice(0)) s.onMessage(m);
+    };
     return {
       message: (m) => {
         if (session) return session.onMessage(m);
-        // The agent sends nothing after register/resume until it is answered.
-        if (!first || refused) return;
+        if (refused) return;
+        if (!first) {
+          if (early.length < MAX_EARLY) early.push(m);
+          return;
+        }
         first = false;
         try {
           if (m.msg?.$case === 'register') {
             checkMachine(principal, m.msg.value.name);
-            session = this.registry.register(stream, m.msg.value);
+            started(this.registry.register(stream, m.msg.value));
             this.access.audit(principal, { action: 'agent-register', machine: principal.machine, peer });
           } else if (m.msg?.$case === 'resume') {
             const name = this.registry.sessionName(m.msg.value.sessionId);
             if (name) checkMachine(principal, name);
-            session = this.registry.resume(stream, m.msg.value);
+            this.registry.resume(stream, m.msg.value).then(started, refuse);
           } else {
             throw new ApiError('INVALID_ARGUMENT', 'the first message on the agent stream must be register or resume');
           }
-          this.watchCredential(session, principal);
         } catch (e) {
           refuse(e);
         }

@@ -18,7 +18,7 @@ import { ApiError, denied, invalid, notFound } from './errors';
 import { auditedUnary } from './unary';
 import type { Registry } from './registry';
 import { Access, Principal, Revocation, roleName } from './access';
-import { TokenRow, UserRow } from '../auth/store';
+import type { TokenRow, UserRow } from '../db';
 import { generatePassword, hashPassword } from '../auth/secrets';
 import { randomUUID } from 'node:crypto';
 
@@ -42,19 +42,19 @@ export interface AuthCallsDeps {
   /**
    * Applies a revocation to the live streams here and tells the other
    * replicas (cluster/bus.ts), so it cuts streams everywhere at once;
-   * returns how many were ended here.
+   * resolves with how many were ended here.
    */
-  revoke(r: Revocation): number;
+  revoke(r: Revocation): Promise<number>;
 }
 
 export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDeps) {
   const store = access.store;
-  const userName = (id: string) => store.user(id)?.name ?? '(deleted)';
-  const tokenInfo = (t: TokenRow): TokenInfo => ({
+  const userName = async (id: string) => (await store.user(id))?.name ?? '(deleted)';
+  const tokenInfo = async (t: TokenRow): Promise<TokenInfo> => ({
     id: t.id,
     kind: t.kind,
     name: t.name,
-    user: userName(t.userId),
+    user: await userName(t.userId),
     machine: t.machine,
     terminalId: t.terminalId,
     createdMs: t.createdMs,
@@ -63,23 +63,23 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
     revokedMs: t.revokedMs,
     usedMs: t.usedMs,
   });
-  const issued = (t: { token: string; row: TokenRow }, url = ''): IssuedToken => ({ info: tokenInfo(t.row), token: t.token, url });
-  const userInfo = (u: UserRow, password = ''): UserInfo => ({
+  const issued = async (t: { token: string; row: TokenRow }, url = ''): Promise<IssuedToken> => ({ info: await tokenInfo(t.row), token: t.token, url });
+  const userInfo = async (u: UserRow, password = ''): Promise<UserInfo> => ({
     name: u.name,
     admin: u.admin,
     createdMs: u.createdMs,
     password,
-    machines: store.machinesOf(u.id),
+    machines: await store.machinesOf(u.id),
   });
   /** The owner of a machine, or an admin; the only ones who can grant, list grants or read its audit. */
-  const requireOwner = (p: Principal, machine: string, what: string) => {
+  const requireOwner = async (p: Principal, machine: string, what: string) => {
     access.requireUser(p, what);
     if (p.user.admin) return;
-    const owner = store.machineOwner(machine);
+    const owner = await store.machineOwner(machine);
     if (owner !== p.user.id) throw denied(`only the owner of ${machine} (or an admin) can ${what}`);
   };
-  const targetUser = (name: string) => {
-    const u = store.userByName(name);
+  const targetUser = async (name: string) => {
+    const u = await store.userByName(name);
     if (!u) throw notFound(`no user named ${JSON.stringify(name)}`);
     return u;
   };
@@ -98,53 +98,53 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
       terminalId: p.terminalId,
     })),
 
-    createToken: auditedUnary<{ name: string; expiresInS: number; user: string }, IssuedToken>(access, 'token-create', (req, p, peer) => {
+    createToken: auditedUnary<{ name: string; expiresInS: number; user: string }, IssuedToken>(access, 'token-create', async (req, p, peer) => {
       access.requireUser(p, 'create tokens');
       if (!req.name || req.name.length > 64) throw invalid('a token needs a --name of 1-64 characters');
       const expiresInS = checkExpiry(req.expiresInS, 0);
       let owner = p.user;
       if (req.user && req.user !== p.user.name) {
         if (!p.user.admin) throw denied('only an admin can create tokens for another user');
-        owner = targetUser(req.user);
+        owner = await targetUser(req.user);
       }
-      const t = access.issue(TokenKind.API, owner, { name: req.name, expiresInS });
+      const t = await access.issue(TokenKind.API, owner, { name: req.name, expiresInS });
       access.audit(p, { action: 'token-create', detail: `${t.row.id} ${req.name} for ${owner.name}`, peer });
       return issued(t);
     }),
 
-    listTokens: auditedUnary<{ allUsers: boolean; kind: TokenKind }, { tokens: TokenInfo[] }>(access, 'token-list', (req, p) => {
+    listTokens: auditedUnary<{ allUsers: boolean; kind: TokenKind }, { tokens: TokenInfo[] }>(access, 'token-list', async (req, p) => {
       access.requireUser(p, 'list tokens');
       if (req.allUsers && !p.user.admin) throw denied('only an admin can list every user\'s tokens');
-      const rows = store.tokens().filter((t) => (req.allUsers || t.userId === p.user.id) && (!req.kind || t.kind === req.kind));
-      return { tokens: rows.map(tokenInfo) };
+      const rows = (await store.tokens()).filter((t) => (req.allUsers || t.userId === p.user.id) && (!req.kind || t.kind === req.kind));
+      return { tokens: await Promise.all(rows.map(tokenInfo)) };
     }),
 
-    revokeToken: auditedUnary<{ id: string }, { streamsClosed: number }>(access, 'token-revoke', (req, p, peer) => {
+    revokeToken: auditedUnary<{ id: string }, { streamsClosed: number }>(access, 'token-revoke', async (req, p, peer) => {
       access.requireUser(p, 'revoke tokens');
-      const t = store.token(req.id);
+      const t = await store.token(req.id);
       if (!t) throw notFound(`no token ${JSON.stringify(req.id)} (see \`cmdop tokens list\`)`);
-      const ownsMachine = t.machine !== '' && store.machineOwner(t.machine) === p.user.id;
+      const ownsMachine = t.machine !== '' && (await store.machineOwner(t.machine)) === p.user.id;
       if (t.userId !== p.user.id && !p.user.admin && !ownsMachine) throw denied(`token ${t.id} is not yours to revoke`);
-      store.revokeToken(t.id);
-      const streamsClosed = revoke({ kind: 'token', tokenId: t.id, reason: `token ${t.id} was revoked` });
+      await store.revokeToken(t.id);
+      const streamsClosed = await revoke({ kind: 'token', tokenId: t.id, reason: `token ${t.id} was revoked` });
       access.audit(p, { action: 'token-revoke', machine: t.machine, terminalId: t.terminalId, detail: `${t.id} (${TokenKind[t.kind]}); ${streamsClosed} streams closed`, peer });
       return { streamsClosed };
     }),
 
-    createEnrollment: auditedUnary<{ machine: string; expiresInS: number }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+    createEnrollment: auditedUnary<{ machine: string; expiresInS: number }, IssuedToken>(access, 'enroll', async (req, p, peer) => {
       access.requireUser(p, 'enroll agents');
       checkName('machine name', req.machine);
-      const owner = store.machineOwner(req.machine);
+      const owner = await store.machineOwner(req.machine);
       if (owner && owner !== p.user.id && !p.user.admin) {
-        throw new ApiError('ALREADY_EXISTS', `machine ${req.machine} belongs to ${userName(owner)}; choose another name`);
+        throw new ApiError('ALREADY_EXISTS', `machine ${req.machine} belongs to ${await userName(owner)}; choose another name`);
       }
       const expiresInS = checkExpiry(req.expiresInS, 3600);
-      const t = access.issue(TokenKind.ENROLLMENT, p.user, { name: `enroll ${req.machine}`, machine: req.machine, expiresInS });
+      const t = await access.issue(TokenKind.ENROLLMENT, p.user, { name: `enroll ${req.machine}`, machine: req.machine, expiresInS });
       access.audit(p, { action: 'enroll-token', machine: req.machine, detail: t.row.id, peer });
       return issued(t);
     }),
 
-    enrollAgent: auditedUnary<{ machine: string }, IssuedToken>(access, 'enroll', (req, p, peer) => {
+    enrollAgent: auditedUnary<{ machine: string }, IssuedToken>(access, 'enroll', async (req, p, peer) => {
       let machine = req.machine;
       if (p.kind === TokenKind.ENROLLMENT) {
         if (machine && machine !== p.machine) throw denied(`this enrollment token is for machine ${p.machine}, not ${machine}`);
@@ -153,22 +153,23 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
         access.requireUser(p, 'enroll agents');
         checkName('machine name', machine);
       }
-      const owner = store.machineOwner(machine);
+      const owner = await store.machineOwner(machine);
       if (owner && owner !== p.user.id && !p.user.admin) {
-        throw new ApiError('ALREADY_EXISTS', `machine ${machine} belongs to ${userName(owner)}; choose another name`);
+        throw new ApiError('ALREADY_EXISTS', `machine ${machine} belongs to ${await userName(owner)}; choose another name`);
       }
-      const t = store.atomically(() => {
+      const t = await store.atomically(async (tx) => {
         // One use: a second EnrollAgent with the same token loses here even if it raced past authenticate().
-        if (p.kind === TokenKind.ENROLLMENT && !store.spendToken(p.tokenId)) {
+        if (p.kind === TokenKind.ENROLLMENT && !(await tx.spendToken(p.tokenId))) {
           throw new ApiError('UNAUTHENTICATED', `enrollment token ${p.tokenId} was already used`);
         }
-        if (!owner) store.addMachine(machine, p.user.id);
+        if (!owner) await tx.addMachine(machine, p.user.id);
         // One machine, one credential: an agent enrolled again replaces the old one.
-        store.revokeAgentCredentials(machine);
-        return access.issue(TokenKind.AGENT, owner ? store.user(owner)! : p.user, { name: `agent ${machine}`, machine });
+        await tx.revokeAgentCredentials(machine);
+        const holder = owner ? await tx.user(owner) : p.user;
+        return access.issue(TokenKind.AGENT, holder ?? p.user, { name: `agent ${machine}`, machine }, tx);
       });
       // The agent still running with the replaced credential is cut off now (its session ends).
-      const cut = revoke({
+      const cut = await revoke({
         kind: 'machine-credentials',
         machine,
         keepTokenId: t.row.id,
@@ -178,46 +179,54 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
       return issued(t);
     }),
 
-    grantAccess: auditedUnary<{ machine: string; user: string; role: AttachMode }, GrantInfo>(access, 'grant', (req, p, peer) => {
+    grantAccess: auditedUnary<{ machine: string; user: string; role: AttachMode }, GrantInfo>(access, 'grant', async (req, p, peer) => {
       if (req.role !== AttachMode.OPERATOR && req.role !== AttachMode.OBSERVER) throw invalid('role must be OPERATOR or OBSERVER');
-      requireOwner(p, req.machine, 'grant access to it');
-      const u = targetUser(req.user);
-      const before = store.grantOf(req.machine, u.id);
+      await requireOwner(p, req.machine, 'grant access to it');
+      const u = await targetUser(req.user);
+      const before = await store.grantOf(req.machine, u.id);
       const g = { machine: req.machine, userId: u.id, role: req.role, grantedBy: p.user.name, createdMs: Date.now() };
-      store.grant(g);
+      await store.grant(g);
       if (before?.role === AttachMode.OPERATOR && req.role === AttachMode.OBSERVER) {
         // A downgrade takes effect now: operator streams end (the user may attach again as an observer).
-        revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: true, reason: `${u.name} is now OBSERVER on ${req.machine}` });
+        await revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: true, reason: `${u.name} is now OBSERVER on ${req.machine}` });
       }
       access.audit(p, { action: 'grant', machine: req.machine, mode: req.role, detail: `${u.name} ${roleName(req.role)}`, peer });
-      return { ...g, user: u.name };
+      return { machine: g.machine, role: g.role, grantedBy: g.grantedBy, createdMs: g.createdMs, user: u.name };
     }),
 
-    revokeAccess: auditedUnary<{ machine: string; user: string }, { streamsClosed: number }>(access, 'revoke', (req, p, peer) => {
-      requireOwner(p, req.machine, 'revoke access to it');
-      const u = targetUser(req.user);
-      if (!store.deleteGrant(req.machine, u.id)) throw notFound(`${u.name} has no grant on ${req.machine}`);
-      const streamsClosed = revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: false, reason: `${u.name}'s access to ${req.machine} was revoked` });
+    revokeAccess: auditedUnary<{ machine: string; user: string }, { streamsClosed: number }>(access, 'revoke', async (req, p, peer) => {
+      await requireOwner(p, req.machine, 'revoke access to it');
+      const u = await targetUser(req.user);
+      if (!(await store.deleteGrant(req.machine, u.id))) throw notFound(`${u.name} has no grant on ${req.machine}`);
+      const streamsClosed = await revoke({ kind: 'grant', machine: req.machine, userId: u.id, downgrade: false, reason: `${u.name}'s access to ${req.machine} was revoked` });
       access.audit(p, { action: 'revoke', machine: req.machine, detail: `${u.name}; ${streamsClosed} streams closed`, peer });
       return { streamsClosed };
     }),
 
-    listGrants: auditedUnary<{ machine: string }, ListGrantsResponse>(access, 'grant-list', (req, p) => {
+    listGrants: auditedUnary<{ machine: string }, ListGrantsResponse>(access, 'grant-list', async (req, p) => {
       access.requireUser(p, 'list grants');
       let machines: string[];
       if (req.machine) {
-        requireOwner(p, req.machine, 'list its grants');
+        await requireOwner(p, req.machine, 'list its grants');
         machines = [req.machine];
+      } else if (p.user.admin) {
+        const owned = await Promise.all((await store.users()).map((u) => store.machinesOf(u.id)));
+        machines = [...new Set(owned.flat())];
       } else {
-        machines = p.user.admin ? [...new Set(store.users().flatMap((u) => store.machinesOf(u.id)))] : store.machinesOf(p.user.id);
+        machines = await store.machinesOf(p.user.id);
       }
-      return { grants: machines.flatMap((m) => store.grantsOn(m)).map((g) => ({ ...g, user: userName(g.userId) })) };
+      const grants = (await Promise.all(machines.map((m) => store.grantsOn(m)))).flat();
+      return {
+        grants: await Promise.all(
+          grants.map(async (g) => ({ machine: g.machine, role: g.role, grantedBy: g.grantedBy, createdMs: g.createdMs, user: await userName(g.userId) })),
+        ),
+      };
     }),
 
-    createShare: auditedUnary<{ machine: string; terminalId: string; expiresInS: number }, IssuedToken>(access, 'share', (req, p, peer) => {
+    createShare: auditedUnary<{ machine: string; terminalId: string; expiresInS: number }, IssuedToken>(access, 'share', async (req, p, peer) => {
       access.requireUser(p, 'share terminals');
-      access.require(p, req.machine, AttachMode.OPERATOR);
-      const session = registry.machine(req.machine);
+      await access.require(p, req.machine, AttachMode.OPERATOR);
+      const session = await registry.machine(req.machine);
       let terminalId = req.terminalId;
       if (!terminalId) {
         const live = [...session.terminals.values()].filter((t) => !t.exit);
@@ -233,7 +242,7 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
         session.terminal(terminalId); // NOT_FOUND if it is not there
       }
       const expiresInS = checkExpiry(req.expiresInS, 3600);
-      const t = access.issue(TokenKind.SHARE, p.user, { name: `share ${req.machine}/${terminalId}`, machine: req.machine, terminalId, expiresInS });
+      const t = await access.issue(TokenKind.SHARE, p.user, { name: `share ${req.machine}/${terminalId}`, machine: req.machine, terminalId, expiresInS });
       access.audit(p, { action: 'share', machine: req.machine, terminalId, mode: AttachMode.OBSERVER, detail: `${t.row.id} for ${expiresInS} s`, peer });
       // The secret rides in the fragment: browsers never send it to a server, so it stays out of logs.
       return issued(t, `${serverInfo().webUrl}/share#${t.token}`);
@@ -242,38 +251,39 @@ export function authCalls({ access, registry, serverInfo, revoke }: AuthCallsDep
     addUser: auditedUnary<{ name: string; password: string; admin: boolean }, UserInfo>(access, 'user-add', async (req, p, peer) => {
       access.requireAdmin(p, 'add users');
       checkName('user name', req.name);
-      if (store.userByName(req.name)) throw new ApiError('ALREADY_EXISTS', `user ${req.name} already exists`);
+      if (await store.userByName(req.name)) throw new ApiError('ALREADY_EXISTS', `user ${req.name} already exists`);
       if (req.password && req.password.length < MIN_PASSWORD) throw invalid(`a password needs at least ${MIN_PASSWORD} characters`);
       const password = req.password || generatePassword();
       const u: UserRow = { id: randomUUID(), name: req.name, passwordHash: await hashPassword(password), admin: req.admin, createdMs: Date.now() };
-      store.addUser(u);
+      await store.addUser(u);
       access.audit(p, { action: 'user-add', detail: `${u.name}${u.admin ? ' (admin)' : ''}`, peer });
       return userInfo(u, req.password ? '' : password);
     }),
 
-    listUsers: auditedUnary<unknown, { users: UserInfo[] }>(access, 'user-list', (_req, p) => {
+    listUsers: auditedUnary<unknown, { users: UserInfo[] }>(access, 'user-list', async (_req, p) => {
       access.requireUser(p, 'list users');
-      return { users: (p.user.admin ? store.users() : [p.user]).map((u) => userInfo(u)) };
+      const users = p.user.admin ? await store.users() : [p.user];
+      return { users: await Promise.all(users.map((u) => userInfo(u))) };
     }),
 
     setPassword: auditedUnary<{ user: string; password: string }, { password: string }>(access, 'password', async (req, p, peer) => {
       access.requireUser(p, 'change passwords');
-      const u = req.user ? targetUser(req.user) : p.user;
+      const u = req.user ? await targetUser(req.user) : p.user;
       if (u.id !== p.user.id && !p.user.admin) throw denied('only an admin can set another user\'s password');
       if (req.password && req.password.length < MIN_PASSWORD) throw invalid(`a password needs at least ${MIN_PASSWORD} characters`);
       const password = req.password || generatePassword();
-      store.setPassword(u.id, await hashPassword(password));
+      await store.setPassword(u.id, await hashPassword(password));
       access.audit(p, { action: 'password', detail: u.name, peer });
       return { password: req.password ? '' : password };
     }),
 
-    listAudit: auditedUnary<{ machine: string; sinceMs: number; limit: number }, ListAuditResponse>(access, 'audit', (req, p) => {
+    listAudit: auditedUnary<{ machine: string; sinceMs: number; limit: number }, ListAuditResponse>(access, 'audit', async (req, p) => {
       access.requireUser(p, 'read the audit log');
       if (req.limit < 0) throw invalid('limit must be positive');
       const limit = Math.min(req.limit || 1000, 100_000);
-      if (req.machine && !p.user.admin) requireOwner(p, req.machine, 'read its audit log');
-      const machines = p.user.admin || req.machine ? undefined : store.machinesOf(p.user.id);
-      return { entries: store.auditEntries({ machine: req.machine, machines, sinceMs: req.sinceMs, limit }) };
+      if (req.machine && !p.user.admin) await requireOwner(p, req.machine, 'read its audit log');
+      const machines = p.user.admin || req.machine ? undefined : await store.machinesOf(p.user.id);
+      return { entries: await store.auditEntries({ machine: req.machine, machines, sinceMs: req.sinceMs, limit }) };
     }),
   };
 }

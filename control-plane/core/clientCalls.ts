@@ -39,6 +39,7 @@ import type { Access, Principal } from './access';
 import { ApiError, asApiError, denied, invalid, isRefusal } from './errors';
 import type { CallContext, ClientStream, Inbound } from './ports';
 import type { Registry } from './registry';
+import type { FileRouter } from './fileRouter';
 import type { AttachStream, Attachment, TerminalRelay } from './relay';
 import { auditedUnary, type UnaryCall } from './unary';
 import type { Logger } from '../../lib/logger';
@@ -101,9 +102,9 @@ export class ClientCalls {
   }
 
   /** The machine's file router, once `p` may act as `mode` on it. */
-  private routerFor(p: Principal, machine: string, mode: AttachMode) {
-    this.access.require(p, machine, mode);
-    return this.registry.machine(machine).files;
+  private async routerFor(p: Principal, machine: string, mode: AttachMode) {
+    await this.access.require(p, machine, mode);
+    return (await this.registry.machine(machine)).files;
   }
 
   private auditFile(p: Principal | undefined, action: string, machine: string, detail: string, peer: string, ok = true): void {
@@ -112,27 +113,27 @@ export class ClientCalls {
 
   // ---- machines and terminals
 
-  readonly listMachines = this.unary<ListMachinesRequest, ListMachinesResponse>('list', (_req, p) => {
-    const visible = this.access.visibleMachines(p);
-    const machines = this.registry.listMachines();
+  readonly listMachines = this.unary<ListMachinesRequest, ListMachinesResponse>('list', async (_req, p) => {
+    const visible = await this.access.visibleMachines(p);
+    const machines = await this.registry.listMachines();
     return { machines: visible ? machines.filter((m) => visible.has(m.name)) : machines };
   });
 
   readonly openTerminal = this.unary<OpenTerminalRequest, TerminalInfo>('open', async (req, p, peer) => {
-    this.access.require(p, req.machine, AttachMode.OPERATOR);
-    const relay = await this.registry.machine(req.machine).openTerminal(req.spec!);
+    await this.access.require(p, req.machine, AttachMode.OPERATOR);
+    const relay = await (await this.registry.machine(req.machine)).openTerminal(req.spec!);
     this.access.audit(p, { action: 'open', machine: req.machine, terminalId: relay.id, peer });
     return relay.info();
   });
 
-  readonly listTerminals = this.unary<ListTerminalsRequest, ListTerminalsResponse>('list', (req, p) => {
-    this.access.require(p, req.machine, AttachMode.OBSERVER);
-    return { terminals: [...this.registry.machine(req.machine).terminals.values()].map((t) => t.info()) };
+  readonly listTerminals = this.unary<ListTerminalsRequest, ListTerminalsResponse>('list', async (req, p) => {
+    await this.access.require(p, req.machine, AttachMode.OBSERVER);
+    return { terminals: [...(await this.registry.machine(req.machine)).terminals.values()].map((t) => t.info()) };
   });
 
-  readonly closeTerminal = this.unary<CloseTerminalRequest, CloseTerminalResponse>('close', (req, p, peer) => {
-    this.access.require(p, req.machine, AttachMode.OPERATOR);
-    this.registry.machine(req.machine).closeTerminal(req.terminalId);
+  readonly closeTerminal = this.unary<CloseTerminalRequest, CloseTerminalResponse>('close', async (req, p, peer) => {
+    await this.access.require(p, req.machine, AttachMode.OPERATOR);
+    (await this.registry.machine(req.machine)).closeTerminal(req.terminalId);
     this.access.audit(p, { action: 'close', machine: req.machine, terminalId: req.terminalId, peer });
     return {};
   });
@@ -143,7 +144,7 @@ export class ClientCalls {
   readonly listFiles = this.unary<ListFilesRequest, ListFilesResponse>('file-list', async (req, p) => {
     checkPath(req.path);
     if (req.pageToken.length > MAX_PAGE_TOKEN) throw invalid(`page_token is longer than ${MAX_PAGE_TOKEN} characters: not one an agent issued`);
-    const r = await this.routerFor(p, req.machine, AttachMode.OBSERVER).request({
+    const r = await (await this.routerFor(p, req.machine, AttachMode.OBSERVER)).request({
       $case: 'list',
       value: { path: req.path, pageSize: req.pageSize, pageToken: req.pageToken },
     });
@@ -152,20 +153,20 @@ export class ClientCalls {
 
   readonly statFile = this.unary<FilePathRequest, FileEntry>('file-stat', async (req, p) => {
     checkPath(req.path);
-    const r = await this.routerFor(p, req.machine, AttachMode.OBSERVER).request({ $case: 'stat', value: { path: req.path } });
+    const r = await (await this.routerFor(p, req.machine, AttachMode.OBSERVER)).request({ $case: 'stat', value: { path: req.path } });
     return r.entry!;
   });
 
   readonly makeDirectory = this.unary<MakeDirectoryRequest, FileEntry>('file-mkdir', async (req, p, peer) => {
     checkPath(req.path);
-    const r = await this.routerFor(p, req.machine, AttachMode.OPERATOR).request({ $case: 'mkdir', value: { path: req.path, parents: req.parents } });
+    const r = await (await this.routerFor(p, req.machine, AttachMode.OPERATOR)).request({ $case: 'mkdir', value: { path: req.path, parents: req.parents } });
     this.auditFile(p, 'file-mkdir', req.machine, req.path, peer);
     return r.entry!;
   });
 
   readonly removeFile = this.unary<RemoveFileRequest, RemoveFileResponse>('file-remove', async (req, p, peer) => {
     checkPath(req.path);
-    await this.routerFor(p, req.machine, AttachMode.OPERATOR).request({ $case: 'remove', value: { path: req.path, recursive: req.recursive } });
+    await (await this.routerFor(p, req.machine, AttachMode.OPERATOR)).request({ $case: 'remove', value: { path: req.path, recursive: req.recursive } });
     this.auditFile(p, 'file-remove', req.machine, `${req.path}${req.recursive ? ' (recursive)' : ''}`, peer);
     return {};
   });
@@ -173,7 +174,7 @@ export class ClientCalls {
   readonly renameFile = this.unary<RenameFileRequest, FileEntry>('file-rename', async (req, p, peer) => {
     checkPath(req.from, 'from');
     checkPath(req.to, 'to');
-    const r = await this.routerFor(p, req.machine, AttachMode.OPERATOR).request({
+    const r = await (await this.routerFor(p, req.machine, AttachMode.OPERATOR)).request({
       $case: 'rename',
       value: { from: req.from, to: req.to, overwrite: req.overwrite },
     });
@@ -218,14 +219,14 @@ export class ClientCalls {
       if (req.open) {
         machine = req.open.machine || req.machine;
         if (mode !== AttachMode.OPERATOR) throw denied('an OBSERVER cannot open terminals');
-        this.access.require(principal, machine, AttachMode.OPERATOR);
-        relay = await this.registry.machine(machine).openTerminal(req.open.spec!);
+        await this.access.require(principal, machine, AttachMode.OPERATOR);
+        relay = await (await this.registry.machine(machine)).openTerminal(req.open.spec!);
         this.access.audit(principal, { action: 'open', machine, terminalId: relay.id, peer });
         fromSeq = 0;
       } else {
         machine = req.machine;
-        this.access.require(principal, machine, mode, req.terminalId);
-        relay = this.registry.machine(machine).terminal(req.terminalId);
+        await this.access.require(principal, machine, mode, req.terminalId);
+        relay = (await this.registry.machine(machine)).terminal(req.terminalId);
       }
       if (stream.closed) throw new ApiError('UNAVAILABLE', 'the client went away while attaching', 'stream_dropped');
       return relay.attach(stream, mode, fromSeq, this.logger, req.acks);
@@ -324,16 +325,17 @@ export class ClientCalls {
   download(ctx: CallContext, req: DownloadRequest, stream: ClientStream<DownloadMessage>): { gone(reason: string): void } {
     const { principal, peer } = ctx;
     let finished = false;
-    let handle: ReturnType<ReturnType<Registry['machine']>['files']['download']> | undefined;
+    let handle: ReturnType<FileRouter['download']> | undefined;
     const fail = (e: unknown) => {
       if (finished) return;
       finished = true;
       if (isRefusal(e)) this.auditFile(principal, 'file-read', req.machine, e.message, peer, false);
       if (!stream.closed) stream.fail(asApiError(e));
     };
-    try {
+    void (async () => {
       checkPath(req.path);
-      const router = this.routerFor(principal, req.machine, AttachMode.OBSERVER);
+      const router = await this.routerFor(principal, req.machine, AttachMode.OBSERVER);
+      if (finished) return; // the client went away meanwhile
       if (req.offset === 0) this.auditFile(principal, 'file-read', req.machine, req.path, peer);
       handle = router.download(
         { path: req.path, offset: req.offset, expectMtimeMs: req.expectMtimeMs, expectSize: req.expectSize },
@@ -350,9 +352,7 @@ export class ClientCalls {
       );
       // The client's buffer emptied: the agent may send more.
       stream.onDrain(() => handle?.resume());
-    } catch (e) {
-      fail(e);
-    }
+    })().catch(fail);
     return {
       gone: (reason) => {
         finished = true;
@@ -368,7 +368,7 @@ export class ClientCalls {
    */
   upload(ctx: CallContext, stream: ClientStream<UploadReply>): Inbound<UploadMessage> {
     const { principal, peer } = ctx;
-    let handle: ReturnType<ReturnType<Registry['machine']>['files']['upload']> | undefined;
+    let handle: ReturnType<FileRouter['upload']> | undefined;
     let opening = false;
     let finished = false;
     let doneSent = false;
@@ -385,12 +385,13 @@ export class ClientCalls {
       if (isRefusal(err)) this.auditFile(principal, 'file-write', machine, err.message, peer, false);
       if (!stream.closed) stream.fail(err);
     };
-    const open = (o: UploadOpen) => {
+    const open = async (o: UploadOpen) => {
       machine = o.machine;
       path = o.path;
       checkPath(o.path);
       if (!o.transferId || !/^[A-Za-z0-9_-]{1,64}$/.test(o.transferId)) throw invalid('transfer_id must be 1-64 letters, digits, - or _');
-      const router = this.routerFor(principal, o.machine, AttachMode.OPERATOR);
+      const router = await this.routerFor(principal, o.machine, AttachMode.OPERATOR);
+      if (finished) return; // the client went away meanwhile
       handle = router.upload(
         { path: o.path, size: o.size, mode: o.mode, overwrite: o.overwrite, transferId: agentTransferId(principal.user.id, o.transferId) },
         {
@@ -421,7 +422,8 @@ export class ClientCalls {
             if (opening) throw new ApiError('FAILED_PRECONDITION', 'wait for `opened` before sending chunks');
             if (msg?.$case !== 'open') throw invalid('the first message of an upload must be open');
             opening = true;
-            return open(msg.value);
+            open(msg.value).catch(fail);
+            return;
           }
           if (msg?.$case === 'chunk') {
             const c = msg.value;

@@ -21,6 +21,8 @@ export class Registry {
   /** Sessions not yet DISCONNECTED, by machine name and by session id. */
   private byName = new Map<string, AgentSession>();
   private bySession = new Map<string, AgentSession>();
+  /** Sessions handed back by drain(), whose last writes settled() still waits for. */
+  private draining: AgentSession[] = [];
 
   constructor(private deps: Omit<SessionDeps, 'onEnded'>) {}
 
@@ -43,7 +45,6 @@ export class Registry {
       if (s.agentId === reg.agentId) s.transition(SessionState.DISCONNECTED, `the agent registered again as ${reg.name}`);
     }
     const caps = reg.capabilities ?? EMPTY_CAPS;
-    this.deps.store.upsertAgent(reg.agentId, reg.name, caps);
     const resumeToken = newResumeToken();
     const session = AgentSession.create(randomUUID(), reg.agentId, reg.name, caps, resumeHash(resumeToken), this.sessionDeps());
     this.byName.set(reg.name, session);
@@ -67,10 +68,10 @@ export class Registry {
     return session;
   }
 
-  resume(call: AgentCall, res: Resume): AgentSession {
+  async resume(call: AgentCall, res: Resume): Promise<AgentSession> {
     const session = this.bySession.get(res.sessionId);
-    const ended = this.deps.store.session(res.sessionId);
     if (!session) {
+      const ended = await this.deps.store.session(res.sessionId);
       throw new ApiError(
         'NOT_FOUND',
         ended ? `session ${res.sessionId} has ended (${ended.reason}); register a new one` : `no session ${res.sessionId}`,
@@ -130,27 +131,36 @@ export class Registry {
   }
 
   /** A live (not DISCONNECTED) machine by name. */
-  machine(name: string): AgentSession {
+  async machine(name: string): Promise<AgentSession> {
     const s = this.byName.get(name);
     if (s) return s;
-    const agent = this.deps.store.agents().find((a) => a.name === name);
+    const agent = (await this.deps.store.agents()).find((a) => a.name === name);
     if (!agent) throw notFound(`no machine named ${JSON.stringify(name)}`, 'machine_not_found');
     // Say why it is gone, and how long ago: "DISCONNECTED" alone reads as "down" when it may be on its way back.
-    const last = this.deps.store.latestSessions().find((x) => x.agentId === agent.agentId);
+    const last = (await this.deps.store.latestSessions()).find((x) => x.agentId === agent.agentId);
     const ago = last ? ` ${ageText(Date.now() - last.updatedMs)} ago` : '';
     throw notFound(`machine ${name} is DISCONNECTED${last ? ` (${last.reason},${ago})` : ''}`, 'machine_not_found');
+  }
+
+  /** Resolves once every session's writes made so far have landed (before the store closes). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.bySession.values(), ...this.draining].map((s) => s.settled()));
   }
 
   sessions(): AgentSession[] {
     return [...this.bySession.values()];
   }
 
-  listMachines(): MachineInfo[] {
+  async listMachines(): Promise<MachineInfo[]> {
+    const [agents, sessions] = await Promise.all([this.deps.store.agents(), this.deps.store.latestSessions()]);
     const live = new Map<string, MachineInfo>();
     for (const s of this.byName.values()) live.set(s.agentId, s.info());
-    const latest = new Map(this.deps.store.latestSessions().map((s) => [s.agentId, s]));
+    const latest = new Map(sessions.map((s) => [s.agentId, s]));
     const out: MachineInfo[] = [];
-    for (const a of this.deps.store.agents()) {
+    // A session registered a moment ago whose agent row is still being written is listed too.
+    const known = new Set(agents.map((a) => a.agentId));
+    for (const s of this.byName.values()) if (!known.has(s.agentId)) out.push(s.info());
+    for (const a of agents) {
       const l = live.get(a.agentId);
       if (l) {
         out.push(l);
@@ -179,24 +189,24 @@ export class Registry {
    * GRACE_PERIOD for its agent (which reconnects by itself) unless its grace
    * period ran out while no control plane was running.
    */
-  restore(): { restored: number; ended: number } {
+  async restore(): Promise<{ restored: number; ended: number }> {
     let restored = 0;
     let ended = 0;
-    const caps = new Map(this.deps.store.agents().map((a) => [a.agentId, a.capabilities]));
-    for (const row of this.deps.store.openSessions()) {
+    const caps = new Map((await this.deps.store.agents()).map((a) => [a.agentId, a.capabilities]));
+    for (const row of await this.deps.store.openSessions()) {
       const expired = row.state === SessionState.GRACE_PERIOD && row.deadlineMs <= Date.now();
       if (row.state === SessionState.PENDING || row.resumeHash.length === 0 || expired || this.byName.has(row.name)) {
         const reason = expired
           ? 'its grace period ran out while the control plane was not running'
           : 'the control plane restarted before this session could be resumed';
-        this.deps.store.transition(row.sessionId, row.state, SessionState.DISCONNECTED, reason);
+        await this.deps.store.transition(row.sessionId, row.state, SessionState.DISCONNECTED, reason);
         ended++;
         continue;
       }
       const session = AgentSession.restore(
         row,
         caps.get(row.agentId) ?? EMPTY_CAPS,
-        this.deps.store.terminalsOf(row.sessionId),
+        await this.deps.store.terminalsOf(row.sessionId),
         this.sessionDeps(),
         'the control plane restarted',
       );
@@ -213,7 +223,8 @@ export class Registry {
    * client to re-attach. Sessions stay open in the store for the next process.
    */
   drain(reason: string, spreadMs: number): void {
-    for (const s of [...this.bySession.values()]) s.drain(Math.round(Math.random() * spreadMs), reason);
+    this.draining = [...this.bySession.values()];
+    for (const s of this.draining) s.drain(Math.round(Math.random() * spreadMs), reason);
     this.byName.clear();
     this.bySession.clear();
   }

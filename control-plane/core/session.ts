@@ -19,7 +19,7 @@ import type { AgentStream } from './ports';
 import { FileRouter } from './fileRouter';
 import { PrioritySender } from '../../lib/prioritySender';
 import { TerminalRelay } from './relay';
-import type { OpenSessionRow, Store, TerminalRow } from '../store';
+import type { OpenSessionRow, SessionsRepo, TerminalRow } from '../db';
 import type { Logger } from '../../lib/logger';
 
 /** The agent's Connect or Bulk stream, whatever carries it. */
@@ -33,7 +33,7 @@ export interface SessionTimeouts {
 }
 
 export interface SessionDeps {
-  store: Store;
+  store: SessionsRepo;
   timeouts: SessionTimeouts;
   logger: Logger;
   relayBuffer: number;
@@ -85,6 +85,13 @@ export class AgentSession {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Stops watching for the revocation of the credential the agent last presented. */
   private unwatchCredential: (() => void) | undefined;
+  /**
+   * The session's writes to the store, one after another in the order they
+   * were made (a transition never lands before the row it updates). The
+   * session does not wait for them: its state is this object; the store is
+   * what a restarted (or another) control plane takes it over from.
+   */
+  private writes: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly sessionId: string,
@@ -99,10 +106,15 @@ export class AgentSession {
     this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk));
   }
 
-  /** A new session (a registration), recorded in the store as PENDING. */
+  /** A new session (a registration), recorded in the store (with its agent) as PENDING. */
   static create(sessionId: string, agentId: string, name: string, capabilities: Capabilities, resumeHash: Buffer, deps: SessionDeps): AgentSession {
     const s = new AgentSession(sessionId, agentId, name, capabilities, resumeHash, deps);
-    deps.store.createSession(sessionId, agentId, name, resumeHash, s.state, s.stateReason);
+    const { state, stateReason } = s;
+    s.persistLater('create', async () => {
+      // The agent's row first: the session refers to it.
+      await deps.store.upsertAgent(agentId, name, capabilities);
+      await deps.store.createSession(sessionId, agentId, name, resumeHash, state, stateReason);
+    });
     return s;
   }
 
@@ -136,10 +148,20 @@ export class AgentSession {
     return s;
   }
 
+  /** Queues a write to the store behind the session's earlier ones; a failure is logged (the session goes on). */
+  private persistLater(what: string, write: () => Promise<void>): void {
+    this.writes = this.writes.then(write).catch((err: unknown) => this.logger.error({ err, what }, 'the store did not take a session write'));
+  }
+
+  /** Resolves once every write made so far has landed (or failed). */
+  settled(): Promise<void> {
+    return this.writes;
+  }
+
   /** The relay's durable part (RelayHost). */
   persist(relay: TerminalRelay): void {
     if (this.state === SessionState.DISCONNECTED) return;
-    this.deps.store.putTerminal({
+    const row = {
       sessionId: this.sessionId,
       terminalId: relay.id,
       spec: relay.spec,
@@ -147,7 +169,8 @@ export class AgentSession {
       cols: relay.cols,
       rows: relay.rows,
       operators: relay.persistedOperators,
-    });
+    };
+    this.persistLater('terminal', () => this.deps.store.putTerminal(row));
   }
 
   /**
@@ -279,7 +302,8 @@ export class AgentSession {
         t.backgroundTimeoutS * 1000,
       );
     }
-    this.deps.store.transition(this.sessionId, from, to, reason, this.deadlineMs);
+    const deadline = this.deadlineMs;
+    this.persistLater('transition', () => this.deps.store.transition(this.sessionId, from, to, reason, deadline));
     this.logger.info({ from: SessionState[from], to: SessionState[to], reason }, 'session state');
     const change = { msg: { $case: 'state' as const, value: { state: to, reason, deadlineMs: this.deadlineMs } } };
     if (to === SessionState.DISCONNECTED) {
@@ -411,7 +435,7 @@ export class AgentSession {
 
   private forgetTerminal(id: string): void {
     if (!this.terminals.delete(id)) return;
-    if (this.state !== SessionState.DISCONNECTED) this.deps.store.deleteTerminal(this.sessionId, id);
+    if (this.state !== SessionState.DISCONNECTED) this.persistLater('forget terminal', () => this.deps.store.deleteTerminal(this.sessionId, id));
   }
 
   terminal(id: string): TerminalRelay {

@@ -13,7 +13,7 @@ import type { DeviceDescription } from './pages';
 export interface Accounts {
   /** May be async: password hashes are slow on purpose. */
   authenticate(username: string, password: string): { id: string; name: string } | undefined | Promise<{ id: string; name: string } | undefined>;
-  find(id: string): { id: string; name: string } | undefined;
+  find(id: string): Promise<{ id: string; name: string } | undefined>;
 }
 
 export const CLI_CLIENT_ID = 'cmdop-cli';
@@ -58,7 +58,7 @@ export interface OAuthProviderHooks {
   /** A user code typed on the verification page was wrong, expired or already used. */
   userCodeRejected?(ctx: KoaContextWithOIDC, reason: 'not_found' | 'expired' | 'already_used'): void;
   /** A device code was approved; its client can now collect tokens. */
-  deviceApproved?(ctx: KoaContextWithOIDC, info: { accountId: string; clientId: string }): void;
+  deviceApproved?(ctx: KoaContextWithOIDC, info: { accountId: string; accountName: string; clientId: string }): void;
   /** A device code was denied (confirmation page or sign-in page); its client gets access_denied. */
   deviceDenied?(ctx: KoaContextWithOIDC, info: { clientId?: string }): void;
 }
@@ -210,8 +210,8 @@ export function createOAuthProvider(opts: OAuthProviderOptions): Provider {
         }
       },
     },
-    findAccount(_ctx, sub) {
-      const account = accounts.find(sub);
+    async findAccount(_ctx, sub) {
+      const account = await accounts.find(sub);
       if (!account) return undefined;
       return { accountId: account.id, claims: () => ({ sub: account.id }) };
     },
@@ -373,8 +373,8 @@ ${form}
   async function successSource(ctx: KoaContextWithOIDC) {
     const accountId = ctx.oidc.deviceCode?.accountId ?? ctx.oidc.session?.accountId ?? '';
     const clientId = ctx.oidc.client?.clientId ?? '';
-    const name = accounts.find(accountId)?.name ?? accountId;
-    hooks.deviceApproved?.(ctx, { accountId, clientId });
+    const name = (await accounts.find(accountId))?.name ?? accountId;
+    hooks.deviceApproved?.(ctx, { accountId, accountName: name, clientId });
     ctx.type = 'html';
     ctx.body = page(
       'Device approved',

@@ -6,12 +6,11 @@
 // and in-process access token checks for the control plane's gRPC and
 // WebSocket handlers. It owns no listener: the web port's server is the
 // control plane's, and this is one of the routes on it.
-import type Database from 'better-sqlite3';
 import type http from 'node:http';
 import os from 'node:os';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { createSqliteAdapter } from './adapter';
-import { loadOrCreateOAuthKeys } from './keys';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { OidcAdapterStore } from '../db';
+import type { OAuthKeys } from './keys';
 import type { KoaContextWithOIDC } from './oidc';
 import { errors } from './oidc';
 import { CSP, ONLY_YOUR_OWN_CODE, deviceDetails, escapeHtml, formatUserCode, page } from './pages';
@@ -33,16 +32,18 @@ interface LoggerLike {
 }
 
 export interface OAuthWebOptions {
-  db: Database.Database;
-  dataDir: string;
+  /** oidc-provider's records in the store (db/oauth.ts). */
+  adapter: OidcAdapterStore;
+  /** Signing and cookie keys: a file under the data dir, or the store's (replicas share them). */
+  keys: OAuthKeys;
+  /** The two places a person types a secret, limited per client address (db/rateLimit.ts: shared among replicas on PostgreSQL). */
+  limiters: { userCode: RateLimiterAbstract; login: RateLimiterAbstract };
   accounts: Accounts;
   /** The OAuth issuer: the URL browsers and clients use (oauthIssuer() makes it from the bound address). */
   issuer: string;
   ttl?: OAuthTTL;
   /** Device polling interval announced to clients (s); default 5. */
   pollIntervalS?: number;
-  /** Per client IP, separately for user-code entry and for sign-in. Default 10 per 60 s. */
-  rateLimit?: { points: number; durationS: number };
   logger?: LoggerLike;
   onEvent?: (e: OAuthEvent) => void;
 }
@@ -63,7 +64,8 @@ export interface OAuthWeb {
   close(): Promise<void>;
 }
 
-const DEFAULT_RATE_LIMIT = { points: 10, durationS: 60 };
+/** Per client IP, separately for user-code entry and for sign-in (server.ts makes the limiters). */
+export const DEFAULT_RATE_LIMIT = { points: 10, durationS: 60 };
 const MAX_FORM_BYTES = 16 * 1024;
 const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,64})$/;
 
@@ -141,14 +143,9 @@ async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
 
 export function createOAuthWeb(opts: OAuthWebOptions): OAuthWeb {
   const { accounts, logger } = opts;
-  const keys = loadOrCreateOAuthKeys(opts.dataDir);
-  const store = createSqliteAdapter(opts.db);
-  const limit = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
-  // In memory: limits are per process. Several control planes behind a load
-  // balancer each allow the full rate; rate-limiter-flexible has shared
-  // stores (Redis, Postgres) for when that matters.
-  const codeLimiter = new RateLimiterMemory({ keyPrefix: 'user_code', points: limit.points, duration: limit.durationS });
-  const loginLimiter = new RateLimiterMemory({ keyPrefix: 'login', points: limit.points, duration: limit.durationS });
+  const { keys, adapter: store } = opts;
+  const codeLimiter = opts.limiters.userCode;
+  const loginLimiter = opts.limiters.login;
 
   const emit = (e: OAuthEvent) => {
     if (e.type === 'rate_limited' || e.type === 'login_failed') logger?.warn({ oauth: e }, `oauth: ${e.type}`);
@@ -181,7 +178,7 @@ export function createOAuthWeb(opts: OAuthWebOptions): OAuthWeb {
       deviceApproved(ctx, info) {
         emit({
           type: 'device_approved',
-          user: accounts.find(info.accountId)?.name ?? info.accountId,
+          user: info.accountName,
           ip: ipOf(ctx),
           detail: `client=${info.clientId} account=${info.accountId}`,
         });
@@ -408,7 +405,7 @@ ${form('Sign in and approve', 'Deny')}`,
     // user is revoked; tokens under it must stop working at once.
     const grant = at.grantId ? await provider.Grant.find(at.grantId) : undefined;
     if (!grant || grant.accountId !== at.accountId || grant.clientId !== at.clientId) return undefined;
-    if (!accounts.find(at.accountId)) return undefined;
+    if (!(await accounts.find(at.accountId))) return undefined;
     return { userId: at.accountId, clientId: at.clientId, scopes: [...at.scopes], expiresAtMs: at.exp * 1000 };
   }
 
@@ -417,7 +414,7 @@ ${form('Sign in and approve', 'Deny')}`,
     handle,
     verifyAccessToken,
     async revokeUser(userId: string) {
-      const removed = store.revokeAccount(userId);
+      const removed = await store.revokeAccount(userId);
       logger?.info({ userId, removed }, 'oauth: revoked every grant, token and session of a user');
     },
     async close() {

@@ -92,7 +92,7 @@ export function createFileRoutes(deps: FileRoutesDeps): FileRoutes {
   async function access(req: http.IncomingMessage, res: http.ServerResponse, q: URLSearchParams): Promise<void> {
     const machine = machineParam(q);
     const p = (await contextOf(deps.access, req)).principal;
-    const role = deps.access.roleOn(p, machine);
+    const role = await deps.access.roleOn(p, machine);
     sendJson(res, 200, { machine, role: role === AttachMode.OPERATOR ? 'operator' : role === AttachMode.OBSERVER ? 'observer' : 'none' });
   }
 

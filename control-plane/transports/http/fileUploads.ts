@@ -585,7 +585,7 @@ export class UploadSessions {
     this.personOnly(p, s?.machine ?? '', peer);
     if (!s || s.userId !== p.user.id) throw this.gone(id);
     try {
-      this.access.require(p, s.machine, AttachMode.OPERATOR);
+      await this.access.require(p, s.machine, AttachMode.OPERATOR);
     } catch (e) {
       // The owner's grant was taken away mid-upload: that stops it.
       this.refused(p, s.machine, e, peer);
