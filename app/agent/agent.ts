@@ -157,16 +157,9 @@ export class Agent extends EventEmitter {
     clearInterval(this.sleepTimer);
     for (const t of this.terminals.values()) t.close();
     this.files.abortAll('the agent stopped');
-    this.closeBulk();
     // Forgotten, not only half-closed: a message still arriving on it (a
     // control plane's drain, say) must not start the agent again.
-    const call = this.call;
-    this.call = undefined;
-    this.sender?.close();
-    this.sender = undefined;
-    this.ready = false;
-    clearInterval(this.heartbeatTimer);
-    call?.end();
+    this.dropStream(true);
     this.client?.close();
     this.emit('status', this.status);
   }

@@ -35,21 +35,30 @@ export class AgentLinks {
     stream.fail(err);
   }
 
+  /** A stream just opened: refused at once unless its credential is an agent's; `refuse` ends it later. */
+  private opened(ctx: CallContext, stream: AgentStream, what: string, action: string) {
+    const state = {
+      refused: false,
+      refuse: (e: unknown) => {
+        state.refused = true;
+        this.refuse(stream, what, action, ctx.peer, e, ctx.principal);
+      },
+    };
+    try {
+      checkAgentKind(ctx.principal);
+    } catch (e) {
+      state.refuse(e);
+    }
+    return state;
+  }
+
   /** The agent's main stream (AgentService.Connect). */
   connect(ctx: CallContext, stream: AgentStream): Inbound<AgentMessage> {
     const { principal, peer } = ctx;
     let session: AgentSession | undefined;
     let first = true;
-    let refused = false;
-    const refuse = (e: unknown) => {
-      refused = true;
-      this.refuse(stream, 'agent', 'agent-connect', peer, e, principal);
-    };
-    try {
-      checkAgentKind(principal);
-    } catch (e) {
-      refuse(e);
-    }
+    const opened = this.opened(ctx, stream, 'agent', 'agent-connect');
+    const refuse = opened.refuse;
     /** What arrives while a resume is being looked up (the agent waits for `resumed`, but a late heartbeat may come). */
     const early: AgentMessage[] = [];
     const started = (s: AgentSession) => {
@@ -60,7 +69,7 @@ export class AgentLinks {
     return {
       message: (m) => {
         if (session) return session.onMessage(m);
-        if (refused) return;
+        if (opened.refused) return;
         if (!first) {
           if (early.length < MAX_EARLY) early.push(m);
           return;
@@ -92,24 +101,16 @@ export class AgentLinks {
 
   /** The session's file traffic on a connection of its own (AgentService.Bulk); its first message is bulk_hello. */
   bulk(ctx: CallContext, stream: AgentStream): Inbound<AgentMessage> {
-    const { principal, peer } = ctx;
+    const { principal } = ctx;
     let session: AgentSession | undefined;
     let first = true;
-    let refused = false;
-    const refuse = (e: unknown) => {
-      refused = true;
-      this.refuse(stream, 'agent file stream', 'agent-bulk', peer, e, principal);
-    };
-    try {
-      checkAgentKind(principal);
-    } catch (e) {
-      refuse(e);
-    }
+    const opened = this.opened(ctx, stream, 'agent file stream', 'agent-bulk');
+    const refuse = opened.refuse;
     return {
       message: (m) => {
         if (session) return session.onBulkMessage(m);
         // The agent waits for bulk_ready before sending more: anything else first is refused.
-        if (!first || refused) return;
+        if (!first || opened.refused) return;
         first = false;
         try {
           if (m.msg?.$case !== 'bulkHello') throw new ApiError('INVALID_ARGUMENT', 'the first message on the bulk stream must be bulk_hello');
