@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import { startControlPlane, type ControlPlane } from '../control-plane/server';
+import { startWebServer } from '../control-plane/transports/http/webServer';
 import { createLogger } from '../lib/logger';
 import { GatewayConnection, type WebSocketConstructor } from '../sdk/gateway';
 import { Browser } from './helpers/browser';
@@ -179,6 +180,35 @@ describe('console files on the web port', () => {
       const r = await raw(base, p);
       assert.notEqual(r.body.toString(), INDEX, p);
       assert.doesNotMatch(String(r.headers['content-security-policy']), /script-src 'self'/, p);
+    }
+  });
+
+  it('answers /healthz and /readyz for load balancers and supervisors (ready: not draining, routes mounted)', async () => {
+    for (const [p, body] of [['/healthz', 'ok'], ['/readyz', 'ready']]) {
+      const r = await raw(base, p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.body.toString().trim(), body, p);
+      assert.equal(r.headers['cache-control'], 'no-store', p);
+    }
+  });
+
+  it('/readyz says not ready while the process drains, and a web port not yet mounted says it is starting', async () => {
+    let ready = true;
+    const web = await startWebServer({ listen: { host: '127.0.0.1', port: 0 }, ready: () => ready, logger: createLogger('web', 'silent') });
+    try {
+      let r = await raw(web.url, '/files/access');
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['retry-after'], '1');
+      assert.equal((await raw(web.url, '/readyz')).status, 503, 'nothing mounted yet');
+      web.mount([], (_req, res) => res.end('fallback'), []);
+      assert.equal((await raw(web.url, '/readyz')).status, 200);
+      ready = false;
+      r = await raw(web.url, '/readyz');
+      assert.equal(r.status, 503);
+      assert.equal(r.body.toString().trim(), 'not ready');
+      assert.equal((await raw(web.url, '/healthz')).status, 200, 'alive all the same');
+    } finally {
+      await web.close();
     }
   });
 
