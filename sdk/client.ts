@@ -186,8 +186,46 @@ export class CmdopClient {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       reconnectTimeoutMs: this.options.reconnectTimeoutMs,
       openStream: () => (this.grpcClient as any).attach(this.metadata()) as AttachCall,
+      pause: (ms) => untilConnected(this.grpcClient.getChannel(), ms),
     };
   }
+}
+
+/**
+ * Resolves after `ms`, or as soon as the channel becomes READY if it is not
+ * now (with several addresses: when it has reached the next one). A
+ * channel already READY waits the whole time: the failure was not its
+ * connection's.
+ */
+function untilConnected(channel: ReturnType<grpc.Client['getChannel']>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + ms;
+    const timer = setTimeout(resolve, ms);
+    const watch = (first: boolean) => {
+      let state: grpc.connectivityState;
+      try {
+        state = channel.getConnectivityState(true);
+      } catch {
+        return; // closed: the timer ends the wait
+      }
+      if (state === grpc.connectivityState.READY) {
+        if (!first) {
+          clearTimeout(timer);
+          resolve();
+        }
+        return;
+      }
+      if (Date.now() >= deadline) return;
+      try {
+        channel.watchConnectivityState(state, deadline, (err) => {
+          if (!err) watch(false);
+        });
+      } catch {
+        // closed meanwhile
+      }
+    };
+    watch(true);
+  });
 }
 
 class MachinesApi {
