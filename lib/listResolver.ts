@@ -184,8 +184,9 @@ export function registerListResolver(): void {
  * listening yet) that backoff grows, and a long-lived channel (the SDK's)
  * then fails its calls at once until its timer for the live address runs
  * out. Measured here (test/failover.test.ts, the next control plane
- * listening ~3.5-4 s after the kill): an SDK exec's output back 5.4, 8.7
- * and 11.4 s after the kill with grpc-js's defaults, 4.1-4.8 s with these.
+ * started 3 s after the kill, listening after 3.7-4.3 s): an SDK exec's
+ * output back 5.4, 8.7 and 11.4 s after the kill with grpc-js's defaults,
+ * 4.1-4.8 s with these.
  * It costs nothing once connected: pick_first does not dial the other
  * entries then. One address is left as it was: through a load balancer
  * (HAProxy) the balancer's own retries pace the attempts, and these made
