@@ -8,52 +8,89 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { CmdopClient } from '../sdk';
-import { ServerAddress, isLoopback, parseServerAddress } from '../lib/serverAddress';
-import { KnownServers, PinMismatchError, Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent, resolveTrust } from '../lib/tls';
+import { ServerList, isLoopback, parseServerList } from '../lib/serverAddress';
+import {
+  KnownServers,
+  ListTrust,
+  PinMismatchError,
+  Trust,
+  grpcChannelCredentials,
+  grpcChannelOptions,
+  httpsAgent,
+  listChannelCredentials,
+  resolveTrust,
+} from '../lib/tls';
 import { defaultDataDir, knownServersFile, loginsFile } from './paths';
 import { serverAddress } from './server-address';
 import { Logins, StoredLogin } from './auth/logins';
 import { OAuthClient, OAuthError } from './auth/oauthClient';
 
 export interface Connection {
-  address: ServerAddress;
+  /** One address, or several to try in order (`A,B,C`). */
+  address: ServerList;
+  /** TLS: how the server (with a list: the first entry that answered) is trusted; also used for its web port. */
   trust: Trust | undefined;
+  /** TLS with a list: each entry's certificate, judged at every connection (lib/tls.ts). */
+  listTrust?: ListTrust;
   credentials: grpc.ChannelCredentials;
   channelOptions: grpc.ChannelOptions;
 }
 
-/** Resolves TLS trust for an address; prints a notice the first time a certificate is pinned. */
+const firstUse = (display: string, fp: string) =>
+  process.stderr.write(
+    `cmdop: first connection to ${display}: pinned its certificate SHA256 ${fp}\n` +
+      `       (compare with the fingerprint the server printed; a different one later is refused)\n`,
+  );
+
+/** Resolves TLS trust for an address (or a list); prints a notice the first time a certificate is pinned. */
 export async function connectionTo(addr: string): Promise<Connection> {
-  const address = parseServerAddress(addr);
+  const address = parseServerList(addr);
   if (!address.tls) return { address, trust: undefined, credentials: grpc.credentials.createInsecure(), channelOptions: {} };
-  const trust = await resolveTrust({
-    host: address.host,
-    port: address.port,
-    knownServers: new KnownServers(knownServersFile()),
-    expectedFingerprint: process.env.CMDOP_TLS_FINGERPRINT || undefined,
-    onFirstUse: (fp) =>
-      process.stderr.write(
-        `cmdop: first connection to ${address.display}: pinned its certificate SHA256 ${fp}\n` +
-          `       (compare with the fingerprint the server printed; a different one later is refused)\n`,
-      ),
+  const knownServers = new KnownServers(knownServersFile());
+  const expectedFingerprint = process.env.CMDOP_TLS_FINGERPRINT || undefined;
+  if (address.entries.length === 1) {
+    const one = address.entries[0];
+    const trust = await resolveTrust({
+      host: one.host,
+      port: one.port,
+      knownServers,
+      expectedFingerprint,
+      onFirstUse: (fp) => firstUse(one.display, fp),
+    });
+    return { address, trust, credentials: grpcChannelCredentials(trust), channelOptions: grpcChannelOptions(trust, one.host) };
+  }
+  // Several: each entry pinned on its own, when it is first reached (a
+  // replica that is down now is judged when the channel goes over to it).
+  const told = new Set<string>();
+  const listTrust = new ListTrust({
+    knownServers,
+    expectedFingerprint,
+    onFirstUse: (a, fp) => firstUse(`grpcs://${a}`, fp),
+    onRefused: (e) => {
+      if (told.has(e.message)) return;
+      told.add(e.message);
+      process.stderr.write(`cmdop: ${e.message}\n`);
+    },
   });
-  return { address, trust, credentials: grpcChannelCredentials(trust), channelOptions: grpcChannelOptions(trust, address.host) };
+  const trust = await listTrust.probeFirst(address.entries);
+  return { address, trust, listTrust, credentials: listChannelCredentials(address.entries, listTrust), channelOptions: {} };
 }
 
 /**
  * For a long-lived agent: channel credentials checked again before every
  * reconnect. A certificate that no longer matches its pin is fatal (the
- * agent stops and says why) rather than retried forever.
+ * agent stops and says why) rather than retried forever. With a list, every
+ * connection to an entry is checked as it is made, and a mismatch seen on
+ * any entry stops the agent at its next reconnect.
  */
-export function pinnedCredentials(addr: string): () => Promise<grpc.ChannelCredentials> {
-  return () =>
-    connectionTo(addr).then(
-      (c) => c.credentials,
-      (e) => {
-        if (e instanceof PinMismatchError) (e as PinMismatchError & { fatal: boolean }).fatal = true;
-        throw e;
-      },
-    );
+export function pinnedCredentials(conn: Connection, addr: string): () => Promise<grpc.ChannelCredentials> {
+  const fatal = (e: unknown) => {
+    if (e instanceof PinMismatchError) (e as PinMismatchError & { fatal: boolean }).fatal = true;
+    return Promise.reject(e);
+  };
+  const list = conn.listTrust;
+  if (list) return () => (list.mismatch ? fatal(list.mismatch) : Promise.resolve(conn.credentials));
+  return () => connectionTo(addr).then((c) => c.credentials, fatal);
 }
 
 export const oauthClientFor = (conn: Connection, clientId: string) =>
@@ -88,9 +125,9 @@ async function loginToken(conn: Connection): Promise<StoredLogin | undefined> {
   });
 }
 
-/** The local control plane's admin token, for a loopback server only. */
-function localAdminToken(address: ServerAddress): string | undefined {
-  if (!isLoopback(address.host)) return undefined;
+/** The local control plane's admin token, for a loopback server only (with a list: every entry on loopback). */
+function localAdminToken(address: ServerList): string | undefined {
+  if (!address.entries.every((e) => isLoopback(e.host))) return undefined;
   try {
     return fs.readFileSync(path.join(defaultDataDir(), 'admin.token'), 'utf8').trim() || undefined;
   } catch {

@@ -27,7 +27,7 @@ export function buildProgram(): Command {
   const program = new Command('cmdop')
     .description('Remote terminals that survive: reach any machine whose agent dials in to your control plane.')
     .version(VERSION)
-    .option('--server <address>', 'control plane: HOST:PORT, or grpcs://HOST:PORT for TLS (default: $CMDOP_SERVER, else 127.0.0.1:7420)')
+    .option('--server <address>', 'control plane: HOST:PORT, or grpcs://HOST:PORT for TLS; several as A,B,C, tried in order (default: $CMDOP_SERVER, else 127.0.0.1:7420)')
     .showHelpAfterError()
     .addHelpText(
       'after',
@@ -74,7 +74,7 @@ export function main(argv = process.argv): void {
 
 /** `cmdop-agent`: the headless agent on its own. */
 export function agentMain(argv = process.argv): void {
-  const cmd = agentCommand('cmdop-agent').option('--server <host:port>', 'control plane address (default: $CMDOP_SERVER, else 127.0.0.1:7420)');
+  const cmd = agentCommand('cmdop-agent').option('--server <address>', 'control plane address; several as A,B,C, tried in order (default: $CMDOP_SERVER, else 127.0.0.1:7420)');
   cmd.parseAsync(argv).catch((e: Error) => {
     process.stderr.write(`cmdop-agent: ${e.message}\n`);
     process.exit(1);

@@ -1,6 +1,7 @@
 // The one parser of control plane addresses, shared by the CLI, the SDK and
 // the agent. A bare HOST:PORT is plaintext (loopback, `cmdop up`); a URL
 // says whether to use TLS: grpcs:// or https:// (TLS), grpc:// or http://.
+// A comma-separated list (`A,B,C`) names several to try in order.
 import { DEFAULT_SERVER } from '../protocol';
 
 export interface ServerAddress {
@@ -37,6 +38,68 @@ export function parseServerAddress(input: string): ServerAddress {
   if (port < 1 || port > 65535) throw new Error(`server address ${JSON.stringify(input)}: port ${port} is out of range`);
   const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   return { host, port, tls, target, display: tls ? `grpcs://${target}` : target };
+}
+
+/**
+ * Several control planes to try in order (replicas, or one behind a load
+ * balancer given once), parsed from `A,B,C`: each entry as by
+ * parseServerAddress. A single address gives exactly what it gives alone
+ * (target HOST:PORT, same display), so nothing changes for one address.
+ */
+export interface ServerList {
+  /** The addresses in the order given; at least one. */
+  entries: ServerAddress[];
+  /** All entries use TLS, or none does. */
+  tls: boolean;
+  /**
+   * What gRPC dials: HOST:PORT for one address, else
+   * `cmdop-list:///H1:P1,H2:P2` (lib/listResolver.ts: pick_first over the
+   * entries' addresses, in order).
+   */
+  target: string;
+  /**
+   * The entries' displays joined by commas: what the user typed, normalised;
+   * the key for stored logins and agent credentials (one address: its
+   * display, as before). Pins stay per entry (lib/tls.ts).
+   */
+  display: string;
+}
+
+/** The gRPC scheme of a target that lists several addresses (lib/listResolver.ts registers it). */
+export const LIST_SCHEME = 'cmdop-list';
+
+export function parseServerList(input: string | readonly string[]): ServerList {
+  const parts = typeof input === 'string' ? input.split(',') : input.flatMap((s) => s.split(','));
+  const shown = JSON.stringify(typeof input === 'string' ? input : input.join(','));
+  if (parts.length === 1) {
+    const a = parseServerAddress(parts[0]);
+    return { entries: [a], tls: a.tls, target: a.target, display: a.display };
+  }
+  const entries: ServerAddress[] = [];
+  const seen = new Map<string, string>();
+  for (const part of parts) {
+    if (part.trim() === '') throw new Error(`server list ${shown} has an empty entry (addresses are separated by single commas)`);
+    const a = parseServerAddress(part);
+    const key = a.target.toLowerCase();
+    const before = seen.get(key);
+    if (before !== undefined) throw new Error(`server list ${shown} names ${before} twice (as ${JSON.stringify(part.trim())} too)`);
+    seen.set(key, a.display);
+    entries.push(a);
+  }
+  const plain = entries.find((e) => !e.tls);
+  const secure = entries.find((e) => e.tls);
+  if (plain && secure) {
+    throw new Error(
+      `server list ${shown} mixes TLS and plaintext: ${secure.display} uses TLS, ${plain.display} does not. ` +
+        `Write grpcs:// before every address, or before none`,
+    );
+  }
+  return {
+    entries,
+    tls: !!secure,
+    target: `${LIST_SCHEME}:///${entries.map((e) => e.target).join(',')}`,
+    display: entries.map((e) => e.display).join(','),
+  };
 }
 
 export function isLoopback(host: string): boolean {

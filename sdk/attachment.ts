@@ -43,6 +43,12 @@ export interface AttachTransport {
   readonly heartbeatIntervalMs: number;
   readonly reconnectTimeoutMs: number;
   openStream(): AttachCall;
+  /**
+   * Waits `ms`, or less: until the connection comes up if it is down now
+   * (so a re-attach goes as soon as a control plane answers again, not at
+   * the next step of its backoff).
+   */
+  pause?(ms: number): Promise<void>;
 }
 
 export interface TerminalAttachmentEvents {
@@ -336,7 +342,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       } catch (e) {
         last = e;
         if (!(e instanceof UnavailableError)) break;
-        await new Promise((r) => setTimeout(r, delay));
+        await (this.transport.pause ? this.transport.pause(delay) : new Promise((r) => setTimeout(r, delay)));
         delay = Math.min(delay * 2, 2000);
       }
     }

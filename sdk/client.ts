@@ -21,7 +21,9 @@ import {
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
 import { AuthApi } from './auth';
 import { FilesApi } from './files';
-import { parseServerAddress } from '../lib/serverAddress';
+import { parseServerList } from '../lib/serverAddress';
+import { LIST_CHANNEL_OPTIONS, registerListResolver } from '../lib/listResolver';
+import { ListTrust, listChannelCredentials } from '../lib/tls';
 import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
@@ -88,21 +90,32 @@ export class CmdopClient {
   /**
    * A plaintext HOST:PORT, or a grpcs:// URL verified against the system's
    * CAs; pass `credentials` for anything else (the CLI passes a pinned
-   * self-signed certificate's, see lib/tls.ts).
+   * self-signed certificate's, see lib/tls.ts). Several addresses are tried
+   * in order: every call goes to the first that answers, and after a
+   * failure to the first that answers then.
    */
   constructor(options: ClientOptions = {}) {
     this.options = resolveClientOptions(options);
-    const address = parseServerAddress(this.options.server);
-    const credentials = options.credentials ?? (address.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
-    this.grpcClient = new ClientServiceClient(address.target, credentials, {
+    const list = parseServerList(this.options.server);
+    const several = list.entries.length > 1;
+    if (several) registerListResolver();
+    const credentials =
+      options.credentials ??
+      (!list.tls
+        ? grpc.credentials.createInsecure()
+        : several
+          ? listChannelCredentials(list.entries, new ListTrust({ requireCa: true }))
+          : grpc.credentials.createSsl());
+    this.grpcClient = new ClientServiceClient(list.target, credentials, {
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.max_send_message_length': MAX_CLIENT_MESSAGE,
       'grpc.keepalive_time_ms': DEFAULT_TIMEOUTS.keepaliveS * 1000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc-node.flow_control_window': HTTP2_WINDOW,
+      ...(several ? LIST_CHANNEL_OPTIONS : {}),
       ...options.channelOptions,
     });
-    this.authClient = new AuthServiceClient(address.target, credentials, { channelOverride: this.grpcClient.getChannel() });
+    this.authClient = new AuthServiceClient(list.target, credentials, { channelOverride: this.grpcClient.getChannel() });
     this.machines = new MachinesApi(this);
     this.files = new FilesApi(this);
     this.terminal = new TerminalApi(this);
@@ -173,8 +186,46 @@ export class CmdopClient {
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       reconnectTimeoutMs: this.options.reconnectTimeoutMs,
       openStream: () => (this.grpcClient as any).attach(this.metadata()) as AttachCall,
+      pause: (ms) => untilConnected(this.grpcClient.getChannel(), ms),
     };
   }
+}
+
+/**
+ * Resolves after `ms`, or as soon as the channel becomes READY if it is not
+ * now (with several addresses: when it has reached the next one). A
+ * channel already READY waits the whole time: the failure was not its
+ * connection's.
+ */
+function untilConnected(channel: ReturnType<grpc.Client['getChannel']>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + ms;
+    const timer = setTimeout(resolve, ms);
+    const watch = (first: boolean) => {
+      let state: grpc.connectivityState;
+      try {
+        state = channel.getConnectivityState(true);
+      } catch {
+        return; // closed: the timer ends the wait
+      }
+      if (state === grpc.connectivityState.READY) {
+        if (!first) {
+          clearTimeout(timer);
+          resolve();
+        }
+        return;
+      }
+      if (Date.now() >= deadline) return;
+      try {
+        channel.watchConnectivityState(state, deadline, (err) => {
+          if (!err) watch(false);
+        });
+      } catch {
+        // closed meanwhile
+      }
+    };
+    watch(true);
+  });
 }
 
 class MachinesApi {

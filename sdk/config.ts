@@ -4,8 +4,12 @@ import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../protocol';
 
 export interface ClientOptions {
-  /** HOST:PORT, or grpcs://HOST:PORT for TLS (CMDOP_SERVER). */
-  server?: string;
+  /**
+   * HOST:PORT, or grpcs://HOST:PORT for TLS (CMDOP_SERVER). Several (an
+   * array, or `A,B,C`): tried in order, going over to the next when one
+   * fails (lib/listResolver.ts).
+   */
+  server?: string | readonly string[];
   /** Channel credentials to use instead of the ones the address implies (e.g. a pinned certificate). */
   credentials?: ChannelCredentials;
   /** Extra gRPC channel options (e.g. the SNI name for a pinned certificate). */
@@ -21,6 +25,7 @@ export interface ClientOptions {
 }
 
 export interface ResolvedClientOptions {
+  /** As given, a list joined by commas. */
   server: string;
   machine: string | undefined;
   token: string | undefined;
@@ -30,7 +35,7 @@ export interface ResolvedClientOptions {
 
 export function resolveClientOptions(o: ClientOptions = {}, env = process.env): ResolvedClientOptions {
   return {
-    server: o.server ?? env.CMDOP_SERVER ?? DEFAULT_SERVER,
+    server: (typeof o.server === 'string' ? o.server : o.server?.join(',')) ?? env.CMDOP_SERVER ?? DEFAULT_SERVER,
     machine: o.machine ?? env.CMDOP_MACHINE,
     token: o.token ?? env.CMDOP_TOKEN,
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_TIMEOUTS.heartbeatIntervalS * 1000,

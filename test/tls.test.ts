@@ -19,6 +19,8 @@ import {
   grpcChannelOptions,
   httpsAgent,
   KnownServers,
+  ListTrust,
+  listChannelCredentials,
   loadCertFiles,
   normalizeFingerprint,
   PinMismatchError,
@@ -29,6 +31,8 @@ import {
   type CertMaterial,
   type Trust,
 } from '../lib/tls';
+import { LIST_CHANNEL_OPTIONS, registerListResolver } from '../lib/listResolver';
+import { parseServerList } from '../lib/serverAddress';
 
 const FP_RE = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 
@@ -574,6 +578,109 @@ describe('httpsAgent', () => {
         s.closeAllConnections();
         s.close();
       }
+    }
+  });
+});
+
+describe('a server list: each entry trusted on its own (ListTrust, listChannelCredentials)', () => {
+  registerListResolver();
+
+  /** One unary call over a list target; resolves with the reply or rejects with the gRPC error. */
+  async function pingList(list: string, trust: ListTrust): Promise<string> {
+    const l = parseServerList(list);
+    const client = new PingClient(l.target, listChannelCredentials(l.entries, trust), LIST_CHANNEL_OPTIONS);
+    try {
+      return await new Promise<string>((resolve, reject) =>
+        (client as unknown as { ping: Function }).ping(
+          Buffer.from('hi'),
+          { deadline: Date.now() + 5000 },
+          (err: grpc.ServiceError | null, res?: Buffer) => (err ? reject(err) : resolve(res!.toString())),
+        ),
+      );
+    } finally {
+      client.close();
+    }
+  }
+  const deadPort = async () => {
+    const s = net.createServer();
+    const port = await listen(s);
+    await new Promise((r) => s.close(r));
+    return port;
+  };
+
+  test('each entry is pinned on first use under its own host:port, whether replicas share a certificate or not', async () => {
+    const { a, b } = await certs();
+    const [one, two, shared] = await Promise.all([startGrpc(serverCredentials(a)), startGrpc(serverCredentials(b)), startGrpc(serverCredentials(a))]);
+    const dead = await deadPort();
+    try {
+      const ks = new KnownServers(path.join(tmpdir(), 'known_servers.json'));
+      const seen: string[] = [];
+      const trust = new ListTrust({ knownServers: ks, onFirstUse: (addr, fp) => seen.push(`${addr} ${fp}`) });
+      // By name too: SNI and the pin key are the entry's own.
+      const list = `grpcs://127.0.0.1:${dead},grpcs://127.0.0.1:${one.port},grpcs://localhost:${two.port},grpcs://127.0.0.1:${shared.port}`;
+      assert.equal(await pingList(list, trust), 'pong:hi');
+      assert.deepEqual(seen, [`127.0.0.1:${one.port} ${a.fingerprint}`], 'the dead entry skipped, the first alive pinned');
+      one.stop();
+      assert.equal(await pingList(list, trust), 'pong:hi');
+      two.stop();
+      assert.equal(await pingList(list, trust), 'pong:hi');
+      assert.deepEqual(seen, [
+        `127.0.0.1:${one.port} ${a.fingerprint}`,
+        `localhost:${two.port} ${b.fingerprint}`,
+        `127.0.0.1:${shared.port} ${a.fingerprint}`,
+      ]);
+      assert.deepEqual(
+        ks.list().map((k) => `${k.address} ${k.fingerprint}`).sort(),
+        [`127.0.0.1:${one.port} ${a.fingerprint}`, `127.0.0.1:${shared.port} ${a.fingerprint}`, `localhost:${two.port} ${b.fingerprint}`].sort(),
+      );
+      assert.equal(trust.mismatch, undefined);
+    } finally {
+      for (const s of [one, two, shared]) s.stop();
+    }
+  });
+
+  test('a changed certificate on one entry is refused loudly and never used; the others still serve', async () => {
+    const { a, b } = await certs();
+    const [changed, fine] = await Promise.all([startGrpc(serverCredentials(a)), startGrpc(serverCredentials(b))]);
+    try {
+      const ks = new KnownServers(path.join(tmpdir(), 'known_servers.json'));
+      ks.pin(`127.0.0.1:${changed.port}`, b.fingerprint); // it presented b before: a now
+      const refused: Error[] = [];
+      const trust = new ListTrust({ knownServers: ks, onRefused: (e) => refused.push(e) });
+      const list = `grpcs://127.0.0.1:${changed.port},grpcs://127.0.0.1:${fine.port}`;
+      assert.equal(await pingList(list, trust), 'pong:hi');
+      assert.ok(refused.length >= 1);
+      assert.ok(refused[0] instanceof PinMismatchError);
+      assert.match(refused[0].message, new RegExp(`THE TLS CERTIFICATE OF 127\\.0\\.0\\.1:${changed.port} HAS CHANGED`));
+      assert.equal(trust.mismatch, refused[0], 'kept: the agent stops on it at its next reconnect');
+      assert.equal(ks.get(`127.0.0.1:${changed.port}`), b.fingerprint, 'a mismatch does not overwrite the pin');
+      assert.equal(ks.get(`127.0.0.1:${fine.port}`), b.fingerprint);
+      // Probing the list (the CLI's first step) stops at the first entry that answers: refused, loudly.
+      const entries = parseServerList(list).entries;
+      await assert.rejects(new ListTrust({ knownServers: ks }).probeFirst(entries), /HAS CHANGED/);
+      // The other order: the first answering entry is fine; the changed one is judged when reached.
+      assert.equal((await new ListTrust({ knownServers: ks }).probeFirst([...entries].reverse())).mode, 'pinned');
+    } finally {
+      changed.stop();
+      fine.stop();
+    }
+  });
+
+  test('without a pin store (the SDK without credentials) only certificates the system CAs accept', async () => {
+    const { a } = await certs();
+    const srv = await startGrpc(serverCredentials(a));
+    try {
+      const list = `grpcs://127.0.0.1:${await deadPort()},grpcs://127.0.0.1:${srv.port}`;
+      await assert.rejects(pingList(list, new ListTrust({ requireCa: true })), (e: grpc.ServiceError) => {
+        assert.equal(e.code, grpc.status.UNAVAILABLE);
+        assert.match(e.details, /not trusted by this system's CAs/);
+        return true;
+      });
+      // An expected fingerprint must match on every entry.
+      await assert.rejects(pingList(list, new ListTrust({ expectedFingerprint: '00'.repeat(32) })), /does not match the fingerprint you gave/);
+      assert.equal(await pingList(list, new ListTrust({ expectedFingerprint: a.fingerprint })), 'pong:hi');
+    } finally {
+      srv.stop();
     }
   });
 });

@@ -23,9 +23,15 @@ import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
 import { FileService } from './files/service';
 import { PrioritySender } from '../../lib/prioritySender';
+import { FIRST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
+import { LIST_SCHEME } from '../../lib/serverAddress';
 
 export interface AgentOptions {
-  /** Control plane address as gRPC dials it, HOST:PORT. */
+  /**
+   * Control plane address as gRPC dials it: HOST:PORT, or several as
+   * parseServerList's target (`cmdop-list:///A,B`): each connect goes to
+   * the first of them that answers.
+   */
   server: string;
   /** The agent's credential (from enrollment), sent as a bearer token on every connect. */
   token?: string;
@@ -99,6 +105,8 @@ export class AgentRefusedError extends Error {
 export class Agent extends EventEmitter {
   status: AgentStatus = 'connecting';
   sessionId = '';
+  /** The address (ip:port) the current stream is connected to: with several control planes, which one. */
+  peer = '';
   readonly agentId: string;
   readonly terminals = new Map<string, TerminalHost>();
   private resumeToken: Uint8Array = new Uint8Array();
@@ -123,6 +131,8 @@ export class Agent extends EventEmitter {
   private orphaned: string[] = [];
   private logger: Logger;
   private readonly files: FileService;
+  /** `server` lists several control planes (lib/listResolver.ts). */
+  private readonly isList: boolean;
 
   constructor(readonly opts: AgentOptions) {
     super();
@@ -130,6 +140,8 @@ export class Agent extends EventEmitter {
     this.agentId = loadIdentity(opts.stateDir).agentId;
     this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
     this.files = new FileService({ send: (m, bulk) => this.sendFile(m, bulk), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
+    this.isList = opts.server.startsWith(`${LIST_SCHEME}:`);
+    if (this.isList) registerListResolver();
   }
 
   /** Connects; resolves once the first session is registered, rejects if refused. */
@@ -261,7 +273,7 @@ export class Agent extends EventEmitter {
 
   private channelOptions(): grpc.ChannelOptions {
     const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
-    return { ...agentChannelOptions(keepaliveMs), ...this.opts.channelOptions };
+    return { ...agentChannelOptions(keepaliveMs), ...(this.isList ? LIST_CHANNEL_OPTIONS : {}), ...this.opts.channelOptions };
   }
 
   private metadata(): grpc.Metadata {
@@ -332,7 +344,13 @@ export class Agent extends EventEmitter {
   private openBulk(): void {
     this.closeBulk();
     if (this.bulkUnsupported || !this.creds || !this.ready || !this.sessionId || this.status === 'stopped') return;
-    const client = new AgentClient(this.opts.server, this.creds, { ...this.channelOptions(), 'grpc.use_local_subchannel_pool': 1 });
+    // With several control planes, the one the main stream is on first: the Bulk stream belongs to its session.
+    const peer = this.isList ? this.call?.getPeer() : undefined;
+    const client = new AgentClient(this.opts.server, this.creds, {
+      ...this.channelOptions(),
+      'grpc.use_local_subchannel_pool': 1,
+      ...(peer ? { [FIRST_ADDRESS_OPTION]: peer } : {}),
+    });
     const call = (client as any).bulk(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
     const b: BulkStream = { client, call, ready: false };
     this.bulk = b;
@@ -519,6 +537,7 @@ export class Agent extends EventEmitter {
 
   private onReady(): void {
     this.ready = true;
+    this.peer = this.call?.getPeer() ?? '';
     this.attempt = 0;
     this.status = 'connected';
     this.startHeartbeats();

@@ -323,7 +323,7 @@ export class Desktop {
     const agent = new Agent({
       server: conn.address.target,
       token: cred.token,
-      credentials: conn.trust ? pinnedCredentials(this.opts.settings.server) : undefined,
+      credentials: conn.address.tls ? pinnedCredentials(conn, this.opts.settings.server) : undefined,
       channelOptions: conn.channelOptions,
       name: cred.machine,
       stateDir: this.opts.stateDir,

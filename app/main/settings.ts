@@ -3,11 +3,14 @@
 // never silently half-used.
 import fs from 'node:fs';
 import { DEFAULT_SERVER, nameError } from '../../protocol';
-import { parseServerAddress } from '../../lib/serverAddress';
+import { parseServerAddress, parseServerList } from '../../lib/serverAddress';
 import { writePrivateJson } from '../../lib/privateFile';
 
 export interface DesktopSettings {
-  /** A remote control plane (HOST:PORT or grpcs://…); empty: the embedded one on this computer. */
+  /**
+   * A remote control plane (HOST:PORT or grpcs://…), or several to try in
+   * order (`A,B,C`); empty: the embedded one on this computer.
+   */
   server: string;
   /** Where the embedded control plane listens. */
   listen: string;
@@ -25,7 +28,7 @@ export function defaultSettings(machineName: string): DesktopSettings {
 export function settingsError(s: DesktopSettings): string | undefined {
   if (s.server) {
     try {
-      parseServerAddress(s.server);
+      parseServerList(s.server);
     } catch (e) {
       return `server: ${(e as Error).message}`;
     }

@@ -41,7 +41,7 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
     server: conn.address.target,
     token: cred.token,
     // TLS: the pin is checked again before every reconnect; a changed certificate stops the agent.
-    credentials: conn.trust ? pinnedCredentials(addr) : undefined,
+    credentials: conn.address.tls ? pinnedCredentials(conn, addr) : undefined,
     channelOptions: conn.channelOptions,
     name: cred.machine,
     stateDir: o.stateDir,
@@ -58,8 +58,10 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
     log(`the previous session ended (${reason}); ${what}; starting a new session`);
   });
   await agent.start().catch((e) => fail(e.message));
-  process.stdout.write(`cmdop agent ${cred.machine} connected to ${conn.address.display} (session ${agent.sessionId})\n`);
-  agent.on('connected', (session: string) => process.stdout.write(`cmdop agent ${cred.machine}: session ${session} connected\n`));
+  // With several control planes, which one it reached.
+  const via = () => (conn.address.entries.length > 1 ? ` via ${agent.peer}` : '');
+  process.stdout.write(`cmdop agent ${cred.machine} connected to ${conn.address.display}${via()} (session ${agent.sessionId})\n`);
+  agent.on('connected', (session: string) => process.stdout.write(`cmdop agent ${cred.machine}: session ${session} connected${via()}\n`));
   const stop = () => {
     agent.stop().then(() => process.exit(0));
   };

@@ -3,6 +3,7 @@
 // CLI itself. Everything started here is stopped by `stop()`.
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CmdopClient } from '../../sdk';
@@ -20,7 +21,7 @@ export const CLI = path.join(ROOT, 'bin', 'cmdop.js');
  * running.
  */
 const started = new Set<ChildProcess>();
-function track<T extends ChildProcess>(p: T): T {
+export function track<T extends ChildProcess>(p: T): T {
   started.add(p);
   p.once('exit', () => started.delete(p));
   return p;
@@ -33,6 +34,18 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
     killAll();
     process.exit(1);
+  });
+}
+
+/** A loopback port nothing listens on right now (bound, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -88,8 +101,10 @@ export interface Cluster {
    * Stops the control plane with `signal` (SIGKILL: a crash) and starts it
    * again on the same port and data directory, as a supervisor would.
    * Resolves once it listens again; `downMs` is how long it stays down.
+   * `listen` (HOST:PORT) starts it on another port instead: a stand-in for
+   * a replica taking its sessions over. Resolves with where it listens.
    */
-  restartServer(signal: NodeJS.Signals, downMs?: number): Promise<void>;
+  restartServer(signal: NodeJS.Signals, downMs?: number, listen?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -169,16 +184,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       agents.set(name, a);
       return a;
     },
-    async restartServer(signal, downMs = 0) {
+    async restartServer(signal, downMs = 0, listen) {
       const old = cluster.cp;
       const gone = new Promise<void>((r) => (old.exitCode !== null || old.signalCode !== null ? r() : void old.once('exit', () => r())));
       old.kill(signal);
       await gone;
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      // The same gRPC port (clients and agents dial it); any free web port.
-      const p = startServer(server.replace(/^grpcs:\/\//, ''), ['--web-listen', '127.0.0.1:0']);
-      await waitForLine(p, /listening on (\S+)/);
+      // The same gRPC port (clients and agents dial it) unless told; any free web port.
+      const p = startServer(listen ?? server.replace(/^grpcs:\/\//, ''), ['--web-listen', '127.0.0.1:0']);
+      const [, at] = await waitForLine(p, /listening on (\S+)/);
       cluster.cp = p;
+      return at;
     },
     async stop() {
       cluster.client.close();
