@@ -74,6 +74,8 @@ export class NatsBus implements Bus {
     const bus = new NatsBus(o.replicaId, nc, `cmdop.${o.cluster}.events`, o.logger);
     bus.connected = true;
     bus.listen();
+    // A round trip, so the server has the subscription before anyone counts on it.
+    await nc.flush();
     return bus;
   }
 
