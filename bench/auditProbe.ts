@@ -43,7 +43,8 @@ export class AuditProbe {
 
   /** `node` arguments and environment for the control plane that `file` and the probe are for. */
   static options(file: string): { nodeArgs: string[]; env: NodeJS.ProcessEnv } {
-    return { nodeArgs: ['-r', __filename], env: { BENCH_AUDIT_PROBE: file } };
+    // No launcher in front (cli/relaunch.ts): SIGUSR2 must reach the control plane itself, not a parent that loaded the probe too.
+    return { nodeArgs: ['-r', __filename], env: { BENCH_AUDIT_PROBE: file, CMDOP_RELAUNCH: '0' } };
   }
 
   constructor(

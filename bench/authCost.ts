@@ -9,7 +9,7 @@
 //     slow spell of the machine lands on all of them.
 //  b) keystroke echo through an interactive PTY terminal (bench/echo.ts): every
 //     input message now writes an audit row. Audit cannot be switched off, so
-//     the raw cost of one insert (AuthStore.audit in a tight loop on a temp DB
+//     the raw cost of one insert (AuthRepo.audit in a tight loop on a temp DB
 //     with the product's pragmas) is measured in this process and shown next to
 //     the echo, together with one token check (Access.principalOf).
 //  c) a paste flood: 8 MiB sent as 64 KiB input messages (128 audit rows) to a
@@ -472,10 +472,10 @@ export function authCostReport(r: AuthCostResult): string {
     '    OAuth access-token lookup (oidc-provider over SQLite); a cmdop_pat_ one to the SHA-256 + SELECT.',
     '  - echo: one key into `stty -icanon; cat > /dev/null` in a PTY shell (bench/echo.ts); each key is one input',
     '    message, i.e. one audit row written on the control plane\'s event loop. Audit has no off switch, so its cost',
-    '    is measured twice: "in the control plane" wraps AuthStore.audit in the bench\'s own control-plane process',
+    '    is measured twice: "in the control plane" wraps AuthRepo.audit (it queues the row; a batch is written later) in the bench\'s own control-plane process',
     '    (bench/auditProbe.ts, a `node -r` preload; it times the calls, changes nothing) during the echo and the',
-    '    pastes; "tight loop" calls AuthStore.audit / Access.principalOf back to back in the bench process on a temp',
-    `    DB opened by the product's Store (WAL, synchronous=NORMAL) on ${os.tmpdir()}, ${r.cfg.microIterations} timed iterations each`,
+    '    pastes; "tight loop" calls AuthRepo.audit / Access.principalOf back to back in the bench process on a temp',
+    `    DB opened by the product's store layer (SQLite, WAL) on ${os.tmpdir()}, ${r.cfg.microIterations} timed iterations each`,
     '    after 1,000 untimed: hot caches, the floor. A keystroke\'s insert comes after an idle gap, cold.',
     `  - paste: SDK write() of ${bytes} bytes of base64 text (it splits into ${r.paste.messages} input messages, all sent at`,
     '    once) to `stty raw -echo; head -c N > /dev/null; echo DONE` in a PTY terminal, timed from the write to DONE;',
