@@ -64,6 +64,8 @@ class ListResolver implements grpc.experimental.Resolver {
   private generation = 0;
   /** An address to put first (the Bulk channel's: the replica its session's main stream is on). */
   private readonly first: string | undefined;
+  /** An address to put last (the agent's: the replica its stream was just lost on, which may be frozen). */
+  private readonly last: string | undefined;
 
   constructor(
     target: GrpcUri,
@@ -73,6 +75,8 @@ class ListResolver implements grpc.experimental.Resolver {
     this.key = grpc.experimental.uriToString(target);
     const first = options[FIRST_ADDRESS_OPTION];
     this.first = typeof first === 'string' ? first : undefined;
+    const last = options[LAST_ADDRESS_OPTION];
+    this.last = typeof last === 'string' ? last : undefined;
     try {
       this.entries = entriesOf(target);
     } catch (e) {
@@ -136,6 +140,10 @@ class ListResolver implements grpc.experimental.Resolver {
         const at = endpoints.findIndex((ep) => addressKey((ep.addresses[0] as { host: string }).host, (ep.addresses[0] as { port: number }).port) === this.first);
         if (at > 0) endpoints.unshift(...endpoints.splice(at, 1));
       }
+      if (this.last) {
+        const at = endpoints.findIndex((ep) => addressKey((ep.addresses[0] as { host: string }).host, (ep.addresses[0] as { port: number }).port) === this.last);
+        if (at >= 0 && at < endpoints.length - 1) endpoints.push(...endpoints.splice(at, 1));
+      }
       const failed = results.map((r) => r.error).filter((e): e is string => e !== undefined);
       const note = failed.length ? `not resolved: ${failed.join(', ')}` : '';
       if (endpoints.length === 0) this.listener(unavailable(`no address of ${this.key} could be resolved (${failed.join(', ')})`), {}, null, note);
@@ -167,6 +175,15 @@ function unavailable(details: string) {
  * the others only if that one is gone.
  */
 export const FIRST_ADDRESS_OPTION = 'cmdop.first_address';
+
+/**
+ * A channel option (ours): the `ip:port` a list target's resolver puts
+ * last. A replica that is frozen (SIGSTOP, a stalled VM) still completes
+ * TCP handshakes from its kernel's backlog, so pick_first takes it for
+ * alive and the agent's next stream would hang there again until keepalive
+ * gives up, forever; the agent puts the replica its stream was lost on last.
+ */
+export const LAST_ADDRESS_OPTION = 'cmdop.last_address';
 
 let registered = false;
 

@@ -23,7 +23,7 @@ import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
 import { FileService } from './files/service';
 import { PrioritySender } from '../../lib/prioritySender';
-import { FIRST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
+import { FIRST_ADDRESS_OPTION, LAST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
 import { LIST_SCHEME } from '../../lib/serverAddress';
 
 export interface AgentOptions {
@@ -133,6 +133,8 @@ export class Agent extends EventEmitter {
   private readonly files: FileService;
   /** `server` lists several control planes (lib/listResolver.ts). */
   private readonly isList: boolean;
+  /** The address (ip:port) of the list entry the last stream was lost on, if any. */
+  private lostOn: string | undefined;
 
   constructor(readonly opts: AgentOptions) {
     super();
@@ -273,7 +275,8 @@ export class Agent extends EventEmitter {
 
   private channelOptions(): grpc.ChannelOptions {
     const keepaliveMs = (this.opts.keepaliveS ?? DEFAULT_TIMEOUTS.keepaliveS) * 1000;
-    return { ...agentChannelOptions(keepaliveMs), ...(this.isList ? LIST_CHANNEL_OPTIONS : {}), ...this.opts.channelOptions };
+    const list = this.isList ? { ...LIST_CHANNEL_OPTIONS, ...(this.lostOn ? { [LAST_ADDRESS_OPTION]: this.lostOn } : {}) } : {};
+    return { ...agentChannelOptions(keepaliveMs), ...list, ...this.opts.channelOptions };
   }
 
   private metadata(): grpc.Metadata {
@@ -301,12 +304,19 @@ export class Agent extends EventEmitter {
   private onStreamLost(reason: string): void {
     if (this.status === 'stopped' || this.status === 'suspended') return;
     const wasReady = this.ready;
+    this.noteLostOn();
     this.dropStream();
     this.status = 'offline';
     this.emit('status', this.status);
     if (wasReady) this.logger.warn({ reason }, 'lost the control plane; reconnecting');
     else this.logger.debug({ reason }, 'connect failed');
     this.scheduleReconnect();
+  }
+
+  /** Over a list, the next attempt tries the replica this stream was on last (LAST_ADDRESS_OPTION). */
+  private noteLostOn(): void {
+    const peer = this.call?.getPeer();
+    if (this.isList && peer && peer !== 'unknown') this.lostOn = peer;
   }
 
   private scheduleReconnect(): void {
@@ -464,6 +474,7 @@ export class Agent extends EventEmitter {
         // session waits in its grace period; nothing is lost meanwhile.
         const { reconnectAfterMs, reason } = msg.value;
         this.logger.info({ reconnectAfterMs, reason }, 'the control plane is going away; reconnecting');
+        this.noteLostOn();
         this.dropStream(true);
         this.status = 'offline';
         this.emit('status', this.status);
