@@ -15,8 +15,13 @@ import fs from 'node:fs';
 import { AuthRepo, OAuthModelsRepo, SessionsRepo, SigningKeysRepo, createOidcAdapter, createRateLimiter, openDb, type Db } from './db';
 import { generateOAuthKeys, loadOrCreateOAuthKeys } from './oauth/keys';
 import { Access, type Revocation } from './core/access';
-import { LocalBus, type Bus } from './cluster/bus';
+import { LocalBus, NatsBus, type Bus } from './cluster/bus';
+import { DEAD_MS, Replica } from './cluster/replica';
+import { RevocationFeed } from './cluster/revocations';
+import { randomUUID } from 'node:crypto';
 import { AgentLinks } from './core/agentLink';
+import { PeerForwarder } from './transports/peer/forwarder';
+import { startPeerPort } from './transports/peer/server';
 import { authCalls } from './core/authCalls';
 import { ClientCalls } from './core/clientCalls';
 import { isLoopback } from '../lib/serverAddress';
@@ -44,6 +49,15 @@ export interface ControlPlaneOptions {
    * by default DATA_DIR/cmdop.sqlite.
    */
   store?: string;
+  /** NATS server(s) for control events among replicas (nats://HOST:PORT[,...]); none: one control plane. */
+  bus?: string;
+  /**
+   * Where other replicas forward their clients' calls for machines whose
+   * agents are here (HOST:PORT; PeerService), and the secret every replica
+   * of the cluster shares. Without it, a client must reach the replica its
+   * machine's agent is on.
+   */
+  peer?: { listen: string; secret: string };
   gracePeriodS?: number;
   backgroundTimeoutS?: number;
   heartbeatTimeoutS?: number;
@@ -80,6 +94,8 @@ export interface ControlPlane {
   readonly access: Access;
   /** DATA_DIR/admin.token: the first admin's token. */
   readonly adminTokenFile: string;
+  /** This process as a replica: its id, and where other replicas forward to it ('' without --peer-listen). */
+  readonly replica: { id: string; peerAddress: string };
   /** The web port's base URL as bound (sign-in pages, the console). */
   readonly webUrl: string;
   /** The OAuth issuer: the URL browsers use (publicUrl when given, else webUrl); the console lives at its root. */
@@ -120,9 +136,32 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw new Error(`cannot open the store: ${e.message}`);
   });
   const sessions = new SessionsRepo(db);
-  const registry = new Registry({ store: sessions, timeouts, logger, relayBuffer: opts.relayBuffer ?? RELAY_BUFFER });
-  // Sessions a previous run left open wait in their grace period for their agents.
+  // The bus for control events among replicas (NATS); one control plane alone has nobody to tell.
+  const replicaId = randomUUID();
+  const bus: Bus = opts.bus
+    ? await NatsBus.connect({ servers: opts.bus, replicaId, cluster: 'cmdop', logger }).catch(async (e: Error) => {
+        await db.close();
+        throw new Error(`cannot reach the bus at ${opts.bus}: ${e.message}`);
+      })
+    : new LocalBus('local');
+  const replica = new Replica(replicaId, sessions, bus, logger);
+  await replica.announce();
+  const registry = new Registry({
+    store: sessions,
+    timeouts,
+    logger,
+    relayBuffer: opts.relayBuffer ?? RELAY_BUFFER,
+    replica: replica.id,
+    replicaDeadMs: DEAD_MS,
+    alone: db.engine === 'sqlite',
+    onClaimed: (s) => bus.publish({ type: 'session-moved', sessionId: s.sessionId, machine: s.name, owner: replica.id, epoch: s.epoch }),
+  });
+  bus.onEvent((e) => {
+    if (e.type === 'session-moved') registry.release(e.sessionId, e.epoch, 'another control plane replica took this session over');
+  });
+  // Sessions a previous run (or a dead replica) left open wait in their grace period for their agents.
   const taken = await registry.restore();
+  replica.start(registry);
   if (taken.restored + taken.ended > 0) logger.info(taken, 'sessions left open by a previous run: restored in GRACE_PERIOD, or ended');
   const access = new Access(new AuthRepo(db));
   const admin = await access.bootstrapAdmin(opts.dataDir);
@@ -142,7 +181,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // The web port first: the OAuth issuer is its bound address (or --public-url).
   const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
   let draining = false;
-  const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining, logger }).catch(async (e: Error) => {
+  const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining && replica.healthy, logger }).catch(async (e: Error) => {
     await db.close();
     throw new Error(`cannot start the web port on ${webListen.host}:${webListen.port}: ${e.message} (choose it with --web-listen)`);
   });
@@ -177,7 +216,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
 
   // The core, and the transports over it.
-  const calls = new ClientCalls(registry, access, logger, clientTimeoutS);
+  const forwarder = opts.peer ? new PeerForwarder(replica.id, opts.peer.secret) : undefined;
+  const calls = new ClientCalls(registry, access, logger, clientTimeoutS, forwarder);
   const links = new AgentLinks(registry, access, logger);
   const serverInfo = () => ({
     version: VERSION,
@@ -188,16 +228,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
   });
-  // One control plane: nobody else to tell of a revocation (replicas: cluster/bus.ts).
-  const bus: Bus = new LocalBus('local');
-  bus.onEvent((e) => {
-    if (e.type === 'revoke') access.applyRevocation(e.revocation);
-  });
-  const revoke = (r: Revocation) => {
-    const n = access.applyRevocation(r);
-    bus.publish({ type: 'revoke', revocation: r });
-    return n;
-  };
+  // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
+  const revocations = new RevocationFeed(access, access.store, bus, logger);
+  await revocations.start();
+  const revoke = (r: Revocation) => revocations.revoke(r);
   const auth = authCalls({ access, registry, serverInfo, revoke });
   const gateway = createGateway({ access, calls, whoAmI: auth.whoAmI, logger });
   const fileRoutes = createFileRoutes({
@@ -226,7 +260,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     throw e;
   });
   const address = grpcPort.address;
-  logger.info({ address, dataDir: opts.dataDir }, 'control plane listening');
+  // The peer port last: once the others can find it (the store), every call it takes can be served.
+  const peerPort = opts.peer
+    ? await startPeerPort({ ...parseListen(opts.peer.listen), secret: opts.peer.secret, calls, logger }).catch(async (e: Error) => {
+        await grpcPort.close(0);
+        await web.close();
+        await db.close();
+        throw e;
+      })
+    : undefined;
+  if (peerPort) await replica.advertise(peerPort.address);
+  logger.info({ address, peer: peerPort?.address, dataDir: opts.dataDir }, 'control plane listening');
 
   return {
     address,
@@ -236,6 +280,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     db,
     access,
     adminTokenFile: admin.file,
+    replica: { id: replica.id, peerAddress: replica.peerAddress },
     webUrl: web.url,
     issuer: oauth.issuer,
     async close() {
@@ -246,11 +291,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       const n = registry.sessions().length;
       registry.drain('the control plane is restarting', Math.min(DRAIN_SPREAD_MAX_MS, 200 + n));
       await grpcPort.close(2000);
+      await peerPort?.close(2000);
+      forwarder?.close();
       gateway.close();
       fileRoutes.close();
       await web.close();
       await oauth.close();
       await registry.settled();
+      revocations.stop();
+      await replica.stop();
+      await bus.close();
       await access.store.close();
       await db.close();
     },

@@ -6,6 +6,7 @@
 // contract (proto/cmdop/v1/cmdop.proto) and test/protocol.test.ts checks
 // that the generated decoder reads exactly what the generated encoder
 // would have written.
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { Encoded } from './grpc';
 import type { OutputStream } from './generated/cmdop/v1/cmdop';
 
@@ -114,4 +115,30 @@ export function encodeFileChunkEnvelope(envelopeField: number, requestId: number
     buf.set(data, p);
   }
   return new Encoded(buf);
+}
+
+/**
+ * The byte range an encoded ServerMessage's `output` carries (seq, data
+ * length), read without decoding or copying its data; undefined for any
+ * other message. A replica passing on another's output keeps the bytes as
+ * they came and still knows the range (the console's gateway counts
+ * unacknowledged output by it).
+ */
+export function peekOutputRange(bytes: Uint8Array): { seq: number; length: number } | undefined {
+  const r = new BinaryReader(bytes);
+  if (r.pos >= r.len) return undefined;
+  const [field, wire] = r.tag();
+  if (field !== OUTPUT_FIELD.server || wire !== WireType.LengthDelimited) return undefined;
+  const end = r.uint32() + r.pos;
+  let seq = 0;
+  let length = 0;
+  while (r.pos < end) {
+    const [f, w] = r.tag();
+    if (f === 2 && w === WireType.Varint) seq = Number(r.uint64());
+    else if (f === 3 && w === WireType.LengthDelimited) {
+      length = r.uint32();
+      r.pos += length;
+    } else r.skip(w);
+  }
+  return { seq, length };
 }

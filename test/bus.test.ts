@@ -31,7 +31,7 @@ describe('cluster bus (NATS core)', () => {
   });
 
   it('an event reaches the other replica, with who sent it, and not the sender', async () => {
-    const e: ClusterEvent = { type: 'revoke', revocation: { kind: 'token', tokenId: 'tok_1', reason: 'token tok_1 was revoked' } };
+    const e: ClusterEvent = { type: 'revoke', id: 'rev-1', revocation: { kind: 'token', tokenId: 'tok_1', reason: 'token tok_1 was revoked' } };
     a.publish(e);
     await eventually(() => gotB.length === 1, 5000, 'the event at b');
     assert.deepEqual(gotB[0], [e, 'ra']);

@@ -35,7 +35,7 @@ import { tempDir } from './helpers/cluster';
 import { startPostgres, type Postgres } from './helpers/postgres';
 
 const DB_MODULE = path.join(__dirname, '..', 'control-plane', 'db', 'index.js');
-const ALL_MIGRATIONS = ['0001_baseline', '0002_cluster_state'];
+const ALL_MIGRATIONS = ['0001_baseline', '0002_cluster_state', '0003_replicas'];
 
 let pgServer: Promise<Postgres> | undefined;
 const postgres = () => (pgServer ??= startPostgres());
@@ -106,7 +106,7 @@ for (const { engine, fresh } of ENGINES) {
         const names = (await d.kysely.introspection.getTables()).map((t) => t.name).sort();
         assert.deepEqual(names, [
           'agents', 'audit', 'grants', 'machines', 'oauth_keys', 'oauth_models', 'rate_limits',
-          'session_transitions', 'sessions', 'terminals', 'tokens', 'users',
+          'replicas', 'revocations', 'session_transitions', 'sessions', 'terminals', 'tokens', 'users',
         ]);
       } finally {
         await d.close();
@@ -578,7 +578,8 @@ describe('a store file written by the release before this layer', () => {
       const s = new SessionsRepo(db);
       const a = new AuthRepo(db);
       assert.deepEqual(await s.agents(), expected.agents);
-      assert.deepEqual(await s.openSessions(), expected.open);
+      // Rows from before replicas are held by nobody, at epoch 0 (a replica starting up takes them over).
+      assert.deepEqual(await s.openSessions(), expected.open.map((o: object) => ({ ...o, owner: '', epoch: 0 })));
       assert.deepEqual(await s.latestSessions(), expected.latest);
       assert.deepEqual(await Promise.all(['sess-0', 'sess-1'].map((id) => s.session(id))), expected.sessions);
       assert.deepEqual(await Promise.all(['sess-0', 'sess-1'].map((id) => s.transitions(id))), expected.transitions);
@@ -633,7 +634,7 @@ describe('a store file written by the release before this layer', () => {
     try {
       const open = await new SessionsRepo(db).openSessions();
       assert.deepEqual(open, [
-        { sessionId: 'se', agentId: 'ag', state: SessionState.BACKGROUND, reason: 'from the first release', createdMs: 3, updatedMs: 4, name: '', resumeHash: Buffer.alloc(0), deadlineMs: 0 },
+        { sessionId: 'se', agentId: 'ag', state: SessionState.BACKGROUND, reason: 'from the first release', createdMs: 3, updatedMs: 4, name: '', resumeHash: Buffer.alloc(0), deadlineMs: 0, owner: '', epoch: 0 },
       ]);
       assert.equal((await sql<{ user_version: number }>`pragma user_version`.execute(db.kysely)).rows[0].user_version, 1);
       await new SessionsRepo(db).putTerminal({ sessionId: 'se', terminalId: 't', spec: spec('x'), createdMs: 5, cols: 1, rows: 1, operators: 0 });

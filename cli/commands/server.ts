@@ -15,6 +15,9 @@ export function registerServer(program: Command): void {
     .option('--listen <host:port>', 'address to listen on', DEFAULT_SERVER)
     .option('--data-dir <dir>', 'where the SQLite store (unless --store), the admin token and TLS files live', defaultDataDir())
     .option('--store <url>', 'keep the state in PostgreSQL (postgres://USER:PASS@HOST/DB) instead of DATA_DIR/cmdop.sqlite; replicas share one')
+    .option('--bus <url>', 'NATS for control events among replicas (nats://HOST:4222[,...]): revocations, sessions moving; with --store')
+    .option('--peer-listen <host:port>', 'take calls other replicas forward for machines whose agents are here (PeerService); with --store and a cluster secret')
+    .option('--cluster-secret-file <file>', 'the secret every replica shares, admitting each to the others\' peer port (or CMDOP_CLUSTER_SECRET)')
     .option('--grace-period <s>', 'GRACE_PERIOD -> DISCONNECTED after this long', seconds, DEFAULT_TIMEOUTS.gracePeriodS)
     .option('--background-timeout <s>', 'BACKGROUND -> DISCONNECTED after this long', seconds, DEFAULT_TIMEOUTS.backgroundTimeoutS)
     .option('--heartbeat-timeout <s>', 'CONNECTED -> GRACE_PERIOD without an agent heartbeat this long', seconds, DEFAULT_TIMEOUTS.heartbeatTimeoutS)
@@ -37,6 +40,8 @@ export function registerServer(program: Command): void {
         '  cmdop server --listen 127.0.0.1:7420 --data-dir /var/lib/cmdop\n' +
         '  cmdop server --listen 0.0.0.0:7420 --tls          (then: cmdop --server grpcs://HOST:7420 login)\n' +
         '  cmdop server --store postgres://cmdop@db.internal/cmdop --data-dir /var/lib/cmdop\n' +
+        '  cmdop server --store postgres://cmdop@db.internal/cmdop --bus nats://nats.internal:4222 \\\n' +
+        '               --peer-listen 10.0.0.5:7422 --cluster-secret-file /etc/cmdop/cluster.secret   (a replica)\n' +
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
     // A control plane runs in a node with the heap flags it needs (cli/relaunch.ts).

@@ -15,7 +15,8 @@ import type { Revocation } from '../core/access';
 import type { Logger } from '../../lib/logger';
 
 export type ClusterEvent =
-  | { type: 'revoke'; revocation: Revocation }
+  /** `id`: the revocation's own (cluster/revocations.ts applies each once). */
+  | { type: 'revoke'; id: string; revocation: Revocation }
   | { type: 'session-moved'; sessionId: string; machine: string; owner: string; epoch: number }
   | { type: 'machines-changed'; machine: string }
   | { type: 'drain'; replica: string };

@@ -36,8 +36,9 @@ import {
   isSignalName,
 } from '../../protocol';
 import type { Access, Principal } from './access';
-import { ApiError, asApiError, denied, invalid, isRefusal } from './errors';
-import type { CallContext, ClientStream, Inbound } from './ports';
+import { ApiError, HeldElsewhere, asApiError, denied, invalid, isRefusal } from './errors';
+import type { CallContext, ClientStream, ForwardedUnary, Forwarder, Inbound } from './ports';
+import type { ReplicaRef } from './errors';
 import type { Registry } from './registry';
 import type { FileRouter } from './fileRouter';
 import type { AttachStream, Attachment, TerminalRelay } from './relay';
@@ -65,6 +66,25 @@ export function agentTransferId(userId: string, transferId: string): string {
   return crypto.createHash('sha256').update(`${userId}\0${transferId}`).digest('base64url').slice(0, 32);
 }
 
+/** `stream`, and `finished` once the core ends or fails it. */
+function whenFinished<T>(stream: ClientStream<T>, finished: () => void): ClientStream<T> {
+  return {
+    write: (m) => stream.write(m),
+    end: () => {
+      finished();
+      stream.end();
+    },
+    fail: (e) => {
+      finished();
+      stream.fail(e);
+    },
+    onDrain: (l) => stream.onDrain(l),
+    get closed() {
+      return stream.closed;
+    },
+  };
+}
+
 export class ClientCalls {
   /** Attachments, for the client heartbeat sweep. */
   private readonly attachments = new Set<Attachment>();
@@ -75,6 +95,8 @@ export class ClientCalls {
     private readonly access: Access,
     private readonly logger: Logger,
     clientTimeoutS: number,
+    /** The link to the other replicas; none for one control plane alone. */
+    private readonly forwarder?: Forwarder,
   ) {
     // Clients send a heartbeat every 30 s; a stream that goes quiet for the
     // client timeout is closed. The session is untouched.
@@ -96,9 +118,28 @@ export class ClientCalls {
     clearInterval(this.sweep);
   }
 
-  private unary<Req, Res>(action: string, fn: (req: Req, p: Principal, peer: string) => Res | Promise<Res>): UnaryCall<Req, Res> {
+  /**
+   * A unary call. `forward`: it concerns one machine, and when that
+   * machine's agent is on another replica, it is served there (the caller
+   * was authorized here first: every such call checks rights before it
+   * looks the machine up).
+   */
+  private unary<Req, Res>(action: string, fn: (req: Req, p: Principal, peer: string) => Res | Promise<Res>, forward?: ForwardedUnary): UnaryCall<Req, Res> {
     // Access is read when the call runs: these fields are made before the constructor's parameters are set.
-    return (ctx, req) => auditedUnary(this.access, action, fn)(ctx, req);
+    return async (ctx, req) => {
+      try {
+        return await auditedUnary(this.access, action, fn)(ctx, req);
+      } catch (e) {
+        const to = forward && this.forwardTo(ctx, e);
+        if (to) return (await this.forwarder!.unary(to, forward!, ctx, req)) as Res;
+        throw e;
+      }
+    };
+  }
+
+  /** Where a call that failed with `e` goes instead: the machine's owner, unless this call was forwarded here already. */
+  private forwardTo(ctx: CallContext, e: unknown) {
+    return e instanceof HeldElsewhere && this.forwarder && !ctx.forwardedBy ? e.owner : undefined;
   }
 
   /** The machine's file router, once `p` may act as `mode` on it. */
@@ -124,19 +165,19 @@ export class ClientCalls {
     const relay = await (await this.registry.machine(req.machine)).openTerminal(req.spec!);
     this.access.audit(p, { action: 'open', machine: req.machine, terminalId: relay.id, peer });
     return relay.info();
-  });
+  }, 'openTerminal');
 
   readonly listTerminals = this.unary<ListTerminalsRequest, ListTerminalsResponse>('list', async (req, p) => {
     await this.access.require(p, req.machine, AttachMode.OBSERVER);
     return { terminals: [...(await this.registry.machine(req.machine)).terminals.values()].map((t) => t.info()) };
-  });
+  }, 'listTerminals');
 
   readonly closeTerminal = this.unary<CloseTerminalRequest, CloseTerminalResponse>('close', async (req, p, peer) => {
     await this.access.require(p, req.machine, AttachMode.OPERATOR);
     (await this.registry.machine(req.machine)).closeTerminal(req.terminalId);
     this.access.audit(p, { action: 'close', machine: req.machine, terminalId: req.terminalId, peer });
     return {};
-  });
+  }, 'closeTerminal');
 
   // ---- files (unary)
 
@@ -149,27 +190,27 @@ export class ClientCalls {
       value: { path: req.path, pageSize: req.pageSize, pageToken: req.pageToken },
     });
     return { entries: r.entries, nextPageToken: r.nextPageToken, totalEntries: r.totalEntries };
-  });
+  }, 'listFiles');
 
   readonly statFile = this.unary<FilePathRequest, FileEntry>('file-stat', async (req, p) => {
     checkPath(req.path);
     const r = await (await this.routerFor(p, req.machine, AttachMode.OBSERVER)).request({ $case: 'stat', value: { path: req.path } });
     return r.entry!;
-  });
+  }, 'statFile');
 
   readonly makeDirectory = this.unary<MakeDirectoryRequest, FileEntry>('file-mkdir', async (req, p, peer) => {
     checkPath(req.path);
     const r = await (await this.routerFor(p, req.machine, AttachMode.OPERATOR)).request({ $case: 'mkdir', value: { path: req.path, parents: req.parents } });
     this.auditFile(p, 'file-mkdir', req.machine, req.path, peer);
     return r.entry!;
-  });
+  }, 'makeDirectory');
 
   readonly removeFile = this.unary<RemoveFileRequest, RemoveFileResponse>('file-remove', async (req, p, peer) => {
     checkPath(req.path);
     await (await this.routerFor(p, req.machine, AttachMode.OPERATOR)).request({ $case: 'remove', value: { path: req.path, recursive: req.recursive } });
     this.auditFile(p, 'file-remove', req.machine, `${req.path}${req.recursive ? ' (recursive)' : ''}`, peer);
     return {};
-  });
+  }, 'removeFile');
 
   readonly renameFile = this.unary<RenameFileRequest, FileEntry>('file-rename', async (req, p, peer) => {
     checkPath(req.from, 'from');
@@ -180,7 +221,7 @@ export class ClientCalls {
     });
     this.auditFile(p, 'file-rename', req.machine, `${req.from} -> ${req.to}`, peer);
     return r.entry!;
-  });
+  }, 'renameFile');
 
   // ---- attach
 
@@ -196,16 +237,20 @@ export class ClientCalls {
     let failed = false;
     let untrack: (() => void) | undefined;
     let machine = '';
+    /** The machine's agent is on another replica: everything goes there from the first message on. */
+    let forwarded: Inbound<ClientMessage> | undefined;
     const fail = (e: unknown) => {
       if (failed) return;
       failed = true;
       if (attachment) attachment.relay.detach(attachment);
+      forwarded?.gone(asApiError(e).message);
       if (isRefusal(e)) this.access.audit(principal, { action: 'attach', ok: false, detail: e.message, peer, machine });
       if (!stream.closed) stream.fail(asApiError(e));
     };
-    const gone = () => {
+    const gone = (reason = 'the client went away') => {
       untrack?.();
       untrack = undefined;
+      forwarded?.gone(reason);
       if (!attachment || !this.attachments.has(attachment)) return;
       attachment.relay.detach(attachment);
       this.attachments.delete(attachment);
@@ -231,15 +276,32 @@ export class ClientCalls {
       if (stream.closed) throw new ApiError('UNAVAILABLE', 'the client went away while attaching', 'stream_dropped');
       return relay.attach(stream, mode, fromSeq, this.logger, req.acks);
     };
+    /** The agent is on replica `to`: the stream goes on there, and a revocation seen here still ends it here. */
+    const forward = (to: ReplicaRef, first: ClientMessage) => {
+      untrack = this.access.track(principal, machine, (reason) => fail(new ApiError('PERMISSION_DENIED', reason)));
+      forwarded = this.forwarder!.attach(to, ctx, whenFinished(stream, () => {
+        untrack?.();
+        untrack = undefined;
+      }));
+      forwarded.message(first);
+    };
     return {
       message: (m) => {
         if (failed) return;
+        if (forwarded) return forwarded.message(m);
         if (!attachment) {
           if (starting) return fail(new ApiError('FAILED_PRECONDITION', 'wait for `attached` before sending'));
           if (m.msg?.$case !== 'attach') return fail(invalid('the first message on an attach stream must be attach'));
           starting = true;
           start(m.msg.value)
+            .catch((e) => {
+              const to = this.forwardTo(ctx, e);
+              if (!to) throw e;
+              if (!failed) forward(to, m);
+              return undefined;
+            })
             .then((a) => {
+              if (!a) return;
               attachment = a;
               this.attachments.add(a);
               this.access.audit(principal, { action: 'attach', machine, terminalId: a.relay.id, mode: a.mode, peer });
@@ -266,6 +328,7 @@ export class ClientCalls {
         }
       },
       end: () => {
+        if (forwarded) return forwarded.end();
         gone();
         if (!stream.closed) stream.end();
       },
@@ -352,11 +415,18 @@ export class ClientCalls {
       );
       // The client's buffer emptied: the agent may send more.
       stream.onDrain(() => handle?.resume());
-    })().catch(fail);
+    })().catch((e) => {
+      const to = this.forwardTo(ctx, e);
+      if (to && !finished) forwarded = this.forwarder!.download(to, ctx, req, stream);
+      else fail(e);
+    });
+    /** The machine's agent is on another replica: the download is served there. */
+    let forwarded: { gone(reason: string): void } | undefined;
     return {
       gone: (reason) => {
         finished = true;
         handle?.cancel(reason);
+        forwarded?.gone(reason);
       },
     };
   }
@@ -377,6 +447,8 @@ export class ClientCalls {
     /** Next offset expected from the client, and what the agent has written. */
     let sent = 0;
     let written = 0;
+    /** The machine's agent is on another replica: the upload is served there. */
+    let forwarded: Inbound<UploadMessage> | undefined;
     const fail = (e: unknown) => {
       if (finished) return;
       finished = true;
@@ -418,11 +490,18 @@ export class ClientCalls {
         if (finished) return;
         const msg = m.msg;
         try {
+          if (forwarded) return forwarded.message(m);
           if (!handle) {
             if (opening) throw new ApiError('FAILED_PRECONDITION', 'wait for `opened` before sending chunks');
             if (msg?.$case !== 'open') throw invalid('the first message of an upload must be open');
             opening = true;
-            open(msg.value).catch(fail);
+            open(msg.value).catch((e) => {
+              const to = this.forwardTo(ctx, e);
+              if (!to || finished) return fail(e);
+              // The machine's agent is on another replica: the upload goes on there, this open first.
+              forwarded = this.forwarder!.upload(to, ctx, stream);
+              forwarded.message(m);
+            });
             return;
           }
           if (msg?.$case === 'chunk') {
@@ -445,12 +524,14 @@ export class ClientCalls {
         }
       },
       end: () => {
+        if (forwarded) return forwarded.end();
         if (!finished && !doneSent) fail(new ApiError('FAILED_PRECONDITION', 'the upload ended before `done`: the partial file is kept for a resume'));
       },
       // `discard`: a client that will not resume (the console's HTTP uploads) has the partial file removed.
       gone: (reason, discard) => {
         finished = true;
         handle?.cancel(reason, !!discard);
+        forwarded?.gone(reason, discard);
       },
     };
   }

@@ -40,6 +40,27 @@ export class ApiError extends Error {
   }
 }
 
+/** Another replica of this control plane, as the store names it. */
+export interface ReplicaRef {
+  id: string;
+  /** Where it takes forwarded calls (its --peer-listen address). */
+  peer: string;
+}
+
+/**
+ * The machine's agent is on another live replica (`owner`): the call is
+ * forwarded there (core/clientCalls.ts). A transport that sees this error
+ * (a call already forwarded once) tells the client to retry.
+ */
+export class HeldElsewhere extends ApiError {
+  constructor(
+    readonly machine: string,
+    readonly owner: ReplicaRef,
+  ) {
+    super('UNAVAILABLE', `machine ${machine} is connected to another control plane replica; try again`);
+  }
+}
+
 export const notFound = (m: string, reason: ErrorReason = '') => new ApiError('NOT_FOUND', m, reason);
 export const invalid = (m: string) => new ApiError('INVALID_ARGUMENT', m);
 export const denied = (m: string) => new ApiError('PERMISSION_DENIED', m);
@@ -60,6 +81,13 @@ const CODES = new Set<string>([
 /** A code name as the agent sends it (FileReply.code), typed; an unknown one is INTERNAL. */
 export function errorCode(name: string): ErrorCode {
   return CODES.has(name) ? (name as ErrorCode) : 'INTERNAL';
+}
+
+const REASONS = new Set<string>(['machine_not_found', 'terminal_not_found', 'session_disconnected', 'file_changed', 'stream_dropped', 'restarting']);
+
+/** A reason as another replica sent it (`cmdop-reason`), typed; an unknown one is none. */
+export function errorReason(name: string): ErrorReason {
+  return REASONS.has(name) ? (name as ErrorReason) : '';
 }
 
 /** Refusals are audited: these codes mean "you may not" or "who are you". */

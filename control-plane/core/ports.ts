@@ -4,14 +4,16 @@
 // transport authenticates a call from its own credentials (metadata, a
 // header, a subprotocol) before it hands the core anything, turns the core's
 // ApiErrors into its own kind of error, and moves messages both ways.
-import type { ControlMessage, Encoded } from '../../protocol';
+import type { ClientMessage, ControlMessage, DownloadMessage, DownloadRequest, Encoded, ServerMessage, UploadMessage, UploadReply } from '../../protocol';
 import type { Principal } from './access';
-import type { ApiError } from './errors';
+import type { ApiError, ReplicaRef } from './errors';
 
 /** Who is calling, from where: established by the transport before the core sees the call. */
 export interface CallContext {
   readonly principal: Principal;
   readonly peer: string;
+  /** Forwarded by this replica (the client reached it; it checked the caller): served here, never forwarded again. */
+  readonly forwardedBy?: string;
 }
 
 /** Messages to one client (an attach stream, a download, an upload's replies). */
@@ -43,4 +45,20 @@ export interface Inbound<In> {
   end(): void;
   /** The stream is gone (cancelled, reset, timed out); `discard`: a client that will not resume (an upload's partial file goes). */
   gone(reason: string, discard?: boolean): void;
+}
+
+/** The unary calls one machine's owner serves for another replica (PeerService). */
+export type ForwardedUnary = 'openTerminal' | 'listTerminals' | 'closeTerminal' | 'listFiles' | 'statFile' | 'makeDirectory' | 'removeFile' | 'renameFile';
+
+/**
+ * The link to the other replicas (transports/peer/): a call for a machine
+ * whose agent is on replica `to`, forwarded there with the caller this
+ * replica verified. What comes back is written to `out` as it comes, paced
+ * by `out` (flow control end to end).
+ */
+export interface Forwarder {
+  unary(to: ReplicaRef, method: ForwardedUnary, ctx: CallContext, req: unknown): Promise<unknown>;
+  attach(to: ReplicaRef, ctx: CallContext, out: ClientStream<ServerMessage | Encoded>): Inbound<ClientMessage>;
+  download(to: ReplicaRef, ctx: CallContext, req: DownloadRequest, out: ClientStream<DownloadMessage>): { gone(reason: string): void };
+  upload(to: ReplicaRef, ctx: CallContext, out: ClientStream<UploadReply>): Inbound<UploadMessage>;
 }

@@ -13,7 +13,7 @@ import {
   SessionState,
   nameError,
 } from '../../protocol';
-import { ApiError, invalid, notFound } from './errors';
+import { ApiError, HeldElsewhere, invalid, notFound, type ReplicaRef } from './errors';
 import { AgentCall, AgentSession, SessionDeps, newResumeToken, resumeHash } from './session';
 
 
@@ -24,7 +24,20 @@ export class Registry {
   /** Sessions handed back by drain(), whose last writes settled() still waits for. */
   private draining: AgentSession[] = [];
 
-  constructor(private deps: Omit<SessionDeps, 'onEnded'>) {}
+  constructor(
+    private deps: Omit<SessionDeps, 'onEnded' | 'onLost'> & {
+      /** A session this replica took over from another (or from none): the others are told (cluster/bus.ts). */
+      onClaimed?(session: AgentSession): void;
+      /** Replicas heard from within this long are alive; sessions held by any other are orphans. */
+      replicaDeadMs: number;
+      /**
+       * This replica is the only one there can be (the embedded default: one
+       * process on its SQLite file), so a session held by any other replica
+       * was held by a process before this one, which is gone.
+       */
+      alone?: boolean;
+    },
+  ) {}
 
   register(call: AgentCall, reg: Register): AgentSession {
     const badName = nameError('machine name', reg.name);
@@ -69,7 +82,8 @@ export class Registry {
   }
 
   async resume(call: AgentCall, res: Resume): Promise<AgentSession> {
-    const session = this.bySession.get(res.sessionId);
+    // Held elsewhere (another replica, or a process before this one): the session follows its agent here.
+    const session = this.bySession.get(res.sessionId) ?? (await this.takeOver(res));
     if (!session) {
       const ended = await this.deps.store.session(res.sessionId);
       throw new ApiError(
@@ -81,7 +95,7 @@ export class Registry {
       throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${res.sessionId}`);
     }
     // Relays rebuilt after a restart learn here where their output stands.
-    for (const t of res.terminals) session.terminals.get(t.terminalId)?.restoreFrom(t.ackedSeq);
+    for (const t of res.terminals) session.terminals.get(t.terminalId)?.restoreFrom(t.ackedSeq, t.producedSeq);
     for (const t of res.terminals) {
       const relay = session.terminals.get(t.terminalId);
       if (relay && relay.log.head > t.producedSeq) {
@@ -115,6 +129,72 @@ export class Registry {
     return session;
   }
 
+  /**
+   * An agent resumes here a session the store says is live but this replica
+   * does not hold: take it over (epoch + 1, so its previous holder's writes
+   * change nothing from now on), rebuild it as after a restart, and let the
+   * resume go on as for a session held here. Undefined: the store has no
+   * live session by that id.
+   */
+  private async takeOver(res: Resume): Promise<AgentSession | undefined> {
+    const row = await this.deps.store.openSession(res.sessionId);
+    if (!row) return undefined;
+    // Checked before anything changes: a wrong token takes nothing over.
+    if (row.agentId !== res.agentId || !sameToken(res.resumeToken, row.resumeHash)) {
+      throw new ApiError('PERMISSION_DENIED', `resume token does not match session ${res.sessionId}`);
+    }
+    const local = this.bySession.get(res.sessionId);
+    if (local) return local; // taken over by an earlier resume while this one read the store
+    const epoch = await this.deps.store.claim(row.sessionId, this.deps.replica, row.epoch);
+    if (epoch === undefined) throw new ApiError('UNAVAILABLE', `session ${res.sessionId} is being taken over by another control plane replica; try again`);
+    const already = this.bySession.get(res.sessionId);
+    if (already) return already;
+    const caps = (await this.deps.store.agentCapabilities(row.agentId)) ?? EMPTY_CAPS;
+    const session = AgentSession.restore(row, epoch, caps, await this.deps.store.terminalsOf(row.sessionId), this.sessionDeps(), 'its agent moved to this control plane replica');
+    const other = this.byName.get(session.name);
+    if (other && other !== session) other.transition(SessionState.DISCONNECTED, 'another session of this machine was resumed');
+    this.byName.set(session.name, session);
+    this.bySession.set(session.sessionId, session);
+    session.logger.info({ epoch, from: row.owner || '(none)' }, 'took the session over');
+    this.deps.onClaimed?.(session);
+    return session;
+  }
+
+  /**
+   * Another replica took `sessionId` over (the bus says so, or a fenced
+   * write found out): stop serving it here without ending it. Its agent is
+   * there; clients attached here are told to re-attach.
+   */
+  release(sessionId: string, epoch: number, reason: string): void {
+    const s = this.bySession.get(sessionId);
+    if (!s || s.epoch >= epoch) return;
+    this.drop(s, reason);
+  }
+
+  private drop(s: AgentSession, reason: string): void {
+    s.logger.info({ reason }, 'no longer serving this session');
+    s.drain(0, reason);
+    this.forget(s);
+  }
+
+  /**
+   * What happens to sessions whose replica stopped answering (any replica
+   * may run it; the store decides, so each change happens once): the live
+   * ones enter their grace period, the ones whose grace period ran out end.
+   */
+  async sweep(): Promise<{ graced: string[]; ended: string[] }> {
+    const live = (await this.liveReplicas()).map((r) => r.id);
+    if (!live.includes(this.deps.replica)) live.push(this.deps.replica);
+    const r = await this.deps.store.sweepOrphans(live, this.deps.timeouts.gracePeriodS * 1000);
+    return { graced: r.graced, ended: r.ended.map((e) => e.name) };
+  }
+
+  /** The replicas alive now (this one included). */
+  private async liveReplicas(): Promise<ReplicaRef[]> {
+    if (this.deps.alone) return [{ id: this.deps.replica, peer: '' }];
+    return this.deps.store.liveReplicas(Date.now() - this.deps.replicaDeadMs);
+  }
+
   /** The machine name of a live session, if there is one. */
   /** The live session a Bulk stream's hello names, if its resume token matches. */
   bulkSession(hello: BulkHello): AgentSession {
@@ -134,6 +214,22 @@ export class Registry {
   async machine(name: string): Promise<AgentSession> {
     const s = this.byName.get(name);
     if (s) return s;
+    const held = await this.deps.store.openSessionNamed(name);
+    if (held && held.owner && held.owner !== this.deps.replica) {
+      const owner = (await this.liveReplicas()).find((r) => r.id === held.owner);
+      // Its agent is on another live replica: the call goes there (core/clientCalls.ts forwards it).
+      if (owner?.peer) throw new HeldElsewhere(name, owner);
+      if (owner) {
+        throw new ApiError('UNAVAILABLE', `machine ${name} is connected to another control plane replica, which takes no forwarded calls (it runs without --peer-listen); connect to that one`);
+      }
+    }
+    if (held) {
+      // Held by no live replica: its agent is on its way back to one (a restart, a replica gone).
+      const left = Math.ceil((held.deadlineMs - Date.now()) / 1000);
+      const why = held.state === SessionState.GRACE_PERIOD ? held.reason : 'the control plane restarted';
+      const kept = held.state === SessionState.GRACE_PERIOD && left > 0 ? `; its session is kept for ${left} s more` : '';
+      throw new ApiError('UNAVAILABLE', `machine ${name} is reconnecting (${why})${kept}`);
+    }
     const agent = (await this.deps.store.agents()).find((a) => a.name === name);
     if (!agent) throw notFound(`no machine named ${JSON.stringify(name)}`, 'machine_not_found');
     // Say why it is gone, and how long ago: "DISCONNECTED" alone reads as "down" when it may be on its way back.
@@ -152,7 +248,9 @@ export class Registry {
   }
 
   async listMachines(): Promise<MachineInfo[]> {
-    const [agents, sessions] = await Promise.all([this.deps.store.agents(), this.deps.store.latestSessions()]);
+    const [agents, sessions, open] = await Promise.all([this.deps.store.agents(), this.deps.store.latestSessions(), this.deps.store.openSessions()]);
+    // Live on another replica (or waiting for its agent to come back to one): the store says how it stands.
+    const elsewhere = new Map(open.filter((o) => !this.bySession.has(o.sessionId)).map((o) => [o.agentId, o]));
     const live = new Map<string, MachineInfo>();
     for (const s of this.byName.values()) live.set(s.agentId, s.info());
     const latest = new Map(sessions.map((s) => [s.agentId, s]));
@@ -167,6 +265,22 @@ export class Registry {
         continue;
       }
       if (this.byName.has(a.name)) continue; // the name now belongs to another agent
+      const o = elsewhere.get(a.agentId);
+      if (o) {
+        out.push({
+          agentId: a.agentId,
+          name: a.name,
+          capabilities: a.capabilities,
+          state: o.state,
+          stateReason: o.reason,
+          stateSinceMs: o.updatedMs,
+          sessionId: o.sessionId,
+          graceDeadlineMs: o.deadlineMs,
+          lastHeartbeat: undefined,
+          terminals: [],
+        });
+        continue;
+      }
       const s = latest.get(a.agentId);
       out.push({
         agentId: a.agentId,
@@ -193,18 +307,24 @@ export class Registry {
     let restored = 0;
     let ended = 0;
     const caps = new Map((await this.deps.store.agents()).map((a) => [a.agentId, a.capabilities]));
+    // Sessions another live replica holds are its own; the rest (a previous process's, a dead replica's) are taken over here.
+    const live = new Set((await this.liveReplicas()).map((r) => r.id));
+    live.delete(this.deps.replica);
     for (const row of await this.deps.store.openSessions()) {
+      if (row.owner && live.has(row.owner)) continue;
       const expired = row.state === SessionState.GRACE_PERIOD && row.deadlineMs <= Date.now();
       if (row.state === SessionState.PENDING || row.resumeHash.length === 0 || expired || this.byName.has(row.name)) {
         const reason = expired
           ? 'its grace period ran out while the control plane was not running'
           : 'the control plane restarted before this session could be resumed';
-        await this.deps.store.transition(row.sessionId, row.state, SessionState.DISCONNECTED, reason);
-        ended++;
+        if (await this.deps.store.transition(row.sessionId, row.state, SessionState.DISCONNECTED, reason, 0, { owner: row.owner, epoch: row.epoch })) ended++;
         continue;
       }
+      const epoch = await this.deps.store.claim(row.sessionId, this.deps.replica, row.epoch);
+      if (epoch === undefined) continue; // another replica took it first
       const session = AgentSession.restore(
         row,
+        epoch,
         caps.get(row.agentId) ?? EMPTY_CAPS,
         await this.deps.store.terminalsOf(row.sessionId),
         this.sessionDeps(),
@@ -230,7 +350,13 @@ export class Registry {
   }
 
   private sessionDeps(): SessionDeps {
-    return { ...this.deps, onEnded: (s) => this.forget(s) };
+    return {
+      ...this.deps,
+      onEnded: (s) => this.forget(s),
+      onLost: (s, reason) => {
+        if (this.bySession.get(s.sessionId) === s) this.drop(s, reason);
+      },
+    };
   }
 
   private forget(s: AgentSession): void {

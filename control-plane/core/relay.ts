@@ -85,6 +85,8 @@ export class TerminalRelay {
   private ownerHoldTimer: NodeJS.Timeout | undefined;
   /** Rebuilt after a restart and the agent has not said yet where the output stands. */
   awaitingAgent = false;
+  /** After a restart or a takeover: how far the resuming agent said its output has got (it resends what was not acknowledged). */
+  private promisedHead = 0;
   /** After a restart: operators still expected back before acknowledging without them. */
   private restoreHold: { waiting: number; timer: NodeJS.Timeout } | undefined;
   /** Operators attached, as last persisted. */
@@ -194,9 +196,11 @@ export class TerminalRelay {
    * on (everything before it was acknowledged by the previous control plane,
    * so every operator had it). The log continues from there.
    */
-  restoreFrom(agentAcked: number): void {
+  restoreFrom(agentAcked: number, agentProduced: number): void {
     if (!this.awaitingAgent) return;
     this.awaitingAgent = false;
+    // What the agent is about to send again may be what a client already had from the previous holder: an offset up to here is valid.
+    this.promisedHead = agentProduced;
     if (agentAcked > this.log.head) this.log.skipTo(agentAcked);
     this.ackedToAgent = agentAcked;
     for (const a of this.attachments) a.pump();
@@ -223,10 +227,11 @@ export class TerminalRelay {
 
   attach(stream: AttachStream, mode: AttachMode, fromSeq: number | undefined, logger: Logger, acks = false): Attachment {
     // Before the agent is back from a restart the head is not known yet: any offset may be right.
-    if (fromSeq !== undefined && fromSeq > this.log.head && !this.awaitingAgent) {
+    const head = Math.max(this.log.head, this.promisedHead);
+    if (fromSeq !== undefined && fromSeq > head && !this.awaitingAgent) {
       throw new ApiError(
         'OUT_OF_RANGE',
-        `from_seq ${fromSeq} was never sent: terminal ${this.id} has produced ${this.log.head} bytes`,
+        `from_seq ${fromSeq} was never sent: terminal ${this.id} has produced ${head} bytes`,
       );
     }
     this.logger = logger;

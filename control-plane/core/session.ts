@@ -38,6 +38,10 @@ export interface SessionDeps {
   logger: Logger;
   relayBuffer: number;
   onEnded(session: AgentSession): void;
+  /** This replica's id: the owner it writes into the store for the sessions it holds. */
+  replica: string;
+  /** The store says another replica holds the session now (a fenced write changed nothing): stop serving it. */
+  onLost(session: AgentSession, reason: string): void;
 }
 
 const OPEN_TIMEOUT_MS = 10_000;
@@ -92,6 +96,8 @@ export class AgentSession {
    * what a restarted (or another) control plane takes it over from.
    */
   private writes: Promise<void> = Promise.resolve();
+  /** The epoch this replica holds the session under (store: sessions.epoch); its writes count only while it is the store's. */
+  epoch = 1;
 
   private constructor(
     readonly sessionId: string,
@@ -113,7 +119,7 @@ export class AgentSession {
     s.persistLater('create', async () => {
       // The agent's row first: the session refers to it.
       await deps.store.upsertAgent(agentId, name, capabilities);
-      await deps.store.createSession(sessionId, agentId, name, resumeHash, state, stateReason);
+      await deps.store.createSession(sessionId, agentId, name, resumeHash, state, stateReason, deps.replica);
     });
     return s;
   }
@@ -124,8 +130,9 @@ export class AgentSession {
    * (a restart is just another grace period), with its terminals' relays
    * rebuilt empty; the agent still holds every byte not acknowledged.
    */
-  static restore(row: OpenSessionRow, capabilities: Capabilities, terminals: TerminalRow[], deps: SessionDeps, reason: string): AgentSession {
+  static restore(row: OpenSessionRow, epoch: number, capabilities: Capabilities, terminals: TerminalRow[], deps: SessionDeps, reason: string): AgentSession {
     const s = new AgentSession(row.sessionId, row.agentId, row.name, capabilities, row.resumeHash, deps);
+    s.epoch = epoch;
     s.state = row.state;
     s.stateReason = row.reason;
     s.stateSinceMs = row.updatedMs;
@@ -303,7 +310,12 @@ export class AgentSession {
       );
     }
     const deadline = this.deadlineMs;
-    this.persistLater('transition', () => this.deps.store.transition(this.sessionId, from, to, reason, deadline));
+    const fence = { owner: this.deps.replica, epoch: this.epoch };
+    this.persistLater('transition', async () => {
+      const held = await this.deps.store.transition(this.sessionId, from, to, reason, deadline, fence);
+      // Another replica took the session over meanwhile: what happens to it is its business now.
+      if (!held && to !== SessionState.DISCONNECTED) this.deps.onLost(this, 'another control plane replica holds this session now');
+    });
     this.logger.info({ from: SessionState[from], to: SessionState[to], reason }, 'session state');
     const change = { msg: { $case: 'state' as const, value: { state: to, reason, deadlineMs: this.deadlineMs } } };
     if (to === SessionState.DISCONNECTED) {

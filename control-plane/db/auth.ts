@@ -119,6 +119,28 @@ export class AuthRepo {
     this.audits = new AuditQueue(db.kysely, opts);
   }
 
+  // ---- revocations, for every replica (cluster/revocations.ts)
+
+  async recordRevocation(uid: string, body: string): Promise<void> {
+    await this.q.insertInto('revocations').values({ uid, body, at_ms: Date.now() }).execute();
+  }
+
+  /** Revocations recorded after row `afterId`, oldest first. */
+  async revocationsAfter(afterId: number): Promise<{ id: number; uid: string; body: string }[]> {
+    const rows = await this.q.selectFrom('revocations').select(['id', 'uid', 'body']).where('id', '>', afterId).orderBy('id').limit(1000).execute();
+    return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  /** The newest revocation's row id (0: none): a replica starting reads on from there. */
+  async lastRevocationId(): Promise<number> {
+    const r = await this.q.selectFrom('revocations').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+    return Number(r?.id ?? 0);
+  }
+
+  async pruneRevocations(beforeMs: number): Promise<void> {
+    await this.q.deleteFrom('revocations').where('at_ms', '<', beforeMs).execute();
+  }
+
   async user(id: string): Promise<UserRow | undefined> {
     const r = await this.q.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
     return r && userRow(r);

@@ -32,10 +32,7 @@ function typesFor(engine: Engine) {
  */
 function baseline(engine: Engine): Migration {
   const t = typesFor(engine);
-  const autoId = (db: Kysely<any>, table: string) =>
-    engine === 'postgres'
-      ? db.schema.createTable(table).ifNotExists().addColumn('id', 'bigint', (c) => c.primaryKey().generatedByDefaultAsIdentity())
-      : db.schema.createTable(table).ifNotExists().addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+  const autoId = (db: Kysely<any>, table: string) => autoIdTable(engine, db, table);
   return {
     async up(db: Kysely<any>) {
       if (engine === 'sqlite') await adoptFirstRelease(db);
@@ -221,11 +218,50 @@ function clusterState(engine: Engine): Migration {
   };
 }
 
+/**
+ * 3: replicas. Each control plane process is a replica with a heartbeat in
+ * `replicas`; each live session has an owner (the replica holding its
+ * agent's streams) and an epoch, raised by one whenever another replica
+ * takes it over, so a replica that lost a session can tell (its writes,
+ * made under the old epoch, change nothing: fencing).
+ */
+/** A table whose `id` the engine numbers. */
+function autoIdTable(engine: Engine, db: Kysely<any>, table: string) {
+  return engine === 'postgres'
+    ? db.schema.createTable(table).ifNotExists().addColumn('id', 'bigint', (c) => c.primaryKey().generatedByDefaultAsIdentity())
+    : db.schema.createTable(table).ifNotExists().addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+}
+
+function replicas(engine: Engine): Migration {
+  const t = typesFor(engine);
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('replicas')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('peer', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('started_ms', t.ms, (c) => c.notNull())
+        .addColumn('heartbeat_ms', t.ms, (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('sessions').addColumn('owner', 'text', (c) => c.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('sessions').addColumn('epoch', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('sessions_owner').on('sessions').column('owner').execute();
+      // Revocations as every replica polls them (cluster/revocations.ts): the bus is fast, the store is sure.
+      await autoIdTable(engine, db, 'revocations')
+        .addColumn('uid', 'text', (c) => c.notNull())
+        .addColumn('at_ms', t.ms, (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 /** Every migration, by name; names sort in the order they apply. */
 export function migrationsFor(engine: Engine): Record<string, Migration> {
   return {
     '0001_baseline': baseline(engine),
     '0002_cluster_state': clusterState(engine),
+    '0003_replicas': replicas(engine),
   };
 }
 

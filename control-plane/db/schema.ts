@@ -26,6 +26,17 @@ export interface SessionsTable {
   /** SHA-256 of the resume token; NULL in rows written before sessions survived restarts. */
   resume_hash: Buffer | null;
   deadline_ms: Generated<number>;
+  /** The replica holding the agent's streams ('' none); the epoch rises with every takeover. */
+  owner: Generated<string>;
+  epoch: Generated<number>;
+}
+
+export interface ReplicasTable {
+  id: string;
+  /** Where other replicas reach it (--peer-listen), '' if nowhere. */
+  peer: Generated<string>;
+  started_ms: number;
+  heartbeat_ms: number;
 }
 
 export interface SessionTransitionsTable {
@@ -88,6 +99,16 @@ export interface GrantsTable {
   created_ms: number;
 }
 
+/** Revocations, for replicas that missed them on the bus (cluster/revocations.ts). */
+export interface RevocationsTable {
+  id: Generated<number>;
+  /** The revocation's own id: each replica applies it once, whichever way it came. */
+  uid: string;
+  at_ms: number;
+  /** The Revocation as JSON (core/access.ts). */
+  body: string;
+}
+
 export interface AuditTable {
   id: Generated<number>;
   at_ms: number;
@@ -135,6 +156,8 @@ export interface RateLimitsTable {
 export interface Database {
   agents: AgentsTable;
   sessions: SessionsTable;
+  replicas: ReplicasTable;
+  revocations: RevocationsTable;
   session_transitions: SessionTransitionsTable;
   terminals: TerminalsTable;
   users: UsersTable;

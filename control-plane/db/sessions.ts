@@ -25,12 +25,21 @@ export interface SessionRow {
   updatedMs: number;
 }
 
-/** A live session as a restarted control plane takes it over. */
+/** A live session as a restarted control plane (or another replica) takes it over. */
 export interface OpenSessionRow extends SessionRow {
   name: string;
   /** SHA-256 of the resume token (the token itself is never stored). */
   resumeHash: Buffer;
   deadlineMs: number;
+  /** The replica holding it ('' none), and the epoch of that holding. */
+  owner: string;
+  epoch: number;
+}
+
+/** A replica's claim on a session: its writes count only while the epoch is the store's. */
+export interface Fence {
+  owner: string;
+  epoch: number;
 }
 
 /** A terminal of a live session, as a restarted control plane rebuilds its relay. */
@@ -87,13 +96,13 @@ export class SessionsRepo {
     }));
   }
 
-  /** The session and its first transition (from SESSION_STATE_UNSPECIFIED), together. */
-  async createSession(sessionId: string, agentId: string, name: string, resumeHash: Buffer, state: SessionState, reason: string): Promise<void> {
+  /** The session (held by `owner`, epoch 1) and its first transition (from SESSION_STATE_UNSPECIFIED), together. */
+  async createSession(sessionId: string, agentId: string, name: string, resumeHash: Buffer, state: SessionState, reason: string, owner = ''): Promise<void> {
     const now = Date.now();
     await this.q.transaction().execute(async (tx) => {
       await tx
         .insertInto('sessions')
-        .values({ session_id: sessionId, agent_id: agentId, state, reason, created_ms: now, updated_ms: now, name, resume_hash: resumeHash })
+        .values({ session_id: sessionId, agent_id: agentId, state, reason, created_ms: now, updated_ms: now, name, resume_hash: resumeHash, owner, epoch: 1 })
         .execute();
       await tx
         .insertInto('session_transitions')
@@ -102,29 +111,142 @@ export class SessionsRepo {
     });
   }
 
-  /** `deadlineMs`: when GRACE_PERIOD or BACKGROUND runs out (0 otherwise); an ended session's terminals are forgotten. */
-  async transition(sessionId: string, from: SessionState, to: SessionState, reason: string, deadlineMs = 0): Promise<void> {
+  /**
+   * `deadlineMs`: when GRACE_PERIOD or BACKGROUND runs out (0 otherwise); an
+   * ended session's terminals are forgotten. With `fence`, only while that
+   * replica still holds the session under that epoch: false when it does
+   * not (another replica took it over), and nothing is written.
+   */
+  async transition(sessionId: string, from: SessionState, to: SessionState, reason: string, deadlineMs = 0, fence?: Fence): Promise<boolean> {
     const now = Date.now();
-    await this.q.transaction().execute(async (tx) => {
-      await tx
-        .updateTable('sessions')
-        .set({ state: to, reason, updated_ms: now, deadline_ms: deadlineMs })
-        .where('session_id', '=', sessionId)
-        .execute();
+    return this.q.transaction().execute(async (tx) => {
+      let update = tx.updateTable('sessions').set({ state: to, reason, updated_ms: now, deadline_ms: deadlineMs }).where('session_id', '=', sessionId);
+      if (fence) update = update.where('owner', '=', fence.owner).where('epoch', '=', fence.epoch);
+      const r = await update.executeTakeFirst();
+      if (fence && Number(r.numUpdatedRows) === 0) return false;
       await tx.insertInto('session_transitions').values({ session_id: sessionId, from_state: from, to_state: to, reason, at_ms: now }).execute();
       if (to === SessionState.DISCONNECTED) await tx.deleteFrom('terminals').where('session_id', '=', sessionId).execute();
+      return true;
     });
   }
 
-  /** Sessions not DISCONNECTED: what a control plane starting up takes over. */
+  /** One live session, as a replica taking it over reads it (undefined: none, or it ended). */
+  async openSession(sessionId: string): Promise<OpenSessionRow | undefined> {
+    const r = await this.q
+      .selectFrom('sessions')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('state', '!=', SessionState.DISCONNECTED)
+      .executeTakeFirst();
+    return r && toOpenRow(r);
+  }
+
+  /** The live session named `name`, if there is one (whichever replica holds it). */
+  async openSessionNamed(name: string): Promise<OpenSessionRow | undefined> {
+    const r = await this.q
+      .selectFrom('sessions')
+      .selectAll()
+      .where('name', '=', name)
+      .where('state', '!=', SessionState.DISCONNECTED)
+      .orderBy('created_ms', 'desc')
+      .executeTakeFirst();
+    return r && toOpenRow(r);
+  }
+
+  /**
+   * Takes a session over for `owner`: the epoch rises by one, only from
+   * `fromEpoch` (a claim made on a stale read changes nothing) and only
+   * while the session is live. Resolves with the new epoch, or undefined.
+   */
+  async claim(sessionId: string, owner: string, fromEpoch: number): Promise<number | undefined> {
+    const r = await this.q
+      .updateTable('sessions')
+      .set({ owner, epoch: fromEpoch + 1, updated_ms: Date.now() })
+      .where('session_id', '=', sessionId)
+      .where('epoch', '=', fromEpoch)
+      .where('state', '!=', SessionState.DISCONNECTED)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1 ? fromEpoch + 1 : undefined;
+  }
+
+  /** One agent's capabilities (what a takeover needs), if it is known. */
+  async agentCapabilities(agentId: string): Promise<Capabilities | undefined> {
+    const r = await this.q.selectFrom('agents').select('capabilities').where('agent_id', '=', agentId).executeTakeFirst();
+    return r && Capabilities.fromPartial(JSON.parse(r.capabilities));
+  }
+
+  /** Forgets one replica's row (it is stopping): the sessions it held are orphans at once. */
+  async forgetReplica(id: string): Promise<void> {
+    await this.q.deleteFrom('replicas').where('id', '=', id).execute();
+  }
+
+  // ---- replicas
+
+  /** A replica's heartbeat (and, first time, its row). */
+  async beat(id: string, peer: string, startedMs: number): Promise<void> {
+    const now = Date.now();
+    await this.q
+      .insertInto('replicas')
+      .values({ id, peer, started_ms: startedMs, heartbeat_ms: now })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_ms: now, peer }))
+      .execute();
+  }
+
+  /** Replicas whose heartbeat is not older than `sinceMs`. */
+  async liveReplicas(sinceMs: number): Promise<{ id: string; peer: string }[]> {
+    return this.q.selectFrom('replicas').select(['id', 'peer']).where('heartbeat_ms', '>=', sinceMs).execute();
+  }
+
+  /** Forgets replicas not heard from since `beforeMs` (their rows only: their sessions are swept apart). */
+  async forgetReplicas(beforeMs: number): Promise<void> {
+    await this.q.deleteFrom('replicas').where('heartbeat_ms', '<', beforeMs).execute();
+  }
+
+  /**
+   * Sessions whose holder is gone (not among `live`): the live ones go to
+   * GRACE_PERIOD now (their agent may come back to any replica within it),
+   * and those whose grace period ran out end, each by exactly one caller
+   * (the UPDATE decides). Resolves with what changed.
+   */
+  async sweepOrphans(live: string[], gracePeriodMs: number): Promise<{ graced: string[]; ended: OpenSessionRow[] }> {
+    const now = Date.now();
+    return this.q.transaction().execute(async (tx) => {
+      const graced = await tx
+        .updateTable('sessions')
+        .set({ state: SessionState.GRACE_PERIOD, reason: 'its control plane replica stopped answering', deadline_ms: now + gracePeriodMs, updated_ms: now, owner: '' })
+        .where('state', 'in', [SessionState.CONNECTED, SessionState.BACKGROUND, SessionState.PENDING])
+        .where((eb) => (live.length > 0 ? eb('owner', 'not in', live) : eb.val(true)))
+        .returning(['session_id', 'state'])
+        .execute();
+      for (const g of graced) {
+        await tx
+          .insertInto('session_transitions')
+          .values({ session_id: g.session_id, from_state: SessionState.CONNECTED, to_state: SessionState.GRACE_PERIOD, reason: 'its control plane replica stopped answering', at_ms: now })
+          .execute();
+      }
+      const ended = await tx
+        .updateTable('sessions')
+        .set({ state: SessionState.DISCONNECTED, reason: 'its grace period ran out', updated_ms: now, deadline_ms: 0 })
+        .where('state', '=', SessionState.GRACE_PERIOD)
+        .where('deadline_ms', '<=', now)
+        .where((eb) => (live.length > 0 ? eb.or([eb('owner', '=', ''), eb('owner', 'not in', live)]) : eb.val(true)))
+        .returningAll()
+        .execute();
+      for (const e of ended) {
+        await tx
+          .insertInto('session_transitions')
+          .values({ session_id: e.session_id, from_state: SessionState.GRACE_PERIOD, to_state: SessionState.DISCONNECTED, reason: 'its grace period ran out', at_ms: now })
+          .execute();
+        await tx.deleteFrom('terminals').where('session_id', '=', e.session_id).execute();
+      }
+      return { graced: graced.map((g) => g.session_id), ended: ended.map(toOpenRow) };
+    });
+  }
+
+  /** Sessions not DISCONNECTED: what a control plane starting up may take over. */
   async openSessions(): Promise<OpenSessionRow[]> {
     const rows = await this.q.selectFrom('sessions').selectAll().where('state', '!=', SessionState.DISCONNECTED).execute();
-    return rows.map((r) => ({
-      ...toSessionRow(r),
-      name: r.name,
-      resumeHash: r.resume_hash ?? Buffer.alloc(0),
-      deadlineMs: r.deadline_ms,
-    }));
+    return rows.map(toOpenRow);
   }
 
   async putTerminal(t: TerminalRow): Promise<void> {
@@ -187,6 +309,17 @@ export class SessionsRepo {
     const rows = await this.q.selectFrom('session_transitions').selectAll().where('session_id', '=', sessionId).orderBy('id').execute();
     return rows.map((r) => ({ sessionId: r.session_id, from: r.from_state, to: r.to_state, reason: r.reason, atMs: r.at_ms }));
   }
+}
+
+function toOpenRow(r: Selectable<SessionsTable>): OpenSessionRow {
+  return {
+    ...toSessionRow(r),
+    name: r.name,
+    resumeHash: r.resume_hash ?? Buffer.alloc(0),
+    deadlineMs: r.deadline_ms,
+    owner: r.owner,
+    epoch: r.epoch,
+  };
 }
 
 function toSessionRow(r: Selectable<SessionsTable>): SessionRow {

@@ -4,15 +4,17 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { AgentMessage, ControlMessage, Encoded } from '../../../protocol';
 import type { Access } from '../../core/access';
 import type { AgentLinks } from '../../core/agentLink';
-import { agentStream, feed, whenAuthenticated } from './streams';
+import { agentStream, callContext, feed, whenAuthenticated } from './streams';
 
 type AgentCall = ServerDuplexStream<AgentMessage, ControlMessage | Encoded>;
 
 export function agentServiceHandlers(links: AgentLinks, access: Access) {
+  // A refusal is the link's to audit and answer (links.refuse), below.
+  const auth = { authenticate: (call: Parameters<typeof callContext>[1]) => callContext(access, call), refused: () => {} };
   const serve = (call: AgentCall, what: string, action: string, open: 'connect' | 'bulk') => {
     const stream = agentStream(call as ServerDuplexStream<unknown, ControlMessage | Encoded>);
     whenAuthenticated(
-      access,
+      auth,
       call,
       (ctx) => feed(call, links[open](ctx, stream), `agent's ${what}`),
       (e) => links.refuse(stream, what === 'stream' ? 'agent' : 'agent file stream', action, call.getPeer(), e),

@@ -17,9 +17,9 @@ import {
 import type { Access } from '../../core/access';
 import type { authCalls } from '../../core/authCalls';
 import type { ClientCalls } from '../../core/clientCalls';
-import { isRefusal } from '../../core/errors';
+import type { ApiError } from '../../core/errors';
 import type { UnaryCall } from '../../core/unary';
-import { clientStream, feed, whenAuthenticated } from './streams';
+import { clientAuthenticator, clientStream, feed, whenAuthenticated, type Authenticator } from './streams';
 import { grpcUnary } from './unary';
 import { grpcStatus } from './status';
 
@@ -27,25 +27,29 @@ import { grpcStatus } from './status';
 const fastChunks = (m: DownloadMessage): DownloadMessage | Encoded =>
   m.msg?.$case === 'chunk' ? encodeFileChunkEnvelope(FILE_CHUNK_FIELD.download, m.msg.value.requestId, m.msg.value.offset, m.msg.value.data) : m;
 
-export function clientServiceHandlers(calls: ClientCalls, access: Access) {
-  /** A stream whose token is refused: audited (the core never saw it), then ended with UNAUTHENTICATED. */
-  const refuse = (action: string, call: { getPeer(): string; emit(e: 'error', s: unknown): boolean }) => (e: unknown) => {
-    if (isRefusal(e)) access.audit(undefined, { action, ok: false, detail: e.message, peer: call.getPeer() });
+/**
+ * The calls that concern one machine, served to whoever `auth` admits:
+ * clients on the client port (ClientService), other replicas forwarding
+ * their clients' calls on the peer port (PeerService, transports/peer/).
+ */
+export function machineCallHandlers(calls: ClientCalls, auth: Authenticator) {
+  /** A stream whose caller is refused: audited or logged (the core never saw it), then ended with its status. */
+  const refuse = (action: string, call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>) => (e: ApiError) => {
+    auth.refused(action, call, e);
     call.emit('error', grpcStatus(e));
   };
   return {
-    listMachines: grpcUnary(access, 'list', calls.listMachines),
-    openTerminal: grpcUnary(access, 'open', calls.openTerminal),
-    listTerminals: grpcUnary(access, 'list', calls.listTerminals),
-    closeTerminal: grpcUnary(access, 'close', calls.closeTerminal),
-    listFiles: grpcUnary(access, 'file-list', calls.listFiles),
-    statFile: grpcUnary(access, 'file-stat', calls.statFile),
-    makeDirectory: grpcUnary(access, 'file-mkdir', calls.makeDirectory),
-    removeFile: grpcUnary(access, 'file-remove', calls.removeFile),
-    renameFile: grpcUnary(access, 'file-rename', calls.renameFile),
+    openTerminal: grpcUnary(auth, 'open', calls.openTerminal),
+    listTerminals: grpcUnary(auth, 'list', calls.listTerminals),
+    closeTerminal: grpcUnary(auth, 'close', calls.closeTerminal),
+    listFiles: grpcUnary(auth, 'file-list', calls.listFiles),
+    statFile: grpcUnary(auth, 'file-stat', calls.statFile),
+    makeDirectory: grpcUnary(auth, 'file-mkdir', calls.makeDirectory),
+    removeFile: grpcUnary(auth, 'file-remove', calls.removeFile),
+    renameFile: grpcUnary(auth, 'file-rename', calls.renameFile),
 
     attach(call: ServerDuplexStream<ClientMessage, ServerMessage | Encoded>): void {
-      whenAuthenticated(access, call, (ctx) => feed(call, calls.attach(ctx, clientStream(call)), 'client'), refuse('attach', call));
+      whenAuthenticated(auth, call, (ctx) => feed(call, calls.attach(ctx, clientStream(call)), 'client'), refuse('attach', call));
     },
 
     download(call: ServerWritableStream<DownloadRequest, DownloadMessage | Encoded>): void {
@@ -57,7 +61,7 @@ export function clientServiceHandlers(calls: ClientCalls, access: Access) {
         gone?.('the client went away');
       });
       whenAuthenticated(
-        access,
+        auth,
         call,
         (ctx) => {
           const handle = calls.download(ctx, call.request, clientStream(call, fastChunks));
@@ -69,9 +73,15 @@ export function clientServiceHandlers(calls: ClientCalls, access: Access) {
     },
 
     upload(call: ServerDuplexStream<UploadMessage, UploadReply>): void {
-      whenAuthenticated(access, call, (ctx) => feed(call, calls.upload(ctx, clientStream(call)), 'client'), refuse('file-write', call));
+      whenAuthenticated(auth, call, (ctx) => feed(call, calls.upload(ctx, clientStream(call)), 'client'), refuse('file-write', call));
     },
   };
+}
+
+/** ClientService: the machine list, and every call on one machine. */
+export function clientServiceHandlers(calls: ClientCalls, access: Access) {
+  const auth = clientAuthenticator(access);
+  return { listMachines: grpcUnary(auth, 'list', calls.listMachines), ...machineCallHandlers(calls, auth) };
 }
 
 export function authServiceHandlers(auth: ReturnType<typeof authCalls>, access: Access): UntypedServiceImplementation {
@@ -82,6 +92,7 @@ export function authServiceHandlers(auth: ReturnType<typeof authCalls>, access: 
     },
   };
   // Each call's action in the audit is its name (whoAmI, createToken, ...) when its token is refused.
-  for (const [name, fn] of Object.entries(authed)) handlers[name] = grpcUnary(access, name, fn as UnaryCall<unknown, unknown>) as UntypedHandleCall;
+  const client = clientAuthenticator(access);
+  for (const [name, fn] of Object.entries(authed)) handlers[name] = grpcUnary(client, name, fn as UnaryCall<unknown, unknown>) as UntypedHandleCall;
   return handlers;
 }

@@ -11,16 +11,39 @@
 import type { ServerDuplexStream, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import type { ControlMessage, Encoded } from '../../../protocol';
 import type { Access } from '../../core/access';
-import { ApiError, asApiError } from '../../core/errors';
+import { ApiError, asApiError, isRefusal } from '../../core/errors';
 import type { AgentStream, CallContext, ClientStream, Inbound } from '../../core/ports';
 import { grpcStatus } from './status';
 
-type AnyServerCall = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>;
+export type AnyServerCall = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>;
+
+/**
+ * Who may call a port's services: clients by their bearer token (the
+ * client port), other replicas by the cluster secret (the peer port,
+ * transports/peer/).
+ */
+export interface Authenticator {
+  authenticate(call: AnyServerCall): Promise<CallContext>;
+  /** A call refused before the core saw it: the audit (clients) or the log (peers). */
+  refused(action: string, call: AnyServerCall, e: ApiError): void;
+}
 
 /** The caller of a gRPC call, from its `authorization` metadata. */
 export async function callContext(access: Access, call: AnyServerCall): Promise<CallContext> {
   const header = call.metadata.get('authorization')[0];
   return { principal: await access.authenticate(header), peer: call.getPeer() };
+}
+
+/** Clients, by the bearer token in their metadata; a refusal is audited with the machine the request names. */
+export function clientAuthenticator(access: Access): Authenticator {
+  return {
+    authenticate: (call) => callContext(access, call),
+    refused: (action, call, e) => {
+      if (!isRefusal(e)) return;
+      const machine = (call as { request?: { machine?: unknown } }).request?.machine;
+      access.audit(undefined, { action, ok: false, detail: e.message, peer: call.getPeer(), machine: typeof machine === 'string' ? machine : '' });
+    },
+  };
 }
 
 /** True once the call has ended on either side. */
@@ -81,12 +104,12 @@ export function feed<In>(call: ServerDuplexStream<In, unknown>, inbound: Inbound
  * `refuse` (which ends the call its own way). Nothing is read meanwhile.
  */
 export function whenAuthenticated(
-  access: Access,
+  auth: Authenticator,
   call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
   start: (ctx: CallContext) => void,
   refuse: (e: ApiError) => void,
 ): void {
-  callContext(access, call).then(
+  auth.authenticate(call).then(
     (ctx) => {
       if (!isOver(call)) start(ctx);
     },

@@ -1036,6 +1036,24 @@ export interface GatewayStreamEnd {
   error: StreamError | undefined;
 }
 
+/** The caller of a forwarded call, as the replica that received it verified it. */
+export interface ForwardedCaller {
+  kind: TokenKind;
+  tokenId: string;
+  userId: string;
+  userName: string;
+  admin: boolean;
+  /** a token bound to one machine (SHARE, AGENT) */
+  machine: string;
+  /** a SHARE token's terminal */
+  terminalId: string;
+  expiresMs: number;
+  /** the client's address, as the forwarding replica saw it */
+  peer: string;
+  /** the forwarding replica's id */
+  replica: string;
+}
+
 function createBaseTerminalSpec(): TerminalSpec {
   return { kind: 0, argv: [], shellCommand: "", pty: false, cols: 0, rows: 0, cwd: "", env: {}, title: "" };
 }
@@ -11548,6 +11566,180 @@ export const GatewayStreamEnd: MessageFns<GatewayStreamEnd> = {
   },
 };
 
+function createBaseForwardedCaller(): ForwardedCaller {
+  return {
+    kind: 0,
+    tokenId: "",
+    userId: "",
+    userName: "",
+    admin: false,
+    machine: "",
+    terminalId: "",
+    expiresMs: 0,
+    peer: "",
+    replica: "",
+  };
+}
+
+export const ForwardedCaller: MessageFns<ForwardedCaller> = {
+  encode(message: ForwardedCaller, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.tokenId !== "") {
+      writer.uint32(18).string(message.tokenId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(26).string(message.userId);
+    }
+    if (message.userName !== "") {
+      writer.uint32(34).string(message.userName);
+    }
+    if (message.admin !== false) {
+      writer.uint32(40).bool(message.admin);
+    }
+    if (message.machine !== "") {
+      writer.uint32(50).string(message.machine);
+    }
+    if (message.terminalId !== "") {
+      writer.uint32(58).string(message.terminalId);
+    }
+    if (message.expiresMs !== 0) {
+      writer.uint32(64).int64(message.expiresMs);
+    }
+    if (message.peer !== "") {
+      writer.uint32(74).string(message.peer);
+    }
+    if (message.replica !== "") {
+      writer.uint32(82).string(message.replica);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardedCaller {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardedCaller();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.userName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.admin = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.machine = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.terminalId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.expiresMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ForwardedCaller>, I>>(base?: I): ForwardedCaller {
+    return ForwardedCaller.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ForwardedCaller>, I>>(object: I): ForwardedCaller {
+    const message = createBaseForwardedCaller();
+    message.kind = object.kind ?? 0;
+    message.tokenId = object.tokenId ?? "";
+    message.userId = object.userId ?? "";
+    message.userName = object.userName ?? "";
+    message.admin = object.admin ?? false;
+    message.machine = object.machine ?? "";
+    message.terminalId = object.terminalId ?? "";
+    message.expiresMs = object.expiresMs ?? 0;
+    message.peer = object.peer ?? "";
+    message.replica = object.replica ?? "";
+    return message;
+  },
+};
+
 export type AgentServiceDefinition = typeof AgentServiceDefinition;
 export const AgentServiceDefinition = {
   name: "AgentService",
@@ -11843,6 +12035,114 @@ export const AuthServiceDefinition = {
       requestStream: false,
       responseType: ListAuditResponse as typeof ListAuditResponse,
       responseStream: false,
+      options: {},
+    },
+  },
+} as const;
+
+/**
+ * Between replicas of one control plane, on each replica's --peer-listen
+ * address. A client may reach any replica; a machine's agent is on one, its
+ * owner. The replica the client reached authenticates the call and checks
+ * its rights, then forwards it here, to the owner, with the caller it
+ * verified (metadata `cmdop-caller-bin`: a ForwardedCaller) and the
+ * cluster's secret (metadata `authorization: Cluster <secret>`). The owner
+ * serves it as it serves its own clients' calls; terminal and file bytes go
+ * replica to replica on these streams, with HTTP/2 flow control end to end,
+ * never through the bus. The methods are ClientService's that concern one
+ * machine (the machine list is read from the store by any replica).
+ */
+export type PeerServiceDefinition = typeof PeerServiceDefinition;
+export const PeerServiceDefinition = {
+  name: "PeerService",
+  fullName: "cmdop.v1.PeerService",
+  methods: {
+    openTerminal: {
+      name: "OpenTerminal",
+      requestType: OpenTerminalRequest as typeof OpenTerminalRequest,
+      requestStream: false,
+      responseType: TerminalInfo as typeof TerminalInfo,
+      responseStream: false,
+      options: {},
+    },
+    listTerminals: {
+      name: "ListTerminals",
+      requestType: ListTerminalsRequest as typeof ListTerminalsRequest,
+      requestStream: false,
+      responseType: ListTerminalsResponse as typeof ListTerminalsResponse,
+      responseStream: false,
+      options: {},
+    },
+    closeTerminal: {
+      name: "CloseTerminal",
+      requestType: CloseTerminalRequest as typeof CloseTerminalRequest,
+      requestStream: false,
+      responseType: CloseTerminalResponse as typeof CloseTerminalResponse,
+      responseStream: false,
+      options: {},
+    },
+    attach: {
+      name: "Attach",
+      requestType: ClientMessage as typeof ClientMessage,
+      requestStream: true,
+      responseType: ServerMessage as typeof ServerMessage,
+      responseStream: true,
+      options: {},
+    },
+    listFiles: {
+      name: "ListFiles",
+      requestType: ListFilesRequest as typeof ListFilesRequest,
+      requestStream: false,
+      responseType: ListFilesResponse as typeof ListFilesResponse,
+      responseStream: false,
+      options: {},
+    },
+    statFile: {
+      name: "StatFile",
+      requestType: FilePathRequest as typeof FilePathRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    makeDirectory: {
+      name: "MakeDirectory",
+      requestType: MakeDirectoryRequest as typeof MakeDirectoryRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    removeFile: {
+      name: "RemoveFile",
+      requestType: RemoveFileRequest as typeof RemoveFileRequest,
+      requestStream: false,
+      responseType: RemoveFileResponse as typeof RemoveFileResponse,
+      responseStream: false,
+      options: {},
+    },
+    renameFile: {
+      name: "RenameFile",
+      requestType: RenameFileRequest as typeof RenameFileRequest,
+      requestStream: false,
+      responseType: FileEntry as typeof FileEntry,
+      responseStream: false,
+      options: {},
+    },
+    download: {
+      name: "Download",
+      requestType: DownloadRequest as typeof DownloadRequest,
+      requestStream: false,
+      responseType: DownloadMessage as typeof DownloadMessage,
+      responseStream: true,
+      options: {},
+    },
+    upload: {
+      name: "Upload",
+      requestType: UploadMessage as typeof UploadMessage,
+      requestStream: true,
+      responseType: UploadReply as typeof UploadReply,
+      responseStream: true,
       options: {},
     },
   },
