@@ -20,6 +20,8 @@ export interface Postgres {
   adminUrl: string;
   /** A new, empty database; returns its URL. */
   newDatabase(prefix?: string): Promise<string>;
+  /** Stops the server and starts it again on the same port and data (a database restart, as an upgrade does). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,12 +98,8 @@ export async function startPostgres(): Promise<Postgres> {
     throw new Error(`initdb failed (${code}): ${initOut.slice(-2000)}`);
   }
 
-  // A port picked free can be taken before postgres binds it: try a few.
-  let server: ChildProcess | undefined;
-  let port = 0;
-  let log = '';
-  for (let attempt = 0; attempt < 5 && !server; attempt++) {
-    port = await freePort();
+  /** One postgres process on `port` over the data directory; undefined if it did not come up (the log says why). */
+  const spawnServer = async (port: number): Promise<{ proc?: ChildProcess; log: string }> => {
     const p = spawn(
       path.join(bin, 'postgres'),
       [
@@ -118,7 +116,7 @@ export async function startPostgres(): Promise<Postgres> {
       { ...opts, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     running.add(p);
-    log = '';
+    let log = '';
     p.stdout!.on('data', (d: Buffer) => (log += d));
     p.stderr!.on('data', (d: Buffer) => (log += d));
     const ready = await new Promise<boolean>((resolve) => {
@@ -135,18 +133,34 @@ export async function startPostgres(): Promise<Postgres> {
         resolve(false);
       });
     });
-    if (ready) server = p;
-    else {
-      p.kill('SIGQUIT');
-      running.delete(p);
-      if (!/could not bind|Address already in use/.test(log)) break;
-    }
+    if (ready) return { proc: p, log };
+    p.kill('SIGQUIT');
+    running.delete(p);
+    return { log };
+  };
+
+  // A port picked free can be taken before postgres binds it: try a few.
+  let server: ChildProcess | undefined;
+  let port = 0;
+  let log = '';
+  for (let attempt = 0; attempt < 5 && !server; attempt++) {
+    port = await freePort();
+    ({ proc: server, log } = await spawnServer(port));
+    if (!server && !/could not bind|Address already in use/.test(log)) break;
   }
   if (!server) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw new Error(`postgres did not start: ${log.slice(-2000)}`);
   }
-  const srv = server;
+  let srv = server;
+  /** Ends the server process (SIGINT: a fast shutdown) and resolves once it is gone. */
+  const halt = (p: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) return resolve();
+      p.once('exit', () => resolve());
+      p.kill('SIGINT');
+      setTimeout(() => p.kill('SIGQUIT'), 10_000).unref();
+    });
 
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let n = 0;
@@ -164,18 +178,17 @@ export async function startPostgres(): Promise<Postgres> {
       }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
+    async restart() {
+      await halt(srv);
+      running.delete(srv);
+      const { proc, log: out } = await spawnServer(port);
+      if (!proc) throw new Error(`postgres did not start again on ${port}: ${out.slice(-2000)}`);
+      srv = proc;
+    },
     stop() {
-      stopped ??= new Promise<void>((resolve) => {
-        const done = () => {
-          running.delete(srv);
-          fs.rmSync(dir, { recursive: true, force: true });
-          resolve();
-        };
-        if (srv.exitCode !== null || srv.signalCode !== null) return done();
-        srv.once('exit', done);
-        // SIGINT: fast shutdown (disconnects clients, no checkpoint wait beyond the shutdown one).
-        srv.kill('SIGINT');
-        setTimeout(() => srv.kill('SIGQUIT'), 10_000).unref();
+      stopped ??= halt(srv).then(() => {
+        running.delete(srv);
+        fs.rmSync(dir, { recursive: true, force: true });
       });
       return stopped;
     },
