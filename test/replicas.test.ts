@@ -195,6 +195,10 @@ describe('replicas on one store and one bus', () => {
       const user = new CmdopClient({ server: addr(2), token: issued.token, machine: 'files' });
       try {
         const shell = await user.terminal.open();
+        // The machine list through a replica that does not hold it: live figures, from the holder.
+        const seen = (await admin.machines.list()).find((m) => m.name === 'files');
+        assert.ok(seen?.lastHeartbeat, `the agent's heartbeat figures: ${JSON.stringify(seen)}`);
+        assert.deepEqual(seen.terminals.map((t) => t.terminalId), [shell.terminalId]);
         const ended = shell.done.then(() => new Error('ended without an error'), (e: Error) => e);
         const t0 = Date.now();
         await admin.auth.revokeToken(issued.info!.id);
@@ -209,6 +213,40 @@ describe('replicas on one store and one bus', () => {
     } finally {
       agent.kill('SIGTERM');
       await exited(agent);
+    }
+  });
+
+  it('the owner is killed mid-upload through another replica: the transfer resumes and the MD5 matches', async () => {
+    const agent = await startAgent('upl', list());
+    const src = path.join(dir, 'upload-src.bin');
+    await runShell(`head -c 300M /dev/urandom > ${src}`);
+    const destDir = fs.mkdtempSync(path.join(dir, 'dest-'));
+    const dest = path.join(destDir, 'copy.bin');
+    try {
+      // Owner: replica 0; the upload goes through replicas 1 and 2.
+      const client = new CmdopClient({ server: `${addr(1)},${addr(2)}`, token, machine: 'upl' });
+      try {
+        const up = client.files.upload(src, dest);
+        // The partial file (hidden, in the destination's directory) has grown: the owner is mid-upload.
+        const written = () => fs.readdirSync(destDir).reduce((n, f) => n + fs.statSync(path.join(destDir, f)).size, 0);
+        await eventually(() => written() > 30 * 1024 * 1024, 60_000, 'the upload under way');
+        replicas[0].kill('SIGKILL');
+        await exited(replicas[0]);
+        const r = await up;
+        assert.ok(r.resumes >= 1, `resumed (${r.resumes} times), not started again`);
+        assert.equal(r.size, 300 * 1024 * 1024);
+      } finally {
+        client.close();
+      }
+      const md5 = (f: string) => crypto.createHash('md5').update(fs.readFileSync(f)).digest('hex');
+      assert.equal(md5(dest), md5(src));
+      assert.deepEqual(fs.readdirSync(destDir), ['copy.bin'], 'no partial file left behind');
+    } finally {
+      fs.rmSync(src, { force: true });
+      fs.rmSync(destDir, { recursive: true, force: true });
+      agent.kill('SIGTERM');
+      await exited(agent);
+      await startReplica(0);
     }
   });
 

@@ -19,6 +19,7 @@ import {
   ListFilesResponse,
   ListMachinesRequest,
   ListMachinesResponse,
+  MachineInfo,
   ListTerminalsRequest,
   ListTerminalsResponse,
   MakeDirectoryRequest,
@@ -65,6 +66,9 @@ function checkPath(path: string, what = 'path'): void {
 export function agentTransferId(userId: string, transferId: string): string {
   return crypto.createHash('sha256').update(`${userId}\0${transferId}`).digest('base64url').slice(0, 32);
 }
+
+/** How long the machine list waits for another replica's live figures. */
+const PEER_LIST_MS = 1000;
 
 /** `stream`, and `finished` once the core ends or fails it. */
 function whenFinished<T>(stream: ClientStream<T>, finished: () => void): ClientStream<T> {
@@ -154,11 +158,38 @@ export class ClientCalls {
 
   // ---- machines and terminals
 
-  readonly listMachines = this.unary<ListMachinesRequest, ListMachinesResponse>('list', async (_req, p) => {
+  readonly listMachines = this.unary<ListMachinesRequest, ListMachinesResponse>('list', async (_req, p, peer) => {
     const visible = await this.access.visibleMachines(p);
-    const machines = await this.registry.listMachines();
+    const machines = await this.withLiveFigures(await this.registry.listMachines(), { principal: p, peer });
     return { machines: visible ? machines.filter((m) => visible.has(m.name)) : machines };
   });
+
+  /**
+   * What another replica asks for (PeerService.ListMachines): the machines
+   * whose sessions this one holds, with their live figures.
+   */
+  readonly heldMachines = this.unary<ListMachinesRequest, ListMachinesResponse>('list', async () => ({
+    machines: this.registry.sessions().map((s) => s.info()),
+  }));
+
+  /**
+   * The store knows where each session is, not its agent's latest
+   * heartbeat or its terminals: those come from the replica holding it.
+   * One that does not answer within PEER_LIST_MS leaves the store's view.
+   */
+  private async withLiveFigures(machines: MachineInfo[], ctx: CallContext): Promise<MachineInfo[]> {
+    if (!this.forwarder) return machines;
+    const held = await Promise.all(
+      (await this.registry.peers()).map((to) =>
+        Promise.race([
+          this.forwarder!.unary(to, 'listMachines', ctx, {}).then((r) => (r as ListMachinesResponse).machines, () => []),
+          new Promise<MachineInfo[]>((resolve) => setTimeout(() => resolve([]), PEER_LIST_MS).unref()),
+        ]),
+      ),
+    );
+    const live = new Map(held.flat().map((m) => [m.sessionId, m]));
+    return machines.map((m) => live.get(m.sessionId) ?? m);
+  }
 
   readonly openTerminal = this.unary<OpenTerminalRequest, TerminalInfo>('open', async (req, p, peer) => {
     await this.access.require(p, req.machine, AttachMode.OPERATOR);

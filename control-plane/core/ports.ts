@@ -48,7 +48,7 @@ export interface Inbound<In> {
 }
 
 /** The unary calls one machine's owner serves for another replica (PeerService). */
-export type ForwardedUnary = 'openTerminal' | 'listTerminals' | 'closeTerminal' | 'listFiles' | 'statFile' | 'makeDirectory' | 'removeFile' | 'renameFile';
+export type ForwardedUnary = 'listMachines' | 'openTerminal' | 'listTerminals' | 'closeTerminal' | 'listFiles' | 'statFile' | 'makeDirectory' | 'removeFile' | 'renameFile';
 
 /**
  * The link to the other replicas (transports/peer/): a call for a machine

@@ -189,6 +189,11 @@ export class Registry {
     return { graced: r.graced, ended: r.ended.map((e) => e.name) };
   }
 
+  /** The other live replicas that take forwarded calls (their --peer-listen). */
+  async peers(): Promise<ReplicaRef[]> {
+    return (await this.liveReplicas()).filter((r) => r.id !== this.deps.replica && r.peer);
+  }
+
   /** The replicas alive now (this one included). */
   private async liveReplicas(): Promise<ReplicaRef[]> {
     if (this.deps.alone) return [{ id: this.deps.replica, peer: '' }];

@@ -10,6 +10,7 @@ import { HTTP2_WINDOW, MAX_AGENT_MESSAGE, PeerServiceDefinition, toGrpcService }
 import type { ClientCalls } from '../../core/clientCalls';
 import type { Logger } from '../../../lib/logger';
 import { machineCallHandlers } from '../grpc/clientService';
+import { grpcUnary } from '../grpc/unary';
 import type { Authenticator } from '../grpc/streams';
 import { forwardedContext } from './caller';
 
@@ -35,7 +36,10 @@ export async function startPeerPort(opts: { host: string; port: number; secret: 
   const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, unknown>; noDelay?: boolean } }).commonServerOptions;
   http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
   http2Options.noDelay = true;
-  server.addService(toGrpcService(PeerServiceDefinition), machineCallHandlers(opts.calls, auth));
+  server.addService(toGrpcService(PeerServiceDefinition), {
+    ...machineCallHandlers(opts.calls, auth),
+    listMachines: grpcUnary(auth, 'list', opts.calls.heldMachines),
+  });
   const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${bindHost}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>

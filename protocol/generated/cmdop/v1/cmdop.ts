@@ -12050,13 +12050,23 @@ export const AuthServiceDefinition = {
  * serves it as it serves its own clients' calls; terminal and file bytes go
  * replica to replica on these streams, with HTTP/2 flow control end to end,
  * never through the bus. The methods are ClientService's that concern one
- * machine (the machine list is read from the store by any replica).
+ * machine, and ListMachines, which answers with the machines whose sessions
+ * this replica holds (live figures: heartbeat metrics, terminals); the
+ * replica a client asked merges them into what the store says.
  */
 export type PeerServiceDefinition = typeof PeerServiceDefinition;
 export const PeerServiceDefinition = {
   name: "PeerService",
   fullName: "cmdop.v1.PeerService",
   methods: {
+    listMachines: {
+      name: "ListMachines",
+      requestType: ListMachinesRequest as typeof ListMachinesRequest,
+      requestStream: false,
+      responseType: ListMachinesResponse as typeof ListMachinesResponse,
+      responseStream: false,
+      options: {},
+    },
     openTerminal: {
       name: "OpenTerminal",
       requestType: OpenTerminalRequest as typeof OpenTerminalRequest,
