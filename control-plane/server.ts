@@ -262,14 +262,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const address = grpcPort.address;
   // The peer port last: once the others can find it (the store), every call it takes can be served.
   const peerPort = opts.peer
-    ? await startPeerPort({ ...parseListen(opts.peer.listen), secret: opts.peer.secret, calls, logger }).catch(async (e: Error) => {
+    ? await startPeerPort({ ...parseListen(opts.peer.listen), secret: opts.peer.secret, tls: opts.tls, calls, logger }).catch(async (e: Error) => {
         await grpcPort.close(0);
         await web.close();
         await db.close();
         throw e;
       })
     : undefined;
-  if (peerPort) await replica.advertise(peerPort.address);
+  if (peerPort) await replica.advertise(peerPort.address, opts.tls?.certPem);
   logger.info({ address, peer: peerPort?.address, dataDir: opts.dataDir }, 'control plane listening');
 
   return {

@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import tls from 'node:tls';
 import pg from 'pg';
 import { SessionState } from '../protocol';
 import { CmdopClient } from '../sdk';
@@ -387,5 +388,78 @@ describe('replicas on one store and one bus', () => {
     const m = (await runCli(['machines', '--json'], { server: `127.0.0.1:${ports[1]}`, env: { CMDOP_TOKEN: token } })).stdout.toString();
     assert.match(m, /lonely/);
     await startReplica(0);
+  });
+});
+
+describe('replicas with TLS: the peer link is TLS too, pinned to the certificate each replica recorded in the store', () => {
+  let db: Postgres;
+  let nats: NatsServer;
+  let store: string;
+  let dir: string;
+  const addrs: string[] = [];
+  const procs: ChildProcess[] = [];
+  before(async () => {
+    db = await startPostgres();
+    store = await db.newDatabase('cmdop_replicas_tls');
+    nats = await startNats();
+    dir = tempDir();
+    for (const i of [0, 1]) {
+      const port = await freePort();
+      // Each its own data dir, so each its own self-signed certificate: the link must pin the right one.
+      const p = track(
+        spawn(process.execPath, [CLI, 'server', '--listen', `127.0.0.1:${port}`, '--web-listen', '127.0.0.1:0', '--data-dir', path.join(dir, `r${i}`),
+          '--tls', '--store', store, '--bus', nats.url, '--peer-listen', '127.0.0.1:0'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...cliEnv(), CMDOP_RELAUNCH: '0', CMDOP_CLUSTER_SECRET: SECRET },
+        }),
+      );
+      await waitForLine(p, /listening on/, 30_000);
+      procs.push(p);
+      addrs.push(`grpcs://127.0.0.1:${port}`);
+    }
+  });
+  after(async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    await nats?.stop();
+    await db?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an exec through the replica that does not hold the machine; the peer port presents the certificate the store holds for it', async () => {
+    const env = { CMDOP_TOKEN: fs.readFileSync(path.join(dir, 'r0', 'admin.token'), 'utf8').trim() };
+    const enroll = await runCli(['agents', 'enroll', '--name', 'tlsbox'], { server: addrs[0], env });
+    assert.equal(enroll.code, 0, enroll.stderr.toString());
+    const agent = track(
+      spawn(process.execPath, [CLI, 'agent', '--server', addrs[0], '--name', 'tlsbox', '--state-dir', path.join(dir, 'agent'), '--enroll-token', enroll.stdout.toString().trim()], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: cliEnv(undefined, { CMDOP_TOKEN: '' }),
+      }),
+    );
+    try {
+      await waitForLine(agent, /connected/, 20_000);
+      const r = await runCli(['exec', 'tlsbox', '--', 'echo', 'over-tls'], { server: addrs[1], env });
+      assert.equal(r.code, 0, r.stderr.toString());
+      assert.equal(r.stdout.toString(), 'over-tls\n');
+      const c = new pg.Client({ connectionString: store });
+      await c.connect();
+      const rows = (await c.query('select peer, peer_cert from replicas')).rows as { peer: string; peer_cert: string }[];
+      await c.end();
+      assert.equal(rows.length, 2);
+      for (const row of rows) {
+        assert.match(row.peer_cert, /BEGIN CERTIFICATE/);
+        const [host, port] = [row.peer.slice(0, row.peer.lastIndexOf(':')), Number(row.peer.slice(row.peer.lastIndexOf(':') + 1))];
+        const presented = await new Promise<string>((resolve, reject) => {
+          const s = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+            resolve(s.getPeerX509Certificate()!.fingerprint256);
+            s.destroy();
+          });
+          s.once('error', reject);
+        });
+        assert.equal(presented, new crypto.X509Certificate(row.peer_cert).fingerprint256);
+      }
+    } finally {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
   });
 });

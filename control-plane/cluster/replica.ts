@@ -40,10 +40,12 @@ export class Replica {
 
   /** Where other replicas reach this one (--peer-listen), '' if nowhere. */
   private peer = '';
+  /** Its peer port's certificate (PEM) with TLS, '' without. */
+  private peerCert = '';
 
   /** The first heartbeat (before sessions are restored: the others must see this replica as alive). */
   async announce(): Promise<void> {
-    await this.store.beat(this.id, this.peer, this.startedMs);
+    await this.store.beat(this.id, this.peer, this.startedMs, this.peerCert);
   }
 
   get peerAddress(): string {
@@ -51,11 +53,12 @@ export class Replica {
   }
 
   /** Other replicas forward their clients' calls for this one's machines to `address` (from now on). */
-  async advertise(address: string): Promise<void> {
+  async advertise(address: string, certPem = ''): Promise<void> {
+    this.peerCert = certPem;
     const { host, port } = splitAddress(address);
     // An address bound on every interface is no address to dial: the others use this host's name.
     this.peer = host === '0.0.0.0' || host === '[::]' || host === '::' ? `${os.hostname()}:${port}` : address;
-    await this.store.beat(this.id, this.peer, this.startedMs);
+    await this.store.beat(this.id, this.peer, this.startedMs, this.peerCert);
   }
 
   start(registry: Registry): void {
@@ -68,7 +71,7 @@ export class Replica {
 
   private async beat(): Promise<void> {
     try {
-      await this.store.beat(this.id, this.peer, this.startedMs);
+      await this.store.beat(this.id, this.peer, this.startedMs, this.peerCert);
       this.lastBeatOk = Date.now();
       if (!this.healthy) {
         this.healthy = true;

@@ -45,6 +45,8 @@ export interface ReplicaRef {
   id: string;
   /** Where it takes forwarded calls (its --peer-listen address). */
   peer: string;
+  /** Its peer port's certificate (PEM) when it has TLS ('' without): pinned by whoever forwards to it. */
+  peerCert?: string;
 }
 
 /**

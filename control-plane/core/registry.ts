@@ -196,7 +196,7 @@ export class Registry {
 
   /** The replicas alive now (this one included). */
   private async liveReplicas(): Promise<ReplicaRef[]> {
-    if (this.deps.alone) return [{ id: this.deps.replica, peer: '' }];
+    if (this.deps.alone) return [{ id: this.deps.replica, peer: '', peerCert: '' }];
     return this.deps.store.liveReplicas(Date.now() - this.deps.replicaDeadMs);
   }
 

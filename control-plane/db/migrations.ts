@@ -140,6 +140,8 @@ function baseline(engine: Engine): Migration {
         .addColumn('ok', 'integer', (c) => c.notNull().defaultTo(1))
         .addColumn('detail', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('peer', 'text', (c) => c.notNull().defaultTo(''))
+        // Its peer port's certificate (PEM), when it has TLS: the others pin it.
+        .addColumn('peer_cert', 'text', (c) => c.notNull().defaultTo(''))
         .execute();
       await db.schema.createIndex('audit_machine').ifNotExists().on('audit').columns(['machine', 'at_ms']).execute();
       await db.schema.createIndex('audit_at').ifNotExists().on('audit').column('at_ms').execute();
@@ -240,6 +242,8 @@ function replicas(engine: Engine): Migration {
         .createTable('replicas')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('peer', 'text', (c) => c.notNull().defaultTo(''))
+        // Its peer port's certificate (PEM), when it has TLS: the others pin it.
+        .addColumn('peer_cert', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('started_ms', t.ms, (c) => c.notNull())
         .addColumn('heartbeat_ms', t.ms, (c) => c.notNull())
         .execute();

@@ -35,6 +35,8 @@ export interface ReplicasTable {
   id: string;
   /** Where other replicas reach it (--peer-listen), '' if nowhere. */
   peer: Generated<string>;
+  /** Its peer port's certificate (PEM) with TLS, '' without: the others pin it. */
+  peer_cert: Generated<string>;
   started_ms: number;
   heartbeat_ms: number;
 }
@@ -122,6 +124,8 @@ export interface AuditTable {
   ok: Generated<number>;
   detail: Generated<string>;
   peer: Generated<string>;
+  /** Its peer port's certificate (PEM) with TLS, '' without: the others pin it. */
+  peer_cert: Generated<string>;
 }
 
 export interface OAuthModelsTable {

@@ -183,18 +183,18 @@ export class SessionsRepo {
   // ---- replicas
 
   /** A replica's heartbeat (and, first time, its row). */
-  async beat(id: string, peer: string, startedMs: number): Promise<void> {
+  async beat(id: string, peer: string, startedMs: number, peerCert = ''): Promise<void> {
     const now = Date.now();
     await this.q
       .insertInto('replicas')
-      .values({ id, peer, started_ms: startedMs, heartbeat_ms: now })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_ms: now, peer }))
+      .values({ id, peer, peer_cert: peerCert, started_ms: startedMs, heartbeat_ms: now })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_ms: now, peer, peer_cert: peerCert }))
       .execute();
   }
 
   /** Replicas whose heartbeat is not older than `sinceMs`. */
-  async liveReplicas(sinceMs: number): Promise<{ id: string; peer: string }[]> {
-    return this.q.selectFrom('replicas').select(['id', 'peer']).where('heartbeat_ms', '>=', sinceMs).execute();
+  async liveReplicas(sinceMs: number): Promise<{ id: string; peer: string; peerCert: string }[]> {
+    return this.q.selectFrom('replicas').select(['id', 'peer', 'peer_cert as peerCert']).where('heartbeat_ms', '>=', sinceMs).execute();
   }
 
   /** Forgets replicas not heard from since `beforeMs` (their rows only: their sessions are swept apart). */

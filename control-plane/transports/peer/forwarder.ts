@@ -27,6 +27,7 @@ import {
 import { ApiError, errorCode, errorReason, type ReplicaRef } from '../../core/errors';
 import type { CallContext, ClientStream, ForwardedUnary, Forwarder, Inbound } from '../../core/ports';
 import { forwardMetadata } from './caller';
+import { fingerprintOf, grpcChannelCredentials, grpcChannelOptions, type Trust } from '../../../lib/tls';
 
 const base = toGrpcService(PeerServiceDefinition);
 // Attach output stays as it was encoded (see above).
@@ -53,9 +54,15 @@ export class PeerForwarder implements Forwarder {
   ) {}
 
   private client(to: ReplicaRef): PeerClient {
-    let c = this.clients.get(to.peer);
+    // A replica started again on the same address may have another certificate: one channel per (address, certificate).
+    const key = `${to.peer} ${to.peerCert ? fingerprintOf(to.peerCert) : ''}`;
+    let c = this.clients.get(key);
     if (!c) {
-      c = new PeerClient(to.peer, grpc.credentials.createInsecure(), {
+      // With TLS, the certificate the owner recorded in the store is the only one accepted (the store is trusted; the network is not).
+      const trust: Trust | undefined = to.peerCert ? { mode: 'pinned', pem: to.peerCert, fingerprint: fingerprintOf(to.peerCert) } : undefined;
+      const host = to.peer.slice(0, to.peer.lastIndexOf(':'));
+      c = new PeerClient(to.peer, trust ? grpcChannelCredentials(trust) : grpc.credentials.createInsecure(), {
+        ...(trust ? grpcChannelOptions(trust, host) : {}),
         'grpc-node.flow_control_window': HTTP2_WINDOW,
         'grpc.max_receive_message_length': MAX_AGENT_MESSAGE,
         'grpc.max_send_message_length': MAX_AGENT_MESSAGE,
@@ -66,7 +73,7 @@ export class PeerForwarder implements Forwarder {
         'grpc.initial_reconnect_backoff_ms': 200,
         'grpc.max_reconnect_backoff_ms': 1000,
       });
-      this.clients.set(to.peer, c);
+      this.clients.set(key, c);
     }
     return c;
   }

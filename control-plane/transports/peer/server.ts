@@ -13,6 +13,7 @@ import { machineCallHandlers } from '../grpc/clientService';
 import { grpcUnary } from '../grpc/unary';
 import type { Authenticator } from '../grpc/streams';
 import { forwardedContext } from './caller';
+import { serverCredentials } from '../../../lib/tls';
 
 export interface PeerPort {
   /** HOST:PORT as bound: what this replica records in the store for the others. */
@@ -20,7 +21,15 @@ export interface PeerPort {
   close(graceMs: number): Promise<void>;
 }
 
-export async function startPeerPort(opts: { host: string; port: number; secret: string; calls: ClientCalls; logger: Logger }): Promise<PeerPort> {
+export async function startPeerPort(opts: {
+  host: string;
+  port: number;
+  secret: string;
+  /** The replica's own certificate: with it, the peer port speaks TLS and the others pin this certificate (from the store). */
+  tls?: { certPem: string; keyPem: string };
+  calls: ClientCalls;
+  logger: Logger;
+}): Promise<PeerPort> {
   const auth: Authenticator = {
     authenticate: async (call) => forwardedContext(call.metadata, opts.secret),
     refused: (action, call, e) => opts.logger.warn({ action, peer: call.getPeer(), err: e.message }, 'a call on the peer port was refused'),
@@ -42,7 +51,7 @@ export async function startPeerPort(opts: { host: string; port: number; secret: 
   });
   const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${bindHost}:${opts.port}`, opts.tls ? serverCredentials(opts.tls) : grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(new Error(`cannot listen for peers on ${bindHost}:${opts.port}: ${err.message} (choose it with --peer-listen)`)) : resolve(p),
     ),
   );
