@@ -76,16 +76,20 @@ export async function startGrpcPort(opts: {
   return {
     port,
     address: opts.tls ? `grpcs://${bindHost}:${port}` : `${bindHost}:${port}`,
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      }),
+    close: (graceMs) => closeServer(server, graceMs),
   };
+}
+
+/** Waits up to `graceMs` for a server's calls to end, then cuts what is left. */
+export function closeServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }

@@ -11,6 +11,7 @@ import type { ClientCalls } from '../../core/clientCalls';
 import type { Logger } from '../../../lib/logger';
 import { machineCallHandlers } from '../grpc/clientService';
 import { grpcUnary } from '../grpc/unary';
+import { closeServer } from '../grpc/server';
 import type { Authenticator } from '../grpc/streams';
 import { forwardedContext } from './caller';
 import { serverCredentials } from '../../../lib/tls';
@@ -57,16 +58,6 @@ export async function startPeerPort(opts: {
   );
   return {
     address: `${bindHost}:${port}`,
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      }),
+    close: (graceMs) => closeServer(server, graceMs),
   };
 }
