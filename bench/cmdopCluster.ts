@@ -143,6 +143,7 @@ export async function startCmdop(
   machine = 'bench',
   serverArgs: string[] = [],
   cpOptions: ControlPlaneOptions = {},
+  agentEnv: NodeJS.ProcessEnv = {},
 ): Promise<CmdopCluster> {
   const cp = await startControlPlaneProcess(dir, procs, serverArgs, cpOptions);
   const server = cp.server;
@@ -161,7 +162,7 @@ export async function startCmdop(
   const agent = procs.spawn(
     process.execPath,
     [...agentNodeArgs, CLI, 'agent', '--server', server, '--name', machine, '--state-dir', path.join(dir, 'agent'), '--enroll-token', enrollToken],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: CMDOP_ENV },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...CMDOP_ENV, ...agentEnv } },
   );
   agent.stderr!.on('data', (d: Buffer) => agentLog.push(d));
   await waitForLine(agent, 'stdout', /connected/);

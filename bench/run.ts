@@ -26,7 +26,7 @@
 // sshd, and keystroke echo on a terminal while `cmdop cp` runs vs idle.
 //
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
-// auth, sessions, or one of reconnect, agents, observers; console; files; default all),
+// auth, sessions, or one of reconnect, agents, observers; console; files; hops; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
 // default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
 // BENCH_SKIP_SSH (set: no ssh comparison); for auth: BENCH_AUTH_CALLS (default
@@ -46,6 +46,7 @@ import { consoleRenderConfig, consoleRenderReport, measureConsoleRender } from '
 import { sdkShellChannel, sshShellChannel } from './channels';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
 import { measureEcho, prepareEchoShell } from './echo';
+import { measureHops } from './hops';
 import { filesConfig, filesReport, measureFiles } from './files';
 import { FloodResult, measureFlood } from './flood';
 import { ProcessSet } from './procs';
@@ -75,22 +76,23 @@ function envNumber(name: string, dflt: number): number {
   return n;
 }
 
-type Phase = 'issue2' | 'auth' | SessionPhase | 'console' | 'files';
+type Phase = 'issue2' | 'auth' | SessionPhase | 'console' | 'files' | 'hops';
 
 /** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console,files (any of them); unset: every phase. */
 function phasesToRun(): Set<Phase> {
   const raw = process.env.BENCH_ONLY?.trim();
-  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console', 'files']);
+  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console', 'files', 'hops']);
   const out = new Set<Phase>();
   for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
     if (word === 'issue2') out.add('issue2');
     else if (word === 'auth') out.add('auth');
     else if (word === 'console' || word === 'issue5') out.add('console');
     else if (word === 'files' || word === 'issue7') out.add('files');
+    else if (word === 'hops') out.add('hops');
     else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
     else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
     else {
-      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console, files)`);
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console, files, hops)`);
     }
   }
   return out;
@@ -475,6 +477,16 @@ async function main(): Promise<number> {
         cleanups,
       });
       process.stdout.write(consoleRenderReport(r));
+    }
+    if (phases.has('hops')) {
+      // Its own control plane and agent, every hop traced (tracing costs a little: not the issue-2 figures).
+      const report = await measureHops({
+        dir: path.join(dir, 'hops'),
+        procs,
+        cfg: { keystrokes: Math.round(envNumber('BENCH_HOPS_KEYSTROKES', 300)), floodMb: Math.round(envNumber('BENCH_HOPS_FLOOD_MB', 64)) },
+        progress,
+      });
+      process.stdout.write('\n' + report);
     }
     if (phases.has('files')) {
       // Its own sshd, control plane and agent, stopped at its end.

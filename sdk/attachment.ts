@@ -34,6 +34,7 @@ import {
   errorFor,
   fromServiceError,
 } from './errors';
+import { hop, hopChunk, tracing } from '../lib/hopTrace';
 
 export type AttachCall = grpc.ClientDuplexStream<ClientMessage, ServerMessage>;
 
@@ -92,6 +93,8 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
   readonly over: Promise<void>;
   private resolveEnded!: () => void;
   private readonly protocol: AttachProtocol<Waiter, CallFailure>;
+  /** What lib/hopTrace.ts noted last here (only with CMDOP_TRACE_HOPS). */
+  private readonly traced = { commandId: '' };
   /** The latest gRPC call, for pause/resume. */
   private call: AttachCall | undefined;
   /** The current connect(), until its stream says `attached` or ends. */
@@ -121,6 +124,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
         c?.resolve();
       },
       output: (data, chunk) => {
+        if (tracing()) hopChunk('client.recv', this.traced, chunk.commandId, chunk.seq, chunk.data.length);
         this.emit('output', data, chunk);
         this.queueAck();
       },
@@ -196,7 +200,10 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
         new InvalidArgumentError(`input of ${bytes.length} bytes is over ${MAX_INPUT_BYTES}; use write()`),
       );
     }
-    return this.ask((ref) => ({ $case: 'input', value: { data: bytes, ref, eof: opts.eof ?? false } }));
+    return this.ask((ref) => {
+      if (tracing()) hop('client.send', ref);
+      return { $case: 'input', value: { data: bytes, ref, eof: opts.eof ?? false } };
+    });
   }
 
   /** Sends a request answered by `accepted` or `error` with the same ref. */

@@ -23,6 +23,7 @@ import { collectMetrics } from './metrics';
 import { TerminalHost, WindowSizes } from './terminalHost';
 import { FileService } from './files/service';
 import { PrioritySender } from '../../lib/prioritySender';
+import { hop, tracing } from '../../lib/hopTrace';
 import { FIRST_ADDRESS_OPTION, LAST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
 import { LIST_SCHEME } from '../../lib/serverAddress';
 
@@ -500,6 +501,7 @@ export class Agent extends EventEmitter {
         return;
       }
       case 'input':
+        if (tracing()) hop('agent.in', msg.value.commandId);
         this.terminal(msg.value.terminalId)?.input(msg.value.commandId, msg.value.data, msg.value.eof);
         return;
       case 'resize':

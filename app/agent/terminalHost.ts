@@ -24,6 +24,7 @@ import {
 } from '../../protocol';
 import { ExitStatus, RunningProcess, startProcess } from './processes';
 import { Screen } from './screen';
+import { hop, hopChunk, tracing } from '../../lib/hopTrace';
 
 /** Where a terminal sends its messages: the agent's current stream, if any. */
 export interface TerminalSink {
@@ -46,6 +47,9 @@ export class TerminalHost {
   private screen: Screen | undefined;
   private sentSeq = 0; // next byte to send on the current stream
   private commandId = '';
+  /** What lib/hopTrace.ts noted last here (only with CMDOP_TRACE_HOPS). */
+  private echoTraced = '';
+  private readonly traced = { flush: { commandId: '' }, send: { commandId: '' } };
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private pendingStream = OutputStream.OUTPUT_STREAM_UNSPECIFIED;
@@ -87,6 +91,10 @@ export class TerminalHost {
   // ---- output path (the hottest path: buffer operations only)
 
   private onData(data: Buffer, stream: OutputStream): void {
+    if (this.echoTraced !== this.commandId && tracing()) {
+      this.echoTraced = this.commandId;
+      hop('agent.read', this.commandId);
+    }
     if (this.pendingBytes > 0 && stream !== this.pendingStream) this.flush();
     this.pending.push(data);
     this.pendingBytes += data.length;
@@ -116,6 +124,7 @@ export class TerminalHost {
     const data = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
+    if (tracing()) hopChunk('agent.flush', this.traced.flush, '', this.log.head, data.length);
     this.log.append(data, this.commandId, this.pendingStream);
     this.screen?.write(data);
     this.sendPending();
@@ -129,6 +138,7 @@ export class TerminalHost {
     for (const c of this.log.readFrom(this.sentSeq)) {
       const msg = encodeOutputEnvelope(OUTPUT_FIELD.agent, this.id, c.seq, c.data, c.commandId, c.stream);
       if (!this.sink.send(msg)) return;
+      if (tracing()) hopChunk('agent.send', this.traced.send, c.commandId, c.seq, c.data.length);
       this.sentSeq = c.seq + c.data.length;
     }
     if (this.exitStatus && !this.exitSent && this.pendingBytes === 0) {
@@ -187,6 +197,7 @@ export class TerminalHost {
     this.flush();
     this.commandId = commandId;
     if (data.length > 0) this.proc.write(data);
+    if (tracing()) hop('agent.pty', commandId);
     if (eof) this.proc.endInput();
   }
 

@@ -44,6 +44,7 @@ import type { Registry } from './registry';
 import type { FileRouter } from './fileRouter';
 import type { AttachStream, Attachment, TerminalRelay } from './relay';
 import { auditedUnary, type UnaryCall } from './unary';
+import { hop, hopNow, tracing } from '../../lib/hopTrace';
 import type { Logger } from '../../lib/logger';
 
 type AttachRequestMsg = NonNullable<Extract<ClientMessage['msg'], { $case: 'attach' }>>['value'];
@@ -375,7 +376,10 @@ export class ClientCalls {
     const relay = a.relay;
     switch (msg.$case) {
       case 'input': {
+        const arrived = tracing() ? hopNow() : 0;
         const commandId = relay.input(a, msg.value.data, msg.value.eof);
+        // Noted once named (the command id is made by relay.input), at the time it arrived.
+        if (arrived) hop('cp.in', msg.value.ref, commandId, arrived);
         a.send({ msg: { $case: 'accepted', value: { commandId, ref: msg.value.ref } } });
         return commandId;
       }

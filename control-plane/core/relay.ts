@@ -46,6 +46,7 @@ import {
 import { ApiError, denied, invalid, unavailable } from './errors';
 import type { ClientStream } from './ports';
 import type { Logger } from '../../lib/logger';
+import { hop, hopChunk, tracing } from '../../lib/hopTrace';
 
 /** An attached client's stream, whatever carries it. */
 export type AttachStream = ClientStream<ServerMessage | Encoded>;
@@ -72,6 +73,8 @@ export const RESTORE_HOLD_MS = 15_000;
 
 export class TerminalRelay {
   readonly log = new OutputLog();
+  /** What lib/hopTrace.ts noted last here (only with CMDOP_TRACE_HOPS). */
+  readonly traced = { commandId: '' };
   readonly attachments = new Set<Attachment>();
   exit: TerminalExit | undefined;
   cols: number;
@@ -142,6 +145,7 @@ export class TerminalRelay {
       for (const a of this.attachments) a.sendGap(head, seq, 'the agent did not deliver this range');
       this.log.skipTo(seq);
     }
+    if (tracing()) hopChunk('cp.out', this.traced, o.commandId, seq, data.length);
     this.log.append(data, o.commandId, o.stream);
     for (const a of this.attachments) a.pump();
     this.afterProgress();
@@ -321,6 +325,7 @@ export class TerminalRelay {
       msg: { $case: 'input', value: { terminalId: this.id, commandId, data, eof } },
     });
     if (!sent) throw unavailable(`machine ${this.host.name} is not connected: input was not delivered`);
+    if (tracing()) hop('cp.toAgent', commandId);
     return commandId;
   }
 
@@ -414,6 +419,8 @@ export class TerminalRelay {
 
 export class Attachment {
   readonly id = randomUUID();
+  /** What lib/hopTrace.ts noted last here (only with CMDOP_TRACE_HOPS). */
+  readonly traced = { commandId: '' };
   /** The next byte to write to the client. */
   cursor = 0;
   /** Every byte before this is confirmed received (for a client that acknowledges; else it follows the cursor). */
@@ -484,6 +491,7 @@ export class Attachment {
       const share = this.relay.attachments.size > 1;
       for (const c of chunks) {
         this.send(encodeOutput(this.relay.id, c, share));
+        if (tracing()) hopChunk('cp.toClient', this.traced, c.commandId, c.seq, c.data.length);
         this.cursor = c.seq + c.data.length;
         if (!this.writable) break;
       }
