@@ -41,6 +41,8 @@ describe('replicas on one store and one bus', () => {
   let dir: string;
   const ports: number[] = [];
   const replicas: ChildProcess[] = [];
+  /** What each replica printed (the tail), for a failure's message. */
+  const replicaLogs: string[] = [];
   let token = '';
   /** What each agent logged, for a failure's message. */
   const logs = new Map<ChildProcess, string>();
@@ -57,6 +59,9 @@ describe('replicas on one store and one bus', () => {
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cliEnv(), CMDOP_RELAUNCH: '0', CMDOP_CLUSTER_SECRET: SECRET } },
       ),
     );
+    replicaLogs[i] = '';
+    for (const out of [p.stdout!, p.stderr!]) out.on('data', (d: Buffer) => (replicaLogs[i] = (replicaLogs[i] + d.toString()).slice(-20_000)));
+    p.once('exit', (code, signal) => (replicaLogs[i] += `\n[exited: ${code ?? signal}]`));
     await waitForLine(p, /listening on/, 30_000);
     replicas[i] = p;
     return p;
@@ -75,20 +80,22 @@ describe('replicas on one store and one bus', () => {
     );
     await waitForLine(a, /connected/, 20_000);
     logs.set(a, '');
-    a.stderr!.on('data', (d: Buffer) => logs.set(a, logs.get(a)! + d.toString()));
+    for (const out of [a.stdout!, a.stderr!]) out.on('data', (d: Buffer) => logs.set(a, logs.get(a)! + d.toString()));
     return a;
   }
 
-  const sessionRow = async (name: string) => {
-    const c = new pg.Client({ connectionString: store });
-    await c.connect();
-    try {
-      const r = await c.query('select session_id, state, owner, epoch from sessions where name = $1 order by created_ms desc limit 1', [name]);
-      return r.rows[0] as { session_id: string; state: number; owner: string; epoch: number };
-    } finally {
-      await c.end();
-    }
-  };
+  /** The machine's newest session row (waited for: a session's writes reach the store just behind its events). */
+  const sessionRow = (name: string) =>
+    eventually(async () => {
+      const c = new pg.Client({ connectionString: store });
+      await c.connect();
+      try {
+        const r = await c.query('select session_id, state, owner, epoch from sessions where name = $1 order by created_ms desc limit 1', [name]);
+        return r.rows[0] as { session_id: string; state: number; owner: string; epoch: number } | undefined;
+      } finally {
+        await c.end();
+      }
+    }, 10_000, `a session row for ${name}`);
 
   before(async () => {
     db = await startPostgres();
@@ -291,10 +298,14 @@ describe('replicas on one store and one bus', () => {
       await db.restart();
       // Every replica serves again (pooled connections to the old server are replaced as they fail).
       for (const i of [0, 1, 2]) {
+        let last = '';
         const r = await eventually(async () => {
           const x = await runCli(['exec', 'resync', '--', 'echo', `after-pg-${i}`], { server: addr(i), env: { CMDOP_TOKEN: token } });
+          last = x.stderr.toString();
           return x.code === 0 ? x : undefined;
-        }, 20_000, `replica ${i} serving after the PostgreSQL restart`);
+        }, 30_000, `replica ${i} serving after the PostgreSQL restart`).catch((e: Error) => {
+          throw new Error(`${e.message}; it said: ${last}; replica ${i} printed: ${replicaLogs[i].slice(-3000)}`);
+        });
         assert.equal(r.stdout.toString(), `after-pg-${i}\n`);
       }
       assert.equal((await sessionRow('resync')).epoch, 1, 'the session stayed where it was');

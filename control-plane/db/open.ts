@@ -188,8 +188,12 @@ function openPostgres(url: string, opts: OpenOptions): Db {
         oid === pg.types.builtins.INT8 && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format as any)) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client losing its connection (a server restart) must not crash the process; the next query reconnects.
+  // A client losing its connection (a server restart) must not crash the process: an idle one is the pool's
+  // 'error'; one checked out between two statements of a transaction emits 'error' on itself, with nobody
+  // listening (the pool listens only while it is idle) — that crashed replicas when PostgreSQL restarted
+  // under load. The statement in flight fails to its caller; the pool drops the broken client on release.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   let closed: Promise<void> | undefined;
   const db: Db = {
