@@ -1,11 +1,12 @@
-// A throwaway PostgreSQL server for tests: initdb into a temp directory, one
-// postgres process on a free loopback port (trust auth: this server exists
-// for one test file and listens on 127.0.0.1 only), a fresh database per
-// caller. stop() ends it and removes the directory; a test process that
-// exits any other way kills it too.
+// A throwaway PostgreSQL server, for the tests and for `npm run cluster`
+// (devcluster/main.ts): initdb into a temp directory, one postgres process
+// on a free loopback port (trust auth: this server lives as long as its
+// caller and listens on 127.0.0.1 only), a fresh database per caller.
+// stop() ends it and removes the directory; a process that exits any other
+// way kills it too.
 //
 // Debian's binaries (/usr/lib/postgresql/N/bin) are used, newest N. Missing
-// binaries fail the test with how to install them: nothing is skipped.
+// binaries are an error saying how to install them: nothing is skipped.
 // initdb and postgres refuse to run as root, so as root they run as the
 // `postgres` user (the package creates it).
 import { ChildProcess, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
@@ -23,6 +24,27 @@ export interface Postgres {
   /** Stops the server and starts it again on the same port and data (a database restart, as an upgrade does). */
   restart(): Promise<void>;
   stop(): Promise<void>;
+  /** The server process's id (the postmaster; its workers are its children). */
+  readonly pid: number | undefined;
+  /** `cb` runs if the server exits without stop() or restart() asking it to (a crash, a kill from outside). */
+  onExit(cb: (code: number | null, signal: NodeJS.Signals | null) => void): void;
+}
+
+export interface PostgresOptions {
+  /**
+   * Where its directory is made (default: the OS temp dir). As root the
+   * server runs as `postgres`, which must be able to reach it: `parent`
+   * gets search permission for others (o+x: enter, not list).
+   */
+  parent?: string;
+  /** stop() leaves the directory (data and all) in place. */
+  keep?: boolean;
+  /**
+   * In a process group of its own: a Ctrl-C at the terminal then reaches
+   * only the caller, which stops the server in its own order (a supervisor
+   * wants this; a test wants the default, so the runner's Ctrl-C ends it).
+   */
+  detached?: boolean;
 }
 
 const PG_ROOT = '/usr/lib/postgresql';
@@ -37,8 +59,8 @@ export function postgresBin(): string {
     : [];
   if (versions.length === 0) {
     throw new Error(
-      `PostgreSQL is not installed (no ${PG_ROOT}/*/bin/initdb): install it with \`sudo apt-get install postgresql\` ` +
-        '(.ci/run does); the store tests run every query against it',
+      `PostgreSQL is not installed (no ${PG_ROOT}/*/bin/initdb): install Debian's postgresql package ` +
+        '(sudo apt-get install postgresql; .ci/run does)',
     );
   }
   return path.join(PG_ROOT, versions[0], 'bin');
@@ -73,13 +95,20 @@ process.once('exit', () => {
   for (const p of running) p.kill('SIGQUIT');
 });
 
-export async function startPostgres(): Promise<Postgres> {
+export async function startPostgres(o: PostgresOptions = {}): Promise<Postgres> {
   const bin = postgresBin();
   const user = runAs();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmdop-pg-'));
+  if (user && o.parent) fs.chmodSync(o.parent, fs.statSync(o.parent).mode | 0o001);
+  const dir = fs.mkdtempSync(path.join(o.parent ?? os.tmpdir(), 'cmdop-pg-'));
   const data = path.join(dir, 'data');
   if (user) fs.chownSync(dir, user.uid, user.gid);
-  const opts: SpawnOptions = { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }, ...user };
+  const opts: SpawnOptions = { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' }, detached: !!o.detached, ...user };
+  const removeDir = () => {
+    if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  /** Server processes stopped on purpose (stop, restart): their exit is no news. */
+  const intended = new WeakSet<ChildProcess>();
+  const exitListeners: Array<(code: number | null, signal: NodeJS.Signals | null) => void> = [];
 
   // Linguistic collation (ICU "en", from PostgreSQL 15), as a production
   // database in en_US usually has: queries must not depend on the byte order
@@ -94,7 +123,7 @@ export async function startPostgres(): Promise<Postgres> {
   initdb.stderr!.on('data', (d: Buffer) => (initOut += d));
   const code = await new Promise<number | null>((resolve) => initdb.once('exit', resolve));
   if (code !== 0) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir();
     throw new Error(`initdb failed (${code}): ${initOut.slice(-2000)}`);
   }
 
@@ -133,7 +162,12 @@ export async function startPostgres(): Promise<Postgres> {
         resolve(false);
       });
     });
-    if (ready) return { proc: p, log };
+    if (ready) {
+      p.once('exit', (code, signal) => {
+        if (!intended.has(p)) for (const cb of exitListeners) cb(code, signal);
+      });
+      return { proc: p, log };
+    }
     p.kill('SIGQUIT');
     running.delete(p);
     return { log };
@@ -149,13 +183,14 @@ export async function startPostgres(): Promise<Postgres> {
     if (!server && !/could not bind|Address already in use/.test(log)) break;
   }
   if (!server) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir();
     throw new Error(`postgres did not start: ${log.slice(-2000)}`);
   }
   let srv = server;
   /** Ends the server process (SIGINT: a fast shutdown) and resolves once it is gone. */
   const halt = (p: ChildProcess) =>
     new Promise<void>((resolve) => {
+      intended.add(p);
       if (p.exitCode !== null || p.signalCode !== null) return resolve();
       p.once('exit', () => resolve());
       p.kill('SIGINT');
@@ -188,9 +223,15 @@ export async function startPostgres(): Promise<Postgres> {
     stop() {
       stopped ??= halt(srv).then(() => {
         running.delete(srv);
-        fs.rmSync(dir, { recursive: true, force: true });
+        removeDir();
       });
       return stopped;
+    },
+    get pid() {
+      return srv.pid;
+    },
+    onExit(cb) {
+      exitListeners.push(cb);
     },
   };
 }
