@@ -113,6 +113,11 @@ class Launcher {
     return p;
   }
 
+  /** The end of a child's log, and where the whole is if it outlives this run. */
+  private logTail(p: Supervised): string {
+    return (this.o.keep ? `(all of it: ${p.logFile})\n` : '') + p.tail();
+  }
+
   /** Reports a child's unexpected exit and stops the rest. */
   private watch(name: string, proc: { pid: number | undefined; onExit: Supervised['onExit'] }, log?: () => string): void {
     const pid = proc.pid;
@@ -125,7 +130,7 @@ class Launcher {
   private supervise(name: string, file: string, args: string[], env: NodeJS.ProcessEnv): Supervised {
     const p = supervise(name, process.execPath, args, { env, logFile: path.join(this.dir, file) });
     this.procs.push(p);
-    this.watch(name, p, () => `(${p.logFile})\n${p.tail()}`);
+    this.watch(name, p, () => this.logTail(p));
     return p;
   }
 
@@ -184,7 +189,7 @@ class Launcher {
       ),
     );
     this.procs.push(haproxy);
-    this.watch('HAProxy', haproxy, () => `(${haproxy.logFile})\n${haproxy.tail()}`);
+    this.watch('HAProxy', haproxy, () => this.logTail(haproxy));
 
     // The documented way: an admin's token, an enrollment for the machine,
     // and `cmdop agent --enroll-token` (given in the environment here, so
