@@ -30,6 +30,8 @@ const KEEP_CHARS = 64 * 1024;
 
 export function supervise(name: string, command: string, args: string[], o: { env: NodeJS.ProcessEnv; logFile: string }): Supervised {
   const log = fs.createWriteStream(o.logFile, { flags: 'a' });
+  // A log that cannot be written (disk full, directory gone) must not take the cluster down: the tail stays in memory.
+  log.on('error', () => undefined);
   // detached: a process group of its own, so a Ctrl-C at the terminal
   // reaches only the cluster's launcher, which stops its children in order
   // (the agent before the replicas, the replicas before their store).
@@ -53,9 +55,10 @@ export function supervise(name: string, command: string, args: string[], o: { en
   });
   let asked = false;
   const listeners: ExitListener[] = [];
+  // 'close', not 'exit': output can still arrive after 'exit', and a write after end() is an error.
+  proc.once('close', () => log.end());
   const exited = new Promise<void>((resolve) =>
     proc.once('exit', (code, signal) => {
-      log.end();
       if (!asked) for (const cb of listeners) cb(code, signal);
       resolve();
     }),
