@@ -190,6 +190,12 @@ function openPostgres(url: string, opts: OpenOptions): Db {
   });
   // An idle client losing its connection (a server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // A client checked out of the pool has no listener of the pool's: one
+  // whose connection dies mid-query (the same restart) emitted 'error' with
+  // nobody listening, and the process died of it (seen in
+  // test/replicas.test.ts on a loaded machine). The query itself is
+  // rejected all the same, and the pool drops the broken client on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   let closed: Promise<void> | undefined;
   const db: Db = {
