@@ -105,12 +105,14 @@ export async function startReplicas(opts: {
   const list = ports.map((_, i) => addr(i)).join(',');
   const pool = new pg.Pool({ connectionString: store, max: 2 });
 
+  // BENCH_CP_NODE_ARGS, as for every control plane the bench starts (bench/cmdopCluster.ts): e.g. a CPU profile of each replica.
+  const nodeArgs = (process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const start = async (i: number) => {
     const log = new Tail();
     const proc = procs.spawn(
       process.execPath,
       [
-        CLI, 'server', '--listen', addr(i), '--web-listen', '127.0.0.1:0', '--data-dir', path.join(dir, `replica-${i}`),
+        ...nodeArgs, CLI, 'server', '--listen', addr(i), '--web-listen', '127.0.0.1:0', '--data-dir', path.join(dir, `replica-${i}`),
         '--store', store, '--bus', backing.nats.url, '--peer-listen', '127.0.0.1:0', ...(opts.serverArgs ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...CMDOP_ENV, CMDOP_RELAUNCH: '0', CMDOP_CLUSTER_SECRET: secret } },

@@ -128,7 +128,9 @@ export interface FailoverRound {
 }
 
 export interface FailoverResult {
+  /** The rounds that ran to the end (those that failed are counted, and said in `problems`). */
   rounds: FailoverRound[];
+  failedRounds: number;
   problems: string[];
   /** The machine over the rounds, % of all its cores; its 1-minute load average at the start. */
   machineBusyPercent: number;
@@ -304,6 +306,7 @@ async function failover(
   const problems: string[] = [];
   const loadAvg = os.loadavg()[0];
   const busy = busyMeter();
+  let failedRounds = 0;
   for (let round = 0; round < cfg.rounds; round++) {
     const { index: owner, epoch } = await ownerNow(set);
     // Through a replica that does not hold the session; the two others take turns.
@@ -407,6 +410,12 @@ async function failover(
           `(taken over by replica ${one.newOwner} after ${fmt(one.takeoverMs / 1000, 2)} s); ` +
           `${one.expectedBytes - one.receivedBytes} bytes lost, sha256 ${one.shaMatch ? 'matches' : 'DIFFERS'}`,
       );
+    } catch (e) {
+      // One round gone wrong (a client that could not re-attach, a command that never ended) says so; the next one runs.
+      failedRounds++;
+      const msg = e instanceof Error ? e.message : String(e);
+      problems.push(`failover round ${round + 1} failed: ${msg}`);
+      progress(`replicas, failover ${round + 1}: FAILED: ${msg}`);
     } finally {
       client.close();
       // The killed replica comes back (same port, same data dir) for the next round.
@@ -414,7 +423,7 @@ async function failover(
     }
     await sleep(1000);
   }
-  return { rounds, problems, machineBusyPercent: busy.stop(), loadAvg };
+  return { rounds, failedRounds, problems, machineBusyPercent: busy.stop(), loadAvg };
 }
 
 /** Numbered lines (numberedOutput.ts) as they arrived: how many, and what is wrong with their order. */
@@ -783,13 +792,15 @@ export function replicasRows(r: ReplicasResult): RRow[] {
     const p50 = median(xs);
     const max = Math.max(...xs);
     const k = f.rounds.length;
-    rows.push(row(`owner SIGKILLed -> output flowing again at the operator, p50 of ${k} (s)`, fmt(p50, 2), '< 2 s', ratio(p50, 2), verdict([p50 < 2])));
-    rows.push(row(`owner SIGKILLed -> output flowing again, max of ${k} (s)`, fmt(max, 2), '< 5 s', ratio(max, 5), verdict([max < 5])));
+    const ok = f.failedRounds === 0;
+    rows.push(row(`owner SIGKILLed -> output flowing again at the operator, p50 of ${k} (s)`, fmt(p50, 2), '< 2 s', ratio(p50, 2), verdict([p50 < 2, ok])));
+    rows.push(row(`owner SIGKILLed -> output flowing again, max of ${k} (s)`, fmt(max, 2), '< 5 s', ratio(max, 5), verdict([max < 5, ok])));
     const lost = lostBytes(f);
     const bytes = f.rounds.reduce((s, x) => s + x.expectedBytes, 0);
     rows.push(row(`bytes lost over ${k} failovers (of ${n(bytes)})`, n(lost), '0, byte-exact', '—', verdict([lost === 0 && exact(f)])));
+    if (!ok) rows.push(row(`failover rounds that failed (of ${k + f.failedRounds})`, String(f.failedRounds), '0', '—', 'MISSED'));
     rows.push(info(`owner SIGKILLed -> session taken over in the store, p50 (s)`, fmt(median(f.rounds.map((x) => x.takeoverMs / 1000)), 2)));
-  } else if (r.failed.failover) rows.push(failed('failover: owner SIGKILLed -> output flowing again'));
+  } else if (r.failed.failover || f) rows.push(failed('failover: owner SIGKILLed -> output flowing again'));
 
   const e = r.echo;
   if (e) {
