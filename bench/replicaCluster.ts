@@ -104,6 +104,8 @@ export async function startReplicas(opts: {
   const addr = (i: number) => `127.0.0.1:${ports[i]}`;
   const list = ports.map((_, i) => addr(i)).join(',');
   const pool = new pg.Pool({ connectionString: store, max: 2 });
+  // An idle connection PostgreSQL ends (its shutdown at the end) is no failure of the bench's.
+  pool.on('error', () => {});
 
   // BENCH_CP_NODE_ARGS, as for every control plane the bench starts (bench/cmdopCluster.ts): e.g. a CPU profile of each replica.
   const nodeArgs = (process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);

@@ -25,13 +25,17 @@
 //    says so.
 //
 // Knobs (environment), with their defaults:
+//   BENCH_REPLICA_PARTS=failover,echo,agents (which parts run; echo needs failover's replicas and agent)
 //   BENCH_FAILOVER_ROUNDS=5  BENCH_FAILOVER_KBPS=300 (KB/s the command writes)
 //   BENCH_FAILOVER_S=12 (each round's command runs this long)
 //   BENCH_FAILOVER_KILL_AFTER_S=2 (output received before the kill)
 //   BENCH_ECHO_SAMPLES=300 (per route)  BENCH_REPLICA_ECHO_BLOCKS=10
 //   BENCH_REPLICA_AGENTS=30000  BENCH_REPLICA_AGENT_PROCS=2 (simulator processes per replica)
 //   BENCH_AGENTS_PER_CONN=100  BENCH_AGENT_HEARTBEAT_S=5  BENCH_REPLICA_WINDOW_S=20
-//   BENCH_ENROLL_CONCURRENCY=32  BENCH_REPLICA_ENROLL_BUDGET_S=240
+//   BENCH_ENROLL_CONCURRENCY=32
+//   BENCH_REPLICA_REGISTER_PER_S=100 (agents' first connects per second, all simulators together;
+//   0: every agent at once, a registration storm)
+//   BENCH_REPLICA_SETUP_BUDGET_S=330 (enrollment + paced registration: the agents run are those that fit)
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,6 +58,7 @@ import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
 import { machineBusySeconds, watchTreeCpu } from './treeCpu';
 
 export interface ReplicasConfig {
+  parts: Set<Part>;
   failover: { rounds: number; bytesPerS: number; seconds: number; killAfterS: number };
   echo: { samples: number; blocks: number; warmup: number };
   agents: {
@@ -63,11 +68,16 @@ export interface ReplicasConfig {
     heartbeatS: number;
     windowS: number;
     enrollConcurrency: number;
-    enrollBudgetS: number;
+    /** Enrollment and the paced registration together: enrollment stops when what is enrolled would take this long in all. */
+    setupBudgetS: number;
+    /** First connects per second, all simulators together; 0: all at once. */
+    registerPerS: number;
   };
 }
 
 const REPLICAS = 3;
+
+type Part = 'failover' | 'echo' | 'agents';
 
 /** How busy the whole machine is from now until stop(): % of all its cores (other work on it shows here). */
 function busyMeter(): { stop(): number } {
@@ -77,7 +87,13 @@ function busyMeter(): { stop(): number } {
 }
 
 export function replicasConfig(envNumber: (name: string, dflt: number) => number): ReplicasConfig {
+  const parts = new Set<Part>();
+  for (const w of (process.env.BENCH_REPLICA_PARTS?.trim() || 'failover,echo,agents').split(/[\s,]+/).filter(Boolean)) {
+    if (w !== 'failover' && w !== 'echo' && w !== 'agents') throw new Error(`BENCH_REPLICA_PARTS: unknown part ${JSON.stringify(w)} (use failover, echo, agents)`);
+    parts.add(w);
+  }
   return {
+    parts,
     failover: {
       rounds: Math.round(envNumber('BENCH_FAILOVER_ROUNDS', 5)),
       bytesPerS: envNumber('BENCH_FAILOVER_KBPS', 300) * 1000,
@@ -96,7 +112,9 @@ export function replicasConfig(envNumber: (name: string, dflt: number) => number
       heartbeatS: envNumber('BENCH_AGENT_HEARTBEAT_S', 5),
       windowS: envNumber('BENCH_REPLICA_WINDOW_S', 20),
       enrollConcurrency: Math.round(envNumber('BENCH_ENROLL_CONCURRENCY', 32)),
-      enrollBudgetS: envNumber('BENCH_REPLICA_ENROLL_BUDGET_S', 240),
+      setupBudgetS: envNumber('BENCH_REPLICA_SETUP_BUDGET_S', 330),
+      // 0 is allowed here (all at once); envNumber wants positive numbers.
+      registerPerS: process.env.BENCH_REPLICA_REGISTER_PER_S === '0' ? 0 : envNumber('BENCH_REPLICA_REGISTER_PER_S', 100),
     },
   };
 }
@@ -155,6 +173,8 @@ export interface ReplicaWindow {
   cpuPercent: number[];
   rssMaxMb: number[];
   simCpuPercent: number;
+  /** Agents whose stream was registered (or resumed), at the end of the window, by the simulators' count. */
+  live: number;
   /** PostgreSQL (the postmaster and its backends) over the window, % of one core. */
   pgCpuPercent: number;
   machineBusyPercent: number;
@@ -170,8 +190,14 @@ export interface IdleResult {
   enrollCpuPercent: number[];
   registerMs: number;
   registerRetries: number;
-  /** Every agent registered -> the store says every session is CONNECTED (the replicas' queued writes landed), ms. */
+  /** Every agent registered -> the store says every session is CONNECTED (the replicas' queued writes landed), ms; NaN if never. */
   storeCaughtUpMs: number;
+  /** The oldest heartbeat of a running replica seen in the store during the registration and the wait for the store, ms (others take it for dead past 5 s). */
+  maxBeatAgeMs: number;
+  /** The store's work per registered agent (pg_stat_database over the registration): transactions, rows inserted, rows updated. */
+  storePerAgent: { xacts: number; inserted: number; updated: number };
+  /** Sessions another replica swept to GRACE_PERIOD ("its control plane replica stopped answering") while their agents were connected. */
+  swept: number;
   /** CONNECTED sessions per replica (by owner in the store), after registration and after the windows. */
   connectedBefore: number[];
   connectedAfter: number[];
@@ -184,8 +210,6 @@ export interface IdleResult {
   fdLimit: number;
   problems: string[];
 }
-
-type Part = 'failover' | 'echo' | 'agents';
 
 export interface ReplicasResult {
   cfg: ReplicasConfig;
@@ -223,7 +247,7 @@ export async function measureReplicas(opts: {
   cleanups.add(stopBacking);
   try {
     // 1 and 2 on one set of replicas and one real agent.
-    await attempt('failover', async () => {
+    if (cfg.parts.has('failover') || cfg.parts.has('echo')) await attempt('failover', async () => {
       const set = await startReplicas({ backing, dir: path.join(dir, 'failover'), procs, count: REPLICAS, dbPrefix: 'cmdop_failover' });
       const stopSet = () => set.stop();
       cleanups.add(stopSet);
@@ -232,8 +256,8 @@ export async function measureReplicas(opts: {
       try {
         progress(`replicas: 3 replicas listening on ${set.list}; starting an agent with --server ${set.list}`);
         agent = await startAgent(set, path.join(dir, 'failover'), procs, agentLog);
-        r.failover = await failover(set, cfg.failover, progress);
-        await attempt('echo', async () => {
+        if (cfg.parts.has('failover')) r.failover = await failover(set, cfg.failover, progress);
+        if (cfg.parts.has('echo')) await attempt('echo', async () => {
           r.echo = await echoSideBySide(set, cfg.echo, progress);
         });
       } catch (e) {
@@ -245,10 +269,10 @@ export async function measureReplicas(opts: {
         cleanups.delete(stopSet);
       }
     });
-    if (r.failed.failover && !r.echo && !r.failed.echo) r.failed.echo = 'not run: the failover part failed before it';
+    if (r.failed.failover && cfg.parts.has('echo') && !r.echo && !r.failed.echo) r.failed.echo = 'not run: the failover part failed before it';
 
     // 3 on fresh replicas and a database of its own.
-    await attempt('agents', async () => {
+    if (cfg.parts.has('agents')) await attempt('agents', async () => {
       r.agents = await idleAgents(backing, cfg.agents, path.join(dir, 'agents'), procs, progress, cleanups);
     });
   } finally {
@@ -559,22 +583,26 @@ async function idleAgents(
   const stopSet = () => set.stop();
   cleanups.add(stopSet);
   const sims: Sim[] = [];
+  let watchingBeats = false;
   try {
     // Agent g is agent floor(g / P) of simulator g % P (which talks to replica (g % P) % 3): enrolled in
     // that order, agents 0..N-1 fill every simulator evenly whenever the budget stops the enrollment.
     const PREFIX = 'rp';
     const nameOf = (g: number) => simAgentName(`${PREFIX}${g % P}`, Math.floor(g / P));
     progress(
-      `replicas, idle agents: enrolling up to ${cfg.agents} agents through the 3 replicas ` +
-        `(${cfg.enrollConcurrency} at a time, a budget of ${cfg.enrollBudgetS} s; not part of any figure)`,
+      `replicas, idle agents: enrolling up to ${cfg.agents} agents through the 3 replicas (${cfg.enrollConcurrency} at a time; ` +
+        `enrollment + registration${cfg.registerPerS > 0 ? ` at ${cfg.registerPerS}/s` : ''} within ${cfg.setupBudgetS} s; not part of any figure)`,
     );
-    const enrolled = await enrollSpread(set, cfg.agents, nameOf, cfg.enrollConcurrency, cfg.enrollBudgetS * 1000, progress);
+    const registerMsPerAgent = cfg.registerPerS > 0 ? 1000 / cfg.registerPerS : 0;
+    const enrolled = await enrollSpread(set, cfg.agents, nameOf, cfg.enrollConcurrency, cfg.setupBudgetS * 1000, registerMsPerAgent, progress);
     const N = enrolled.tokens.length;
+    const perAgentS = 1 / enrolled.rate + registerMsPerAgent / 1000;
     const why =
       N < cfg.agents
-        ? `enrollment ran at ${Math.round(enrolled.rate)}/s (2 calls per agent, PostgreSQL, 3 replicas and this bench on ` +
-          `${os.availableParallelism()} cores): the ${cfg.enrollBudgetS} s budget (BENCH_REPLICA_ENROLL_BUDGET_S) enrolled ${N}; ` +
-          `${cfg.agents} would take ~${Math.round(cfg.agents / enrolled.rate)} s`
+        ? `enrollment ran at ${Math.round(enrolled.rate)}/s (2 calls per agent; PostgreSQL, 3 replicas and this bench on ` +
+          `${os.availableParallelism()} cores)` +
+          (cfg.registerPerS > 0 ? ` and registration is paced at ${cfg.registerPerS}/s (faster, the replicas' own heartbeats in the store go stale: see below)` : '') +
+          `: the setup budget of ${cfg.setupBudgetS} s (BENCH_REPLICA_SETUP_BUDGET_S) covers ${n(N)}; ${n(cfg.agents)} would need ~${Math.round(cfg.agents * perAgentS)} s`
         : '';
     if (N === 0) throw new Error('no agent was enrolled');
     const counts = Array.from({ length: P }, (_, p) => (N > p ? Math.floor((N - p - 1) / P) + 1 : 0));
@@ -597,11 +625,37 @@ async function idleAgents(
     await sleep(1000);
     const rssIdleMb = [0, 1, 2].map((i) => rssMb(set.pid(i)));
 
+    // The replicas' own heartbeats in the store, watched from here on: one older than 5 s is a replica the others take for dead.
+    let maxBeatAgeMs = 0;
+    watchingBeats = true;
+    const beats = (async () => {
+      while (watchingBeats) {
+        const ids = [0, 1, 2].map((i) => set.id(i));
+        const rows = await set.query<{ id: string; heartbeat_ms: string }>('select id, heartbeat_ms from replicas').catch(() => []);
+        for (const r of rows) if (ids.includes(r.id)) maxBeatAgeMs = Math.max(maxBeatAgeMs, Date.now() - Number(r.heartbeat_ms));
+        await sleep(500);
+      }
+    })();
+    const dbStats = async () => {
+      const [x] = await set.query<{ xact_commit: string; tup_inserted: string; tup_updated: string }>(
+        'select xact_commit, tup_inserted, tup_updated from pg_stat_database where datname = current_database()',
+      );
+      return { xacts: Number(x.xact_commit), inserted: Number(x.tup_inserted), updated: Number(x.tup_updated) };
+    };
+    const db0 = await dbStats();
     const cpu0 = [0, 1, 2].map((i) => cpuSeconds(set.pid(i)));
     const t0 = performance.now();
     for (const b of batches) {
       if (b.count === 0) continue;
-      const conf = { server: set.addr(b.replica), count: b.count, perChannel: cfg.perChannel, prefix: b.prefix, heartbeatS: cfg.heartbeatS, credentials: b.credentials };
+      const conf = {
+        server: set.addr(b.replica),
+        count: b.count,
+        perChannel: cfg.perChannel,
+        prefix: b.prefix,
+        heartbeatS: cfg.heartbeatS,
+        credentials: b.credentials,
+        ...(cfg.registerPerS > 0 ? { connectPerS: cfg.registerPerS / P } : {}),
+      };
       sims.push(new Sim(procs.spawn(process.execPath, [SIM, JSON.stringify(conf)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: CMDOP_ENV })));
     }
     const timer = setInterval(() => progress(`replicas, idle agents: ${sims.reduce((s, x) => s + (x.last.registered ?? 0), 0)} of ${N} registered`), 5000);
@@ -623,13 +677,39 @@ async function idleAgents(
     const total = (xs: number[]) => xs.reduce((s, x) => s + x, 0);
     let connectedBefore = await connectedByReplica(set, PREFIX);
     const s0 = performance.now();
-    while (total(connectedBefore) < N && performance.now() - s0 < 300_000) {
+    while (total(connectedBefore) < N && performance.now() - s0 < 120_000) {
       await sleep(250);
       connectedBefore = await connectedByReplica(set, PREFIX);
     }
-    const storeCaughtUpMs = performance.now() - s0;
-    progress(`replicas, idle agents: the store says ${total(connectedBefore)} CONNECTED (${connectedBefore.join(' / ')}) ${(storeCaughtUpMs / 1000).toFixed(1)} s after the last registration`);
-    if (total(connectedBefore) !== N) problems.push(`idle agents: ${total(connectedBefore)} of ${N} CONNECTED in the store 300 s after registration`);
+    const storeCaughtUpMs = total(connectedBefore) === N ? performance.now() - s0 : NaN;
+    // pg_stat_database lags by up to a second (its counters are flushed by the backends).
+    await sleep(1500);
+    const db1 = await dbStats();
+    const storePerAgent = { xacts: (db1.xacts - db0.xacts) / N, inserted: (db1.inserted - db0.inserted) / N, updated: (db1.updated - db0.updated) / N };
+    watchingBeats = false;
+    await beats;
+    const [{ n: sweptText }] = await set.query<{ n: string }>(
+      "select count(*) as n from session_transitions t join sessions s on s.session_id = t.session_id where s.name like $1 and t.reason = 'its control plane replica stopped answering'",
+      [`${PREFIX}%`],
+    );
+    const swept = Number(sweptText);
+    progress(
+      `replicas, idle agents: the store says ${total(connectedBefore)} CONNECTED (${connectedBefore.join(' / ')}) ` +
+        `${((performance.now() - s0) / 1000).toFixed(1)} s after the last registration; oldest replica heartbeat seen ${(maxBeatAgeMs / 1000).toFixed(1)} s; ` +
+        `${swept} sessions swept as orphans`,
+    );
+    if (total(connectedBefore) !== N) {
+      const states = await set.query<{ state: number; reason: string; n: string }>(
+        'select state, reason, count(*) as n from sessions where name like $1 group by 1, 2 order by 3 desc',
+        [`${PREFIX}%`],
+      );
+      problems.push(
+        `idle agents: ${total(connectedBefore)} of ${N} CONNECTED in the store ${((performance.now() - s0) / 1000).toFixed(0)} s after every agent was registered; ` +
+          `the store has ${states.map((x) => `${x.n} ${SessionState[x.state]} ("${x.reason}")`).join(', ')}`,
+      );
+    }
+    if (maxBeatAgeMs > 5000) problems.push(`idle agents: a replica's own heartbeat in the store was ${(maxBeatAgeMs / 1000).toFixed(1)} s old (others take it for dead after 5 s)`);
+    if (swept > 0) problems.push(`idle agents: ${swept} sessions of connected agents were swept to GRACE_PERIOD by another replica ("its control plane replica stopped answering")`);
     await sleep(2000);
     const rssAfterRegisterMb = [0, 1, 2].map((i) => rssMb(set.pid(i)));
     const pgPid = await postmasterPid(set);
@@ -657,7 +737,9 @@ async function idleAgents(
       const machineBusyPercent = busy.stop();
       const simCpu1 = simPids.reduce((s, p) => s + cpuSeconds(p), 0);
       const rssMax = rss.stop();
-      const beats1 = (await Promise.all(sims.map((s) => s.stats()))).reduce((s, m) => s + (m.heartbeats ?? 0), 0);
+      const stats1 = await Promise.all(sims.map((s) => s.stats()));
+      const beats1 = stats1.reduce((s, m) => s + (m.heartbeats ?? 0), 0);
+      const live = stats1.reduce((s, m) => s + (m.live ?? 0), 0);
       const secs = (w1 - w0) / 1000;
       windows.push({
         heartbeatS: hb,
@@ -665,6 +747,7 @@ async function idleAgents(
         cpuPercent: pids.map((_, i) => ((c1[i] - c0[i]) / secs) * 100),
         rssMaxMb: pids.map((p) => rssMax.get(p)!),
         simCpuPercent: ((simCpu1 - simCpu0) / secs) * 100,
+        live,
         pgCpuPercent: (pgCpu / secs) * 100,
         machineBusyPercent,
       });
@@ -684,6 +767,9 @@ async function idleAgents(
       registerMs,
       registerRetries,
       storeCaughtUpMs,
+      maxBeatAgeMs,
+      storePerAgent,
+      swept,
       connectedBefore,
       connectedAfter,
       rssIdleMb,
@@ -699,6 +785,7 @@ async function idleAgents(
     process.stderr.write(`\n${set.logs()}\n`);
     throw e;
   } finally {
+    watchingBeats = false;
     for (const s of sims) s.send({ t: 'stop' });
     await Promise.all(sims.map((s) => stop(s.proc, 2000)));
     await set.stop();
@@ -709,9 +796,10 @@ async function idleAgents(
 /**
  * Enrolls agents 0, 1, 2, … (named by `nameOf`) the documented way (the
  * admin's CreateEnrollment, then EnrollAgent with the one-time token), each
- * worker through one replica in turn, until `count` are enrolled or
- * `budgetMs` has passed (the ones in flight then still finish). Resolves
- * with the credentials of agents 0..n-1.
+ * worker through one replica in turn, until `count` are enrolled or the
+ * time spent plus `afterMsPerAgent` for each one enrolled reaches `budgetMs`
+ * (the ones in flight then still finish). Resolves with the credentials of
+ * agents 0..n-1.
  */
 async function enrollSpread(
   set: ReplicaSet,
@@ -719,6 +807,7 @@ async function enrollSpread(
   nameOf: (g: number) => string,
   concurrency: number,
   budgetMs: number,
+  afterMsPerAgent: number,
   progress: (msg: string) => void,
 ): Promise<{ tokens: string[]; ms: number; rate: number; cpuPercent: number[] }> {
   const tokens: string[] = [];
@@ -733,7 +822,7 @@ async function enrollSpread(
     const admin = set.newClient(i);
     const spender = set.newClient(i, { token: '' });
     try {
-      while (next < count && performance.now() - t0 < budgetMs) {
+      while (next < count && performance.now() - t0 + next * afterMsPerAgent < budgetMs) {
         const g = next++;
         const enroll = await admin.auth.createEnrollment(nameOf(g));
         spender.setToken(enroll.token);
@@ -819,22 +908,31 @@ export function replicasRows(r: ReplicasResult): RRow[] {
   const a = r.agents;
   if (a) {
     const label = `${n(a.agents)} idle agents on 3 replicas`;
+    const connected = a.connectedBefore.reduce((x, y) => x + y, 0);
+    const held = connected === a.agents && a.swept === 0;
     for (const w of a.windows) {
       const dflt = w.heartbeatS === DEFAULT_TIMEOUTS.heartbeatIntervalS ? ', default' : '';
       const worst = Math.max(...w.cpuPercent);
+      const all = w.live === a.agents && held;
       rows.push(
         row(
-          `${label}: CPU of the busiest replica, heartbeat ${w.heartbeatS} s${dflt} (${n(Math.round(w.heartbeatsPerS))}/s) (% of a core)`,
+          `${label}: CPU of the busiest replica, heartbeat ${w.heartbeatS} s${dflt} (${n(Math.round(w.heartbeatsPerS))}/s` +
+            `${all ? '' : `; only ${n(w.live)} streams live`}) (% of a core)`,
           fmt(worst),
           '< 25 % each',
           ratio(worst, 25),
-          verdict([w.cpuPercent.every((c) => c < 25)]),
+          verdict([w.cpuPercent.every((c) => c < 25), all]),
         ),
       );
     }
     const rss = Math.max(...a.windows.flatMap((w) => w.rssMaxMb));
-    rows.push(row(`${label}: RSS of the largest replica, max (MB)`, fmt(rss), '< 1000 MB each', ratio(rss, 1000), verdict([rss < 1000])));
-    rows.push(info(`${label}: all registered after (s)`, fmt(a.registerMs / 1000)));
+    rows.push(row(`${label}: RSS of the largest replica, max (MB)`, fmt(rss), '< 1000 MB each', ratio(rss, 1000), verdict([rss < 1000, held])));
+    rows.push(row(`${label}: sessions CONNECTED in the store after registration`, n(connected), `${n(a.agents)}`, ratio(connected, a.agents), verdict([held])));
+    rows.push(
+      row(`${label}: oldest replica heartbeat in the store while they registered (s)`, fmt(a.maxBeatAgeMs / 1000), '< 5 s (dead past it)', ratio(a.maxBeatAgeMs, 5000), verdict([a.maxBeatAgeMs < 5000])),
+    );
+    const pace = r.cfg.agents.registerPerS > 0 ? `paced at ${r.cfg.agents.registerPerS}/s` : 'all at once';
+    rows.push(info(`${label}: all registered (${pace}) after (s)`, fmt(a.registerMs / 1000)));
     if (a.agents < a.requested) rows.push(row(`idle agents run (of ${n(a.requested)} asked for)`, n(a.agents), `${n(a.requested)}`, ratio(a.agents, a.requested), 'MISSED'));
   } else if (r.failed.agents) rows.push(failed(`idle agents on 3 replicas`));
   return rows;
@@ -854,9 +952,12 @@ export function replicasReport(r: ReplicasResult): string {
     '    SDK client attached through the owner, one through another replica (PeerService to the owner), same agent, keystrokes',
     `    alternating in ${c.echo.blocks} blocks per route (order swapped every block).`,
     '  - idle agents: simulated agents (bench/agentSim.ts), each a real AgentService.Connect stream with its own credential,',
-    `    ${c.agents.procsPerReplica} simulator process(es) per replica, each talking to one replica; CPU is utime + stime of each replica`,
-    `    from /proc over ${c.agents.windowS} s with every agent CONNECTED, at a heartbeat every ${c.agents.heartbeatS} s, then every`,
-    `    ${DEFAULT_TIMEOUTS.heartbeatIntervalS} s (the default). The replicas are restarted after the enrollment (fresh processes).`,
+    `    ${c.agents.procsPerReplica} simulator process(es) per replica, each talking to one replica, their first connects ` +
+      (c.agents.registerPerS > 0 ? `paced at ${c.agents.registerPerS}/s in all` : 'all at once') + ';',
+    `    CPU is utime + stime of each replica from /proc over ${c.agents.windowS} s once every agent is CONNECTED, at a heartbeat`,
+    `    every ${c.agents.heartbeatS} s, then every ${DEFAULT_TIMEOUTS.heartbeatIntervalS} s (the default). The replicas are restarted after the enrollment`,
+    '    (fresh processes). A replica whose own heartbeat in the store is older than 5 s is dead to the others, which',
+    '    sweep its sessions to GRACE_PERIOD: that figure is watched while the agents register.',
     '  - everything (PostgreSQL, NATS, replicas, agent, simulators, this bench) shares this machine\'s cores.',
     '',
     'Details:',
@@ -893,8 +994,14 @@ export function replicasReport(r: ReplicasResult): string {
       `  idle agents: ${n(a.agents)} of ${n(a.requested)} asked for${a.why ? ` (${a.why})` : ''}; ${a.simProcs} simulator processes, ` +
         `${n(a.connections)} TCP connections (${r.cfg.agents.perChannel} streams each; open files limit ${a.fdLimit})`,
       `    enrollment (before any clock): ${(a.enrollMs / 1000).toFixed(1)} s, ${Math.round(a.enrollRate)}/s, replicas at ${list(a.enrollCpuPercent, 0)} % of a core`,
-      `    registration: ${(a.registerMs / 1000).toFixed(1)} s for all (${Math.round(a.agents / (a.registerMs / 1000))}/s), ${a.registerRetries} stream(s) retried; ` +
-        `the store had every session CONNECTED ${(a.storeCaughtUpMs / 1000).toFixed(1)} s after the last \`registered\``,
+      `    registration (${r.cfg.agents.registerPerS > 0 ? `first connects paced at ${r.cfg.agents.registerPerS}/s` : 'every agent at once'}): ` +
+        `${(a.registerMs / 1000).toFixed(1)} s for all (${Math.round(a.agents / (a.registerMs / 1000))}/s), ${a.registerRetries} stream(s) retried; ` +
+        (Number.isFinite(a.storeCaughtUpMs)
+          ? `the store had every session CONNECTED ${(a.storeCaughtUpMs / 1000).toFixed(1)} s after the last \`registered\``
+          : 'the store never had every session CONNECTED') +
+        `; oldest replica heartbeat seen ${(a.maxBeatAgeMs / 1000).toFixed(1)} s; ${n(a.swept)} sessions swept as orphans`,
+      `    the store's work per agent registered (pg_stat_database, everything the replicas did meanwhile): ` +
+        `${fmt(a.storePerAgent.xacts)} transactions, ${fmt(a.storePerAgent.inserted)} rows inserted, ${fmt(a.storePerAgent.updated)} rows updated`,
       `    CONNECTED per replica (owner in the store): ${a.connectedBefore.map(n).join(' / ')} after registration, ${a.connectedAfter.map(n).join(' / ')} after the windows`,
       `    replica RSS: ${list(a.rssIdleMb, 0)} MB before any agent, ${list(a.rssAfterRegisterMb, 0)} MB with all`,
     );
