@@ -989,27 +989,35 @@ export function replicasRows(r: ReplicasResult): RRow[] {
 export function replicasReport(r: ReplicasResult): string {
   const lines = ['', 'Replicas (issue 14): 3 control planes on one PostgreSQL and one NATS', '', renderGrid(COLUMNS, replicasRows(r)), '', 'How to read it:'];
   const c = r.cfg;
-  lines.push(
-    `  - failover: a real agent (\`cmdop agent --server A,B,C\`, default flags) and an SDK operator attached through a replica`,
-    `    that does not own the session, running a command that writes 24-byte numbered lines stamped with their write time at`,
-    `    ${fmt(c.failover.bytesPerS / 1000, 0)} KB/s for ${c.failover.seconds} s; after ${c.failover.killAfterS} s of output the owner is SIGKILLed. Timed from the kill to the`,
-    '    arrival of the first line written after it (lines in flight before the kill do not count). Loss: every line once and in',
-    "    order, and the sha256 of what arrived equals the command's own of what it wrote. The killed replica is restarted between",
-    '    rounds; each round kills whichever replica owns the session then. Replicas run with default flags (grace 30 s).',
-    '  - echo: one key into `stty -icanon; cat > /dev/null` in a shell terminal until its echo returns (bench/echo.ts), one',
-    '    SDK client attached through the owner, one through another replica (PeerService to the owner), same agent, keystrokes',
-    `    alternating in ${c.echo.blocks} blocks per route (order swapped every block).`,
-    '  - idle agents: simulated agents (bench/agentSim.ts), each a real AgentService.Connect stream with its own credential,',
-    `    ${c.agents.procsPerReplica} simulator process(es) per replica, each talking to one replica, their first connects ` +
-      (c.agents.registerPerS > 0 ? `paced at ${c.agents.registerPerS}/s in all` : 'all at once') + ';',
-    `    CPU is utime + stime of each replica from /proc over ${c.agents.windowS} s once every agent is CONNECTED, at a heartbeat`,
-    `    every ${c.agents.heartbeatS} s, then every ${DEFAULT_TIMEOUTS.heartbeatIntervalS} s (the default). The replicas are restarted after the enrollment`,
-    '    (fresh processes). A replica whose own heartbeat in the store is older than 5 s is dead to the others, which',
-    '    sweep its sessions to GRACE_PERIOD: that figure is watched while the agents register.',
-    '  - everything (PostgreSQL, NATS, replicas, agent, simulators, this bench) shares this machine\'s cores.',
-    '',
-    'Details:',
-  );
+  if (c.parts.has('failover')) {
+    lines.push(
+      `  - failover: a real agent (\`cmdop agent --server A,B,C\`, default flags) and an SDK operator attached through a replica`,
+      `    that does not own the session, running a command that writes 24-byte numbered lines stamped with their write time at`,
+      `    ${fmt(c.failover.bytesPerS / 1000, 0)} KB/s for ${c.failover.seconds} s; after ${c.failover.killAfterS} s of output the owner is SIGKILLed. Timed from the kill to the`,
+      '    arrival of the first line written after it (lines in flight before the kill do not count). Loss: every line once and in',
+      "    order, and the sha256 of what arrived equals the command's own of what it wrote. The killed replica is restarted between",
+      '    rounds; each round kills whichever replica owns the session then. Replicas run with default flags (grace 30 s).',
+    );
+  }
+  if (c.parts.has('echo')) {
+    lines.push(
+      '  - echo: one key into `stty -icanon; cat > /dev/null` in a shell terminal until its echo returns (bench/echo.ts), one',
+      '    SDK client attached through the owner, one through another replica (PeerService to the owner), same agent, keystrokes',
+      `    alternating in ${c.echo.blocks} blocks per route (order swapped every block).`,
+    );
+  }
+  if (c.parts.has('agents')) {
+    lines.push(
+      '  - idle agents: simulated agents (bench/agentSim.ts), each a real AgentService.Connect stream with its own credential,',
+      `    ${c.agents.procsPerReplica} simulator process(es) per replica, each talking to one replica, their first connects ` +
+        (c.agents.registerPerS > 0 ? `paced at ${c.agents.registerPerS}/s in all` : 'all at once') + ';',
+      `    CPU is utime + stime of each replica from /proc over ${c.agents.windowS} s once every agent is CONNECTED, at a heartbeat`,
+      `    every ${c.agents.heartbeatS} s, then every ${DEFAULT_TIMEOUTS.heartbeatIntervalS} s (the default). The replicas are restarted after the enrollment`,
+      '    (fresh processes). A replica whose own heartbeat in the store is older than 5 s is dead to the others, which',
+      '    sweep its sessions to GRACE_PERIOD: that figure is watched while the agents register.',
+    );
+  }
+  lines.push("  - everything (PostgreSQL, NATS, replicas, agent, simulators, this bench) shares this machine's cores.", '', 'Details:');
   const f = r.failover;
   if (f) {
     for (const [i, x] of f.rounds.entries()) {
