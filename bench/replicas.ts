@@ -35,7 +35,7 @@
 //   BENCH_ENROLL_CONCURRENCY=32
 //   BENCH_REPLICA_REGISTER_PER_S=100 (agents' first connects per second, all simulators together;
 //   0: every agent at once, a registration storm)
-//   BENCH_REPLICA_SETUP_BUDGET_S=400 (enrollment + paced registration: the agents run are those that fit)
+//   BENCH_REPLICA_SETUP_BUDGET_S=420 (enrollment + paced registration: the agents run are those that fit)
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,7 +112,7 @@ export function replicasConfig(envNumber: (name: string, dflt: number) => number
       heartbeatS: envNumber('BENCH_AGENT_HEARTBEAT_S', 5),
       windowS: envNumber('BENCH_REPLICA_WINDOW_S', 20),
       enrollConcurrency: Math.round(envNumber('BENCH_ENROLL_CONCURRENCY', 32)),
-      setupBudgetS: envNumber('BENCH_REPLICA_SETUP_BUDGET_S', 400),
+      setupBudgetS: envNumber('BENCH_REPLICA_SETUP_BUDGET_S', 420),
       // 0 is allowed here (all at once); envNumber wants positive numbers.
       registerPerS: process.env.BENCH_REPLICA_REGISTER_PER_S === '0' ? 0 : envNumber('BENCH_REPLICA_REGISTER_PER_S', 100),
     },
