@@ -4,7 +4,7 @@
 // with no terminals. Run as a child of the bench (bench/idleAgents.ts), which
 // talks to it over the IPC channel:
 //
-//   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS, credentials }
+//   argv[2]: JSON { server, count, perChannel, prefix, heartbeatS, credentials, connectPerS? }
 //            (credentials: a JSON file holding one agent credential per agent, in order;
 //            agent i registers as `${prefix}-${i padded to 5}`, the machine its credential is for)
 //   child -> parent: { t: 'progress' | 'ready', registered, refused, lost, retries }
@@ -37,6 +37,8 @@ interface SimConfig {
   credentials: string;
   /** Like the agent: a registered agent whose stream is lost resumes its session (the restart bench). */
   resume?: boolean;
+  /** First connects spread at this many per second (a fleet coming up over time); absent: all at once. */
+  connectPerS?: number;
 }
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
@@ -106,7 +108,9 @@ function main(): void {
     }
     const agent: SimAgent = { call: undefined as unknown as Call, sessionId: '', resumeToken: new Uint8Array(), attempts: 0, live: false };
     agents.push(agent);
-    connect(agent, channels[channels.length - 1] as unknown as Channel, i);
+    const channel = channels[channels.length - 1] as unknown as Channel;
+    if (cfg.connectPerS) setTimeout(() => connect(agent, channel, i), (i / cfg.connectPerS) * 1000);
+    else connect(agent, channel, i);
   }
 
   /**
@@ -236,7 +240,7 @@ function main(): void {
     } else if (m.t === 'stop') {
       stopping = true;
       clearInterval(ticker);
-      for (const a of agents) a.call.cancel();
+      for (const a of agents) a.call?.cancel(); // (an agent paced by connectPerS may not have connected yet)
       for (const c of channels) c.close();
       setTimeout(() => process.exit(0), 200);
     }

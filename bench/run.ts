@@ -25,8 +25,14 @@
 // downloaded and uploaded with `cmdop cp` and with `scp` against the issue-2
 // sshd, and keystroke echo on a terminal while `cmdop cp` runs vs idle.
 //
+// Last, the issue-14 replica figures (bench/replicas.ts, BENCH_ONLY=replicas):
+// three control-plane replicas on one PostgreSQL and NATS: failover after
+// the owner is SIGKILLed, echo through a replica that forwards to the owner,
+// idle agents spread over the three. Needs PostgreSQL and nats-server.
+//
 // Knobs (environment): BENCH_ONLY (comma-separated phases to run: issue2,
-// auth, sessions, or one of reconnect, agents, observers; console; files; hops; default all),
+// auth, sessions, or one of reconnect, agents, observers; console; files;
+// hops; replicas; default all),
 // BENCH_MB (file size, default 100), BENCH_REPS (timed runs per contestant,
 // default 3), BENCH_ECHO_SAMPLES (default 300), BENCH_FLOOD_S (default 5),
 // BENCH_SKIP_SSH (set: no ssh comparison); for auth: BENCH_AUTH_CALLS (default
@@ -35,7 +41,8 @@
 // for console: BENCH_RENDER_MB (default 50), BENCH_RENDER_ROUNDS (3),
 // BENCH_RENDER_CHUNK_KIB (the bare page's write size, 64); for files:
 // BENCH_FILES_MB (MiB, default 1024), BENCH_FILES_ROUNDS (3), BENCH_FILES_SCP
-// (sftp or legacy: `scp -O`), and BENCH_ECHO_SAMPLES, BENCH_SKIP_SSH.
+// (sftp or legacy: `scp -O`), and BENCH_ECHO_SAMPLES, BENCH_SKIP_SSH; the
+// replicas knobs are listed in bench/replicas.ts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +57,7 @@ import { measureHops } from './hops';
 import { filesConfig, filesReport, measureFiles } from './files';
 import { FloodResult, measureFlood } from './flood';
 import { ProcessSet } from './procs';
+import { measureReplicas, replicasConfig, replicasReport } from './replicas';
 import { rssMb, sampleRss } from './procfs';
 import { SESSION_PHASES, SessionPhase, runSessions, sessionsConfig, sessionsReport } from './sessions';
 import { SSH_INSTALL_HINT, SshPeer, sshMissing, startSshPeer } from './sshPeer';
@@ -76,12 +84,12 @@ function envNumber(name: string, dflt: number): number {
   return n;
 }
 
-type Phase = 'issue2' | 'auth' | SessionPhase | 'console' | 'files' | 'hops';
+type Phase = 'issue2' | 'auth' | SessionPhase | 'console' | 'files' | 'hops' | 'replicas';
 
-/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console,files (any of them); unset: every phase. */
+/** BENCH_ONLY=issue2,auth,sessions,reconnect,agents,observers,console,files,replicas (any of them); unset: every phase. */
 function phasesToRun(): Set<Phase> {
   const raw = process.env.BENCH_ONLY?.trim();
-  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console', 'files', 'hops']);
+  if (!raw) return new Set<Phase>(['issue2', 'auth', ...SESSION_PHASES, 'console', 'files', 'hops', 'replicas']);
   const out = new Set<Phase>();
   for (const word of raw.split(/[\s,]+/).filter(Boolean)) {
     if (word === 'issue2') out.add('issue2');
@@ -89,10 +97,11 @@ function phasesToRun(): Set<Phase> {
     else if (word === 'console' || word === 'issue5') out.add('console');
     else if (word === 'files' || word === 'issue7') out.add('files');
     else if (word === 'hops') out.add('hops');
+    else if (word === 'replicas' || word === 'issue14') out.add('replicas');
     else if (word === 'sessions' || word === 'issue3') SESSION_PHASES.forEach((p) => out.add(p));
     else if ((SESSION_PHASES as string[]).includes(word)) out.add(word as SessionPhase);
     else {
-      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console, files, hops)`);
+      throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(word)} (use issue2, auth, sessions, ${SESSION_PHASES.join(', ')}, console, files, hops, replicas)`);
     }
   }
   return out;
@@ -493,6 +502,12 @@ async function main(): Promise<number> {
       const r = await measureFiles({ dir: path.join(dir, 'files'), procs, cfg: filesConfig(envNumber), progress, cleanups });
       process.stdout.write(filesReport(r));
       await procs.stopAll(); // the sshd
+    }
+    if (phases.has('replicas')) {
+      // Its own PostgreSQL, NATS, replicas, agent and simulators, stopped at its end.
+      const r = await measureReplicas({ dir: path.join(dir, 'replicas'), procs, cfg: replicasConfig(envNumber), progress, cleanups });
+      process.stdout.write(replicasReport(r));
+      if (Object.keys(r.failed).length > 0) code = 1;
     }
     return code;
   } finally {
