@@ -144,7 +144,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         throw new Error(`cannot reach the bus at ${opts.bus}: ${e.message}`);
       })
     : new LocalBus('local');
-  const replica = new Replica(replicaId, sessions, bus, logger);
+  const replica = new Replica(replicaId, sessions, bus, logger, db.engine === 'sqlite');
   await replica.announce();
   const registry = new Registry({
     store: sessions,

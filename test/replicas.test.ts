@@ -55,7 +55,7 @@ describe('replicas on one store and one bus', () => {
       spawn(
         process.execPath,
         [CLI, 'server', '--listen', `127.0.0.1:${ports[i]}`, '--web-listen', '127.0.0.1:0', '--data-dir', path.join(dir, `r${i}`),
-          '--store', store, '--bus', nats.url, '--grace-period', '6', '--heartbeat-timeout', '5', '--peer-listen', '127.0.0.1:0'],
+          '--store', store, '--bus', nats.url, '--grace-period', '12', '--heartbeat-timeout', '5', '--peer-listen', '127.0.0.1:0'],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cliEnv(), CMDOP_RELAUNCH: '0', CMDOP_CLUSTER_SECRET: SECRET } },
       ),
     );
@@ -374,6 +374,45 @@ describe('replicas on one store and one bus', () => {
     assert.deepEqual([last.owner, last.epoch], [moved.owner, moved.epoch], 'still held by the replica that took it over, the woken one took nothing back');
   });
 
+  it('a replica frozen long enough to be taken for dead, whose agent stays: on waking it gives up what the store swept, and the agent takes it back', async () => {
+    // Knows only replica 0, and its keepalive (25 s) outlasts the freeze: it does not move.
+    const a = track(
+      spawn(process.execPath, [CLI, 'agent', '--server', addr(0), '--name', 'stays', '--state-dir', path.join(dir, 'agent-stays'),
+        '--enroll-token', (await (async () => {
+          const admin = new CmdopClient({ server: list(), token });
+          try {
+            return (await admin.auth.createEnrollment('stays')).token;
+          } finally {
+            admin.close();
+          }
+        })())], { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() }),
+    );
+    try {
+      await waitForLine(a, /connected/, 20_000);
+      const before = await sessionRow('stays');
+      replicas[0].kill('SIGSTOP');
+      // The others sweep its sessions (owner gone, GRACE_PERIOD) once its heartbeat is 5 s old.
+      await eventually(async () => (await sessionRow('stays')).state === SessionState.GRACE_PERIOD, 20_000, 'swept to GRACE_PERIOD');
+      replicas[0].kill('SIGCONT');
+      // Its late heartbeat: it gives the session up, the agent resumes, and the session is held again (a new epoch).
+      const back = await eventually(async () => {
+        const r = await sessionRow('stays');
+        return r.state === SessionState.CONNECTED && r.epoch > before.epoch ? r : undefined;
+      }, 30_000, 'CONNECTED again under a new epoch');
+      assert.equal(back.session_id, before.session_id);
+      // And it stays so past the grace period it was swept into.
+      await new Promise((r) => setTimeout(r, 13_000));
+      assert.equal((await sessionRow('stays')).state, SessionState.CONNECTED);
+      const r = await runCli(['exec', 'stays', '--', 'echo', 'still-here'], { server: addr(1), env: { CMDOP_TOKEN: token } });
+      assert.equal(r.code, 0, r.stderr.toString());
+      assert.equal(r.stdout.toString(), 'still-here\n');
+    } finally {
+      replicas[0].kill('SIGCONT');
+      a.kill('SIGTERM');
+      await exited(a);
+    }
+  });
+
   it('a replica dies and its agent never comes back: the session ends once, after the grace period, through the other replica', async () => {
     // This agent knows only replica 0: it cannot go over.
     const agent = await startAgent('lonely', `127.0.0.1:${ports[0]}`);
@@ -384,7 +423,7 @@ describe('replicas on one store and one bus', () => {
     const ended = await eventually(async () => {
       const r = await sessionRow('lonely');
       return r.state === SessionState.DISCONNECTED ? r : undefined;
-    }, 30_000, 'DISCONNECTED');
+    }, 60_000, 'DISCONNECTED');
     assert.equal(ended.session_id, row.session_id);
     const c = new pg.Client({ connectionString: store });
     await c.connect();

@@ -29,6 +29,8 @@ export class Replica {
   private beatTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private registry: Registry | undefined;
+  private beating = false;
+  private sweeping = false;
 
   constructor(
     /** Unique per process: a restarted control plane is a new replica taking over the old one's sessions. */
@@ -36,6 +38,8 @@ export class Replica {
     private readonly store: SessionsRepo,
     private readonly bus: Bus,
     private readonly logger: Logger,
+    /** The only replica there can be (one process on its SQLite file): nobody else can take it for dead. */
+    private readonly alone = false,
   ) {}
 
   /** Where other replicas reach this one (--peer-listen), '' if nowhere. */
@@ -70,12 +74,23 @@ export class Replica {
   }
 
   private async beat(): Promise<void> {
+    // One at a time: a slow store must not pile up writes behind each other.
+    if (this.beating) return;
+    this.beating = true;
     try {
       await this.store.beat(this.id, this.peer, this.startedMs, this.peerCert);
+      const silentMs = Date.now() - this.lastBeatOk;
       this.lastBeatOk = Date.now();
       if (!this.healthy) {
         this.healthy = true;
         this.logger.info('the store answers again: serving sessions');
+      } else if (silentMs > DEAD_MS && !this.alone) {
+        // Written, but late: the others may have taken this replica for dead meanwhile and swept its
+        // sessions (the store then says nobody holds them). Those are given up here, so their agents
+        // resume and the store is right again; serving them on would leave the store and this replica
+        // disagreeing. The rest go on (a store slow for everyone swept nothing).
+        const dropped = await this.registry?.reconcile().catch(() => 0);
+        this.logger.warn({ silentMs, dropped }, 'the heartbeat was late: sessions the store gave up meanwhile are given up here');
       }
     } catch (err) {
       if (this.healthy && Date.now() - this.lastBeatOk > DEAD_MS) {
@@ -83,11 +98,14 @@ export class Replica {
         this.logger.error({ err }, `no heartbeat written for ${DEAD_MS / 1000} s: the other replicas may take this one for dead; it stops serving its sessions`);
         this.registry?.drain('this control plane replica lost its store', 2000);
       }
+    } finally {
+      this.beating = false;
     }
   }
 
   private async sweep(): Promise<void> {
-    if (!this.healthy || !this.registry) return;
+    if (!this.healthy || !this.registry || this.sweeping) return;
+    this.sweeping = true;
     try {
       const { graced, ended } = await this.registry.sweep();
       if (graced.length) this.logger.warn({ sessions: graced.length }, 'sessions of a replica that stopped answering are in their grace period');
@@ -97,6 +115,8 @@ export class Replica {
       }
     } catch (err) {
       this.logger.warn({ err }, 'the sweep of orphaned sessions failed; it runs again');
+    } finally {
+      this.sweeping = false;
     }
   }
 

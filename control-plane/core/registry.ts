@@ -248,6 +248,28 @@ export class Registry {
     await Promise.all([...this.bySession.values(), ...this.draining].map((s) => s.settled()));
   }
 
+  /**
+   * This replica's view against the store's, after the store may have
+   * moved on without it (its heartbeat was late: the others may have taken
+   * it for dead and swept its sessions). A session the store no longer
+   * gives to this replica at this epoch is dropped here: its agent
+   * resumes, here or elsewhere, and the store is right again. The others
+   * go on untouched. Resolves with how many were dropped.
+   */
+  async reconcile(): Promise<number> {
+    const mine = this.sessions();
+    const rows = new Map((await this.deps.store.holders(mine.map((s) => s.sessionId))).map((r) => [r.sessionId, r]));
+    let dropped = 0;
+    for (const s of mine) {
+      const r = rows.get(s.sessionId);
+      if (r && r.owner === this.deps.replica && r.epoch === s.epoch && r.state !== SessionState.GRACE_PERIOD && r.state !== SessionState.DISCONNECTED) continue;
+      if (this.bySession.get(s.sessionId) !== s) continue; // gone meanwhile
+      this.drop(s, 'the store gave this session up while this control plane replica was not heard from');
+      dropped++;
+    }
+    return dropped;
+  }
+
   sessions(): AgentSession[] {
     return [...this.bySession.values()];
   }

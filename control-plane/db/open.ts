@@ -29,6 +29,14 @@ export type Engine = 'sqlite' | 'postgres';
 export interface Db {
   readonly engine: Engine;
   readonly kysely: Kysely<Database>;
+  /**
+   * For a replica's liveness (its heartbeat, who else is alive): on
+   * PostgreSQL a pool of its own, so that a heartbeat never queues behind
+   * the session writes of thousands of agents registering at once (it did:
+   * heartbeats 8-140 s late, and the other replicas swept a live replica's
+   * sessions). SQLite: the same as `kysely`.
+   */
+  readonly liveness: Kysely<Database>;
   /** PostgreSQL only: the pool under Kysely (RateLimiterPostgres shares it). */
   readonly pool: pg.Pool | undefined;
   /** The SQLite file, or the URL without its password: for logs. */
@@ -96,6 +104,7 @@ function openSqlite(file: string, opts: OpenOptions): Db {
   const db: Db = {
     engine: 'sqlite',
     kysely,
+    liveness: kysely,
     pool: undefined,
     where: file,
     migrate: () => migrateToLatest(db),
@@ -178,10 +187,10 @@ function parseInt8(v: string): number {
   return n;
 }
 
-function openPostgres(url: string, opts: OpenOptions): Db {
+function newPool(url: string, max: number): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
-    max: opts.poolSize ?? 10,
+    max,
     // Per pool, not pg.types (global): other users of pg in the process keep their parsers.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -194,15 +203,22 @@ function openPostgres(url: string, opts: OpenOptions): Db {
   // under load. The statement in flight fails to its caller; the pool drops the broken client on release.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
+  return pool;
+}
+
+function openPostgres(url: string, opts: OpenOptions): Db {
+  const pool = newPool(url, opts.poolSize ?? 10);
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const liveness = new Kysely<Database>({ dialect: new PostgresDialect({ pool: newPool(url, 2) }) });
   let closed: Promise<void> | undefined;
   const db: Db = {
     engine: 'postgres',
     kysely,
+    liveness,
     pool,
     where: redact(url),
     migrate: () => migrateToLatest(db),
-    close: () => (closed ??= kysely.destroy()),
+    close: () => (closed ??= Promise.all([kysely.destroy(), liveness.destroy()]).then(() => undefined)),
   };
   return db;
 }

@@ -3,7 +3,7 @@
 // session over (its name, the hash of its resume token, its grace deadline,
 // its terminals' specs). The async twin of control-plane/store.ts, on either
 // engine.
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { Capabilities, SessionState, TerminalSpec } from '../../protocol';
 import { textOrder, type Db, type Engine } from './open';
 import type { Database, SessionsTable } from './schema';
@@ -66,8 +66,12 @@ export class SessionsRepo {
   private readonly q: Kysely<Database>;
   private readonly engine: Engine;
 
+  /** Liveness queries (heartbeats, who is alive) on a pool of their own (Db.liveness). */
+  private live: Kysely<Database>;
+
   constructor(db: Db) {
     this.q = db.kysely;
+    this.live = db.liveness;
     this.engine = db.engine;
   }
 
@@ -141,6 +145,20 @@ export class SessionsRepo {
     return r && toOpenRow(r);
   }
 
+  /** Who holds each of these sessions now, by the store (sessions it does not have are left out). */
+  async holders(sessionIds: string[]): Promise<{ sessionId: string; owner: string; epoch: number; state: SessionState }[]> {
+    const out: { sessionId: string; owner: string; epoch: number; state: SessionState }[] = [];
+    for (let i = 0; i < sessionIds.length; i += 1000) {
+      const rows = await this.q
+        .selectFrom('sessions')
+        .select(['session_id', 'owner', 'epoch', 'state'])
+        .where('session_id', 'in', sessionIds.slice(i, i + 1000))
+        .execute();
+      for (const r of rows) out.push({ sessionId: r.session_id, owner: r.owner, epoch: r.epoch, state: r.state });
+    }
+    return out;
+  }
+
   /** The live session named `name`, if there is one (whichever replica holds it). */
   async openSessionNamed(name: string): Promise<OpenSessionRow | undefined> {
     const r = await this.q
@@ -177,7 +195,7 @@ export class SessionsRepo {
 
   /** Forgets one replica's row (it is stopping): the sessions it held are orphans at once. */
   async forgetReplica(id: string): Promise<void> {
-    await this.q.deleteFrom('replicas').where('id', '=', id).execute();
+    await this.live.deleteFrom('replicas').where('id', '=', id).execute();
   }
 
   // ---- replicas
@@ -185,7 +203,7 @@ export class SessionsRepo {
   /** A replica's heartbeat (and, first time, its row). */
   async beat(id: string, peer: string, startedMs: number, peerCert = ''): Promise<void> {
     const now = Date.now();
-    await this.q
+    await this.live
       .insertInto('replicas')
       .values({ id, peer, peer_cert: peerCert, started_ms: startedMs, heartbeat_ms: now })
       .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_ms: now, peer, peer_cert: peerCert }))
@@ -194,12 +212,12 @@ export class SessionsRepo {
 
   /** Replicas whose heartbeat is not older than `sinceMs`. */
   async liveReplicas(sinceMs: number): Promise<{ id: string; peer: string; peerCert: string }[]> {
-    return this.q.selectFrom('replicas').select(['id', 'peer', 'peer_cert as peerCert']).where('heartbeat_ms', '>=', sinceMs).execute();
+    return this.live.selectFrom('replicas').select(['id', 'peer', 'peer_cert as peerCert']).where('heartbeat_ms', '>=', sinceMs).execute();
   }
 
   /** Forgets replicas not heard from since `beforeMs` (their rows only: their sessions are swept apart). */
   async forgetReplicas(beforeMs: number): Promise<void> {
-    await this.q.deleteFrom('replicas').where('heartbeat_ms', '<', beforeMs).execute();
+    await this.live.deleteFrom('replicas').where('heartbeat_ms', '<', beforeMs).execute();
   }
 
   /**
@@ -211,17 +229,26 @@ export class SessionsRepo {
   async sweepOrphans(live: string[], gracePeriodMs: number): Promise<{ graced: string[]; ended: OpenSessionRow[] }> {
     const now = Date.now();
     return this.q.transaction().execute(async (tx) => {
+      // One replica sweeps at a time: several sweeping the same rows only wait on each other's locks (seen:
+      // sweeps of 30,000 sessions queued 20-90 s behind one another). The lock ends with the transaction.
+      if (this.engine === 'postgres') {
+        const got = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${sql.lit(SWEEP_LOCK)}) as ok`.execute(tx);
+        if (!got.rows[0]?.ok) return { graced: [], ended: [] };
+      }
+      const why = 'its control plane replica stopped answering';
       const graced = await tx
         .updateTable('sessions')
-        .set({ state: SessionState.GRACE_PERIOD, reason: 'its control plane replica stopped answering', deadline_ms: now + gracePeriodMs, updated_ms: now, owner: '' })
+        .set({ state: SessionState.GRACE_PERIOD, reason: why, deadline_ms: now + gracePeriodMs, updated_ms: now, owner: '' })
         .where('state', 'in', [SessionState.CONNECTED, SessionState.BACKGROUND, SessionState.PENDING])
         .where((eb) => (live.length > 0 ? eb('owner', 'not in', live) : eb.val(true)))
-        .returning(['session_id', 'state'])
+        .returning(['session_id'])
         .execute();
-      for (const g of graced) {
+      // In batches: one statement per row held every lock for as many round trips.
+      for (const batch of chunks(graced, TRANSITION_BATCH)) {
         await tx
           .insertInto('session_transitions')
-          .values({ session_id: g.session_id, from_state: SessionState.CONNECTED, to_state: SessionState.GRACE_PERIOD, reason: 'its control plane replica stopped answering', at_ms: now })
+          // RETURNING gives the row as updated, not its state before: most were CONNECTED.
+          .values(batch.map((g) => ({ session_id: g.session_id, from_state: SessionState.CONNECTED, to_state: SessionState.GRACE_PERIOD, reason: why, at_ms: now })))
           .execute();
       }
       const ended = await tx
@@ -232,12 +259,12 @@ export class SessionsRepo {
         .where((eb) => (live.length > 0 ? eb.or([eb('owner', '=', ''), eb('owner', 'not in', live)]) : eb.val(true)))
         .returningAll()
         .execute();
-      for (const e of ended) {
+      for (const batch of chunks(ended, TRANSITION_BATCH)) {
         await tx
           .insertInto('session_transitions')
-          .values({ session_id: e.session_id, from_state: SessionState.GRACE_PERIOD, to_state: SessionState.DISCONNECTED, reason: 'its grace period ran out', at_ms: now })
+          .values(batch.map((e) => ({ session_id: e.session_id, from_state: SessionState.GRACE_PERIOD, to_state: SessionState.DISCONNECTED, reason: 'its grace period ran out', at_ms: now })))
           .execute();
-        await tx.deleteFrom('terminals').where('session_id', '=', e.session_id).execute();
+        await tx.deleteFrom('terminals').where('session_id', 'in', batch.map((e) => e.session_id)).execute();
       }
       return { graced: graced.map((g) => g.session_id), ended: ended.map(toOpenRow) };
     });
@@ -331,4 +358,15 @@ function toSessionRow(r: Selectable<SessionsTable>): SessionRow {
     createdMs: r.created_ms,
     updatedMs: r.updated_ms,
   };
+}
+
+/** Rows per INSERT in a sweep (well under either engine's limit on bound parameters: 5 per row). */
+const TRANSITION_BATCH = 500;
+/** The sweep's advisory lock on PostgreSQL: any number, the same for every replica. */
+const SWEEP_LOCK = 0x636d6473; // "cmds"
+
+function chunks<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
 }
