@@ -303,8 +303,12 @@ describe('replicas on one store and one bus', () => {
           const x = await runCli(['exec', 'resync', '--', 'echo', `after-pg-${i}`], { server: addr(i), env: { CMDOP_TOKEN: token } });
           last = x.stderr.toString();
           return x.code === 0 ? x : undefined;
-        }, 30_000, `replica ${i} serving after the PostgreSQL restart`).catch((e: Error) => {
-          throw new Error(`${e.message}; it said: ${last}; replica ${i} printed: ${replicaLogs[i].slice(-3000)}`);
+        }, 30_000, `replica ${i} serving after the PostgreSQL restart`).catch(async (e: Error) => {
+          const c = new pg.Client({ connectionString: store });
+          await c.connect();
+          const t = await c.query("select t.from_state, t.to_state, t.reason, t.at_ms from session_transitions t join sessions s using (session_id) where s.name = 'resync' order by t.id");
+          await c.end();
+          throw new Error(`${e.message}; it said: ${last}; transitions: ${JSON.stringify(t.rows)}; replicas printed: ${replicaLogs.map((l) => l.slice(-1500)).join('\n---\n')}`);
         });
         assert.equal(r.stdout.toString(), `after-pg-${i}\n`);
       }

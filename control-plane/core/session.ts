@@ -20,7 +20,11 @@ import { FileRouter } from './fileRouter';
 import { PrioritySender } from '../../lib/prioritySender';
 import { TerminalRelay } from './relay';
 import type { OpenSessionRow, SessionsRepo, TerminalRow } from '../db';
+import { isDuplicateKey, isTransientStoreError } from '../db/transient';
 import type { Logger } from '../../lib/logger';
+
+/** How long a session write is retried through a broken link to the store (a PostgreSQL restart takes seconds). */
+const STORE_RETRY_MS = 30_000;
 
 /** The agent's Connect or Bulk stream, whatever carries it. */
 export type AgentCall = AgentStream;
@@ -155,9 +159,27 @@ export class AgentSession {
     return s;
   }
 
-  /** Queues a write to the store behind the session's earlier ones; a failure is logged (the session goes on). */
+  /**
+   * Queues a write to the store behind the session's earlier ones. One that
+   * fails because the store's link broke (a database restart) is tried
+   * again, in order, for up to STORE_RETRY_MS; any other failure is logged
+   * (the session goes on).
+   */
   private persistLater(what: string, write: () => Promise<void>): void {
-    this.writes = this.writes.then(write).catch((err: unknown) => this.logger.error({ err, what }, 'the store did not take a session write'));
+    const attempt = async () => {
+      const deadline = Date.now() + STORE_RETRY_MS;
+      for (let n = 0; ; n++) {
+        try {
+          return await write();
+        } catch (err) {
+          // A retried insert whose first attempt landed after all.
+          if (n > 0 && isDuplicateKey(err)) return;
+          if (!isTransientStoreError(err) || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** n)));
+        }
+      }
+    };
+    this.writes = this.writes.then(attempt).catch((err: unknown) => this.logger.error({ err, what }, 'the store did not take a session write'));
   }
 
   /** Resolves once every write made so far has landed (or failed). */

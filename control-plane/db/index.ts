@@ -48,4 +48,5 @@ export {
   type OidcAdapterStore,
 } from './oauth';
 export { SigningKeysRepo } from './keys';
+export { isDuplicateKey, isTransientStoreError } from './transient';
 export { createRateLimiter, type RateLimit } from './rateLimit';
