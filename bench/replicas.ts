@@ -54,7 +54,7 @@ import { cpuSeconds, rssMb, sampleRss } from './procfs';
 import { ProcessSet, Tail, sleep, stop, waitForLine } from './procs';
 import { type Backing, type ReplicaSet, startBacking, startReplicas } from './replicaCluster';
 import { median, percentile } from './stats';
-import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
+import { TARGET_COLUMNS, Verdict, fmt, ratio, renderGrid, verdict, type TargetKey } from './table';
 import { machineBusySeconds, watchTreeCpu } from './treeCpu';
 
 export interface ReplicasConfig {
@@ -885,16 +885,8 @@ async function enrollSpread(
 
 // ---------------------------------------------------------------- report
 
-type Key = 'metric' | 'cmdop' | 'target' | 'vsTarget' | 'verdict';
-type RRow = Record<Key, string>;
-
-const COLUMNS: Column<Key>[] = [
-  { key: 'metric', title: 'metric' },
-  { key: 'cmdop', title: 'CMDOP', numeric: true },
-  { key: 'target', title: 'target' },
-  { key: 'vsTarget', title: 'CMDOP/target', numeric: true },
-  { key: 'verdict', title: 'result' },
-];
+type RRow = Record<TargetKey, string>;
+const COLUMNS = TARGET_COLUMNS;
 
 const row = (metric: string, cmdop: string, target: string, vsTarget: string, v: Verdict | 'FAILED'): RRow => ({ metric, cmdop, target, vsTarget, verdict: v });
 const info = (metric: string, cmdop: string): RRow => row(metric, cmdop, '(info)', '—', '');

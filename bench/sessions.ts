@@ -23,7 +23,7 @@ import { ProcessSet } from './procs';
 import { ReconnectResult, measureReconnect } from './reconnect';
 import { RestartConfig, RestartResult, measureRestart } from './restart';
 import { median, percentile } from './stats';
-import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
+import { TARGET_COLUMNS, Verdict, fmt, ratio, renderGrid, verdict, type TargetKey } from './table';
 
 export type SessionPhase = 'reconnect' | 'agents' | 'observers' | 'restart';
 export const SESSION_PHASES: SessionPhase[] = ['reconnect', 'agents', 'observers', 'restart'];
@@ -121,16 +121,8 @@ export async function runSessions(opts: {
 
 // ---------------------------------------------------------------- report
 
-type Key = 'metric' | 'cmdop' | 'target' | 'vsTarget' | 'verdict';
-type SRow = Record<Key, string>;
-
-const COLUMNS: Column<Key>[] = [
-  { key: 'metric', title: 'metric' },
-  { key: 'cmdop', title: 'CMDOP', numeric: true },
-  { key: 'target', title: 'target' },
-  { key: 'vsTarget', title: 'CMDOP/target', numeric: true },
-  { key: 'verdict', title: 'result' },
-];
+type SRow = Record<TargetKey, string>;
+const COLUMNS = TARGET_COLUMNS;
 
 const row = (metric: string, cmdop: string, target: string, vsTarget: string, v: Verdict | 'FAILED'): SRow => ({
   metric,

@@ -72,3 +72,13 @@ export function renderGrid<K extends string>(columns: Column<K>[], rows: Record<
   const rule = '|' + columns.map((c) => (c.numeric ? '-'.repeat(width(c.key) + 1) + ':' : '-'.repeat(width(c.key) + 2))).join('|') + '|';
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
+
+/** The columns of a table of figures against their targets (sessions, replicas). */
+export type TargetKey = 'metric' | 'cmdop' | 'target' | 'vsTarget' | 'verdict';
+export const TARGET_COLUMNS: Column<TargetKey>[] = [
+  { key: 'metric', title: 'metric' },
+  { key: 'cmdop', title: 'CMDOP', numeric: true },
+  { key: 'target', title: 'target' },
+  { key: 'vsTarget', title: 'CMDOP/target', numeric: true },
+  { key: 'verdict', title: 'result' },
+];

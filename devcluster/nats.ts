@@ -15,16 +15,8 @@ export function natsServerBin(): string {
   return BIN;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './ports';
+export { freePort };
 
 export interface NatsServer {
   readonly url: string;

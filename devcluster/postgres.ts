@@ -11,10 +11,10 @@
 // `postgres` user (the package creates it).
 import { ChildProcess, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from './ports';
 
 export interface Postgres {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
@@ -64,17 +64,6 @@ export function postgresBin(): string {
     );
   }
   return path.join(PG_ROOT, versions[0], 'bin');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** As root: the `postgres` user's ids, to run the server as. */

@@ -3,7 +3,6 @@
 // CLI itself. Everything started here is stopped by `stop()`.
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CmdopClient } from '../../sdk';
@@ -37,17 +36,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-/** A loopback port nothing listens on right now (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../devcluster/ports';
 
 export function tempDir(prefix = 'cmdop-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

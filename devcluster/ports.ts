@@ -1,0 +1,14 @@
+// A free loopback port, for the launchers here and the tests that start processes.
+import net from 'node:net';
+
+/** A loopback port nothing listens on right now (bound, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
