@@ -55,7 +55,7 @@ describe('replicas on one store and one bus', () => {
       spawn(
         process.execPath,
         [CLI, 'server', '--listen', `127.0.0.1:${ports[i]}`, '--web-listen', '127.0.0.1:0', '--data-dir', path.join(dir, `r${i}`),
-          '--store', store, '--bus', nats.url, '--grace-period', '12', '--heartbeat-timeout', '5', '--peer-listen', '127.0.0.1:0'],
+          '--store', store, '--bus', nats.url, '--grace-period', '12', '--heartbeat-timeout', '60', '--peer-listen', '127.0.0.1:0'],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cliEnv(), CMDOP_RELAUNCH: '0', CMDOP_CLUSTER_SECRET: SECRET } },
       ),
     );
