@@ -10,9 +10,13 @@ export interface GrpcStatus {
   metadata: Metadata;
 }
 
+/** Set on every status the core made: a replica forwarding a call tells them from its link's failures. */
+export const CORE_ERROR_HEADER = 'cmdop-code';
+
 export function grpcStatus(e: unknown): GrpcStatus {
   const err = asApiError(e);
   const metadata = new Metadata();
+  metadata.set(CORE_ERROR_HEADER, err.code);
   if (err.reason) metadata.set('cmdop-reason', err.reason);
   return { code: status[err.code], details: err.message, metadata };
 }

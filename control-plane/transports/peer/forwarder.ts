@@ -27,6 +27,7 @@ import {
 import { ApiError, errorCode, errorReason, type ReplicaRef } from '../../core/errors';
 import type { CallContext, ClientStream, ForwardedUnary, Forwarder, Inbound } from '../../core/ports';
 import { forwardMetadata } from './caller';
+import { CORE_ERROR_HEADER } from '../grpc/status';
 import { fingerprintOf, grpcChannelCredentials, grpcChannelOptions, type Trust } from '../../../lib/tls';
 
 const base = toGrpcService(PeerServiceDefinition);
@@ -37,7 +38,8 @@ type PeerClient = InstanceType<typeof PeerClient>;
 
 /** A failure on the peer link as the core's error: the owner's own, or the link's. */
 function apiError(e: grpc.ServiceError, to: ReplicaRef): ApiError {
-  if (e.code === grpc.status.UNAVAILABLE && !e.metadata?.get('cmdop-reason').length && /connect|No connection|ECONN/i.test(e.details)) {
+  // The owner's own errors carry their code (transports/grpc/status.ts); a status without one is the link's.
+  if (!e.metadata?.get(CORE_ERROR_HEADER).length) {
     return new ApiError('UNAVAILABLE', `the control plane replica holding this machine (${to.peer}) cannot be reached: ${e.details}; try again`);
   }
   const reason = e.metadata?.get('cmdop-reason')[0];
