@@ -9,6 +9,7 @@
 // enrolls each agent it starts with a one-time enrollment token, as a user would.
 import fs from 'node:fs';
 import path from 'node:path';
+import { SERVER_NODE_FLAGS } from '../cli/relaunch';
 import { CmdopClient } from '../sdk';
 import type { ClientOptions } from '../sdk';
 import { ProcessSet, Tail, stop, waitForLine } from './procs';
@@ -89,7 +90,9 @@ export async function startControlPlaneProcess(
   o: ControlPlaneOptions = {},
 ): Promise<ControlPlaneProcess> {
   const cpLog = new Tail();
-  const nodeArgs = [...(process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...(o.nodeArgs ?? [])];
+  // The server's own node flags given up front, so cli/relaunch.ts runs it in this process:
+  // the pid the bench reads CPU and RSS of is the control plane, not a launcher that only waits.
+  const nodeArgs = [...SERVER_NODE_FLAGS, ...(process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...(o.nodeArgs ?? [])];
   const dataDir = path.join(dir, 'control-plane');
   const cp = procs.spawn(
     process.execPath,
