@@ -71,7 +71,7 @@ interface CoreView {
   };
 }
 
-function core(term: Terminal): CoreView {
+export function core(term: Terminal): CoreView {
   return (term as unknown as { _core: CoreView })._core;
 }
 
@@ -223,7 +223,7 @@ export function serializeScreen(term: Terminal, serializer: SerializeAddon): str
 }
 
 /** xterm's parser state for "between sequences" (ParserState.GROUND). */
-const GROUND = 0;
+export const GROUND = 0;
 /** Bytes that begin a sequence: ESC, and the C1 introducers in UTF-8 (DCS, SOS, CSI, OSC, PM, APC). */
 const C1_STARTS = new Set([0x90, 0x98, 0x9b, 0x9d, 0x9e, 0x9f]);
 /** An unfinished sequence longer than this (a huge OSC or DCS) is not carried over. */
