@@ -126,8 +126,9 @@ export class TerminalHost {
     this.pendingBytes = 0;
     if (tracing()) hopChunk('agent.flush', this.traced.flush, '', this.log.head, data.length);
     this.log.append(data, this.commandId, this.pendingStream);
-    this.screen?.write(data);
+    // Out to the control plane before the copy to the screen's worker: a keystroke's echo waits on the first, not the second.
     this.sendPending();
+    this.screen?.write(data);
     this.applyWindow();
   }
 
