@@ -10,9 +10,13 @@
 // cp.out → cp.toClient → client.recv. An output byte (every MiB of a PTY
 // flood): agent.flush (in the agent's log) → agent.send → cp.out →
 // cp.toClient → client.recv.
+//
+// Then the floor under them (bench/boundaryFloor.ts): one round trip between
+// two bare node processes over TCP and over grpc-js.
 import fs from 'node:fs';
 import path from 'node:path';
 import { flushHops, traceHopsTo } from '../lib/hopTrace';
+import { floorReport, measureBoundaryFloor } from './boundaryFloor';
 import { sdkShellChannel } from './channels';
 import { startCmdop } from './cmdopCluster';
 import { measureEcho, prepareEchoShell } from './echo';
@@ -126,7 +130,16 @@ export async function measureHops(o: { dir: string; procs: ProcessSet; cfg: Hops
       await client.terminal.execute(`head -c ${o.cfg.floodMb * 1024 * 1024} /dev/zero | tr '\\0' x`, { pty: true });
       await settle();
       const out = hopTimes(readNotes(file, end).filter((n) => n.k.startsWith('o:')), OUTPUT_HOPS);
-      return hopsReport('Keystroke echo, per hop', keys) + '\n' + hopsReport(`Output bytes in a ${o.cfg.floodMb} MB PTY flood, per hop`, out);
+      o.progress(`hops: the floor, ${o.cfg.keystrokes} round trips over bare TCP and over grpc-js between two processes`);
+      const floor = await measureBoundaryFloor(o.cfg.keystrokes);
+      return (
+        hopsReport('Keystroke echo, per hop', keys) +
+        '\n' +
+        hopsReport(`Output bytes in a ${o.cfg.floodMb} MB PTY flood, per hop`, out) +
+        '\n' +
+        floorReport(floor).join('\n') +
+        '\n'
+      );
     } finally {
       a.close();
     }
