@@ -45,7 +45,7 @@ import { ProcessSet, Tail, sleep } from './procs';
 import { SSH_INSTALL_HINT, SshPeer, sshMissing, startSshPeer } from './sshPeer';
 import { mbPerS, median, percentile } from './stats';
 import { Column, Verdict, fmt, ratio, renderGrid, verdict } from './table';
-import { commOf, machineBusySeconds, treeOf, watchTreeCpu } from './treeCpu';
+import { machineBusySeconds, watchTreeCpu } from './treeCpu';
 
 export interface FilesConfig {
   /** File size in MiB. */
@@ -150,7 +150,7 @@ export async function measureFiles(opts: {
     }
     progress('files: starting a CMDOP control plane and agent on loopback');
     cmdop = await startCmdop(path.join(dir, 'cmdop'), procs, MACHINE);
-    const sshd = ssh ? sshdPid() : undefined;
+    const sshd = ssh?.pid;
     const scpArgs = ssh ? scpCommand(ssh, cfg, dir) : undefined;
 
     /** One transfer as a child process: timed, its CPU counted, its copy checked and removed. */
@@ -354,12 +354,6 @@ function scpCommand(peer: SshPeer, cfg: FilesConfig, dir: string): (direction: D
     const [from, to] = direction === 'download' ? [remote(src), dst] : [src, remote(dst)];
     return { cmd: 'scp', args: [...mode, ...sshArgs, '-o', 'Compression=no', from, to] };
   };
-}
-
-/** The sshd the bench started: a child of this process (the issue-2 phase's, if any, is gone by now). */
-function sshdPid(): number | undefined {
-  const mine = treeOf(process.pid).filter((p) => p !== process.pid && commOf(p) === 'sshd');
-  return mine.length ? Math.max(...mine) : undefined;
 }
 
 interface Spawned {

@@ -33,6 +33,24 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   }
 }
 
+/**
+ * From /proc/PID/stat: the parent, the CPU seconds the process itself has
+ * used (utime + stime), and those of the children it has waited for
+ * (cutime + cstime: a child's whole total is added there when its parent
+ * reaps it); undefined when the process is gone. A zombie still reads: its
+ * own figures are final.
+ */
+export function procStat(pid: number): { ppid: number; own: number; reaped: number } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // state ppid ... utime stime cutime cstime (fields 3, 4, ..., 14-17)
+    return { ppid: Number(f[1]), own: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
 export interface RssSampler {
   /** Stops sampling; resolves with the largest RSS seen per pid, MB. */
   stop(): Map<number, number>;

@@ -96,6 +96,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Tracks the child, so that a bench stopped mid-run stops it too. */
   procs?: ProcessSet;
+  /** Called with the child's pid right after it is spawned (to watch its CPU, bench/cpuPerGb.ts). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Runs a command to completion with stdin from /dev/null; rejects on timeout, resolves with its exit code otherwise. */
@@ -106,6 +108,7 @@ export function runTimed(cmd: string, args: string[], opts: RunOptions): Promise
     const spawnOpts: SpawnOptions = { stdio: ['ignore', devNull ?? 'pipe', 'pipe'], env: opts.env ?? process.env };
     const p = opts.procs ? opts.procs.spawn(cmd, args, spawnOpts) : spawn(cmd, args, spawnOpts);
     if (devNull !== undefined) fs.closeSync(devNull); // the child has its own copy
+    if (p.pid !== undefined) opts.onSpawn?.(p.pid);
     const stderr = new Tail();
     let bytes = 0;
     let exitMs = 0;

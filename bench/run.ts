@@ -1,7 +1,11 @@
 // `npm run bench`: CMDOP against OpenSSH and a bare PTY, side by side, in one
-// run (issue 2): PTY and exec output throughput, keystroke echo latency, and
-// the control plane's memory while a terminal floods. Prints one table with
-// ratios and whether each target is met, then the raw figures behind it.
+// run (issue 2, with issue 15's targets): PTY and exec output throughput,
+// keystroke echo latency, and the control plane's memory while a terminal
+// floods and when idle. Prints one table with ratios and whether each target
+// is met; then a table of CPU-seconds per GB of output for each process of
+// each throughput contestant (client, control plane, agent or sshd, the
+// remote `cat`; bench/cpuPerGb.ts); then the raw figures behind both, with
+// the CPU per GB again on each contestant's line.
 //
 // Everything runs on this machine over loopback: a throwaway sshd and a
 // CMDOP control plane + agent as child processes, with state in one temp dir.
@@ -49,6 +53,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CmdopClient } from '../sdk';
 import { authCostConfig, authCostReport, measureAuthCost } from './authCost';
+import { cpuLine, cpuTable } from './cpuPerGb';
 import { consoleRenderConfig, consoleRenderReport, measureConsoleRender } from './consoleRender';
 import { sdkShellChannel, sshShellChannel } from './channels';
 import { CmdopCluster, startCmdop } from './cmdopCluster';
@@ -56,7 +61,7 @@ import { measureEcho, prepareEchoShell } from './echo';
 import { measureHops } from './hops';
 import { filesConfig, filesReport, measureFiles } from './files';
 import { FloodResult, measureFlood } from './flood';
-import { ProcessSet } from './procs';
+import { ProcessSet, sleep } from './procs';
 import { measureReplicas, replicasConfig, replicasReport } from './replicas';
 import { rssMb, sampleRss } from './procfs';
 import { SESSION_PHASES, SessionPhase, runSessions, sessionsConfig, sessionsReport } from './sessions';
@@ -158,8 +163,8 @@ interface Results {
   exec: { cmdop: ThroughputResult; ssh?: ThroughputResult };
   echo: { cmdop: number[]; ssh?: number[] };
   flood: FloodResult;
-  /** The control plane over the whole bench: its largest RSS, and its RSS once every phase is over. */
-  controlPlane: { maxMb: number; endMb: number };
+  /** The control plane over the whole bench: its largest RSS, its RSS idle after the throughput runs, and once every phase is over. */
+  controlPlane: { maxMb: number; idleMb: number; endMb: number };
 }
 
 async function ptyThroughput(ctx: Context): Promise<Results['pty']> {
@@ -194,7 +199,15 @@ function cmdopRunner(ctx: Context, pty: boolean): Runner {
     pty,
     env: ctx.cmdop.env, // CMDOP_TOKEN: the admin's
     procs: ctx.procs,
-    cpuPids: { 'control plane': ctx.cmdop.controlPlanePid, agent: ctx.cmdop.agentPid },
+    cpu: {
+      trees: [
+        // Its whole tree: `cmdop server` may run the control plane in a child of the pid the bench started (cli/relaunch.ts).
+        { pid: ctx.cmdop.controlPlanePid, role: () => 'control plane' },
+        // The agent's node process; below it, the shell and `cat` it runs for the command.
+        { pid: ctx.cmdop.agentPid, role: (_comm, isRoot) => (isRoot ? 'agent' : 'remote command') },
+      ],
+      roles: ['client', 'control plane', 'agent', 'remote command'],
+    },
   });
 }
 
@@ -209,6 +222,11 @@ function sshRunner(ctx: Context, pty: boolean): Runner | undefined {
     file: ctx.file,
     pty,
     procs: ctx.procs,
+    cpu: {
+      // The listener and each connection's sshd processes; below them, the shell and `cat` they run.
+      trees: [{ pid: ssh.pid, role: (comm, isRoot) => (isRoot || comm.startsWith('sshd') ? 'sshd' : 'remote command') }],
+      roles: ['client', 'sshd', 'remote command'],
+    },
   });
 }
 
@@ -239,6 +257,14 @@ async function echoLatency(ctx: Context): Promise<Results['echo']> {
   return { cmdop, ssh };
 }
 
+/** The control plane's RSS once the throughput runs are over and it has sat idle a moment. */
+async function idleRss(ctx: Context): Promise<number> {
+  progress('control-plane RSS, idle after the throughput runs');
+  await sleep(IDLE_WAIT_MS);
+  return rssMb(ctx.cmdop.controlPlanePid);
+}
+const IDLE_WAIT_MS = 1000;
+
 async function flood(ctx: Context): Promise<FloodResult> {
   progress(`control-plane RSS while a terminal runs \`yes\` for ${ctx.cfg.floodSeconds} s`);
   return measureFlood(
@@ -267,8 +293,8 @@ function buildRows(r: Results, cfg: Config): Row[] {
       raw: fmt(w),
       vsSsh: ratio(c, s),
       vsRaw: ratio(c, w),
-      target: '≥ 1.0× ssh, ≥ 0.85× raw',
-      verdict: verdict([sshOk(s, (v) => c >= v), c >= 0.85 * w]),
+      target: '≥ 1.0× ssh, ≥ 0.9× raw',
+      verdict: verdict([sshOk(s, (v) => c >= v), c >= 0.9 * w]),
     });
   }
   {
@@ -281,35 +307,42 @@ function buildRows(r: Results, cfg: Config): Row[] {
       raw: '—',
       vsSsh: ratio(c, s),
       vsRaw: '—',
-      target: '≥ 1.0× ssh',
-      verdict: verdict([sshOk(s, (v) => c >= v)]),
+      target: '≥ 0.8× ssh',
+      verdict: verdict([sshOk(s, (v) => c >= 0.8 * v)]),
     });
   }
-  // Latency: lower is better.
-  for (const p of [50, 99]) {
-    const c = percentile(r.echo.cmdop, p);
-    const s = r.echo.ssh ? percentile(r.echo.ssh, p) : undefined;
+  // Latency: lower is better. p50 has a bound of its own besides ssh's.
+  const echoTargets = [
+    { p: 50, maxMs: 1.0, vsSsh: 1.5, target: '≤ 1.0 ms and ≤ 1.5× ssh' },
+    { p: 99, maxMs: undefined, vsSsh: 2, target: '≤ 2× ssh' },
+  ];
+  for (const t of echoTargets) {
+    const c = percentile(r.echo.cmdop, t.p);
+    const s = r.echo.ssh ? percentile(r.echo.ssh, t.p) : undefined;
     rows.push({
-      metric: `keystroke echo p${p} (ms)`,
+      metric: `keystroke echo p${t.p} (ms)`,
       cmdop: fmt(c, 2),
       ssh: fmt(s, 2),
       raw: '—',
       vsSsh: ratio(c, s),
       vsRaw: '—',
-      target: '≤ ssh',
-      verdict: verdict([sshOk(s, (v) => c <= v)]),
+      target: t.target,
+      verdict: verdict([t.maxMs === undefined ? undefined : c <= t.maxMs, sshOk(s, (v) => c <= t.vsSsh * v)]),
     });
   }
-  rows.push({
-    metric: 'control-plane RSS max, flood (MB)',
-    cmdop: fmt(r.flood.controlPlaneMaxMb),
+  // Memory: at most.
+  const rss = (metric: string, mb: number, max: number): Row => ({
+    metric,
+    cmdop: fmt(mb),
     ssh: '—',
     raw: '—',
     vsSsh: '—',
     vsRaw: '—',
-    target: '< 200 MB',
-    verdict: verdict([r.flood.controlPlaneMaxMb < 200]),
+    target: `≤ ${max} MB`,
+    verdict: verdict([Number.isFinite(mb) ? mb <= max : undefined]),
   });
+  rows.push(rss('control-plane RSS max, flood (MB)', r.flood.controlPlaneMaxMb, 200));
+  rows.push(rss('control-plane RSS idle, after the throughput runs (MB)', r.controlPlane.idleMb, 120));
 
   // For reading the figures above; no target.
   const info = (metric: string, cmdop: string, ssh = '—', vsSsh = '—'): Row => ({
@@ -334,14 +367,11 @@ function buildRows(r: Results, cfg: Config): Row[] {
 
 function throughputDetails(t: ThroughputResult): string {
   const s = (ms: number[]) => ms.map((x) => (x / 1000).toFixed(2)).join(' ');
-  const cpu = Object.entries(t.cpuPerRun)
-    .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
-    .join(', ');
   return [
     `  ${t.label}: runs ${s(t.runsMs)} s` + (t.setupMs.length ? `; \`true\` ${s(t.setupMs)} s` : ''),
     `    net ${t.netMBps.toFixed(1)} MB/s, gross ${t.grossMBps.toFixed(1)} MB/s; ` +
-      `warm-up delivered ${t.countedBytes} of ${t.expectedBytes} bytes` +
-      (cpu ? `; CPU per run: ${cpu}` : ''),
+      `warm-up delivered ${t.countedBytes} of ${t.expectedBytes} bytes`,
+    ...(t.cpu ? [`    ${cpuLine(t.cpu, t.payloadBytes)}`] : []),
   ].join('\n');
 }
 
@@ -387,6 +417,10 @@ function report(r: Results, ctx: Context): string {
     '',
     renderTable(buildRows(r, ctx.cfg)),
     '',
+    'CPU-seconds per GB of output, by process (medians of the timed runs; GB = 10^9 bytes of the file):',
+    '',
+    cpuTable([r.pty.cmdop, r.pty.ssh, r.pty.raw, r.exec.cmdop, r.exec.ssh].filter((t): t is ThroughputResult => t !== undefined)),
+    '',
     'How to read it:',
     '  - throughput is the file bytes moved over (median transfer time − median time of the same tool running',
     '    `true`), i.e. connection setup excluded (gross figures below); CMDOP and ssh are client processes writing',
@@ -394,7 +428,17 @@ function report(r: Results, ctx: Context): string {
     `    on the wire), exec runs cat it ${EXEC_COPIES} times so that ssh's transfer outlasts its setup.`,
     '  - echo: one key typed into `stty -icanon; cat > /dev/null` in a shell, until its echo returns;',
     '    CMDOP through the SDK, ssh through `ssh -tt` with pipes.',
-    '  - RSS: /proc/PID/status VmRSS every 200 ms while `yes` floods a terminal with an SDK operator attached.',
+    '  - RSS: /proc/PID/status VmRSS every 200 ms while `yes` floods a terminal with an SDK operator attached',
+    `    (the first phase, on a fresh control plane); idle: once more ${IDLE_WAIT_MS / 1000} s after the last throughput run.`,
+    '  - CPU per GB: the CPU (user + system) each process used during a timed run, over the file bytes it moved,',
+    '    polled from /proc and completed from the parents\' reaped-children time. Nothing is subtracted: unlike',
+    '    MB/s, it includes the client\'s start-up and connection setup (node loading the CLI, the ssh handshake).',
+    '    client: the `cmdop` CLI or `ssh` process; for raw node-pty, the bench process itself, which reads the PTY',
+    '    (and polls /proc). agent: the agent\'s node process; sshd: the listener and each connection\'s sshd',
+    '    processes; remote cat: what they run for the command (the shell and `cat`). total: the sum of the',
+    '    roles (of medians). kernel threads: kworkers and the like in the same window (through a PTY, part of the',
+    '    line discipline\'s work runs there, charged to no process); whole machine: all busy CPU in that window',
+    '    (the bench and anything else running). total + kernel threads should come close to whole machine.',
     ...(ctx.ssh ? [] : [`  - ssh comparisons were skipped: install them with \`${SSH_INSTALL_HINT}\``]),
     '',
     'Details:',
@@ -407,7 +451,8 @@ function report(r: Results, ctx: Context): string {
     echoDetails('echo ssh', r.echo.ssh),
     `  flood: control plane ${r.flood.controlPlaneIdleMb.toFixed(1)} MB idle -> ${r.flood.controlPlaneMaxMb.toFixed(1)} MB max; ` +
       `agent ${r.flood.agentMaxMb.toFixed(1)} MB max; ${r.flood.gaps} gap(s)`,
-    `  control plane over the whole bench: ${r.controlPlane.maxMb.toFixed(1)} MB max, ${r.controlPlane.endMb.toFixed(1)} MB at the end`,
+    `  control plane over the whole bench: ${r.controlPlane.maxMb.toFixed(1)} MB max, ` +
+      `${r.controlPlane.idleMb.toFixed(1)} MB idle after the throughput runs, ${r.controlPlane.endMb.toFixed(1)} MB at the end`,
   ];
   const list = (title: string, items: string[], none: string) =>
     items.length ? `${title}:\n${items.map((p) => `  - ${p}`).join('\n')}` : `${title}: ${none}`;
@@ -548,12 +593,13 @@ async function issue2(cfg: Config, dir: string, procs: ProcessSet, held: Held): 
   const echo = await echoLatency(ctx);
   const pty = await ptyThroughput(ctx);
   const exec = await execThroughput(ctx);
+  const idleMb = await idleRss(ctx);
   const results: Results = {
     pty,
     exec,
     echo,
     flood: floodResult,
-    controlPlane: { maxMb: whole.stop().get(cmdop.controlPlanePid)!, endMb: rssMb(cmdop.controlPlanePid) },
+    controlPlane: { maxMb: whole.stop().get(cmdop.controlPlanePid)!, idleMb, endMb: rssMb(cmdop.controlPlanePid) },
   };
   fs.rmSync(file.path, { force: true });
   return report(results, ctx);

@@ -20,6 +20,8 @@ export interface SshPeer {
   /** Arguments for `ssh` up to and including the destination; append the remote command, if any. */
   args(opts: { tty: boolean }): string[];
   readonly bin: string;
+  /** The listening sshd: each connection's processes are its children. */
+  readonly pid: number;
   /** sshd's recent log lines, for error messages. */
   log(): string;
 }
@@ -99,6 +101,7 @@ export async function startSshPeer(dir: string, procs: ProcessSet): Promise<SshP
   const peer: SshPeer = {
     port,
     bin: SSH,
+    pid: sshd.pid!,
     version: sshVersion(),
     log: () => log.toString(),
     args: ({ tty }) => [

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import * as pty from 'node-pty';
-import { cpuSeconds } from './procfs';
+import { CpuPlan, CpuSummary, Role, RunCpu, watchRunCpu } from './cpuPerGb';
 import { ProcessSet, runTimed, sleep } from './procs';
 import { mbPerS, median } from './stats';
 
@@ -50,14 +50,14 @@ export interface Runner {
   readonly payloadBytes: number;
   /** What a run must deliver to the reader (the payload, plus a CR per line through a PTY). */
   readonly expectedBytes: number;
-  /** One transfer; resolves with its wall time in ms. */
-  timed(): Promise<number>;
+  /** One transfer; resolves with its wall time in ms. `onSpawn` is told the pid of the process it starts. */
+  timed(onSpawn?: (pid: number) => void): Promise<number>;
   /** One transfer whose output is counted by the bench (the warm-up, and the check that nothing is lost). */
   counted(): Promise<number>;
   /** The same tool running `true`: connection setup and teardown, subtracted from `timed`. Absent: no setup. */
   setup?(): Promise<number>;
-  /** Processes whose CPU time per timed run is worth reporting (the control plane, the agent). */
-  readonly cpuPids?: Record<string, number>;
+  /** The processes whose CPU each timed run is counted for, by role. */
+  readonly cpu?: CpuPlan;
 }
 
 /** A client program (the cmdop CLI, ssh) run once per transfer with stdout to /dev/null. */
@@ -71,13 +71,14 @@ export function childRunner(opts: {
   /** `cat` the file this many times in one run: a fast peer needs a longer transfer to stand out from its setup time. */
   copies?: number;
   env?: NodeJS.ProcessEnv;
-  cpuPids?: Record<string, number>;
+  /** What runs besides the client (the control plane and agent, or sshd); the client's role is 'client'. */
+  cpu?: Omit<CpuPlan, 'spawned'>;
   procs: ProcessSet;
 }): Runner {
   const copies = opts.copies ?? 1;
   const command = `cat${` ${shellQuote(opts.file.path)}`.repeat(copies)}`;
-  const run = async (remote: string, stdout: 'null' | 'count') => {
-    const r = await runTimed(opts.cmd, opts.args(remote), { stdout, env: opts.env, timeoutMs: 180_000, procs: opts.procs });
+  const run = async (remote: string, stdout: 'null' | 'count', onSpawn?: (pid: number) => void) => {
+    const r = await runTimed(opts.cmd, opts.args(remote), { stdout, env: opts.env, timeoutMs: 180_000, procs: opts.procs, onSpawn });
     if (r.code !== 0) throw new Error(`${opts.label}: \`${remote}\` exited ${r.code}; stderr: ${r.stderr}`);
     return r;
   };
@@ -85,8 +86,8 @@ export function childRunner(opts: {
     label: opts.label,
     payloadBytes: copies * opts.file.bytes,
     expectedBytes: copies * (opts.pty ? opts.file.ptyBytes : opts.file.bytes),
-    cpuPids: opts.cpuPids,
-    timed: async () => (await run(command, 'null')).ms,
+    cpu: opts.cpu && { ...opts.cpu, spawned: 'client' },
+    timed: async (onSpawn) => (await run(command, 'null', onSpawn)).ms,
     counted: async () => (await run(command, 'count')).bytes,
     setup: async () => (await run('true', 'null')).ms,
   };
@@ -97,12 +98,14 @@ export function childRunner(opts: {
  * read path without anything after it, i.e. the ceiling for CMDOP's PTY mode.
  */
 export function rawPtyRunner(file: DataFile): Runner {
-  const once = () => rawPtyCat(file.path);
+  const once = (onSpawn?: (pid: number) => void) => rawPtyCat(file.path, onSpawn);
   return {
     label: 'raw node-pty',
     payloadBytes: file.bytes,
     expectedBytes: file.ptyBytes,
-    timed: async () => (await once()).ms,
+    // The client is this process, reading the PTY (its polling of /proc included).
+    cpu: { trees: [], spawned: 'remote command', self: 'client', roles: ['client', 'remote command'], names: { client: 'bench (reads the PTY)' } },
+    timed: async (onSpawn) => (await once(onSpawn)).ms,
     counted: async () => (await once()).bytes,
   };
 }
@@ -119,7 +122,7 @@ const PTY_EXIT_TIMEOUT_MS = 2000;
  * the bench holds a slave fd itself and closes it only once the child is
  * gone and its output has gone quiet, so the baseline reads every byte.
  */
-function rawPtyCat(file: string): Promise<{ ms: number; bytes: number }> {
+function rawPtyCat(file: string, onSpawn?: (pid: number) => void): Promise<{ ms: number; bytes: number }> {
   return new Promise((resolve) => {
     const start = performance.now();
     let bytes = 0;
@@ -132,6 +135,7 @@ function rawPtyCat(file: string): Promise<{ ms: number; bytes: number }> {
       env: process.env,
       encoding: null, // Buffers: count bytes, decode nothing
     });
+    onSpawn?.(term.pid);
     let slave: number | undefined = fs.openSync(
       (term as unknown as { ptsName: string }).ptsName,
       fs.constants.O_RDWR | fs.constants.O_NOCTTY,
@@ -187,8 +191,8 @@ export interface ThroughputResult {
   readonly countedBytes: number;
   readonly expectedBytes: number;
   readonly payloadBytes: number;
-  /** CPU seconds per timed run (median), per process named in `cpuPids`. */
-  readonly cpuPerRun: Record<string, number>;
+  /** CPU seconds per timed run (medians), per role; absent when the runner names no processes. */
+  readonly cpu?: CpuSummary;
   /** MB/s of file payload over (median transfer time − median setup time); NaN when setup took it all. */
   readonly netMBps: number;
   /** The transfer took less than half the time of the setup beside it: the net figure is rough. */
@@ -204,7 +208,7 @@ export async function measureThroughput(
 ): Promise<ThroughputResult[]> {
   const runs = runners.map(() => [] as number[]);
   const setups = runners.map(() => [] as number[]);
-  const cpu = runners.map(() => ({}) as Record<string, number[]>);
+  const cpu = runners.map(() => [] as RunCpu[]);
   const counted: number[] = [];
 
   // Warm-up, and the check that every byte arrives: a fast run that loses
@@ -216,10 +220,13 @@ export async function measureThroughput(
   for (let rep = 1; rep <= reps; rep++) {
     for (const [i, r] of runners.entries()) {
       progress(`${r.label}: run ${rep}/${reps}`);
-      const before = cpuOf(r.cpuPids);
-      runs[i].push(await r.timed());
-      const after = cpuOf(r.cpuPids);
-      for (const k of Object.keys(before)) (cpu[i][k] ??= []).push(after[k] - before[k]);
+      const watch = r.cpu && watchRunCpu(r.cpu);
+      try {
+        runs[i].push(await r.timed((pid) => watch?.spawned(pid)));
+      } finally {
+        const used = await watch?.stop(); // after the run's processes are gone
+        if (used) cpu[i].push(used);
+      }
       if (r.setup) setups[i].push(await r.setup());
       await sleep(200); // let the previous run's processes finish exiting
     }
@@ -228,8 +235,6 @@ export async function measureThroughput(
   return runners.map((r, i) => {
     const t = median(runs[i]);
     const s = setups[i].length ? median(setups[i]) : 0;
-    const cpuPerRun: Record<string, number> = {};
-    for (const [k, v] of Object.entries(cpu[i])) cpuPerRun[k] = median(v);
     return {
       label: r.label,
       runsMs: runs[i],
@@ -237,7 +242,7 @@ export async function measureThroughput(
       countedBytes: counted[i],
       expectedBytes: r.expectedBytes,
       payloadBytes: r.payloadBytes,
-      cpuPerRun,
+      cpu: r.cpu && cpu[i].length ? summarize(r.cpu, cpu[i]) : undefined,
       netMBps: t > s ? mbPerS(r.payloadBytes, t - s) : NaN,
       roughNet: t - s < s / 2,
       grossMBps: mbPerS(r.payloadBytes, t),
@@ -245,8 +250,10 @@ export async function measureThroughput(
   });
 }
 
-function cpuOf(pids: Record<string, number> | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, pid] of Object.entries(pids ?? {})) out[k] = cpuSeconds(pid);
-  return out;
+/** Medians over the timed runs, role by role. */
+function summarize(plan: CpuPlan, runs: RunCpu[]): CpuSummary {
+  const byRole: Partial<Record<Role, number>> = {};
+  for (const role of plan.roles) byRole[role] = median(runs.map((u) => u.byRole[role] ?? 0));
+  const med = (k: 'kernel' | 'machine') => median(runs.map((u) => u[k]));
+  return { byRole, kernel: med('kernel'), machine: med('machine'), roles: plan.roles, names: plan.names ?? {} };
 }

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import { cpuSeconds } from './procfs';
 
-/** Pids of `pid`'s children (of any of its threads). */
-function childrenOf(pid: number): number[] {
+/** Pids of `pid`'s children (of any of its threads), zombies included until they are reaped. */
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   let tids: string[];
   try {
@@ -51,6 +51,20 @@ export function machineBusySeconds(): number {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal ...
   return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0)) / 100;
+}
+
+/**
+ * CPU seconds the kernel's own threads (children of kthreadd, pid 2) have
+ * used: kworkers run a PTY's line discipline and other work no process is
+ * charged for. A thread that exits between two readings drops out of the sum.
+ */
+export function kernelThreadSeconds(): number {
+  let s = 0;
+  for (const pid of childrenOf(2)) {
+    const cpu = cpuSeconds(pid);
+    if (Number.isFinite(cpu)) s += cpu;
+  }
+  return s;
 }
 
 export interface TreeCpuWatch {
