@@ -15,6 +15,9 @@ export interface OutputChunk {
   encoded?: Buffer;
 }
 
+/** What a dropped chunk's slot holds until the next compaction (never read: it is before `first`). */
+const DROPPED: OutputChunk = Object.freeze({ seq: -1, data: new Uint8Array(0), commandId: '', stream: OutputStream.OUTPUT_STREAM_UNSPECIFIED });
+
 export class OutputLog {
   private chunks: OutputChunk[] = [];
   private first = 0; // index of the oldest live chunk in `chunks`
@@ -81,6 +84,10 @@ export class OutputLog {
     const i = this.indexOf(seq);
     const c = this.chunks[i];
     if (c.seq < seq) this.chunks[i] = sliceChunk(c, seq);
+    // The dropped chunks' slots let go of their bytes now, not at the next
+    // compaction: up to 64 of them (16 MiB of 256 KiB chunks) stayed
+    // reachable, and an exited terminal's trimmed buffer kept all of it.
+    for (let j = this.first; j < i; j++) this.chunks[j] = DROPPED;
     this.first = i;
     this.startSeq = seq;
     // Compact once the dead prefix dominates, so trimming stays amortised O(1).

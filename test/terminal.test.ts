@@ -118,6 +118,33 @@ describe('terminals', () => {
     await c.client.terminal.close(op.terminalId);
   });
 
+  it('an exited terminal keeps only its tail once its operator has all of it; a late observer is told of the rest', async () => {
+    const op = await c.client.terminal.open();
+    const o = new Collected(op);
+    const exited = new Promise<void>((resolve) => op.once('exit', () => resolve()));
+    await op.sendInput('seq 1 400000; exit\r'); // ~2.7 MB
+    await exited;
+    const head = op.cursor;
+    assert.ok(head > 2_000_000, `the terminal printed ${head} bytes`);
+    // The operator confirmed the exit: the control plane no longer needs what it holds beyond a tail.
+    let late!: Collected;
+    await eventually(async () => {
+      const obs = await c.client.terminal.attach(op.terminalId, { mode: 'observer', fromSeq: 0 });
+      const l = new Collected(obs);
+      await eventually(() => obs.cursor >= head, 10_000, 'the late observer to reach the end');
+      obs.close();
+      if (l.gaps.length === 0) return false; // the exit was not confirmed yet: the whole buffer was still held
+      late = l;
+      return true;
+    }, 10_000, 'an exited terminal to drop what its operator confirmed');
+    const skipped = late.gaps.reduce((n, g) => n + (g.toSeq - g.fromSeq), 0);
+    assert.equal(late.gaps[0].fromSeq, 0);
+    assert.equal(skipped + late.bytes.length, head, 'the gap and the bytes account for every offset once');
+    assert.ok(late.bytes.length <= 256 * 1024 && late.bytes.length > 0, `kept ${late.bytes.length} bytes`);
+    assert.deepEqual(late.bytes, o.bytes.subarray(head - late.bytes.length), 'the tail it kept is the last output, byte-exact');
+    op.close();
+  });
+
   it('lists terminals with their attachments and closes them', async () => {
     const info = await c.client.terminal.create({ title: 'build' });
     const obs = await c.client.terminal.attach(info.terminalId, { mode: 'observer' });

@@ -66,6 +66,13 @@ export interface RelayHost {
 const SNAPSHOT_TIMEOUT_MS = 3000;
 /** How long an exec's output waits for its caller to re-attach (the SDK retries for 60 s). */
 const OWNER_HOLD_MS = 60_000;
+/**
+ * Output an exited terminal keeps once every operator has confirmed all of
+ * it: a session keeps up to 16 exited terminals for 90 s (session.ts), and
+ * at the full RELAY_BUFFER each, a loop of `cmdop exec` held 60-85 MB that no
+ * one could still need (bench issue2: idle RSS 261 MB after 8 runs).
+ */
+const EXITED_BUFFER = 256 * 1024;
 /** How much one attachment writes per turn before yielding. */
 const PUMP_BYTES = 512 * 1024;
 /** After a restart: how long the relay waits for its operators to re-attach before acknowledging without them. */
@@ -176,6 +183,8 @@ export class TerminalRelay {
     if (this.host.sendToAgent({ msg: { $case: 'ack', value: { terminalId: this.id, seq: e.finalSeq, exit: true } } })) {
       this.exitAckedToAgent = true;
       this.ackedToAgent = e.finalSeq;
+      // Every operator has all of it now: what stays only serves a late joiner, who gets the tail and is told of the rest (OutputGap).
+      while (this.log.size > EXITED_BUFFER) this.log.dropOldest();
     }
   }
 
