@@ -37,6 +37,7 @@ import { authServiceHandlers, clientServiceHandlers } from './transports/grpc/cl
 import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './transports/grpc/connections';
 import { startGrpcPort } from './transports/grpc/server';
 import { createLogger, type Logger } from '../lib/logger';
+import { collectWhenIdle } from '../lib/idleCollector';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -116,6 +117,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = opts.logger ?? createLogger('control-plane');
+  collectWhenIdle(); // memory back after a burst (lib/idleCollector.ts), also when the desktop app embeds it
   const { host, port } = parseListen(opts.listen ?? DEFAULT_SERVER);
   if (!opts.tls && !opts.insecure && !isLoopback(host)) {
     throw new Error(

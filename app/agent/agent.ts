@@ -26,6 +26,7 @@ import { PrioritySender } from '../../lib/prioritySender';
 import { hop, tracing } from '../../lib/hopTrace';
 import { FIRST_ADDRESS_OPTION, LAST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
 import { LIST_SCHEME } from '../../lib/serverAddress';
+import { collectWhenIdle } from '../../lib/idleCollector';
 
 export interface AgentOptions {
   /**
@@ -149,6 +150,7 @@ export class Agent extends EventEmitter {
 
   /** Connects; resolves once the first session is registered, rejects if refused. */
   start(): Promise<void> {
+    collectWhenIdle(); // memory back after a flood or a transfer (lib/idleCollector.ts), also in the desktop app
     return new Promise((resolve, reject) => {
       const onReady = () => {
         this.off('fatal', onFatal);
