@@ -18,7 +18,7 @@
 //
 // Then the issue-3 figures (bench/sessions.ts), in a second table "Sessions
 // (issue 3)": reconnect -> last buffered byte, 10,000 idle agents on one
-// control plane, 100 observers on one fast terminal.
+// control plane, observers on one fast terminal (100 at 2 MB/s, 10 at 10 MB/s).
 //
 // Last, the issue-5 figures (bench/consoleRender.ts, BENCH_ONLY=console): the
 // browser console rendering `cat` of 50 MB next to a bare xterm.js page, and

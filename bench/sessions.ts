@@ -1,6 +1,7 @@
 // The issue-3 figures ("Sessions"), run by `npm run bench` after the issue-2
 // ones: reconnect -> last buffered byte, 10,000 idle agents on one control
-// plane, and 100 observers on one fast terminal. Each phase starts its own
+// plane, observers on one fast terminal (issue 15's fan-outs: 100 at 2 MB/s,
+// then 10 at 10 MB/s), and a restart. Each phase starts its own
 // control plane (a fresh process: its CPU and memory are that phase's), in
 // its own directory under the bench's temp dir, and stops it at its end.
 //
@@ -9,7 +10,8 @@
 //   BENCH_AGENTS=10000  BENCH_AGENT_PROCS=4  BENCH_AGENTS_PER_CONN=100
 //   BENCH_AGENT_HEARTBEAT_S=5  BENCH_AGENT_WINDOW_S=20
 //   BENCH_ENROLL_CONCURRENCY=32 (agent enrollments in flight, before the clock)
-//   BENCH_OBSERVERS=100  BENCH_OBSERVER_PROCS=4  BENCH_OBSERVER_MBPS=10
+//   BENCH_OBSERVERS, BENCH_OBSERVER_MBPS (unset: issue 15's two fan-outs, 100
+//   observers at 2 MB/s and 10 at 10 MB/s; either set: that one)  BENCH_OBSERVER_PROCS=4
 //   BENCH_OBSERVER_S=10  BENCH_OBSERVER_WARMUP_S=3  BENCH_OBSERVER_BLOCK=100000
 // For digging: BENCH_AGENT_LOG=debug (the reconnect phase's in-process agent
 // logs), BENCH_CP_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' (profile every
@@ -31,7 +33,8 @@ export const SESSION_PHASES: SessionPhase[] = ['reconnect', 'agents', 'observers
 export interface SessionsConfig {
   reconnect: { reps: number; bytes: number };
   agents: IdleAgentsConfig;
-  observers: ObserversConfig;
+  /** One stream per fan-out, each on its own control plane. */
+  observers: ObserversConfig[];
   observerWarmupS: number;
   restart: RestartConfig;
 }
@@ -50,13 +53,13 @@ export function sessionsConfig(envNumber: (name: string, dflt: number) => number
       windowS: envNumber('BENCH_AGENT_WINDOW_S', 20),
       enrollConcurrency: Math.round(envNumber('BENCH_ENROLL_CONCURRENCY', 32)),
     },
-    observers: {
-      observers: Math.round(envNumber('BENCH_OBSERVERS', 100)),
+    observers: fanOuts(envNumber).map(([observers, mbps]) => ({
+      observers,
       processes: Math.round(envNumber('BENCH_OBSERVER_PROCS', 4)),
-      rate: envNumber('BENCH_OBSERVER_MBPS', 10) * 1e6,
+      rate: mbps * 1e6,
       seconds: envNumber('BENCH_OBSERVER_S', 10),
       blockBytes: Math.round(envNumber('BENCH_OBSERVER_BLOCK', 100_000)),
-    },
+    })),
     // 0 is allowed here (no warm-up); envNumber wants positive numbers.
     observerWarmupS: process.env.BENCH_OBSERVER_WARMUP_S === '0' ? 0 : envNumber('BENCH_OBSERVER_WARMUP_S', 3),
     restart: {
@@ -67,11 +70,22 @@ export function sessionsConfig(envNumber: (name: string, dflt: number) => number
   };
 }
 
+/** Issue 15's fan-out targets: many observers at a modest rate, a few at a fast one. */
+function fanOuts(envNumber: (name: string, dflt: number) => number): [number, number][] {
+  if (process.env.BENCH_OBSERVERS || process.env.BENCH_OBSERVER_MBPS) {
+    return [[Math.round(envNumber('BENCH_OBSERVERS', 100)), envNumber('BENCH_OBSERVER_MBPS', 2)]];
+  }
+  return [
+    [100, 2],
+    [10, 10],
+  ];
+}
+
 export interface SessionsResults {
   cfg: SessionsConfig;
   reconnect?: ReconnectResult;
   agents?: IdleAgentsResult;
-  observers?: ObserversResult;
+  observers?: ObserversResult[];
   restart?: RestartResult;
   /** Phases that failed, with why: their rows say so, and the bench exits 1. */
   failed: Partial<Record<SessionPhase, string>>;
@@ -105,13 +119,12 @@ export async function runSessions(opts: {
     r.agents = await measureIdleAgents({ dir: path.join(dir, 'agents'), procs, progress, cfg: cfg.agents });
   });
   await attempt('observers', async () => {
-    r.observers = await measureObservers({
-      dir: path.join(dir, 'observers'),
-      procs,
-      progress,
-      cfg: cfg.observers,
-      warmupS: cfg.observerWarmupS,
-    });
+    r.observers = [];
+    for (const [i, o] of cfg.observers.entries()) {
+      r.observers.push(
+        await measureObservers({ dir: path.join(dir, `observers-${i}`), procs, progress, cfg: o, warmupS: cfg.observerWarmupS }),
+      );
+    }
   });
   await attempt('restart', async () => {
     r.restart = await measureRestart({ dir: path.join(dir, 'restart'), procs, progress, cfg: cfg.restart });
@@ -187,12 +200,11 @@ export function sessionRows(r: SessionsResults): SRow[] {
     rows.push(info(`${agentsLabel} idle agents: enrolled first, not timed above (s)`, fmt(ag.enrollment.ms / 1000)));
   } else if (r.failed.agents) rows.push(failedRow(`${agentsLabel} idle agents`));
 
-  // 3. Observers.
-  const ob = r.observers;
-  const obsLabel = `${r.cfg.observers.observers} observers`;
-  if (ob) {
+  // 3. Observers, one stream per fan-out.
+  for (const ob of r.observers ?? []) {
+    const obsLabel = `${ob.cfg.observers} observers at ${fmt(ob.cfg.rate / MB)} MB/s`;
     const run = ob.run;
-    const target = r.cfg.observers.rate / MB;
+    const target = ob.cfg.rate / MB;
     const rates = observerRates(run);
     const med = median(rates);
     rows.push(row(`${obsLabel}: delivered to each, median (MB/s)`, fmt(med), `≥ ${fmt(target)} MB/s`, ratio(med, target), verdict([med >= 0.98 * target])));
@@ -214,7 +226,8 @@ export function sessionRows(r: SessionsResults): SRow[] {
     rows.push(info(`${obsLabel}: delivered, all together (MB/s)`, fmt(run.observers.reduce((s, o) => s + o.bytes, 0) / MB / (run.deliveryMs / 1000))));
     const cp = run.cpu['control plane'];
     rows.push(info(`${obsLabel}: control-plane CPU (% of a core)`, fmt((cp / run.wallS) * 100)));
-  } else if (r.failed.observers) rows.push(failedRow(obsLabel));
+  }
+  if (r.failed.observers) rows.push(failedRow('observers'));
 
   // 4. A control-plane restart (issue 14).
   const rs = r.restart;
@@ -330,9 +343,10 @@ export function sessionsReport(r: SessionsResults): string {
     );
   }
   if (r.observers || r.failed.observers) {
-    const o = r.cfg.observers;
+    const o = r.cfg.observers[0];
+    const fans = r.cfg.observers.map((x) => `${x.observers} observers at ${fmt(x.rate / MB)} MB/s`).join(', then ');
     lines.push(
-      `  - observers: an exec terminal (no PTY) runs a writer of ${o.blockBytes}-byte blocks paced at ${fmt(o.rate / MB)} MB/s, each`,
+      `  - observers (${fans}, each on a control plane of its own): an exec terminal (no PTY) runs a writer of ${o.blockBytes}-byte blocks paced, each`,
       '    stamped with its number and write time; the operator is execute() in the bench process (it paces the',
       `    terminal), the observers attach from offset 0 in ${o.processes} processes, each on its own connection, and check`,
       '    every byte. Lag: receive time of a block\'s last byte − its write time (same machine, same clock).',
@@ -358,14 +372,15 @@ export function sessionsReport(r: SessionsResults): string {
       );
     }
   }
-  if (r.observers) {
-    if (r.observers.warmup) lines.push(...streamDetails('observers, warm-up stream (cold processes)', r.observers.warmup, r.cfg.observers));
-    lines.push(...streamDetails('observers, measured stream', r.observers.run, r.cfg.observers));
+  for (const ob of r.observers ?? []) {
+    const label = `${ob.cfg.observers} observers at ${fmt(ob.cfg.rate / MB)} MB/s`;
+    if (ob.warmup) lines.push(...streamDetails(`${label}, warm-up stream (cold processes)`, ob.warmup, ob.cfg));
+    lines.push(...streamDetails(`${label}, measured stream`, ob.run, ob.cfg));
   }
   const problems = [
     ...(r.reconnect?.problems ?? []),
     ...(r.agents?.problems ?? []),
-    ...(r.observers?.problems ?? []),
+    ...(r.observers ?? []).flatMap((o) => o.problems),
     ...Object.entries(r.failed).map(([k, v]) => `${k}: the phase failed: ${v}`),
   ];
   lines.push('', problems.length ? `Problems:\n${problems.map((p) => `  - ${p}`).join('\n')}` : 'Problems: none seen.', '');
