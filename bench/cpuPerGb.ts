@@ -15,6 +15,7 @@
 // to the child's role. So nothing is short by a poll interval, and the roles
 // add up to the CPU of the trees (Linux only, like the bench). Polling a
 // control plane, an agent and a client costs the bench about 1 % of a core.
+import os from 'node:os';
 import { procStat } from './procfs';
 import { sleep } from './procs';
 import { Column, fmt, renderGrid } from './table';
@@ -226,7 +227,7 @@ export function cpuLine(c: CpuSummary, payloadBytes: number): string {
   return `CPU per GB: ${parts.join(', ')} (total ${s(total(c))}); kernel threads ${s(c.kernel)}, whole machine ${s(c.machine)}`;
 }
 
-type Key = 'contestant' | 'client' | 'controlPlane' | 'server' | 'remote' | 'total' | 'kernel' | 'machine';
+type Key = 'contestant' | 'client' | 'controlPlane' | 'server' | 'remote' | 'total' | 'kernel' | 'machine' | 'ceiling';
 const COLUMNS: Column<Key>[] = [
   { key: 'contestant', title: 'contestant' },
   { key: 'client', title: 'client', numeric: true },
@@ -236,6 +237,7 @@ const COLUMNS: Column<Key>[] = [
   { key: 'total', title: 'total', numeric: true },
   { key: 'kernel', title: 'kernel threads', numeric: true },
   { key: 'machine', title: 'whole machine', numeric: true },
+  { key: 'ceiling', title: `MB/s at that cost on ${os.availableParallelism()} cores`, numeric: true },
 ];
 
 /** One row per contestant, one column per role: "CPU-seconds per GB of output, by process". */
@@ -256,6 +258,8 @@ export function cpuTable(rows: { label: string; payloadBytes: number; cpu?: CpuS
         total: cpu ? fmt(perGb(total(cpu), payloadBytes)) : '—',
         kernel: cpu ? fmt(perGb(cpu.kernel, payloadBytes)) : '—',
         machine: cpu ? fmt(perGb(cpu.machine, payloadBytes)) : '—',
+        // The cost model's bound: every core busy with nothing but this, at the whole machine's CPU per GB.
+        ceiling: cpu ? fmt((os.availableParallelism() * 1000) / perGb(cpu.machine, payloadBytes)) : '—',
       };
     }),
   );
