@@ -257,13 +257,17 @@ async function echoLatency(ctx: Context): Promise<Results['echo']> {
   return { cmdop, ssh };
 }
 
-/** The control plane's RSS once the throughput runs are over and it has sat idle a moment. */
+/**
+ * The control plane's RSS once the throughput runs are over and it has sat
+ * idle: long enough for its idle collector (lib/idleCollector.ts, which
+ * looks every 2 s) to have run, as it would on any server between bursts.
+ */
 async function idleRss(ctx: Context): Promise<number> {
   progress('control-plane RSS, idle after the throughput runs');
   await sleep(IDLE_WAIT_MS);
   return rssMb(ctx.cmdop.controlPlanePid);
 }
-const IDLE_WAIT_MS = 1000;
+const IDLE_WAIT_MS = 6000;
 
 async function flood(ctx: Context): Promise<FloodResult> {
   progress(`control-plane RSS while a terminal runs \`yes\` for ${ctx.cfg.floodSeconds} s`);
