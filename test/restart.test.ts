@@ -95,8 +95,13 @@ for (const { signal, store } of cases) {
 
     it('`cmdop exec` across it: its output and exit code, as if nothing happened', async () => {
       const LINES = 200_000;
-      const p = runCli(['exec', 'box', '--', slowCommand(LINES, 3)], { server: c.server });
-      await new Promise((r) => setTimeout(r, 1000));
+      // Restarted once its output flows, so the restart lands mid-exec: a fixed
+      // delay let a CLI slowed by a busy machine meet the restart before it had
+      // ever connected (ECONNREFUSED on its first call, which is right to fail).
+      let flowing!: () => void;
+      const streaming = new Promise<void>((r) => (flowing = r));
+      const p = runCli(['exec', 'box', '--', slowCommand(LINES, 3)], { server: c.server, onStdout: () => flowing() });
+      await streaming;
       await c.restartServer(signal, 300);
       const res = await p;
       assert.equal(res.code, 7, res.stderr);

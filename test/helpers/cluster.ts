@@ -220,7 +220,10 @@ export function cliEnv(server?: string, extra: Record<string, string> = {}): Rec
 }
 
 /** Runs `cmdop ARGS` to completion. */
-export function runCli(args: string[], opts: { server?: string; input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { server?: string; input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number; onStdout?: (d: Buffer) => void } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = track(
       spawn(process.execPath, [CLI, ...(opts.server ? ['--server', opts.server] : []), ...args], {
@@ -234,7 +237,10 @@ export function runCli(args: string[], opts: { server?: string; input?: Buffer |
       p.kill('SIGKILL');
       reject(new Error(`cmdop ${args.join(' ')} timed out; stderr: ${err}`));
     }, opts.timeoutMs ?? 60_000);
-    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stdout.on('data', (d: Buffer) => {
+      out.push(d);
+      opts.onStdout?.(d);
+    });
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('exit', (code) => {
       clearTimeout(timer);
