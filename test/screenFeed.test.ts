@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Terminal } from '@xterm/headless';
 import { floodCut, writeBatch } from '../app/agent/screenFeed';
+import { PendingSequence } from '../app/agent/screenState';
 import { screenDiff, writeAll } from './helpers/screen';
 
 const SCROLLBACK = 200;
@@ -100,6 +101,23 @@ describe('screen feed: skipping flood lines changes nothing a screen shows', () 
       assert.deepEqual(r.diff, [], JSON.stringify(open));
       assert.equal(r.skipped, 0, JSON.stringify(open));
     }
+  });
+
+  it('a batch that ends inside a string begun before its plain text keeps the whole sequence for a joiner', async () => {
+    // What the worker does with each batch (screenWorker.ts): PendingSequence is what a snapshot carries after the cells.
+    const batch = Buffer.from(`ok ${ESC}]0;title ${flood(2000)}`, 'utf8');
+    const fed = term();
+    const pending = new PendingSequence();
+    const skipped = await new Promise<number>((resolve) =>
+      writeBatch(fed, batch, SCROLLBACK, (last, n) => {
+        pending.update(fed, last);
+        resolve(n);
+      }),
+    );
+    assert.equal(skipped, 0);
+    assert.ok(Buffer.from(pending.data).toString('utf8').startsWith(`${ESC}]0;title line 0`), 'the open OSC from its ESC on');
+    assert.equal(pending.data.length, batch.length - 3);
+    fed.dispose();
   });
 
   it('a batch that starts inside a UTF-8 character or an escape sequence', async () => {

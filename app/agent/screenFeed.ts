@@ -137,8 +137,9 @@ export function canSkipFromHere(term: Terminal): boolean {
 
 /**
  * Parses `data` into `term` (a whole batch), skipping what `floodCut` finds
- * if the state where it starts allows. `done` gets the bytes parsed last
- * (for PendingSequence.update: they end the batch) and how many were skipped.
+ * if the state where it starts allows. `done` gets the bytes that end the
+ * batch since the parser was last between sequences (for
+ * PendingSequence.update) and how many were skipped.
  */
 export function writeBatch(
   term: Terminal,
@@ -156,6 +157,7 @@ export function writeBatch(
   term.write(data.subarray(0, cut.from), () => {
     const skip = canSkipFromHere(term);
     const rest = data.subarray(skip ? cut.to : cut.from);
-    term.write(rest, () => done(rest, skip ? cut.to - cut.from : 0));
+    // Not skipped: the sequence the output may end inside of can have begun in the prefix, so all of it counts.
+    term.write(rest, () => done(skip ? rest : data, skip ? cut.to - cut.from : 0));
   });
 }
