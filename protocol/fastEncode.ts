@@ -34,16 +34,20 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 /**
  * Encodes `{ output: TerminalOutput }` of an envelope. TerminalOutput fields:
  * terminal_id = 1, seq = 2, data = 3, command_id = 4, stream = 5; data goes
- * last so the payload is copied exactly once.
+ * last so the payload is copied exactly once. `data` may be given in parts
+ * (consecutive output sent as one message): they are copied once, in order.
  */
 export function encodeOutputEnvelope(
   envelopeField: number,
   terminalId: string,
   seq: number,
-  data: Uint8Array,
+  data: Uint8Array | readonly Uint8Array[],
   commandId: string,
   stream: OutputStream,
 ): Encoded {
+  const parts = data instanceof Uint8Array ? [data] : data;
+  let dataLen = 0;
+  for (const d of parts) dataLen += d.length;
   const idLen = Buffer.byteLength(terminalId);
   const cmdLen = Buffer.byteLength(commandId);
   let inner = 0;
@@ -51,7 +55,7 @@ export function encodeOutputEnvelope(
   if (seq) inner += 1 + varintSize(seq);
   if (cmdLen) inner += 1 + varintSize(cmdLen) + cmdLen;
   if (stream) inner += 1 + varintSize(stream);
-  if (data.length) inner += 1 + varintSize(data.length) + data.length;
+  if (dataLen) inner += 1 + varintSize(dataLen) + dataLen;
   const total = 1 + varintSize(inner) + inner;
   const buf = Buffer.allocUnsafe(total);
   let p = 0;
@@ -75,10 +79,13 @@ export function encodeOutputEnvelope(
     buf[p++] = 5 << 3;
     p = writeVarint(buf, p, stream);
   }
-  if (data.length) {
+  if (dataLen) {
     buf[p++] = (3 << 3) | 2;
-    p = writeVarint(buf, p, data.length);
-    buf.set(data, p);
+    p = writeVarint(buf, p, dataLen);
+    for (const d of parts) {
+      buf.set(d, p);
+      p += d.length;
+    }
   }
   return new Encoded(buf);
 }

@@ -33,6 +33,16 @@ describe('encodeOutputEnvelope', () => {
       assert.deepEqual(server, expectedServer);
     });
   }
+  it('writes data given in parts (consecutive chunks sent as one message) exactly as the whole', () => {
+    const data = randomBytes(200_000);
+    const parts = [data.subarray(0, 1), data.subarray(1, 1), data.subarray(1, 70_000), data.subarray(70_000)];
+    const whole = encodeOutputEnvelope(OUTPUT_FIELD.server, 'ab12cd34', 4096, data, 'c-1', OutputStream.STDOUT).bytes;
+    const inParts = encodeOutputEnvelope(OUTPUT_FIELD.server, 'ab12cd34', 4096, parts, 'c-1', OutputStream.STDOUT).bytes;
+    assert.ok(Buffer.from(whole).equals(inParts));
+    assert.ok(Buffer.from(encodeOutputEnvelope(OUTPUT_FIELD.server, 't', 0, [], '', OutputStream.OUTPUT_STREAM_UNSPECIFIED).bytes).equals(
+      encodeOutputEnvelope(OUTPUT_FIELD.server, 't', 0, new Uint8Array(), '', OutputStream.OUTPUT_STREAM_UNSPECIFIED).bytes,
+    ));
+  });
 });
 
 describe('encodeFileChunkEnvelope', () => {

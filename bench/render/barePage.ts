@@ -5,7 +5,7 @@
 // (before any clock runs: the network is not part of the baseline), and
 // writes them the way the console's output reaches xterm: in chunks, with at
 // most a gateway window of bytes written and not yet called back (the same
-// 100 KiB high / 32 KiB low watermarks as control-plane/transports/ws/stream.ts),
+// high / low watermarks as control-plane/transports/ws/stream.ts),
 // each write's callback counting the bytes as rendered (as the console acks).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
