@@ -1,7 +1,8 @@
 // Issue 5: the console render benchmark (BENCH_ONLY=console). "Render 50 MB
 // of `cat` output in the console vs the same bytes written to a bare
 // xterm.js page (target >= 0.8x), and the longest main-thread stall during it
-// (target < 200 ms)."
+// (target < 200 ms)." Issue 15's targets, which the table shows: ">= 0.5x a
+// bare xterm.js page, with no main-thread stall over 100 ms".
 //
 //  - Console: a control plane and agent (child processes, bench/cmdopCluster.ts),
 //    the console they serve opened in Debian's Chromium (playwright-core) with
@@ -538,8 +539,8 @@ export function consoleRenderReport(r: ConsoleRenderResult): string {
     verdict: v,
   });
   const rows: Record<Key, string>[] = [
-    row(`render \`cat\` of ${mb} MB (MB/s, median)`, fmt(c), fmt(b), ratio(c, b), '≥ 0.8× bare', verdict([c >= 0.8 * b])),
-    row('longest main-thread task, worst run (ms)', fmt(cStall, 0), fmt(bStall, 0), ratio(cStall, bStall), '< 200 ms', verdict([cStall < 200])),
+    row(`render \`cat\` of ${mb} MB (MB/s, median)`, fmt(c), fmt(b), ratio(c, b), '≥ 0.5× bare', verdict([c >= 0.5 * b])),
+    row('longest main-thread task, worst run (ms)', fmt(cStall, 0), fmt(bStall, 0), ratio(cStall, bStall), '< 100 ms', verdict([cStall < 100])),
     row('longest gap between frames, worst run (ms)', fmt(cGap, 0), fmt(bGap, 0), ratio(cGap, bGap)),
     row(
       'time in long tasks, median run (ms)',
@@ -573,7 +574,7 @@ export function consoleRenderReport(r: ConsoleRenderResult): string {
   const noLongTasks = r.console.concat(r.bare).some((x) => !x.longTaskSupported);
   const lines = [
     '',
-    'Console render (issue 5)',
+    'Console render (issue 5; issue 15\'s targets)',
     `${r.browser}; ${r.cols}×${r.rows} terminal, xterm.js renderer: ${r.renderer}; ` +
       `file: ${r.file.bytes} bytes of base64 text in ${r.file.lines} lines (${r.file.ptyBytes} through the PTY); ` +
       `${r.cfg.rounds} rounds (bare, Node client, console), medians; MB = 10^6 bytes of the file`,
