@@ -62,7 +62,6 @@ export function collectWhenIdle(env: NodeJS.ProcessEnv = process.env): boolean {
     last = now;
     if (busy < IDLE_UTILIZATION && held() - base > GROWTH_BYTES) {
       gc();
-      gc();
       base = held();
     }
   }, CHECK_MS);
