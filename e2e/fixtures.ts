@@ -3,16 +3,17 @@
 // real PTYs (test/helpers/cluster.ts, the same processes the node:test suites
 // start), and a browser context opened the way the console is used.
 //
-// The cluster is worker-scoped and set per group with
-// test.use({ clusterSetup: { group, ...options } }): a worker-scoped option
-// given a value of its own puts that group in a worker of its own, so each
-// group gets a fresh control plane, agent and Chromium, stopped when the
-// group is done; no state leaks from one group's tests into another's.
+// The cluster is worker-scoped and set per spec file, at its top level (a
+// worker-scoped option cannot be set inside a describe):
+// test.use({ clusterSetup: { group: 'name', ...options } }). Playwright gives
+// each distinct value a worker of its own, so with a group name per file
+// each file gets a fresh control plane, agent and Chromium, stopped when it
+// is done; no state leaks from one file's tests into another's.
 import { test as base, type Browser, type BrowserContext, type CDPSession, type Page } from '@playwright/test';
 import { startCluster, type Cluster, type ClusterOptions } from '../test/helpers/cluster';
 
 export interface ClusterSetup extends ClusterOptions {
-  /** Names the group: groups with equal options still get a cluster each. */
+  /** Names the spec file's group: files with equal options still get a cluster each. */
   group: string;
   /** The machine the admin's SDK client acts on (client.setMachine). */
   machine?: string;
@@ -36,13 +37,12 @@ export const test = base.extend<object, { clusterSetup: ClusterSetup; cluster: C
   ],
 });
 
-export { expect } from '@playwright/test';
-
 /**
- * A context as the console tests used before Playwright's runner: a
- * 1280x800 window. Tests in a serial group share one, as a person keeps one
- * browser open; Playwright screenshots its pages and records its trace on a
- * failure like any other.
+ * The browser context a spec file's tests share (not Playwright's fresh one
+ * per test: each test goes on from the tabs, sign-ins and files the last
+ * left, as a person keeps one browser open), in a 1280x800 window.
+ * Playwright screenshots its pages and records its trace on a failure like
+ * those of its own contexts.
  */
 export function consoleContext(browser: Browser): Promise<BrowserContext> {
   return browser.newContext({ viewport: { width: 1280, height: 800 } });
