@@ -17,11 +17,14 @@ import { hook, openTab, refusedInputs, report, sel, sh, typeInto, waitScreen } f
 test.describe.configure({ mode: 'serial' });
 test.use({
   clusterSetup: { group: 'console' },
-  // The trace without DOM snapshots: Playwright takes one in the page before
-  // and after every call, on the page's main thread, which the flood test
-  // times (a snapshot of xterm's rows mid-flood took ~1 s here). The trace
-  // keeps the calls, the screencast, the network and the console.
-  trace: { mode: 'retain-on-failure', snapshots: false },
+  // The trace without DOM snapshots or screencast: Playwright takes a
+  // snapshot in the page before and after every call, on the page's main
+  // thread, which the flood test times (one of xterm's rows mid-flood took
+  // ~1 s here and failed it), and the screencast encodes every frame of the
+  // flood on the same two cores. The trace keeps the calls with their
+  // timings, the console and the network; the failure screenshot is taken
+  // as in every spec.
+  trace: { mode: 'retain-on-failure', snapshots: false, screenshots: false },
 });
 
 test.describe('browser console', () => {
