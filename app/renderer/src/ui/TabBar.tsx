@@ -25,14 +25,25 @@ export function TabBar({ store, renaming, setRenaming }: { store: ConsoleStore; 
     // Keys typed into the rename box are its own.
     if (el.getAttribute('role') !== 'tab' || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
     const keys = [MACHINES, ...store.tabs.map((t) => t.key)];
-    const i = keys.indexOf(el.dataset.tabKey ?? '');
+    const key = el.dataset.tabKey ?? '';
+    const i = keys.indexOf(key);
+    const tab = store.tab(key);
+    if (i < 0) return;
     const moves: Record<string, number> = { ArrowRight: (i + 1) % keys.length, ArrowLeft: (i - 1 + keys.length) % keys.length, Home: 0, End: keys.length - 1 };
     const to = moves[e.key];
-    if (to === undefined || i < 0) return;
+    if (to !== undefined) {
+      store.activate(keys[to]);
+      focusTab(keys[to]);
+    } else if (e.key === 'Enter' && tab) tab.focus();
+    else if (e.key === 'F2' && tab) setRenaming(tab.key);
+    else if (e.key === 'Delete' && tab) {
+      store.closeTab(tab.key);
+      // The focus stays in the strip, on the tab now selected, once it is drawn.
+      requestAnimationFrame(() => focusTab(store.active));
+    } else return;
     e.preventDefault();
-    store.activate(keys[to]);
-    strip.current?.querySelector<HTMLElement>(`[role=tab][data-tab-key="${keys[to]}"]`)?.focus();
   };
+  const focusTab = (key: string) => strip.current?.querySelector<HTMLElement>(`[role=tab][data-tab-key="${key}"]`)?.focus();
   return (
     <nav className="tabbar" role="tablist" aria-label="Terminals" data-testid="tab-bar" ref={strip} onKeyDown={onKeyDown}>
       <button
@@ -113,14 +124,6 @@ function TabButton(p: {
         tab.focus();
       }}
       onDoubleClick={() => p.setRenaming(tab.key)}
-      onKeyDown={(e) => {
-        if (e.target !== e.currentTarget || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
-        if (e.key === 'Enter') tab.focus();
-        else if (e.key === 'F2') p.setRenaming(tab.key);
-        else if (e.key === 'Delete') store.closeTab(tab.key);
-        else return;
-        e.preventDefault();
-      }}
       title={`${tab.machine} ${tab.terminalId}${tab.operator ? '' : ' (watch-only)'}`}
     >
       {!tab.operator && (
