@@ -62,8 +62,10 @@ test.describe('browser console', () => {
     assert.equal(await page.locator('[data-testid=connection-status]').getAttribute('data-status'), 'open');
   });
 
-  test('without a token offers sign-in: authorization code with PKCE (S256) on the same origin', async () => {
-    const p = await context.newPage();
+  test('without a token offers sign-in: authorization code with PKCE (S256) on the same origin', async ({ browser }) => {
+    // A context of its own (its own storage, like another browser): in this one a live tab would hand over its sign-in (signin.spec.ts).
+    const lone = await consoleContext(browser);
+    const p = await lone.newPage();
     try {
       await p.goto(`${web}/`);
       await p.waitForSelector('[data-testid=sign-in]');
@@ -82,14 +84,16 @@ test.describe('browser console', () => {
       await p.waitForSelector('[data-testid=signin-message]', { timeout: 10_000 });
       assert.match((await p.locator('[data-testid=signin-message]').textContent()) ?? '', /refused this token/);
     } finally {
-      await p.close();
+      await lone.close();
     }
   });
 
-  test('signs a user in through the sign-in page (code + PKCE) and shows what they may reach', async () => {
+  test('signs a user in through the sign-in page (code + PKCE) and shows what they may reach', async ({ browser }) => {
     await c.client.auth.addUser('alice', { password: 'alice-password-1' });
     await c.client.auth.grant('box', 'alice', 'observer');
-    const p = await context.newPage();
+    // A context of its own, where no live tab hands over a sign-in.
+    const lone = await consoleContext(browser);
+    const p = await lone.newPage();
     try {
       await p.goto(`${web}/`);
       await p.click('[data-testid=sign-in]');
@@ -126,7 +130,7 @@ test.describe('browser console', () => {
       });
       assert.equal(r.status, 400, 'the refresh token no longer works');
     } finally {
-      await p.close();
+      await lone.close();
     }
   });
 
