@@ -441,6 +441,10 @@ test.describe('browser console', () => {
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'copyme-18');
     await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((7+7))'));
     await page.keyboard.press('Control+Shift+V');
+    // The paste reads the clipboard asynchronously: an Enter pressed at once can
+    // reach bash first (it did, once, on a busy machine). So: the text on the
+    // command line first, then Enter.
+    await waitScreen(page, two, /echo pasted-\$\(\(7\+7\)\)\s*$/);
     await page.keyboard.press('Enter'); // bash takes a paste as text (bracketed paste): Enter runs it
     await waitScreen(page, two, /^pasted-14$/m);
     // Font size, kept in localStorage.
