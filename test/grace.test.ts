@@ -214,7 +214,7 @@ describe('liveness and sleep', () => {
       const t = await client.terminal.open();
       const states: string[] = [];
       t.on('state', (s) => states.push(`${SessionState[s.state]}: ${s.reason}`));
-      await eventually(() => states.some((s) => /^GRACE_PERIOD: no heartbeat for 1 s/.test(s)), 5000, 'GRACE_PERIOD from heartbeat loss');
+      await eventually(() => states.some((s) => /^GRACE_PERIOD: the agent stopped answering: no heartbeat for 1 s/.test(s)), 5000, 'GRACE_PERIOD from heartbeat loss');
       t.close();
       client.close();
     } finally {
