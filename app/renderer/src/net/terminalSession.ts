@@ -204,7 +204,8 @@ export class TerminalSession implements Reattachable {
 
   /** Input waits: the machine is in its grace period, the page is reconnecting, or input was just refused as undeliverable. */
   private get held(): boolean {
-    return this.state === SessionState.GRACE_PERIOD || !this.attached || this.refusedHold !== undefined;
+    // DISCONNECTED: the stream ends next, and nothing may be sent into it meanwhile.
+    return this.state === SessionState.GRACE_PERIOD || this.state === SessionState.DISCONNECTED || !this.attached || this.refusedHold !== undefined;
   }
 
   resize(cols: number, rows: number): void {
@@ -337,7 +338,9 @@ export class TerminalSession implements Reattachable {
     this.finished = true;
     clearTimeout(this.refusedHold);
     this.conn.unregister(this);
-    const unsent = this.queuedBytes;
+    let unsent = this.queuedBytes;
+    for (const p of this.protocol.takePending()) unsent += p.data.length; // refused or unanswered: never delivered to a terminal that is gone
+    this.inflightBytes = 0;
     this.queue = [];
     this.reportPending();
     if (unsent > 0) this.sink.notice('input', `${unsent} bytes typed were never sent: the terminal is gone`);

@@ -77,6 +77,8 @@ export class ConsoleStore extends Observable {
   private saveQueued = false;
   /** A machine to open a shell on once the machine list has come (the desktop's "New terminal to…"). */
   private openOnLoad = '';
+  /** When the machine list last came. */
+  private polledAtMs = 0;
   private stopped = false;
 
   constructor(
@@ -157,14 +159,19 @@ export class ConsoleStore extends Observable {
    */
   openTerminal(machine: string): Tab | undefined {
     const m = this.machine(machine);
-    const why = cannotOpen(machine, m?.state, m?.stateReason ?? '', m ? Math.max(0, Math.ceil((m.graceDeadlineMs - Date.now()) / 1000)) : 0);
+    let known = m && { state: m.state, reason: m.stateReason, deadlineMs: m.graceDeadlineMs };
+    // A tab's stream hears of a grace period at once, the machine list up to POLL_MS later.
+    for (const t of this.tabs) {
+      if (m && t.machine === machine && !t.over && t.stateAtMs > this.polledAtMs) known = { state: t.state, reason: t.stateReason, deadlineMs: t.deadlineMs };
+    }
+    const why = cannotOpen(machine, known?.state, known?.reason ?? '', known ? Math.max(0, Math.ceil((known.deadlineMs - Date.now()) / 1000)) : 0);
     if (why) {
       this.message = { kind: 'cannot-open', machine, text: why };
       this.changed();
       return undefined;
     }
     if (this.message?.machine === machine) this.message = undefined;
-    return this.add(new Tab(this.conn, { machine, mode: AttachMode.OPERATOR }, this.settings, m?.state));
+    return this.add(new Tab(this.conn, { machine, mode: AttachMode.OPERATOR }, this.settings, known?.state));
   }
 
   /** A tab on an existing terminal; OBSERVER makes it a watch-only view. */
@@ -349,7 +356,7 @@ export class ConsoleStore extends Observable {
       const r = await this.conn.call('listMachines', {});
       this.machines = [...r.machines].sort((a, b) => a.name.localeCompare(b.name));
       this.machinesError = '';
-      const polledAt = Date.now();
+      const polledAt = (this.polledAtMs = Date.now());
       for (const m of this.machines) this.record(m, polledAt);
       if (this.openOnLoad) {
         const want = this.openOnLoad;

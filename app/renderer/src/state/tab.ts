@@ -49,7 +49,8 @@ export class Tab extends Observable {
   notices: Notice[] = [];
   readonly xterm: Xterm;
   readonly session: TerminalSession;
-  private stateAtMs = 0;
+  /** When the stream last said what state the session is in (0: never). */
+  stateAtMs = 0;
   private mounted = false;
   private visible = false;
   private readonly encoder = new TextEncoder();
