@@ -94,7 +94,7 @@ let out = '';
 let exitCode;
 const report = (extra) => { console.log(JSON.stringify({ out, exitCode, loaded, ...extra })); process.exit(0); };
 const timer = setTimeout(() => report({ timedOut: true }), 15000);
-// onExit may come before the last output (DESIGN.md): done once both are in.
+// onExit may come before the last output (docs/ARCHITECTURE.md, "5. Delivery guarantees"): done once both are in.
 const check = () => { if (exitCode !== undefined && out.includes('hi')) { clearTimeout(timer); report({}); } };
 p.onData((d) => { out += d; check(); });
 p.onExit((e) => { exitCode = e.exitCode; check(); });
