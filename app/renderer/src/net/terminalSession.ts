@@ -208,6 +208,17 @@ export class TerminalSession implements Reattachable {
     return this.state === SessionState.GRACE_PERIOD || this.state === SessionState.DISCONNECTED || !this.attached || this.refusedHold !== undefined;
   }
 
+  /**
+   * The session's state from the machine list. An attach during a grace
+   * period is told nothing until the next transition, and input sent then
+   * would only be refused: hold it from what the list says.
+   */
+  listedState(state: SessionState): void {
+    if (state === this.state || state === SessionState.DISCONNECTED) return;
+    this.state = state;
+    this.pump();
+  }
+
   resize(cols: number, rows: number): void {
     this.size = { cols, rows };
     this.sendResize();

@@ -159,6 +159,7 @@ export class Tab extends Observable {
   pollState(state: SessionState, reason: string, deadlineMs: number): void {
     if (this.over || Date.now() - this.stateAtMs < STREAM_STATE_WINS_MS) return;
     if (state === this.state && deadlineMs === this.deadlineMs) return;
+    this.session.listedState(state);
     this.state = state;
     this.stateReason = reason;
     this.deadlineMs = deadlineMs;
