@@ -13,7 +13,7 @@ import { Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent } from '.
 import { PinMismatchError, resolveTrust } from '../sdk/trust/firstUse';
 import { KnownServers } from '../sdk/trust/knownServers';
 import { ListTrust, listChannelCredentials } from '../sdk/trust/replicaTrust';
-import { defaultDataDir, knownServersFile, loginsFile } from './paths';
+import { defaultDataDir, knownServersFile, loginsFile } from '../lib/paths';
 import { serverAddress } from './server-address';
 import { Logins, StoredLogin } from './auth/logins';
 import { OAuthClient, OAuthError } from './auth/oauthClient';

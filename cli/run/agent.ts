@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { nameError } from '../../protocol';
 import { Agent } from '../../app/agent';
-import { defaultMachineName } from '../paths';
+import { defaultMachineName } from '../../lib/paths';
 import { fail } from '../output';
 import { serverAddress } from '../server-address';
 import { connectionTo, pinnedCredentials } from '../connection';

@@ -5,7 +5,7 @@ import { TokenKind } from '../../protocol';
 import { fail } from '../output';
 import { clientFor, connectionTo, oauthClientFor, tokenFor } from '../connection';
 import { serverAddress } from '../server-address';
-import { loginsFile } from '../paths';
+import { loginsFile } from '../../lib/paths';
 import { Logins } from '../auth/logins';
 import { deviceLogin } from '../auth/deviceLogin';
 import { OAuthError } from '../auth/oauthClient';
