@@ -3,7 +3,7 @@
 // cli/commands/, and what it does in cli/run/, required only when it runs.
 // Every invocation loads all of cli/commands/ (commander needs each command
 // up front for parsing and --help), so those files import nothing but
-// commander, the option parsers, cli/paths and protocol/limits: requiring
+// commander, the option parsers, lib/paths and protocol/limits: requiring
 // the implementations eagerly made every `cmdop` (even --version) load the
 // control plane's, the agent's and the progress bar's dependencies: ~0.3 s
 // of CPU on each run here, --version 0.61 s and `cmdop ls` 0.61 s wall

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CmdopClient } from '../sdk';
 import { SERVER_NODE_FLAGS } from '../cli/relaunch';
-import { defaultMachineName } from '../cli/paths';
+import { defaultMachineName } from '../lib/paths';
 import { nameError } from '../protocol/limits';
 import { postgresBin, startPostgres, type Postgres } from './postgres';
 import { freePort, natsServerBin, startNats, type NatsServer } from './nats';

@@ -86,6 +86,7 @@ export class CmdopClient {
   readonly auth: AuthApi;
   private grpcClient: grpc.Client;
   private authClient: grpc.Client;
+  private readonly closing: (() => void)[] = [];
 
   /**
    * A plaintext HOST:PORT, or a grpcs:// URL verified against the system's
@@ -133,8 +134,14 @@ export class CmdopClient {
   }
 
   close(): void {
+    for (const fn of this.closing.splice(0)) fn();
     this.authClient.close();
     this.grpcClient.close();
+  }
+
+  /** @internal Runs `fn` when the client is closed (connect.ts stops refreshing its token). */
+  onClose(fn: () => void): void {
+    this.closing.push(fn);
   }
 
   /** @internal */

@@ -7,3 +7,8 @@ export { AuthApi } from './auth';
 export type { Role } from './auth';
 export { FilesApi, FileType, fileTypeName } from './files';
 export type { FileEntry, FileListPage, PageOptions, TransferOptions, TransferProgress, TransferResult, UploadOptions } from './files';
+export { connect, connectionTo, tokenFor, pinnedCredentials } from './connect';
+export type { ConnectOptions, Connection, TokenOptions, TokenSource, TrustOptions } from './connect';
+export { PinMismatchError } from './trust/firstUse';
+export { Logins, LoginExpiredError, freshLogin } from './signin/logins';
+export type { LoginStore, StoredLogin } from './signin/logins';

@@ -30,7 +30,7 @@ const NOT_FOR_CLIENTS = [
 ];
 
 /** What only running a command needs (paths relative to dist/): its cli/run/ module and what that brings. */
-const IMPLEMENTATION = ['cli/run/', 'cli/connection', 'cli/auth/', 'sdk/', 'protocol/generated/', 'lib/tls', 'lib/logger', 'control-plane/', 'app/'];
+const IMPLEMENTATION = ['cli/run/', 'cli/connection', 'cli/deviceCode', 'sdk/', 'protocol/generated/', 'lib/tls', 'lib/logger', 'control-plane/', 'app/'];
 
 interface Loaded {
   /** npm packages, by name. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { defaultMachineName } from '../cli/paths';
+import { defaultMachineName } from '../lib/paths';
 import { ROOT, cliEnv, eventually, runCli, track } from './helpers/cluster';
 
 const MAIN = path.join(ROOT, 'dist', 'devcluster', 'main.js');

@@ -1,7 +1,8 @@
 // The layout a reader relies on, checked: the control plane's core is
 // transport-neutral (it never sees a grpc-js call, a socket or an HTTP
-// exchange: transports adapt to its ports, core/ports.ts), and the agent
-// library never imports electron.
+// exchange: transports adapt to its ports, core/ports.ts), the agent
+// library never imports electron, and connecting belongs to the SDK: the
+// desktop app never reaches into the CLI, and the SDK into neither.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -35,5 +36,14 @@ describe('layout', () => {
   it('app/agent never imports electron', () => {
     const bad = importsUnder(path.join(ROOT, 'app', 'agent')).filter(({ spec }) => spec === 'electron' || spec.startsWith('electron/'));
     assert.deepEqual(bad, []);
+  });
+
+  it('app/main never imports cli/, and sdk/ imports neither cli/ nor app/ nor control-plane/', () => {
+    const isCli = (spec: string) => /(^|\/)cli\//.test(spec);
+    const main = importsUnder(path.join(ROOT, 'app', 'main'));
+    assert.deepEqual(main.filter(({ spec }) => isCli(spec)), [], 'the desktop app connects through the SDK, not the CLI');
+    const sdk = importsUnder(path.join(ROOT, 'sdk'));
+    assert.deepEqual(sdk.filter(({ spec }) => isCli(spec) || /(^|\/)(app|control-plane)\//.test(spec)), []);
+    assert.ok(main.some((i) => i.spec === '../../sdk/connect'), 'the check finds the imports it looks at');
   });
 });

@@ -9,10 +9,10 @@ import type * as ControlPlaneModule from '../../control-plane/server';
 import { DEFAULT_TIMEOUTS, SessionState, TokenKind } from '../../protocol';
 import { CmdopClient } from '../../sdk';
 import { createLogger, type Logger } from '../../lib/logger';
-import { agentCredential } from '../../cli/auth/agentCredential';
-import { deviceLogin } from '../../cli/auth/deviceLogin';
-import type { StoredLogin } from '../../cli/auth/logins';
-import { connectionTo, oauthClientFor, pinnedCredentials, type Connection } from '../../cli/connection';
+import { connectionTo, oauthClientFor, pinnedCredentials, type Connection, type TrustOptions } from '../../sdk/connect';
+import { agentCredential } from '../../sdk/signin/agentCredential';
+import { deviceLogin } from '../../sdk/signin/deviceLogin';
+import { freshLogin } from '../../sdk/signin/logins';
 import { wirePower, type PowerEvents, type Sleeper } from './power';
 import { SecretFile, type SecretBox } from './secrets';
 import type { DesktopSettings } from './settings';
@@ -49,7 +49,6 @@ export interface DesktopOptions {
 
 /** A console token lasts the working day; it is revoked when the app quits. */
 const CONSOLE_TOKEN_S = 12 * 3600;
-const REFRESH_MARGIN_MS = 60_000;
 
 export class Desktop {
   state: DesktopState = { kind: 'connecting' };
@@ -71,7 +70,6 @@ export class Desktop {
   private poller: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private unwirePower: (() => void) | undefined;
-  private refreshing: Promise<string> | undefined;
   private readonly secrets: SecretFile;
   private readonly log: Logger;
   private readonly gracePeriodS: number;
@@ -238,7 +236,7 @@ export class Desktop {
     const admin = await cp.access.firstAdmin();
     const api = await cp.access.issue(TokenKind.API, admin, { name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
     this.consoleToken = { id: api.row.id, token: api.token };
-    this.conn = await connectionTo(cp.address);
+    this.conn = await connectionTo(cp.address, this.trustNotices());
     this.client = this.newClient(api.token);
     // Spent only when the agent has no working credential yet; revoked right after either way.
     const enroll = await cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
@@ -250,7 +248,7 @@ export class Desktop {
   }
 
   private async startRemote(): Promise<void> {
-    this.conn = await connectionTo(this.opts.settings.server);
+    this.conn = await connectionTo(this.opts.settings.server, this.trustNotices());
     const info = await new CmdopClient({ server: this.conn.address.display, credentials: this.conn.credentials, channelOptions: this.conn.channelOptions }).auth.serverInfo();
     this.webUrl = info.webUrl;
     if (!this.secrets.login(this.conn.address.display)) {
@@ -267,7 +265,6 @@ export class Desktop {
     const anon = this.newClient(undefined);
     try {
       const login = await deviceLogin(conn, anon, {
-        browser: false,
         present: (d) => {
           this.host.openExternal(d.verificationUriComplete);
           this.host.notify('Sign in to CMDOP', `Check that the browser shows the code ${d.userCode}, then approve.`);
@@ -323,7 +320,7 @@ export class Desktop {
     const agent = new Agent({
       server: conn.address.target,
       token: cred.token,
-      credentials: conn.address.tls ? pinnedCredentials(conn, this.opts.settings.server) : undefined,
+      credentials: conn.address.tls ? pinnedCredentials(conn) : undefined,
       channelOptions: conn.channelOptions,
       name: cred.machine,
       stateDir: this.opts.stateDir,
@@ -348,6 +345,14 @@ export class Desktop {
     } else if ((s === 'offline' || s === 'suspended') && this.everConnected) {
       this.away(s === 'offline' ? 'the connection to the control plane dropped' : 'suspended');
     }
+  }
+
+  /** What the CLI prints about TLS trust goes to the log here (sdk/connect.ts writes nothing itself). */
+  private trustNotices(): TrustOptions {
+    return {
+      onFirstUse: (server, fp) => this.log.info({ server, fingerprint: fp }, `first connection to ${server}: pinned its certificate SHA256 ${fp}`),
+      onNotice: (message) => this.log.warn(message),
+    };
   }
 
   // ---- the user's side: console, machine list
@@ -378,21 +383,20 @@ export class Desktop {
     else await this.client?.auth.revokeToken(t.id).catch(() => {});
   }
 
-  /** The user's access token for a remote control plane, refreshed one at a time (refresh tokens rotate). */
-  private userToken(): Promise<string> {
-    const key = this.conn!.address.display;
-    const l = this.secrets.login(key);
-    if (!l) return Promise.reject(new Error('sign in first'));
-    if (l.accessExpiresMs - Date.now() > REFRESH_MARGIN_MS) return Promise.resolve(l.accessToken);
-    this.refreshing ??= this.refresh(key, l).finally(() => (this.refreshing = undefined));
-    return this.refreshing;
-  }
-
-  private async refresh(key: string, l: StoredLogin): Promise<string> {
-    const t = await oauthClientFor(this.conn!, l.clientId).refresh(l.tokenEndpoint, l.refreshToken);
-    this.secrets.setLogin(key, { ...l, accessToken: t.accessToken, refreshToken: t.refreshToken, accessExpiresMs: Date.now() + t.expiresInS * 1000 });
-    this.client?.setToken(t.accessToken);
-    return t.accessToken;
+  /**
+   * The user's access token for a remote control plane, refreshed when due
+   * by the SDK's refresher, one at a time under the vault's lock (refresh
+   * tokens rotate). A refused refresh throws its OAuthError and keeps the
+   * sign-in.
+   */
+  private async userToken(): Promise<string> {
+    const conn = this.conn!;
+    const l = await freshLogin(this.secrets.loginStore(), conn.address.display, {
+      oauth: (clientId) => oauthClientFor(conn, clientId),
+      onRefreshed: (next) => this.client?.setToken(next.accessToken),
+    });
+    if (!l) throw new Error('sign in first');
+    return l.accessToken;
   }
 
   /** The machines for "New terminal to…" and this machine's terminals for "Share read-only…". */

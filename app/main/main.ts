@@ -18,7 +18,7 @@ import {
   type MenuItemConstructorOptions,
   type WebContents,
 } from 'electron';
-import { defaultDataDir, defaultMachineName } from '../../cli/paths';
+import { defaultDataDir, defaultMachineName } from '../../lib/paths';
 import { createLogger } from '../../lib/logger';
 import { setXdgAutostart } from './autostart';
 import { Desktop, type DesktopHost } from './desktop';

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { mkdirPrivate, writeFileAtomic } from '../../lib/privateFile';
-import type { CredentialStore, StoredCredential } from '../../cli/auth/agentCredential';
-import type { StoredLogin } from '../../cli/auth/logins';
+import type { CredentialStore, StoredCredential } from '../../sdk/signin/agentCredential';
+import { withLockFile, type LoginStore, type StoredLogin } from '../../sdk/signin/logins';
 
 /** The part of Electron's safeStorage used here (tests pass a stand-in). */
 export interface SecretBox {
@@ -75,6 +75,19 @@ export class SecretFile {
       where: `${this.file} (encrypted by the system keychain)`,
       read: (server) => this.read().agents[server],
       save: (server, c) => this.update((v) => void (v.agents[server] = c)),
+    };
+  }
+
+  /**
+   * The user's sign-ins as the SDK's refresher sees them (sdk/signin/logins.ts
+   * freshLogin): refreshed one at a time under `FILE.lock`, as `cmdop
+   * login`'s file is under its own.
+   */
+  loginStore(): LoginStore {
+    return {
+      get: (server) => this.login(server),
+      set: (server, l) => this.setLogin(server, l),
+      locked: (fn) => withLockFile(`${this.file}.lock`, fn),
     };
   }
 

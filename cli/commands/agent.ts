@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { DEFAULT_TIMEOUTS } from '../../protocol/limits';
-import { defaultAgentStateDir } from '../paths';
+import { defaultAgentStateDir } from '../../lib/paths';
 import { positiveInt, seconds } from '../options';
 
 // The implementation is required when the command runs, not when it is

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loginsFile } from '../paths';
+import { loginsFile } from '../../lib/paths';
 
 // The implementation is required when the command runs, not when it is
 // registered: see cli/main.ts.

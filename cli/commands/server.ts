@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../../protocol/limits';
-import { defaultDataDir } from '../paths';
+import { defaultDataDir } from '../../lib/paths';
 import { seconds } from '../options';
 import { SERVER_NODE_FLAGS, relaunchWithNodeFlags } from '../relaunch';
 

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { knownServersFile } from '../paths';
+import { knownServersFile } from '../../lib/paths';
 
 // The implementation is required when the command runs, not when it is
 // registered: see cli/main.ts.

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../protocol/limits';
-import { defaultDataDir, defaultMachineName } from '../paths';
+import { defaultDataDir, defaultMachineName } from '../../lib/paths';
 import { SERVER_NODE_FLAGS, relaunchWithNodeFlags } from '../relaunch';
 
 // The implementation is required when the command runs, not when it is

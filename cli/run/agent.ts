@@ -2,11 +2,13 @@
 import type { Command } from 'commander';
 import { nameError } from '../../protocol';
 import { Agent } from '../../app/agent';
-import { defaultMachineName } from '../paths';
+import { defaultMachineName } from '../../lib/paths';
 import { fail } from '../output';
 import { serverAddress } from '../server-address';
-import { connectionTo, pinnedCredentials } from '../connection';
-import { agentCredential } from '../auth/agentCredential';
+import { connectionTo } from '../connection';
+import { printDeviceCode } from '../deviceCode';
+import { pinnedCredentials } from '../../sdk/connect';
+import { agentCredential } from '../../sdk/signin/agentCredential';
 import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
 
 export interface AgentOptions {
@@ -36,12 +38,13 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
     enrollToken: o.enrollToken ?? (process.env.CMDOP_ENROLL_TOKEN || undefined),
     interactive: !!o.login || (!!process.stdin.isTTY && !!process.stderr.isTTY),
     log,
+    present: printDeviceCode(true),
   }).catch((e) => fail(e.message));
   const agent = new Agent({
     server: conn.address.target,
     token: cred.token,
     // TLS: the pin is checked again before every reconnect; a changed certificate stops the agent.
-    credentials: conn.address.tls ? pinnedCredentials(conn, addr) : undefined,
+    credentials: conn.address.tls ? pinnedCredentials(conn) : undefined,
     channelOptions: conn.channelOptions,
     name: cred.machine,
     stateDir: o.stateDir,

@@ -3,17 +3,19 @@ import type { Command } from 'commander';
 import { CmdopClient } from '../../sdk';
 import { TokenKind } from '../../protocol';
 import { fail } from '../output';
-import { clientFor, connectionTo, oauthClientFor, tokenFor } from '../connection';
+import { clientFor, connectionTo } from '../connection';
+import { printDeviceCode } from '../deviceCode';
 import { serverAddress } from '../server-address';
-import { loginsFile } from '../paths';
-import { Logins } from '../auth/logins';
-import { deviceLogin } from '../auth/deviceLogin';
-import { OAuthError } from '../auth/oauthClient';
+import { loginsFile } from '../../lib/paths';
+import { oauthClientFor, tokenFor } from '../../sdk/connect';
+import { Logins } from '../../sdk/signin/logins';
+import { deviceLogin } from '../../sdk/signin/deviceLogin';
+import { OAuthError } from '../../sdk/signin/oauthClient';
 
 export async function login(o: { browser: boolean }, cmd: Command): Promise<void> {
   const conn = await connectionTo(serverAddress(cmd)).catch((e) => fail(e.message));
   const anonymous = new CmdopClient({ server: conn.address.display, credentials: conn.credentials, channelOptions: conn.channelOptions });
-  const login = await deviceLogin(conn, anonymous, { browser: o.browser }).catch((e) =>
+  const login = await deviceLogin(conn, anonymous, { present: printDeviceCode(o.browser) }).catch((e) =>
     fail(e instanceof OAuthError && e.error === 'access_denied' ? 'the sign-in was denied on the verification page'
       : e instanceof OAuthError && e.error === 'expired_token' ? 'the code expired before it was approved: run `cmdop login` again'
       : e.message),

@@ -1,7 +1,7 @@
 // `cmdop trust`, run (its options are in ../commands/trust.ts).
 import { KnownServers } from '../../sdk/trust/knownServers';
 import { parseServerAddress } from '../../lib/serverAddress';
-import { knownServersFile } from '../paths';
+import { knownServersFile } from '../../lib/paths';
 import { fail, table } from '../output';
 
 export function trust(o: { forget?: string }): void {

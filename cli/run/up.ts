@@ -2,7 +2,7 @@
 import { fork } from 'node:child_process';
 import { startControlPlane } from '../../control-plane/server';
 import { DEFAULT_SERVER, SessionState, TokenKind } from '../../protocol';
-import { defaultAgentStateDir, defaultDataDir } from '../paths';
+import { defaultAgentStateDir, defaultDataDir } from '../../lib/paths';
 import { fail } from '../output';
 import { createLogger } from '../../lib/logger';
 

@@ -469,8 +469,9 @@ test.describe('browser console', () => {
     assert.equal(await page.locator(sel.tab(one)).getAttribute('aria-selected'), 'true');
     await page.keyboard.press('Alt+Shift+W');
     await eventually(async () => !(await hook.terminals(page)).includes(one), 5000, 'tab closed');
-    // Closing an operator tab closes its terminal.
-    await eventually(async () => !(await c.client.terminal.list()).some((t) => t.terminalId === one && !t.exited), 5000, 'terminal closed');
+    // Closing a tab detaches: the terminal keeps running (life-detach.spec.ts has the rest).
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok((await c.client.terminal.list()).some((t) => t.terminalId === one && !t.exited), 'the terminal still runs');
   });
 
   test('ran under the strict CSP without a single error in the page', async () => {

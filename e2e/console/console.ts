@@ -1,5 +1,6 @@
 // What the console's specs share: reading the console's test hook, the
-// selectors of its parts, and the steps a person takes (open a tab, type).
+// selectors of its parts, and the steps a person takes (open a tab, type,
+// paste).
 import type { Page } from '@playwright/test';
 import { test } from '../fixtures';
 import { type Cluster, eventually } from '../../test/helpers/cluster';
@@ -30,6 +31,7 @@ export const sel = {
   tab: (id: string, mode = 'operator') => `[data-testid=tab][data-terminal-id="${id}"][data-mode=${mode}]`,
   term: (id: string, mode = 'operator') => `[data-testid=terminal][data-terminal-id="${id}"][data-mode=${mode}]`,
   pane: (key: string) => `[data-testid=terminal-pane][data-tab-key="${key}"]`,
+  rowTerminal: (m: string, id: string) => `[data-testid=machine-row][data-machine="${m}"] [data-testid=machine-terminal][data-terminal-id="${id}"]`,
 };
 
 /** Activates the tab and types into its terminal as keystrokes. */
@@ -48,6 +50,27 @@ export async function openTab(page: Page, machine = 'box'): Promise<string> {
   await waitScreen(page, id, /\S/); // the prompt
   return id;
 }
+
+/** The key of the operator tab showing `terminalId`. */
+export async function tabKey(page: Page, terminalId: string): Promise<string> {
+  return (await hook.tabs(page)).find((t) => t.terminalId === terminalId && t.mode === 'operator')!.key;
+}
+
+/** Pastes `text` into the tab's terminal the way the browser does (a paste event on xterm's textarea). */
+export async function paste(page: Page, key: string, text: string): Promise<void> {
+  await page.evaluate(
+    ({ pane, text }) => {
+      const ta = document.querySelector(`${pane} textarea`) as HTMLTextAreaElement;
+      const dt = new DataTransfer();
+      dt.setData('text/plain', text);
+      ta.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    },
+    { pane: sel.pane(key), text },
+  );
+}
+
+/** The text of the first element matching `selector`. */
+export const text = async (page: Page, selector: string) => (await page.locator(selector).first().textContent()) ?? '';
 
 /** Input the control plane refused on `terminalId` since `sinceMs` (its refusals are audited). */
 export async function refusedInputs(c: Cluster, terminalId: string, sinceMs: number) {

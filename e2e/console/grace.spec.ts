@@ -64,7 +64,7 @@ test.describe('browser console: a frozen machine', () => {
     try {
       await page.waitForSelector(`${sel.tab(id)} [data-testid=session-state][data-state=DISCONNECTED]`, { timeout: 10_000 });
       await page.waitForSelector('[data-testid=final-banner]');
-      assert.match((await page.locator('[data-testid=final-banner]').textContent()) ?? '', /DISCONNECTED/);
+      assert.match((await page.locator('[data-testid=final-banner]').textContent()) ?? '', /box disconnected: its session has ended/);
       assert.match(await hook.screen(page, id), /^tick-6$/m, 'the screen is kept for reading');
     } finally {
       agent.kill('SIGCONT');

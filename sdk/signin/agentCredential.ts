@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writePrivateJson } from '../../lib/privateFile';
-import { CmdopClient, UnauthenticatedError } from '../../sdk';
-import type { Connection } from '../connection';
+import { CmdopClient } from '../client';
+import { UnauthenticatedError } from '../errors';
+import type { Connection } from '../connect';
 import { deviceLogin, type DevicePresenter } from './deviceLogin';
 
 export interface StoredCredential {
@@ -53,12 +54,12 @@ export interface EnrollOptions {
   enrollToken?: string;
   /** The access token of a user already signed in (the desktop app): enroll the machine as theirs. */
   userToken?: string;
-  /** A person is here: sign in with the device flow when there is no other way. */
+  /** A person is here: sign in with the device flow when there is no other way (needs `present`). */
   interactive: boolean;
   log(line: string): void;
   /** Default: the file in stateDir. */
   store?: CredentialStore;
-  /** Show the device flow's URL and code (default: printed, and a browser opened where there is a desktop). */
+  /** Shows the device flow's URL and code to the person (the CLI prints them, cli/deviceCode.ts). */
   present?: DevicePresenter;
 }
 
@@ -100,8 +101,9 @@ export async function agentCredential(conn: Connection, o: EnrollOptions): Promi
             `  - or run \`cmdop agent\` here on a terminal (or with --login) to sign in and enroll it as yourself`,
         );
       }
+      if (!o.present) throw new Error('enrolling interactively needs a way to show the sign-in code (EnrollOptions.present)');
       o.log(`enrolling ${o.machine}: sign in as the user who will own it`);
-      token = (await deviceLogin(conn, client, { browser: true, present: o.present })).accessToken;
+      token = (await deviceLogin(conn, client, { present: o.present })).accessToken;
     }
     client.setToken(token);
     if (o.enrollToken) {

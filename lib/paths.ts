@@ -1,5 +1,9 @@
-// Where the CLI keeps things by default: the user's data directory for the
-// local control plane, the config directory for the agent's identity.
+// Where CMDOP keeps things by default, for every part that needs it: the
+// user's data directory for the local control plane (and its admin.token,
+// which the SDK reads on loopback), the config directory for the agent's
+// identity, the pinned certificates and the stored sign-ins. Here in lib/
+// rather than in sdk/ because every `cmdop` run loads it for the defaults
+// its help shows, and that must not load the SDK (test/cliStartup.test.ts).
 import envPaths from 'env-paths';
 import os from 'node:os';
 import path from 'node:path';
