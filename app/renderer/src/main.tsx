@@ -14,7 +14,9 @@ import { clearAuth, loadAuth, takeFragmentToken, takeShareToken } from './auth/s
 import { serveTokensToWatchWindows, watchWindowTokens } from './auth/watchWindowToken';
 import { ConsoleConnection } from './net/connection';
 import { clearTabs } from './state/persistedTabs';
+import { loadSettings } from './state/settings';
 import { ConsoleStore } from './state/store';
+import { applyPageTheme } from './state/theme';
 import { installTestHook } from './testHook';
 import { Callback } from './ui/Callback';
 import { ConsoleApp } from './ui/ConsoleApp';
@@ -39,6 +41,9 @@ async function currentToken(): Promise<string> {
   }
   return a.accessToken;
 }
+
+// Every page (sign-in, share and watch windows too) in the theme chosen in settings.
+applyPageTheme(loadSettings().theme);
 
 let store: ConsoleStore | undefined;
 installTestHook(() => store);

@@ -5,9 +5,11 @@
 import { AttachMode, SessionState, type TerminalExit, type TerminalInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleConnection } from '../net/connection';
 import { TerminalSession, type NoticeKind, type SessionSink, type SessionTarget } from '../net/terminalSession';
-import { THEMES, bufferText, createXterm, type Xterm } from '../term/xterm';
+import { THEMES, type ThemeName } from '../term/themes';
+import { bufferText, createXterm, type Xterm } from '../term/xterm';
 import { Observable } from './observable';
 import type { Settings } from './settings';
+import { effectiveTheme } from './theme';
 
 export interface Notice {
   id: number;
@@ -28,6 +30,7 @@ export class Tab extends Observable {
   readonly key = `tab-${nextKey++}`;
   title = '';
   renamed = false;
+  theme: ThemeName;
   state: SessionState;
   stateReason = '';
   deadlineMs = 0;
@@ -54,7 +57,8 @@ export class Tab extends Observable {
     super();
     this.state = initialState;
     this.title = target.terminalId ? `${target.machine} ${target.terminalId.slice(0, 8)}` : target.machine;
-    this.xterm = createXterm(settings, !this.operator);
+    this.theme = effectiveTheme(settings.theme);
+    this.xterm = createXterm(settings, this.theme, !this.operator);
     this.session = new TerminalSession(conn, target, this.sink());
     if (this.operator) {
       const { term } = this.xterm;
@@ -121,7 +125,8 @@ export class Tab extends Observable {
 
   applySettings(s: Settings): void {
     this.xterm.term.options.fontSize = s.fontSize;
-    this.xterm.term.options.theme = THEMES[s.theme];
+    this.theme = effectiveTheme(s.theme);
+    this.xterm.term.options.theme = THEMES[this.theme];
     this.fitNow();
   }
 
