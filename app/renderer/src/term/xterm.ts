@@ -21,6 +21,8 @@ import { gpuWebgl } from './webgl';
  * 1.2 leaves room for other fonts' deeper descenders.
  */
 export const LINE_HEIGHT = 1.2;
+/** Matches the search bar counts and highlights; beyond it the bar says "1000+". */
+export const SEARCH_LIMIT = 1000;
 export const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 
 export interface Xterm {
@@ -47,7 +49,7 @@ export function createXterm(settings: Settings, theme: ThemeName, readOnly: bool
     allowProposedApi: true, // unicode11's activeVersion
   });
   const fit = new FitAddon();
-  const search = new SearchAddon();
+  const search = new SearchAddon({ highlightLimit: SEARCH_LIMIT });
   term.loadAddon(fit);
   term.loadAddon(search);
   term.loadAddon(new WebLinksAddon((_e, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));
