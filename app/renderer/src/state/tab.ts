@@ -9,6 +9,7 @@ import { THEMES, type ThemeName } from '../term/themes';
 import { bufferText, createXterm, type Xterm } from '../term/xterm';
 import { Observable } from './observable';
 import type { Settings } from './settings';
+import { cleanShellTitle, withMachine } from './tabTitle';
 import { effectiveTheme } from './theme';
 
 export interface Notice {
@@ -28,9 +29,11 @@ let nextNotice = 1;
 
 export class Tab extends Observable {
   readonly key = `tab-${nextKey++}`;
-  title = '';
+  /** What the shell last set (OSC 0/2), cleaned; '' for none. */
+  shellTitle = '';
   renamed = false;
   theme: ThemeName;
+  private customTitle = '';
   state: SessionState;
   stateReason = '';
   deadlineMs = 0;
@@ -56,16 +59,28 @@ export class Tab extends Observable {
   ) {
     super();
     this.state = initialState;
-    this.title = target.terminalId ? `${target.machine} ${target.terminalId.slice(0, 8)}` : target.machine;
     this.theme = effectiveTheme(settings.theme);
     this.xterm = createXterm(settings, this.theme, !this.operator);
     this.session = new TerminalSession(conn, target, this.sink());
+    this.xterm.term.onTitleChange((raw) => {
+      const t = cleanShellTitle(raw);
+      if (t === this.shellTitle) return;
+      this.shellTitle = t;
+      this.changed();
+    });
     if (this.operator) {
       const { term } = this.xterm;
       term.onData((s) => this.session.input(this.encoder.encode(s)));
       // Some mouse reports are raw bytes, not UTF-8 text.
       term.onBinary((s) => this.session.input(Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff)));
     }
+  }
+
+  /** The user's name for the tab if they renamed it, else the shell's title with the machine, else machine and terminal id. */
+  get title(): string {
+    if (this.renamed) return this.customTitle;
+    if (this.shellTitle) return withMachine(this.shellTitle, this.machine);
+    return this.terminalId ? `${this.machine} ${this.terminalId.slice(0, 8)}` : this.machine;
   }
 
   get operator(): boolean {
@@ -133,7 +148,7 @@ export class Tab extends Observable {
   rename(title: string): void {
     const t = title.trim();
     if (!t) return;
-    this.title = t;
+    this.customTitle = t;
     this.renamed = true;
     this.changed();
   }
@@ -222,7 +237,6 @@ export class Tab extends Observable {
         });
       },
       attached: (info: TerminalInfo) => {
-        if (!this.renamed) this.title = `${this.machine} ${info.terminalId.slice(0, 8)}`;
         this.followPtySize(info.cols, info.rows);
         this.fitNow();
         this.changed();
