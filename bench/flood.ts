@@ -1,7 +1,8 @@
 // Control-plane memory under a flood: a shell terminal runs `yes` for a few
 // seconds while an SDK operator attached to it consumes the output as fast
 // as it can; the control plane's RSS is sampled the whole time. The bounds
-// in DESIGN.md ("memory is bounded everywhere") say it must stay bounded.
+// in docs/ARCHITECTURE.md ("Flow control" and "5. Delivery guarantees") say
+// it must stay bounded.
 import { performance } from 'node:perf_hooks';
 import type { CmdopClient } from '../sdk';
 import { rssMb, sampleRss } from './procfs';

@@ -117,8 +117,9 @@ const PTY_EXIT_TIMEOUT_MS = 2000;
 
 /**
  * node-pty loses the last output of a child that writes a lot and exits at
- * once (DESIGN.md): the master read fails with EIO when the last slave fd
- * closes while output still sits in the kernel's buffers. Like the agent,
+ * once (docs/ARCHITECTURE.md, "5. Delivery guarantees"; app/agent/processes.ts):
+ * the master read fails with EIO when the last slave fd closes while
+ * output still sits in the kernel's buffers. Like the agent,
  * the bench holds a slave fd itself and closes it only once the child is
  * gone and its output has gone quiet, so the baseline reads every byte.
  */

@@ -9,17 +9,10 @@ import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { CmdopClient } from '../sdk';
 import { ServerList, isLoopback, parseServerList } from '../lib/serverAddress';
-import {
-  KnownServers,
-  ListTrust,
-  PinMismatchError,
-  Trust,
-  grpcChannelCredentials,
-  grpcChannelOptions,
-  httpsAgent,
-  listChannelCredentials,
-  resolveTrust,
-} from '../lib/tls';
+import { Trust, grpcChannelCredentials, grpcChannelOptions, httpsAgent } from '../lib/tls/channelCredentials';
+import { PinMismatchError, resolveTrust } from '../sdk/trust/firstUse';
+import { KnownServers } from '../sdk/trust/knownServers';
+import { ListTrust, listChannelCredentials } from '../sdk/trust/replicaTrust';
 import { defaultDataDir, knownServersFile, loginsFile } from './paths';
 import { serverAddress } from './server-address';
 import { Logins, StoredLogin } from './auth/logins';
@@ -30,7 +23,7 @@ export interface Connection {
   address: ServerList;
   /** TLS: how the server (with a list: the first entry that answered) is trusted; also used for its web port. */
   trust: Trust | undefined;
-  /** TLS with a list: each entry's certificate, judged at every connection (lib/tls.ts). */
+  /** TLS with a list: each entry's certificate, judged at every connection (sdk/trust/replicaTrust.ts). */
   listTrust?: ListTrust;
   credentials: grpc.ChannelCredentials;
   channelOptions: grpc.ChannelOptions;

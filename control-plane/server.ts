@@ -68,7 +68,7 @@ export interface ControlPlaneOptions {
   uploadResumeS?: number;
   /** Recent output kept per terminal, bytes. */
   relayBuffer?: number;
-  /** TLS for gRPC and the web port (lib/tls.ts loads or generates it). */
+  /** TLS for gRPC and the web port (lib/tls/serverCertificate.ts loads or generates it). */
   tls?: { certPem: string; keyPem: string; fingerprint: string };
   /** Allow a non-loopback address without TLS (tokens then cross the network in clear). */
   insecure?: boolean;

@@ -33,7 +33,7 @@ const MIN_RESOLVE_INTERVAL_MS = 2000;
 /**
  * Which entry of a list target each resolved address belongs to, from the
  * last resolution of that target in this process: TLS over a list verifies
- * each connection against its own entry's pin (lib/tls.ts).
+ * each connection against its own entry's pin (sdk/trust/replicaTrust.ts).
  */
 const entryOfAddress = new Map<string, Map<string, number>>();
 

@@ -60,7 +60,7 @@ export interface ServerList {
   /**
    * The entries' displays joined by commas: what the user typed, normalised;
    * the key for stored logins and agent credentials (one address: its
-   * display, as before). Pins stay per entry (lib/tls.ts).
+   * display, as before). Pins stay per entry (sdk/trust/replicaTrust.ts).
    */
   display: string;
 }

@@ -23,7 +23,7 @@ import { AuthApi } from './auth';
 import { FilesApi } from './files';
 import { parseServerList } from '../lib/serverAddress';
 import { LIST_CHANNEL_OPTIONS, registerListResolver } from '../lib/listResolver';
-import { ListTrust, listChannelCredentials } from '../lib/tls';
+import { ListTrust, listChannelCredentials } from './trust/replicaTrust';
 import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
@@ -90,7 +90,7 @@ export class CmdopClient {
   /**
    * A plaintext HOST:PORT, or a grpcs:// URL verified against the system's
    * CAs; pass `credentials` for anything else (the CLI passes a pinned
-   * self-signed certificate's, see lib/tls.ts). Several addresses are tried
+   * self-signed certificate's, see sdk/trust/firstUse.ts). Several addresses are tried
    * in order: every call goes to the first that answers, and after a
    * failure to the first that answers then.
    */

@@ -429,19 +429,18 @@ describe('console file panel', () => {
       await page.waitForSelector(sel.file('by-f2.txt'));
       assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
 
-      // A name that is taken: said, the box stays open, neither file touched.
+      // A name that is taken: said beside the row, the box stays open, neither file touched.
       await page.focus(sel.file('by-f2.txt'));
       await page.keyboard.press('F2');
       await page.fill('[data-testid=file-rename-input]', 'small.txt');
       await page.press('[data-testid=file-rename-input]', 'Enter');
-      await page.waitForSelector('[data-testid=files-error]');
-      assert.match((await page.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to small\.txt: already exists/);
+      await page.waitForSelector(`${sel.file('by-f2.txt')} [data-testid=file-rename-error]`);
+      assert.match((await page.textContent('[data-testid=file-rename-error]')) ?? '', /cannot rename by-f2\.txt to small\.txt: small\.txt already exists/);
       assert.equal(await page.inputValue(`${sel.file('by-f2.txt')} [data-testid=file-rename-input]`), 'small.txt');
       assert.equal(fs.readFileSync(path.join(work, 'small.txt'), 'utf8'), 'new contents\n');
       assert.equal(fs.readFileSync(path.join(work, 'by-f2.txt'), 'utf8'), 'rename me\n');
       await page.press('[data-testid=file-rename-input]', 'Escape');
       await page.waitForSelector('[data-testid=file-rename-input]', { state: 'detached' });
-      await page.click('[data-testid=files-error] button');
 
       const audit = await c.client.auth.audit({ machine: 'box', sinceMs: since });
       const renames = audit.filter((e) => e.action === 'file-rename' && e.ok).map((e) => e.detail);
@@ -465,8 +464,8 @@ describe('console file panel', () => {
         await p.click(`${sel.file('by-f2.txt')} [data-testid=file-rename]`);
         await p.fill('[data-testid=file-rename-input]', 'pete.txt');
         await p.press('[data-testid=file-rename-input]', 'Enter');
-        await p.waitForSelector('[data-testid=files-error]');
-        assert.match((await p.textContent('[data-testid=files-error]')) ?? '', /cannot rename by-f2\.txt to pete\.txt: .*pete may only observe box/);
+        await p.waitForSelector('[data-testid=file-rename-error]');
+        assert.match((await p.textContent('[data-testid=file-rename-error]')) ?? '', /cannot rename by-f2\.txt to pete\.txt: .*pete may only observe box/);
       } finally {
         await p.close();
       }

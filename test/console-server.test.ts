@@ -110,7 +110,14 @@ describe('console files on the web port', () => {
     assert.equal(js.headers['cache-control'], 'public, max-age=31536000, immutable');
     assert.equal(js.body.toString(), JS);
     assertConsoleHeaders(js, port, 'js');
-    const gz = await raw(base, '/assets/index-AbC_12-x.js', { headers: { 'accept-encoding': 'br, gzip;q=0.8' } });
+    // Brotli when the browser prefers it, gzip when that is all it takes.
+    const br = await raw(base, '/assets/index-AbC_12-x.js', { headers: { 'accept-encoding': 'br, gzip;q=0.8' } });
+    assert.equal(br.headers['content-encoding'], 'br');
+    assert.equal(br.headers.vary, 'Accept-Encoding');
+    assert.ok(br.body.length < JS.length / 10);
+    assert.equal(zlib.brotliDecompressSync(br.body).toString(), JS);
+    assertConsoleHeaders(br, port, 'js br');
+    const gz = await raw(base, '/assets/index-AbC_12-x.js', { headers: { 'accept-encoding': 'gzip, deflate' } });
     assert.equal(gz.headers['content-encoding'], 'gzip');
     assert.equal(gz.headers.vary, 'Accept-Encoding');
     assert.ok(gz.body.length < JS.length / 10);
@@ -122,7 +129,7 @@ describe('console files on the web port', () => {
       ['/assets/index-9fK2LmQp.css', 'text/css; charset=utf-8', 'public, max-age=31536000, immutable'],
       ['/assets/xterm-Q1w2E3r4.woff2', 'font/woff2', 'public, max-age=31536000, immutable'],
       ['/assets/logo.svg', 'image/svg+xml', 'no-cache'],
-      ['/favicon.ico', 'image/x-icon', 'no-cache'],
+      ['/favicon.ico', 'image/vnd.microsoft.icon', 'no-cache'],
     ];
     for (const [p, type, cache] of expect) {
       const r = await raw(base, p);

@@ -109,7 +109,9 @@ describe('browser console', () => {
 
   it('without a token offers sign-in: authorization code with PKCE (S256) on the same origin', () =>
     b.step('sign-in', async () => {
-      const p = await b.newPage();
+      // A browser of its own: in this one a live tab would hand over its sign-in (test/console-signin.test.ts).
+      const lone = await launchChromium();
+      const p = await lone.newPage();
       try {
         await p.goto(`${web}/`);
         await p.waitForSelector('[data-testid=sign-in]');
@@ -128,7 +130,7 @@ describe('browser console', () => {
         await p.waitForSelector('[data-testid=signin-message]', { timeout: 10_000 });
         assert.match((await p.locator('[data-testid=signin-message]').textContent()) ?? '', /refused this token/);
       } finally {
-        await p.close();
+        await lone.close();
       }
     }));
 
@@ -136,7 +138,9 @@ describe('browser console', () => {
     b.step('oauth-sign-in', async () => {
       await c.client.auth.addUser('alice', { password: 'alice-password-1' });
       await c.client.auth.grant('box', 'alice', 'observer');
-      const p = await b.newPage();
+      // A browser of its own, where no live tab hands over a sign-in.
+      const lone = await launchChromium();
+      const p = await lone.newPage();
       try {
         await p.goto(`${web}/`);
         await p.click('[data-testid=sign-in]');
@@ -173,7 +177,7 @@ describe('browser console', () => {
         });
         assert.equal(r.status, 400, 'the refresh token no longer works');
       } finally {
-        await p.close();
+        await lone.close();
       }
     }));
 

@@ -5,7 +5,7 @@
 // - electron-builder.yml is valid to electron-builder itself and names what
 //   the issue asks for, with every file it points at present;
 // - the tray icons are valid PNGs of the declared sizes, and are what
-//   scripts/make-icons.js draws;
+//   scripts/make-icons.js renders from resources/icons-src/;
 // - scripts/electronegativity.js passes on app/main and fails on a bad window.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
+import { PNG } from 'pngjs';
 
 const ROOT = path.join(__dirname, '..', '..');
 /** The tray states main.ts shows (app/main/trayMenu.ts TrayIcon): resources/tray-<state>.png. */
@@ -94,7 +94,7 @@ let out = '';
 let exitCode;
 const report = (extra) => { console.log(JSON.stringify({ out, exitCode, loaded, ...extra })); process.exit(0); };
 const timer = setTimeout(() => report({ timedOut: true }), 15000);
-// onExit may come before the last output (DESIGN.md): done once both are in.
+// onExit may come before the last output (docs/ARCHITECTURE.md, "5. Delivery guarantees"): done once both are in.
 const check = () => { if (exitCode !== undefined && out.includes('hi')) { clearTimeout(timer); report({}); } };
 p.onData((d) => { out += d; check(); });
 p.onExit((e) => { exitCode = e.exitCode; check(); });
@@ -344,34 +344,10 @@ interface Png {
   rgba: Buffer;
 }
 
-/** A strict reader for the PNGs make-icons.js writes: 8-bit RGBA, filter 0, every CRC checked. */
+/** A PNG decoded by pngjs (which checks every chunk's CRC), as straight RGBA. */
 function readPng(file: string): Png {
-  const b = fs.readFileSync(file);
-  assert.deepEqual([...b.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${file}: PNG signature`);
-  const chunks: { type: string; data: Buffer }[] = [];
-  for (let o = 8; o < b.length; ) {
-    const len = b.readUInt32BE(o);
-    const type = b.toString('latin1', o + 4, o + 8);
-    const data = b.subarray(o + 8, o + 8 + len);
-    assert.equal(b.readUInt32BE(o + 8 + len), zlib.crc32(b.subarray(o + 4, o + 8 + len)), `${file}: ${type} CRC`);
-    chunks.push({ type, data });
-    o += 12 + len;
-  }
-  assert.equal(chunks[0]?.type, 'IHDR', `${file}: IHDR first`);
-  assert.equal(chunks.at(-1)?.type, 'IEND', `${file}: IEND last`);
-  const ihdr = chunks[0].data;
-  const width = ihdr.readUInt32BE(0);
-  const height = ihdr.readUInt32BE(4);
-  assert.deepEqual([...ihdr.subarray(8)], [8, 6, 0, 0, 0], `${file}: 8-bit RGBA, not interlaced`);
-  const raw = zlib.inflateSync(Buffer.concat(chunks.filter((c) => c.type === 'IDAT').map((c) => c.data)));
-  const stride = width * 4 + 1;
-  assert.equal(raw.length, height * stride, `${file}: pixel data size`);
-  const rgba = Buffer.alloc(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    assert.equal(raw[y * stride], 0, `${file}: row ${y} filter`);
-    raw.copy(rgba, y * width * 4, y * stride + 1, (y + 1) * stride);
-  }
-  return { width, height, rgba };
+  const p = PNG.sync.read(fs.readFileSync(file), { checkCRC: true });
+  return { width: p.width, height: p.height, rgba: p.data };
 }
 
 function pngSize(file: string): [number, number] {
@@ -404,7 +380,7 @@ describe('icons', () => {
     assert.deepEqual(pngSize(path.join(RES, 'icon.png')), [512, 512]);
   });
 
-  it('resources/ holds what scripts/make-icons.js draws (re-run it after changing the drawing)', async () => {
+  it('resources/ holds what scripts/make-icons.js renders from resources/icons-src/ (re-run it after changing an SVG)', async () => {
     const out = tmpdir();
     const r = await run(process.execPath, [path.join(ROOT, 'scripts', 'make-icons.js'), out]);
     assert.equal(r.code, 0, r.out);

@@ -1,5 +1,5 @@
 /**
- * lib/tls.ts against real sockets: a grpc-js server with the generated
+ * lib/tls/ and sdk/trust/ against real sockets: a grpc-js server with the generated
  * certificate, plaintext servers, an HTTPS server, and the pin store on disk.
  */
 import { test, describe, after } from 'node:test';
@@ -12,25 +12,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import {
-  ensureSelfSignedCert,
-  fingerprintOf,
-  grpcChannelCredentials,
-  grpcChannelOptions,
-  httpsAgent,
-  KnownServers,
-  ListTrust,
-  listChannelCredentials,
-  loadCertFiles,
-  normalizeFingerprint,
-  PinMismatchError,
-  probeServerCertificate,
-  resolveTrust,
-  serverAddress,
-  serverCredentials,
-  type CertMaterial,
-  type Trust,
-} from '../lib/tls';
+import { grpcChannelCredentials, grpcChannelOptions, httpsAgent, type Trust } from '../lib/tls/channelCredentials';
+import { fingerprintOf, normalizeFingerprint } from '../lib/tls/fingerprint';
+import { ensureSelfSignedCert, loadCertFiles, serverCredentials, type CertMaterial } from '../lib/tls/serverCertificate';
+import { PinMismatchError, probeServerCertificate, resolveTrust } from '../sdk/trust/firstUse';
+import { KnownServers, serverAddress } from '../sdk/trust/knownServers';
+import { ListTrust, listChannelCredentials } from '../sdk/trust/replicaTrust';
 import { LIST_CHANNEL_OPTIONS, registerListResolver } from '../lib/listResolver';
 import { parseServerList } from '../lib/serverAddress';
 

@@ -1,7 +1,7 @@
 // The client side of the OAuth device authorization grant (RFC 8628), the
 // refresh grant and token revocation (RFC 7009). Written by hand because it
 // is three form POSTs, and a library's fetch would need rewiring to reach a
-// control plane whose self-signed certificate we pin (lib/tls.ts): here the
+// control plane whose self-signed certificate we pin (sdk/trust/firstUse.ts): here the
 // pinned https.Agent goes straight into node's request.
 import http from 'node:http';
 import https from 'node:https';

@@ -1,6 +1,6 @@
 // `cmdop server`, run (its options are in ../commands/server.ts).
 import { startControlPlane, parseListen } from '../../control-plane/server';
-import { ensureSelfSignedCert, loadCertFiles } from '../../lib/tls';
+import { ensureSelfSignedCert, loadCertFiles } from '../../lib/tls/serverCertificate';
 import fs from 'node:fs';
 import { fail } from '../output';
 

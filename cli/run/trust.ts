@@ -1,5 +1,5 @@
 // `cmdop trust`, run (its options are in ../commands/trust.ts).
-import { KnownServers } from '../../lib/tls';
+import { KnownServers } from '../../sdk/trust/knownServers';
 import { parseServerAddress } from '../../lib/serverAddress';
 import { knownServersFile } from '../paths';
 import { fail, table } from '../output';

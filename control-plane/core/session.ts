@@ -58,7 +58,7 @@ const OPEN_TIMEOUT_MS = 10_000;
 const EXITED_RETENTION_MS = 90_000;
 const MAX_EXITED = 16;
 
-/** Which state may follow which (DESIGN.md, Session states). */
+/** Which state may follow which (docs/ARCHITECTURE.md, "4. The session state machine"). */
 const ALLOWED: Record<SessionState, SessionState[]> = {
   [SessionState.SESSION_STATE_UNSPECIFIED]: [SessionState.PENDING],
   [SessionState.PENDING]: [SessionState.CONNECTED, SessionState.DISCONNECTED],

@@ -2,16 +2,18 @@
 //   /callback           the OAuth redirect: finish signing in
 //   /share#TOKEN        a share link: the watch-only view of one terminal
 //   /watch?machine=M&terminal=T
-//                       a watch window the console opened (its sign-in)
+//                       a watch window (the console opened it, or the URL
+//                       was pasted): the browser's sign-in
 //   /#token=TOKEN or /  the console (a token from the fragment, this tab's
-//                       sign-in, or the sign-in page)
+//                       sign-in, the sign-in of another live tab of this
+//                       browser, or the sign-in page)
 import '@xterm/xterm/css/xterm.css';
 import './styles.css';
 import { createRoot } from 'react-dom/client';
 import { TokenKind } from '../../../protocol/generated/cmdop/v1/cmdop';
-import { refreshAuth, revokeAuth } from './auth/pkce';
-import { clearAuth, loadAuth, takeFragmentToken, takeShareToken } from './auth/storage';
-import { serveTokensToWatchWindows, watchWindowTokens } from './auth/watchWindowToken';
+import { revokeAuth } from './auth/pkce';
+import { currentToken, joinSession, shareSession, signOutEverywhere } from './auth/sharedSession';
+import { loadAuth, takeFragmentToken, takeShareToken } from './auth/storage';
 import { ConsoleConnection } from './net/connection';
 import { clearTabs } from './state/persistedTabs';
 import { loadSettings } from './state/settings';
@@ -23,24 +25,6 @@ import { ConsoleApp } from './ui/ConsoleApp';
 import { SignIn } from './ui/SignIn';
 import { WatchApp, type WatchTarget } from './ui/WatchApp';
 import { watchTarget } from './ui/watchWindow';
-
-/** Refresh an OAuth access token a minute before it ends (each reconnect asks). */
-const REFRESH_BEFORE_MS = 60_000;
-
-let refreshing: Promise<string> | undefined;
-
-async function currentToken(): Promise<string> {
-  const a = loadAuth();
-  if (!a) throw new Error('not signed in');
-  if (a.source === 'oauth' && a.refreshToken && a.expiresAtMs && a.expiresAtMs - Date.now() < REFRESH_BEFORE_MS) {
-    // One refresh at a time: the refresh token rotates, and using it twice revokes the sign-in.
-    refreshing ??= refreshAuth(a)
-      .then((n) => n.accessToken)
-      .finally(() => (refreshing = undefined));
-    return refreshing;
-  }
-  return a.accessToken;
-}
 
 // Every page (sign-in, share and watch windows too) in the theme chosen in settings.
 applyPageTheme(loadSettings().theme);
@@ -69,36 +53,58 @@ if (path === '/callback') {
     root.render(<WatchApp store={store} target={target} label="shared terminal" />);
   }
 } else if (path === '/watch') {
+  void watchPage();
+} else {
+  void consolePage();
+}
+
+/** This tab's sign-in, or the one a live tab of this browser hands over. */
+async function signedIn(): Promise<boolean> {
+  return !!(loadAuth() ?? (await joinSession()));
+}
+
+/** Signed out in another tab: this one stops and says so. */
+function signedOutElsewhere(): void {
+  store?.stop();
+  store = undefined;
+  clearTabs();
+  root.render(<SignIn message="Signed out (in another tab of this browser)." />);
+}
+
+async function watchPage(): Promise<void> {
   const t = watchTarget(location.search);
-  if (!loadAuth()) {
-    root.render(<SignIn message="This watch window has no sign-in: open it from the console." />);
+  if (!(await signedIn())) {
+    root.render(<SignIn message="Sign in to watch this terminal: no tab of this browser is signed in." />);
   } else if (!t) {
     root.render(<SignIn message="This watch window does not say which terminal to watch." />);
   } else {
+    await shareSession(signedOutElsewhere);
     // The machine list gives the PTY's size and the session's state.
-    store = new ConsoleStore(new ConsoleConnection(watchWindowTokens()), { listMachines: true });
+    store = new ConsoleStore(new ConsoleConnection(currentToken), { listMachines: true });
     store.start();
     root.render(<WatchApp store={store} target={async () => t} label="watching" />);
   }
-} else {
+}
+
+async function consolePage(): Promise<void> {
   takeFragmentToken();
   // `/?open=MACHINE` (the desktop's "New terminal to…"): open a shell there, once.
   const open = new URLSearchParams(location.search).get('open');
   if (open !== null) history.replaceState(history.state, '', location.pathname + location.hash);
-  if (!loadAuth()) {
+  if (!(await signedIn())) {
     root.render(<SignIn />);
-  } else {
-    store = new ConsoleStore(new ConsoleConnection(currentToken), { listMachines: true, persistTabs: true });
-    if (open) store.openWhenListed(open);
-    store.start();
-    serveTokensToWatchWindows(currentToken);
-    const signOut = () => {
-      store?.stop();
-      const a = loadAuth();
-      clearAuth();
-      clearTabs();
-      void (a ? revokeAuth(a) : Promise.resolve()).finally(() => location.replace('/'));
-    };
-    root.render(<ConsoleApp store={store} signOut={signOut} />);
+    return;
   }
+  await shareSession(signedOutElsewhere);
+  const s = new ConsoleStore(new ConsoleConnection(currentToken), { listMachines: true, persistTabs: true });
+  store = s;
+  if (open) s.openWhenListed(open);
+  s.start();
+  const signOut = () => {
+    s.stop();
+    const a = signOutEverywhere();
+    clearTabs();
+    void (a ? revokeAuth(a) : Promise.resolve()).finally(() => location.replace('/'));
+  };
+  root.render(<ConsoleApp store={s} signOut={signOut} />);
 }

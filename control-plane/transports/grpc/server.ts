@@ -12,7 +12,7 @@ import {
   MAX_AGENT_MESSAGE,
   toGrpcService,
 } from '../../../protocol';
-import { serverCredentials } from '../../../lib/tls';
+import { serverCredentials } from '../../../lib/tls/serverCertificate';
 import type { Logger } from '../../../lib/logger';
 import { ConnectionLimits, connectionOptions, guardHandshakes, http2Settings } from './connections';
 

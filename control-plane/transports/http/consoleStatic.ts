@@ -11,11 +11,18 @@
 // gateway), which this leaves alone. Every response here carries the
 // console's CSP. No directory listing, no dot-files, nothing outside the
 // build directory (checked after decoding and again after resolving links).
+//
+// Files go out through serve-static (content types, HEAD, Range, ETag and
+// Last-Modified with 304s) and compression (gzip or brotli as the browser
+// asks). What stays here is what no static server knows: which paths are
+// the console's routes, the CSP built per request from a validated Host,
+// the page shown while the console is not built, and links that leave the
+// build (serve-static follows them).
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
+import compression from 'compression';
+import serveStatic from 'serve-static';
 import { page } from '../../oauth/pages';
 
 /** dist/control-plane/transports/http/consoleStatic.js -> dist/renderer */
@@ -56,33 +63,6 @@ const BASE_CSP: ReadonlyArray<[string, string]> = [
   ['form-action', "'self'"],
   ['object-src', "'none'"],
 ];
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.webmanifest': 'application/manifest+json',
-  '.txt': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.avif': 'image/avif',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.otf': 'font/otf',
-  '.wasm': 'application/wasm',
-};
-
-/** Worth gzipping (images and woff2 are compressed already). */
-const COMPRESSIBLE = /^(text\/|application\/(json|manifest\+json|wasm)|image\/svg\+xml|image\/x-icon|font\/(ttf|otf))/;
 
 /** Vite's output names: NAME-HASH.EXT, the hash 8+ base64url characters. */
 const HASHED = /[-.][A-Za-z0-9_-]{8,}(\.[A-Za-z0-9]+){1,2}$/;
@@ -132,52 +112,6 @@ function isInside(root: string, file: string): boolean {
   return file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
-/** Gzipped build files, by path; invalidated by mtime or size, bounded in bytes. */
-class GzipCache {
-  private readonly entries = new Map<string, { mtimeMs: number; size: number; data: Buffer }>();
-  private bytes = 0;
-  constructor(private readonly maxBytes = 32 * 1024 * 1024) {}
-
-  async get(file: string, st: fs.Stats, raw: Buffer): Promise<Buffer> {
-    const hit = this.entries.get(file);
-    if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
-      // Most recently used last.
-      this.entries.delete(file);
-      this.entries.set(file, hit);
-      return hit.data;
-    }
-    const data = await gzip(raw, { level: 9 });
-    this.remove(file);
-    if (data.length <= this.maxBytes / 4) {
-      this.entries.set(file, { mtimeMs: st.mtimeMs, size: st.size, data });
-      this.bytes += data.length;
-      for (const key of this.entries.keys()) {
-        if (this.bytes <= this.maxBytes) break;
-        this.remove(key);
-      }
-    }
-    return data;
-  }
-
-  private remove(file: string) {
-    const e = this.entries.get(file);
-    if (!e) return;
-    this.bytes -= e.data.length;
-    this.entries.delete(file);
-  }
-}
-const gzip = promisify(zlib.gzip);
-
-function acceptsGzip(req: http.IncomingMessage): boolean {
-  return String(req.headers['accept-encoding'] ?? '')
-    .split(',')
-    .some((entry) => {
-      const [coding, ...params] = entry.split(';').map((x) => x.trim().toLowerCase());
-      const q = params.find((x) => x.startsWith('q='));
-      return coding === 'gzip' && (q === undefined || Number(q.slice(2)) > 0);
-    });
-}
-
 function notBuiltPage(share: boolean): string {
   return page(
     'Console not built',
@@ -195,7 +129,17 @@ ${
 /** The web port's handler for console routes; resolves false for paths it leaves to the OAuth server. */
 export function createConsoleHandler(o: ConsoleStaticOptions): ConsoleHandler {
   const root = path.resolve(o.dir ?? DEFAULT_CONSOLE_DIR);
-  const gzCache = new GzipCache();
+  // Compressed on the fly: the build is ~1 MB of text, loaded once per console window.
+  const compress = compression({ threshold: 1024 });
+  const files = serveStatic(root, {
+    index: false,
+    redirect: false,
+    dotfiles: 'ignore',
+    fallthrough: true,
+    // Cache-Control is ours: hashed names are immutable, the rest revalidate.
+    cacheControl: false,
+    setHeaders: (res, file) => res.setHeader('Cache-Control', cacheControlOf(root, file)),
+  });
 
   return async function consoleHandler(req, res) {
     const rawPath = (req.url ?? '/').split('?')[0];
@@ -252,51 +196,45 @@ export function createConsoleHandler(o: ConsoleStaticOptions): ConsoleHandler {
       return send(200, html, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
     };
 
-    /** `rel`: path segments under the build directory. */
-    const serveFile = async (rel: string[], cacheControl: (name: string) => string) => {
+    /** `rel`: path segments under the build directory, as the URL names them. */
+    const serveFile = async (rel: string[]) => {
       if (rel.some((s) => s === '' || s.startsWith('.'))) return text(404, 'not found');
-      const file = path.join(root, ...rel);
-      if (!isInside(root, file)) return text(404, 'not found');
-      let st: fs.Stats;
-      let real: string;
-      let realRoot: string;
+      // A link inside the build pointing out of it is not served.
       try {
-        st = await fs.promises.stat(file);
-        [real, realRoot] = await Promise.all([fs.promises.realpath(file), fs.promises.realpath(root)]);
+        const [real, realRoot] = await Promise.all([fs.promises.realpath(path.join(root, ...rel)), fs.promises.realpath(root)]);
+        if (!isInside(realRoot, real)) return text(404, 'not found');
       } catch {
         return text(404, 'not found');
       }
-      // A link inside the build pointing out of it is not served either.
-      if (!st.isFile() || !isInside(realRoot, real)) return text(404, 'not found');
-      const name = rel[rel.length - 1];
-      const type = TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
-      const cache = cacheControl(name);
-      const extra: Record<string, string> = { 'Content-Type': type, 'Cache-Control': cache, 'Last-Modified': st.mtime.toUTCString() };
-      if (cache !== IMMUTABLE) {
-        const since = Date.parse(String(req.headers['if-modified-since'] ?? ''));
-        if (!Number.isNaN(since) && Math.floor(st.mtimeMs / 1000) * 1000 <= since) {
-          res.writeHead(304, { ...headers, 'Cache-Control': cache, 'Last-Modified': extra['Last-Modified'] });
-          res.end();
-          return true;
-        }
-      }
-      const raw = await fs.promises.readFile(file);
-      if (COMPRESSIBLE.test(type) && raw.length > 1024) {
-        extra.Vary = 'Accept-Encoding';
-        if (acceptsGzip(req)) return send(200, await gzCache.get(file, st, raw), { ...extra, 'Content-Encoding': 'gzip' });
-      }
-      return send(200, raw, extra);
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      await new Promise<void>((resolve, reject) => {
+        compress(req as never, res as never, (e?: unknown) => {
+          if (e) return reject(e);
+          files(req, res, () => {
+            // Not a file serve-static would send (a directory, say).
+            text(404, 'not found');
+            resolve();
+          });
+          res.once('close', resolve);
+          res.once('finish', resolve);
+        });
+      });
+      return true;
     };
 
     const last = segments[segments.length - 1];
-    if (segments[0] === 'assets') {
-      return serveFile(segments, (name) => (HASHED.test(name) ? IMMUTABLE : 'no-cache'));
-    }
+    if (segments[0] === 'assets') return serveFile(segments);
     if (last === 'index.html' && segments.length === 1) return serveIndex();
     // favicon.ico, robots.txt ...: whatever the build put at its top level.
-    if (segments.length === 1 && last.includes('.')) return serveFile(segments, () => 'no-cache');
+    if (segments.length === 1 && last.includes('.')) return serveFile(segments);
     // A deeper path naming a file is a missing file, not a console route.
     if (last.includes('.')) return text(404, 'not found');
     return serveIndex();
   };
+}
+
+/** Hashed build files (assets/NAME-HASH.EXT) never change; everything else is checked again. */
+function cacheControlOf(root: string, file: string): string {
+  const rel = path.relative(root, file).split(path.sep);
+  return rel[0] === 'assets' && HASHED.test(rel[rel.length - 1]) ? IMMUTABLE : 'no-cache';
 }

@@ -28,7 +28,8 @@ import { ApiError, errorCode, errorReason, type ReplicaRef } from '../../core/er
 import type { CallContext, ClientStream, ForwardedUnary, Forwarder, Inbound } from '../../core/ports';
 import { forwardMetadata } from './caller';
 import { CORE_ERROR_HEADER } from '../grpc/status';
-import { fingerprintOf, grpcChannelCredentials, grpcChannelOptions, type Trust } from '../../../lib/tls';
+import { grpcChannelCredentials, grpcChannelOptions, type Trust } from '../../../lib/tls/channelCredentials';
+import { fingerprintOf } from '../../../lib/tls/fingerprint';
 
 const base = toGrpcService(PeerServiceDefinition);
 // Attach output stays as it was encoded (see above).

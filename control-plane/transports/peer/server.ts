@@ -14,7 +14,7 @@ import { grpcUnary } from '../grpc/unary';
 import { closeServer } from '../grpc/server';
 import type { Authenticator } from '../grpc/streams';
 import { forwardedContext } from './caller';
-import { serverCredentials } from '../../../lib/tls';
+import { serverCredentials } from '../../../lib/tls/serverCertificate';
 
 export interface PeerPort {
   /** HOST:PORT as bound: what this replica records in the store for the others. */

@@ -4,7 +4,7 @@
 // kept in sessionStorage between the redirect and the callback, is what
 // proves the callback belongs to the page that started the sign-in, and
 // `state` guards against a forged callback.
-import { saveAuth, type StoredAuth } from './storage';
+import { newAuth, saveAuth, type StoredAuth } from './storage';
 
 export const CLIENT_ID = 'cmdop-console';
 const PENDING_KEY = 'cmdop.pkce';
@@ -63,7 +63,9 @@ interface TokenResponse {
   error_description?: string;
 }
 
-async function tokenRequest(form: Record<string, string>): Promise<StoredAuth> {
+type Tokens = Pick<StoredAuth, 'accessToken' | 'refreshToken' | 'expiresAtMs' | 'source'>;
+
+async function tokenRequest(form: Record<string, string>): Promise<Tokens> {
   const res = await fetch('/token', {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
@@ -107,15 +109,19 @@ export async function completeSignIn(search: string): Promise<string> {
     client_id: CLIENT_ID,
     code_verifier: pending.verifier,
   });
-  saveAuth(auth);
+  saveAuth(newAuth(auth));
   return pending.returnTo;
 }
 
-/** A new access token from the refresh token (which rotates: the new one replaces it). */
+/**
+ * A new access token from the refresh token (which rotates: the new one
+ * replaces it). Callers make sure no other tab of this browser uses the same
+ * refresh token at the same time (sharedSession.ts).
+ */
 export async function refreshAuth(a: StoredAuth): Promise<StoredAuth> {
   if (!a.refreshToken) throw new Error('no refresh token');
-  const next = await tokenRequest({ grant_type: 'refresh_token', refresh_token: a.refreshToken, client_id: CLIENT_ID });
-  next.refreshToken ??= a.refreshToken;
+  const t = await tokenRequest({ grant_type: 'refresh_token', refresh_token: a.refreshToken, client_id: CLIENT_ID });
+  const next: StoredAuth = { ...a, ...t, refreshToken: t.refreshToken ?? a.refreshToken, gen: a.gen + 1 };
   saveAuth(next);
   return next;
 }

@@ -1,7 +1,8 @@
 // The console's credentials. They live in sessionStorage (this browser tab
 // only, gone when it closes) and never in the URL: a token that arrives in a
 // fragment is moved here and the fragment is dropped at once, so it is not
-// left in the address bar, the history or a screenshot.
+// left in the address bar, the history or a screenshot. Other tabs of the
+// same browser get them from a live tab, never from disk (sharedSession.ts).
 const AUTH_KEY = 'cmdop.auth';
 const SHARE_KEY = 'cmdop.share';
 
@@ -12,6 +13,17 @@ export interface StoredAuth {
   expiresAtMs?: number;
   /** Where it came from: a pasted/printed token (`#token=`) or an OAuth sign-in. */
   source: 'fragment' | 'oauth';
+  /** One sign-in, whichever tabs share it: refreshes and sign-out apply to tabs of the same `sid`. */
+  sid: string;
+  /** Refreshes so far: of two copies of one sign-in, the higher `gen` holds the live refresh token. */
+  gen: number;
+  /** When it was signed in: a new tab takes the latest sign-in when several answer. */
+  sinceMs: number;
+}
+
+/** A new sign-in (its own `sid`, no refresh yet). */
+export function newAuth(a: Omit<StoredAuth, 'sid' | 'gen' | 'sinceMs'>): StoredAuth {
+  return { ...a, sid: crypto.getRandomValues(new Uint32Array(4)).join('-'), gen: 0, sinceMs: Date.now() };
 }
 
 function read<T>(key: string): T | undefined {
@@ -23,7 +35,14 @@ function read<T>(key: string): T | undefined {
   }
 }
 
-export const loadAuth = (): StoredAuth | undefined => read<StoredAuth>(AUTH_KEY);
+export function loadAuth(): StoredAuth | undefined {
+  const a = read<StoredAuth>(AUTH_KEY);
+  if (!a || a.sid) return a;
+  // A copy saved by an older console (before sessions were shared) has no sid: give it one, once.
+  const b = { ...newAuth(a), sinceMs: 0 };
+  saveAuth(b);
+  return b;
+}
 export const saveAuth = (a: StoredAuth): void => sessionStorage.setItem(AUTH_KEY, JSON.stringify(a));
 export const clearAuth = (): void => sessionStorage.removeItem(AUTH_KEY);
 
@@ -41,7 +60,7 @@ export function takeFragmentToken(): string | undefined {
   if (!m) return undefined;
   const token = decodeURIComponent(m[1]);
   dropFragment();
-  saveAuth({ accessToken: token, source: 'fragment' });
+  saveAuth(newAuth({ accessToken: token, source: 'fragment' }));
   return token;
 }
 

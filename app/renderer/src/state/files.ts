@@ -182,13 +182,15 @@ export class FilesModel extends Observable {
 
   /**
    * Renames an entry within the current directory. Never over an existing
-   * name: a clash is an error to show, not a replacement to make silently.
-   * On failure the listing is left as it was and the reason shown.
+   * name: a clash is refused, not a replacement made silently (the console
+   * offers no overwrite for a rename). Resolves to '' when renamed, else
+   * why not, for the panel to show beside the row; the listing is left as
+   * it was.
    */
-  async rename(e: FileEntry, to: string): Promise<boolean> {
+  async rename(e: FileEntry, to: string): Promise<string> {
     const problem = nameProblem(to);
-    if (problem) return this.showError(problem);
-    if (to === e.name) return true;
+    if (problem) return problem;
+    if (to === e.name) return '';
     try {
       await this.conn.call('renameFile', {
         machine: this.machine,
@@ -197,11 +199,12 @@ export class FilesModel extends Observable {
         overwrite: false,
       });
     } catch (err) {
-      return this.showError(`cannot rename ${e.name} to ${to}: ${(err as Error).message}`);
+      // The agent's own words suggest setting overwrite, which an SDK caller can and the console cannot.
+      if ((err as { code?: string }).code === 'ALREADY_EXISTS') return `cannot rename ${e.name} to ${to}: ${to} already exists here; choose another name`;
+      return `cannot rename ${e.name} to ${to}: ${(err as Error).message}`;
     }
-    this.error = '';
     await this.refresh();
-    return true;
+    return '';
   }
 
   async download(e: FileEntry): Promise<void> {

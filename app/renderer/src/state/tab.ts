@@ -116,8 +116,19 @@ export class Tab extends Observable {
     // After layout, so the container has its size.
     requestAnimationFrame(() => {
       this.fitNow();
-      // Not from a field the user is typing in (renaming this tab by double-click activates it first).
-      if (!(document.activeElement instanceof HTMLInputElement)) this.xterm.term.focus();
+      // Not from a field the user is typing in (renaming this tab by double-click activates it first),
+      // nor from the tab strip, where the arrow keys go from tab to tab.
+      const a = document.activeElement;
+      if (!(a instanceof HTMLInputElement) && !a?.closest('[role=tablist]')) this.xterm.term.focus();
+    });
+  }
+
+  /** Puts the keyboard in this tab's terminal, once it is laid out (it may just have been shown). */
+  focus(): void {
+    requestAnimationFrame(() => {
+      // A rename box opened meanwhile (a double-click is two clicks first) keeps it.
+      if (document.activeElement instanceof HTMLInputElement) return;
+      if (this.mounted && this.visible) this.xterm.term.focus();
     });
   }
 

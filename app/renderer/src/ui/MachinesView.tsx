@@ -3,11 +3,12 @@
 // sparklines, its terminals (attach or watch), a button to open a shell, and
 // one to open the machine's file panel (shown under the list).
 import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
-import type { ConsoleStore, MetricSeries } from '../state/store';
+import { MACHINES, type ConsoleStore, type MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
 import { Countdown } from './Countdown';
 import { FilesPanel } from './FilesPanel';
 import { Sparkline } from './Sparkline';
+import { panelId, tabId } from './tabIds';
 import { openWatchWindow } from './watchWindow';
 
 const canOpen = (s: SessionState) => s === SessionState.CONNECTED || s === SessionState.BACKGROUND;
@@ -15,7 +16,14 @@ const canOpen = (s: SessionState) => s === SessionState.CONNECTED || s === Sessi
 export function MachinesView({ store, visible }: { store: ConsoleStore; visible: boolean }) {
   const { machines } = store;
   return (
-    <section className="machines" data-testid="machines-view" hidden={!visible} aria-label="Machines">
+    <section
+      className="machines"
+      role="tabpanel"
+      id={panelId(MACHINES)}
+      aria-labelledby={tabId(MACHINES)}
+      data-testid="machines-view"
+      hidden={!visible}
+    >
       {store.machinesError && <p className="error">Cannot list machines: {store.machinesError}</p>}
       {machines.length === 0 && !store.machinesError && (store.conn.status === 'open' ? <NoMachines /> : <p className="empty dim">Connecting…</p>)}
       {machines.length > 0 && (

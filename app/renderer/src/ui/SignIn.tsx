@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { beginSignIn } from '../auth/pkce';
-import { clearAuth, saveAuth } from '../auth/storage';
+import { clearAuth, newAuth, saveAuth } from '../auth/storage';
 import type { ConsoleStore } from '../state/store';
 import { useObservable } from './hooks';
 
@@ -34,7 +34,7 @@ export function SignIn({ message }: { message?: string }) {
           onSubmit={(e) => {
             e.preventDefault();
             if (!token.trim()) return;
-            saveAuth({ accessToken: token.trim(), source: 'fragment' });
+            saveAuth(newAuth({ accessToken: token.trim(), source: 'fragment' }));
             location.replace('/');
           }}
         >

@@ -1,25 +1,60 @@
 // The tab strip: the machines view first, then terminal tabs. Tabs reorder
 // by drag and drop (or Alt+Shift+PageUp/PageDown), rename on double-click
-// (or Alt+Shift+R), close with ×; each shows its session state and, for an
-// operator, how many are watching.
-import { useState, type DragEvent, type ReactNode } from 'react';
+// (or Alt+Shift+R, or F2 on the tab), close with × (or Delete on the tab);
+// each shows its session state and, for an operator, how many are watching.
+//
+// The keyboard follows the WAI-ARIA tabs pattern: the strip is one tab stop
+// (the selected tab has tabIndex 0, the others -1), Left/Right/Home/End move
+// to another tab and select it (showing a tab costs nothing, so selection
+// follows focus), Enter goes into the tab's terminal.
+import { useRef, useState, type DragEvent, type KeyboardEvent, type ReactNode } from 'react';
 import { SessionState } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import { MACHINES, stateName, type ConsoleStore } from '../state/store';
 import type { Tab } from '../state/tab';
 import { Countdown } from './Countdown';
 import { useObservable } from './hooks';
+import { panelId, tabId } from './tabIds';
 
 const DRAG_TYPE = 'application/x-cmdop-tab';
 
 export function TabBar({ store, renaming, setRenaming }: { store: ConsoleStore; renaming: string; setRenaming(key: string): void }) {
   const [dropAt, setDropAt] = useState(-1);
+  const strip = useRef<HTMLElement>(null);
+  const onKeyDown = (e: KeyboardEvent<HTMLElement>) => {
+    const el = e.target as HTMLElement;
+    // Keys typed into the rename box are its own.
+    if (el.getAttribute('role') !== 'tab' || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const keys = [MACHINES, ...store.tabs.map((t) => t.key)];
+    const key = el.dataset.tabKey ?? '';
+    const i = keys.indexOf(key);
+    const tab = store.tab(key);
+    if (i < 0) return;
+    const moves: Record<string, number> = { ArrowRight: (i + 1) % keys.length, ArrowLeft: (i - 1 + keys.length) % keys.length, Home: 0, End: keys.length - 1 };
+    const to = moves[e.key];
+    if (to !== undefined) {
+      store.activate(keys[to]);
+      focusTab(keys[to]);
+    } else if (e.key === 'Enter' && tab) tab.focus();
+    else if (e.key === 'F2' && tab) setRenaming(tab.key);
+    else if (e.key === 'Delete' && tab) {
+      store.closeTab(tab.key);
+      // The focus stays in the strip, on the tab now selected, once it is drawn.
+      requestAnimationFrame(() => focusTab(store.active));
+    } else return;
+    e.preventDefault();
+  };
+  const focusTab = (key: string) => strip.current?.querySelector<HTMLElement>(`[role=tab][data-tab-key="${key}"]`)?.focus();
   return (
-    <nav className="tabbar" role="tablist" aria-label="Terminals" data-testid="tab-bar">
+    <nav className="tabbar" role="tablist" aria-label="Terminals" data-testid="tab-bar" ref={strip} onKeyDown={onKeyDown}>
       <button
         type="button"
         role="tab"
+        id={tabId(MACHINES)}
+        aria-controls={panelId(MACHINES)}
         className="tab machines-tab"
         data-testid="machines-tab"
+        data-tab-key={MACHINES}
+        tabIndex={store.active === MACHINES ? 0 : -1}
         aria-selected={store.active === MACHINES}
         onClick={() => store.activate(MACHINES)}
       >
@@ -62,7 +97,9 @@ function TabButton(p: {
   return (
     <div
       role="tab"
-      tabIndex={0}
+      id={tabId(tab.key)}
+      aria-controls={panelId(tab.key)}
+      tabIndex={active ? 0 : -1}
       aria-selected={active}
       className={`tab${active ? ' active' : ''}${tab.operator ? '' : ' observer'}${p.dropTarget ? ' drop-target' : ''}`}
       data-testid="tab"
@@ -81,7 +118,11 @@ function TabButton(p: {
       }}
       onDragLeave={() => p.setDropAt(-1)}
       onDrop={onDrop}
-      onClick={() => store.activate(tab.key)}
+      onClick={() => {
+        store.activate(tab.key);
+        // A click on a tab is to type there; the keyboard's arrows stay in the strip (Tab.setVisible).
+        tab.focus();
+      }}
       onDoubleClick={() => p.setRenaming(tab.key)}
       title={`${tab.machine} ${tab.terminalId}${tab.operator ? '' : ' (watch-only)'}`}
     >
@@ -107,6 +148,8 @@ function TabButton(p: {
         type="button"
         className="tab-close"
         data-testid="tab-close"
+        // Not a tab stop of its own: the strip is one (Delete closes the focused tab).
+        tabIndex={-1}
         aria-label={tab.operator ? 'Close this terminal' : 'Stop watching'}
         onClick={(e) => {
           e.stopPropagation();
@@ -150,11 +193,17 @@ function RenameInput({ tab, done }: { tab: Tab; done(): void }) {
       onClick={(e) => e.stopPropagation()}
       onKeyDown={(e) => {
         e.stopPropagation();
+        // Enter or Escape: the keyboard goes back to the terminal (the input is gone, and with it the focus).
         if (e.key === 'Enter') {
           tab.rename(value);
           done();
-        } else if (e.key === 'Escape') done();
+          tab.focus();
+        } else if (e.key === 'Escape') {
+          done();
+          tab.focus();
+        }
       }}
+      // Focus that left for elsewhere (a click) stays there.
       onBlur={() => {
         tab.rename(value);
         done();

@@ -7,6 +7,7 @@ import { SessionState } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { Tab } from '../state/tab';
 import { Countdown } from './Countdown';
 import { useObservable } from './hooks';
+import { panelId, tabId } from './tabIds';
 
 const NOTICE_TESTID = { gap: 'gap-notice', reconnected: 'reconnect-notice', input: 'input-notice', error: 'error-notice' } as const;
 
@@ -40,7 +41,15 @@ export function TerminalPane({ tab, visible }: { tab: Tab; visible: boolean }) {
   const grace = tab.state === SessionState.GRACE_PERIOD && !tab.over;
   const disconnected = tab.state === SessionState.DISCONNECTED;
   return (
-    <section className="pane" data-testid="terminal-pane" data-tab-key={tab.key} hidden={!visible} aria-label={tab.title}>
+    <section
+      className="pane"
+      role="tabpanel"
+      id={panelId(tab.key)}
+      aria-labelledby={tabId(tab.key)}
+      data-testid="terminal-pane"
+      data-tab-key={tab.key}
+      hidden={!visible}
+    >
       {!tab.operator && (
         <div className="banner observer-banner" data-testid="observer-banner" role="status">
           <strong>Watch-only.</strong> You are observing {tab.machine} {tab.terminalId.slice(0, 8)}; nothing you type is sent.

@@ -14,7 +14,7 @@ export function openWatchWindow(machine: string, terminalId: string): boolean {
     existing.focus();
     return true;
   }
-  // Not `noopener`: the window asks this one for fresh tokens (auth/watchWindowToken.ts).
+  // Not `noopener`: the handle lets asking again focus it. Its sign-in comes from this tab (auth/sharedSession.ts).
   const w = window.open(watchUrl(machine, terminalId), `cmdop-watch-${terminalId}`, 'popup,width=960,height=640');
   if (!w) return false;
   open.set(terminalId, w);
