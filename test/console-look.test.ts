@@ -11,9 +11,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { Cluster, eventually, startCluster } from './helpers/cluster';
 import { launchChromium, type Browser } from './helpers/chromium';
-import { decodePng } from './helpers/png';
 
 const hook = {
   terminals: (page: Page) => page.evaluate(() => (globalThis as any).__cmdop.terminals() as string[]),
@@ -135,7 +135,7 @@ describe('console look', () => {
     const ch = screen.height / rows;
     const png = await page.screenshot({ clip: { x: screen.x + col * cw, y: screen.y + row * ch, width: n * cw, height: ch }, scale: 'css' });
     const bg = rgb((await hook.theme(page, id)).background);
-    const img = decodePng(png);
+    const img = PNG.sync.read(png);
     const ink: number[][] = [];
     for (let y = 0; y < img.height; y++) {
       const line: number[] = [];
