@@ -311,7 +311,9 @@ describe('console look', () => {
   it('the OAuth sign-in page follows the system theme and starts in the user name; a new user is told how to enroll a machine', () =>
     b.step('sign-in-and-empty', async () => {
       await c.client.auth.addUser('newbie', { password: 'newbie-password-1' });
-      const p = await b.newPage();
+      // A browser of its own: in this one the live console tab would hand over its sign-in (test/console-signin.test.ts).
+      const lone = await launchChromium();
+      const p = await lone.newPage();
       const errors: string[] = [];
       p.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
       try {
@@ -358,7 +360,7 @@ describe('console look', () => {
         assert.equal(await empty.locator('ol > li').count(), 3, 'three steps, in order');
         assert.deepEqual(errors, [], 'no CSP violation or error on the sign-in pages');
       } finally {
-        await p.close();
+        await lone.close();
       }
     }));
 
