@@ -31,6 +31,8 @@ export class GatewayError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The typed reason (StreamError.reason), where the control plane gave one. */
+    readonly reason = '',
   ) {
     super(message);
   }
@@ -114,7 +116,7 @@ export class GatewayConnection {
       this.calls.delete(f.value.callId);
       const r = f.value.result;
       if (!r) c.reject(new GatewayError('INTERNAL', 'empty reply'));
-      else if (r.$case === 'error') c.reject(new GatewayError(r.value.code, r.value.message));
+      else if (r.$case === 'error') c.reject(new GatewayError(r.value.code, r.value.message, r.value.reason));
       else c.resolve(r.value);
     } else if (f.$case === 'stream') {
       if (f.value.message) this.streams.get(f.value.streamId)?.message(f.value.message);

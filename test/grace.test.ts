@@ -149,7 +149,7 @@ describe('a frozen agent (SIGSTOP)', () => {
       assert.ok(m.graceDeadlineMs > Date.now(), 'a deadline in the future');
       const during = await runCli(['machines'], { server: c.server });
       assert.match(during.stdout.toString(), /box\s+GRACE_PERIOD \(\d+ s left\)/);
-      assert.match(during.stdout.toString(), /box: no heartbeat for 1 s/);
+      assert.match(during.stdout.toString(), /box: the agent stopped answering: no heartbeat for 1 s/);
       await new Promise((r) => setTimeout(r, 1500));
       agent.kill('SIGCONT');
       await eventually(async () => (await stateOf(c.client, 'box'))?.state === SessionState.CONNECTED, 8000, 'CONNECTED again');
@@ -214,7 +214,7 @@ describe('liveness and sleep', () => {
       const t = await client.terminal.open();
       const states: string[] = [];
       t.on('state', (s) => states.push(`${SessionState[s.state]}: ${s.reason}`));
-      await eventually(() => states.some((s) => /^GRACE_PERIOD: no heartbeat for 1 s/.test(s)), 5000, 'GRACE_PERIOD from heartbeat loss');
+      await eventually(() => states.some((s) => /^GRACE_PERIOD: the agent stopped answering: no heartbeat for 1 s/.test(s)), 5000, 'GRACE_PERIOD from heartbeat loss');
       t.close();
       client.close();
     } finally {

@@ -72,6 +72,8 @@ export type AgentStatus = 'connecting' | 'connected' | 'offline' | 'suspended' |
  * refused connection per agent every 1-2 s while the control plane is down.
  */
 export const RESUME_BACKOFF_MAX_MS = 2000;
+/** How often the foreground process of each terminal is looked at (one /proc read per terminal). */
+const FOREGROUND_POLL_MS = 1000;
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
 
@@ -128,6 +130,9 @@ export class Agent extends EventEmitter {
   private connectSeq = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private foregroundTimer: NodeJS.Timeout | undefined;
+  /** What each terminal's foreground was last reported as, on the current stream. */
+  private reportedForeground = new Map<string, string>();
   private sleepTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalS: number;
   private orphaned: string[] = [];
@@ -171,6 +176,7 @@ export class Agent extends EventEmitter {
     this.status = 'stopped';
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.foregroundTimer);
     clearInterval(this.sleepTimer);
     for (const t of this.terminals.values()) t.close();
     this.files.abortAll('the agent stopped');
@@ -297,6 +303,7 @@ export class Agent extends EventEmitter {
     this.sender = undefined;
     this.ready = false;
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.foregroundTimer);
     if (graceful) call?.end();
     else call?.cancel();
     for (const t of this.terminals.values()) t.onStreamLost();
@@ -556,6 +563,7 @@ export class Agent extends EventEmitter {
     this.attempt = 0;
     this.status = 'connected';
     this.startHeartbeats();
+    this.startForegroundReports();
     this.openBulk();
     this.emit('status', this.status);
     this.emit('connected', this.sessionId);
@@ -569,6 +577,27 @@ export class Agent extends EventEmitter {
     };
     void beat();
     this.heartbeatTimer = setInterval(() => void beat(), this.heartbeatIntervalS * 1000);
+  }
+
+  /**
+   * Tells the control plane what runs in each terminal's foreground when it
+   * changes, checked every FOREGROUND_POLL_MS (node-pty has no event for it),
+   * and everything again on a new stream (a restarted control plane knows
+   * nothing). A client asks before ending a terminal in which something runs.
+   */
+  private startForegroundReports(): void {
+    clearInterval(this.foregroundTimer);
+    this.reportedForeground.clear();
+    const report = () => {
+      for (const [id, t] of this.terminals) {
+        const fg = t.foreground();
+        if (this.reportedForeground.get(id) === fg) continue;
+        if (this.send({ msg: { $case: 'foreground', value: { terminalId: id, process: fg } } })) this.reportedForeground.set(id, fg);
+      }
+      for (const id of this.reportedForeground.keys()) if (!this.terminals.has(id)) this.reportedForeground.delete(id);
+    };
+    report();
+    this.foregroundTimer = setInterval(report, FOREGROUND_POLL_MS);
   }
 
   /**

@@ -7,6 +7,7 @@ import os from 'node:os';
 import * as pty from 'node-pty';
 import { OutputStream, SignalName, TerminalKind, TerminalSpec } from '../../protocol';
 import { defaultShell } from './capabilities';
+import { foregroundOf, programName } from './foreground';
 
 export interface ExitStatus {
   /** The exit code; 128 + signal number when killed by a signal (as a shell reports it). */
@@ -22,6 +23,8 @@ export interface RunningProcess {
   signal(sig: SignalName): void;
   pause(): void;
   resume(): void;
+  /** What runs in the foreground when it is not the terminal's own shell; '' while the shell waits (or unknown). */
+  foreground(): string;
 }
 
 export interface ProcessEvents {
@@ -73,7 +76,15 @@ class PtyProcess implements RunningProcess {
   private lastDataMs = Date.now();
   private exitPoll: NodeJS.Timeout;
 
-  constructor(file: string, args: string[], spec: TerminalSpec, terminalId: string, events: ProcessEvents) {
+  constructor(
+    private readonly file: string,
+    args: string[],
+    spec: TerminalSpec,
+    terminalId: string,
+    events: ProcessEvents,
+    /** A shell tab: the shell waiting for input is "nothing running". An exec's command always counts. */
+    private readonly isShell = false,
+  ) {
     this.term = pty.spawn(file, args, {
       name: 'xterm-256color',
       cols: spec.cols,
@@ -137,6 +148,17 @@ class PtyProcess implements RunningProcess {
 
   signal(sig: SignalName): void {
     this.term.kill(sig);
+  }
+
+  foreground(): string {
+    if (this.childGone) return '';
+    let current: string;
+    try {
+      current = this.term.process;
+    } catch {
+      return ''; // the PTY is closing
+    }
+    return this.isShell ? foregroundOf(this.term.pid, this.file, current) : programName(current);
   }
 
   pause(): void {
@@ -218,12 +240,17 @@ class PipeProcess implements RunningProcess {
     this.child.stdout!.resume();
     this.child.stderr!.resume();
   }
+
+  foreground(): string {
+    // No terminal, so no foreground group: the command runs until it exits.
+    return this.child.exitCode === null && this.child.signalCode === null ? programName(this.child.spawnfile) : '';
+  }
 }
 
 /** Starts what `spec` describes. */
 export function startProcess(spec: TerminalSpec, terminalId: string, events: ProcessEvents): RunningProcess {
   const shell = defaultShell();
-  if (spec.kind === TerminalKind.SHELL) return new PtyProcess(shell, [], spec, terminalId, events);
+  if (spec.kind === TerminalKind.SHELL) return new PtyProcess(shell, [], spec, terminalId, events, true);
   if (spec.pty) {
     // Through sh so a missing program exits 127 with the shell's message.
     const args = spec.shellCommand ? ['-c', spec.shellCommand] : ['-c', 'exec "$@"', 'sh', ...spec.argv];

@@ -226,6 +226,11 @@ export class TerminalHost {
     if (!this.exitStatus) this.proc.signal(sig);
   }
 
+  /** What runs in the foreground when it is not the shell itself; '' while the shell waits, or once exited. */
+  foreground(): string {
+    return this.exitStatus ? '' : this.proc.foreground();
+  }
+
   close(): void {
     if (this.exitStatus) return;
     this.proc.resume(); // let it drain while it hangs up

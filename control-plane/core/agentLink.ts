@@ -92,10 +92,10 @@ export class AgentLinks {
         }
       },
       end: () => {
-        session?.streamLost(stream, 'the agent closed its stream');
+        session?.streamLost(stream, session.lostReason('the agent closed its stream'));
         if (!stream.closed) stream.end();
       },
-      gone: (reason) => session?.streamLost(stream, reason),
+      gone: (reason) => session?.streamLost(stream, session.lostReason(reason)),
     };
   }
 

@@ -304,6 +304,8 @@ export class Registry {
           sessionId: o.sessionId,
           graceDeadlineMs: o.deadlineMs,
           lastHeartbeat: undefined,
+          heartbeatAgeMs: 0,
+          heartbeatIntervalMs: 0,
           terminals: [],
         });
         continue;
@@ -319,6 +321,8 @@ export class Registry {
         sessionId: s?.sessionId ?? '',
         graceDeadlineMs: 0,
         lastHeartbeat: undefined,
+        heartbeatAgeMs: 0,
+        heartbeatIntervalMs: 0,
         terminals: [],
       });
     }

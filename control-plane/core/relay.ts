@@ -87,6 +87,8 @@ export class TerminalRelay {
   exit: TerminalExit | undefined;
   cols: number;
   rows: number;
+  /** What the agent last said runs in the foreground, when not the shell (TerminalForeground). */
+  foreground = '';
   private ackedToAgent = 0;
   /** The agent has been told it may forget this terminal's exit. */
   private exitAckedToAgent = false;
@@ -132,6 +134,7 @@ export class TerminalRelay {
       headSeq: this.log.head,
       operators,
       observers,
+      foreground: this.exit ? '' : this.foreground,
       cols: this.cols,
       rows: this.rows,
     };

@@ -15,6 +15,7 @@ import {
   checkSize,
 } from '../../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
+import { heartbeatLate } from '../../protocol/liveness';
 import type { AgentStream } from './ports';
 import { FileRouter } from './fileRouter';
 import { PrioritySender } from '../../lib/prioritySender';
@@ -81,6 +82,12 @@ export class AgentSession {
   /** The agent's Bulk stream: its file traffic, on a connection of its own (proto: AgentService.Bulk). */
   private bulk: AgentCall | null = null;
   lastHeartbeat: Heartbeat | undefined;
+  /** When the last heartbeat arrived, on this process's clock (the agent's timestamp is on its own). */
+  private heartbeatAtMs = 0;
+  /** The gap between the last two heartbeats of one stream: the agent's real interval, which it may set itself. */
+  private heartbeatGapMs = 0;
+  /** The next heartbeat is the first on a new stream: its gap says how long the agent was away, not its interval. */
+  private heartbeatFirstOnStream = true;
   readonly terminals = new Map<string, TerminalRelay>();
   /** File operations in flight to this agent. */
   readonly files: FileRouter;
@@ -366,6 +373,7 @@ export class AgentSession {
       old.end();
       this.files.failAll('the agent reconnected on a new stream');
     }
+    this.heartbeatFirstOnStream = true;
     this.resetHeartbeatTimer();
   }
 
@@ -387,9 +395,26 @@ export class AgentSession {
     this.heartbeatTimer = setTimeout(() => {
       const call = this.stream;
       if (!call) return;
-      this.streamLost(call, `no heartbeat for ${s} s`);
+      this.streamLost(call, `the agent stopped answering: no heartbeat for ${s} s`);
       call.end();
     }, s * 1000);
+  }
+
+  /** How often this agent's heartbeats come: as measured, else as it was told. */
+  heartbeatIntervalMs(): number {
+    return this.heartbeatGapMs || this.deps.timeouts.heartbeatIntervalS * 1000;
+  }
+
+  /**
+   * Why the agent's stream ended, in words. A frozen or unplugged agent's
+   * stream is usually ended by gRPC keepalive before the heartbeat timeout,
+   * and then looks like any closed stream: late heartbeats tell the two
+   * apart, so the user reads that the agent stopped answering.
+   */
+  lostReason(closed: string): string {
+    const age = this.heartbeatAtMs ? Date.now() - this.heartbeatAtMs : 0;
+    if (!heartbeatLate(age, this.heartbeatIntervalMs())) return closed;
+    return `the agent stopped answering: no heartbeat for ${Math.round(age / 1000)} s`;
   }
 
   // ---- messages from the agent
@@ -427,8 +452,14 @@ export class AgentSession {
           return;
         }
         this.lastHeartbeat = msg.value;
+        this.noteHeartbeat();
         this.resetHeartbeatTimer();
         return;
+      case 'foreground': {
+        const relay = this.terminals.get(msg.value.terminalId);
+        if (relay) relay.foreground = msg.value.process.slice(0, 200);
+        return;
+      }
       case 'suspend': {
         const call = this.stream;
         if (call) this.streamLost(call, `agent suspended (${msg.value.reason || 'sleep'})`);
@@ -539,6 +570,13 @@ export class AgentSession {
     }
   }
 
+  private noteHeartbeat(): void {
+    const now = Date.now();
+    if (this.heartbeatAtMs && !this.heartbeatFirstOnStream) this.heartbeatGapMs = now - this.heartbeatAtMs;
+    this.heartbeatFirstOnStream = false;
+    this.heartbeatAtMs = now;
+  }
+
   /** Why the agent cannot be reached now, in words (its state, the reason, what happens next). */
   whyAway(): string {
     if (this.state === SessionState.GRACE_PERIOD) {
@@ -559,6 +597,8 @@ export class AgentSession {
       sessionId: this.sessionId,
       graceDeadlineMs: this.deadlineMs,
       lastHeartbeat: this.lastHeartbeat,
+      heartbeatAgeMs: this.heartbeatAtMs ? Date.now() - this.heartbeatAtMs : 0,
+      heartbeatIntervalMs: this.heartbeatIntervalMs(),
       terminals: [...this.terminals.values()].map((t) => t.info()),
     };
   }

@@ -4,6 +4,11 @@
 // kept in sessionStorage between the redirect and the callback, is what
 // proves the callback belongs to the page that started the sign-in, and
 // `state` guards against a forged callback.
+//
+// The protocol work is oauth4webapi's: PKCE, the callback's checks (state,
+// error, RFC 9207's `iss`), the token responses and the ID token's claims.
+// What stays here is where things are kept and what the console calls.
+import * as oauth from 'oauth4webapi';
 import { newAuth, saveAuth, type StoredAuth } from './storage';
 
 export const CLIENT_ID = 'cmdop-console';
@@ -17,14 +22,29 @@ interface Pending {
   returnTo: string;
 }
 
-function base64url(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
+const client: oauth.Client = { client_id: CLIENT_ID, id_token_signed_response_alg: 'ES256' };
+const noSecret = oauth.None();
+/** http: only on loopback, where the browser allows the console at all (crypto.subtle needs a secure context). */
+const insecure = () => ({ [oauth.allowInsecureRequests]: location.protocol === 'http:' });
 
-function randomString(bytes = 32): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+let metadata: Promise<oauth.AuthorizationServer> | undefined;
+
+/**
+ * The authorization server, from its discovery document. Its endpoints are
+ * taken on this page's origin, whatever public URL the issuer names (a TLS
+ * proxy, a LAN address): the console and its server are one origin, so no
+ * request needs CORS. The issuer stays as advertised, for the `iss` checks.
+ */
+function authorizationServer(): Promise<oauth.AuthorizationServer> {
+  metadata ??= (async () => {
+    const res = await fetch('/.well-known/openid-configuration', { credentials: 'omit', cache: 'no-store' });
+    if (!res.ok) throw new Error(`the sign-in server's discovery document answered ${res.status}`);
+    const doc = (await res.json()) as oauth.AuthorizationServer;
+    const here = (p: string) => `${location.origin}${p}`;
+    return { ...doc, token_endpoint: here('/token'), revocation_endpoint: here('/token/revocation'), authorization_endpoint: here('/auth') };
+  })();
+  metadata.catch(() => (metadata = undefined)); // try again next time
+  return metadata;
 }
 
 export async function challengeOf(verifier: string): Promise<string> {
@@ -32,15 +52,14 @@ export async function challengeOf(verifier: string): Promise<string> {
     // crypto.subtle exists only in secure contexts (https, or http on loopback).
     throw new Error('sign-in needs a secure page (https, or http on 127.0.0.1/localhost)');
   }
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
-  return base64url(new Uint8Array(digest));
+  return oauth.calculatePKCECodeChallenge(verifier);
 }
 
 export const redirectUri = (): string => `${location.origin}/callback`;
 
 /** Sends the browser to the authorization endpoint. */
 export async function beginSignIn(): Promise<void> {
-  const pending: Pending = { state: randomString(16), verifier: randomString(48), returnTo: '/' };
+  const pending: Pending = { state: oauth.generateRandomState(), verifier: oauth.generateRandomCodeVerifier(), returnTo: '/' };
   const challenge = await challengeOf(pending.verifier);
   sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
   const q = new URLSearchParams({
@@ -55,39 +74,26 @@ export async function beginSignIn(): Promise<void> {
   location.assign(`/auth?${q.toString().replace(/\+/g, '%20')}`);
 }
 
-interface TokenResponse {
-  access_token: string;
-  refresh_token?: string;
-  expires_in?: number;
-  error?: string;
-  error_description?: string;
-}
-
 type Tokens = Pick<StoredAuth, 'accessToken' | 'refreshToken' | 'expiresAtMs' | 'source'>;
 
-async function tokenRequest(form: Record<string, string>): Promise<Tokens> {
-  const res = await fetch('/token', {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams(form).toString(),
-    credentials: 'omit',
-    cache: 'no-store',
-  });
-  let body: TokenResponse;
-  try {
-    body = (await res.json()) as TokenResponse;
-  } catch {
-    throw new Error(`the token endpoint answered ${res.status} without JSON`);
-  }
-  if (!res.ok || !body.access_token) {
-    throw new Error(`sign-in failed: ${body.error ?? res.status}${body.error_description ? ` (${body.error_description})` : ''}`);
-  }
+function tokensOf(t: oauth.TokenEndpointResponse): Tokens {
   return {
-    accessToken: body.access_token,
-    refreshToken: body.refresh_token,
-    expiresAtMs: body.expires_in ? Date.now() + body.expires_in * 1000 : undefined,
+    accessToken: t.access_token,
+    refreshToken: t.refresh_token,
+    expiresAtMs: t.expires_in ? Date.now() + t.expires_in * 1000 : undefined,
     source: 'oauth',
   };
+}
+
+/** oauth4webapi's errors, in the words the console shows. */
+function explained(e: unknown): Error {
+  if (e instanceof oauth.ResponseBodyError) {
+    return new Error(`sign-in failed: ${e.error}${e.error_description ? ` (${e.error_description})` : ''}`);
+  }
+  if (e instanceof oauth.AuthorizationResponseError) {
+    return new Error(`sign-in was not completed: ${e.error}${e.error_description ? ` (${e.error_description})` : ''}`);
+  }
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /** On /callback: checks `state`, trades the code for tokens, stores them; returns where to go next. */
@@ -99,17 +105,17 @@ export async function completeSignIn(search: string): Promise<string> {
   if (err) throw new Error(`sign-in was not completed: ${err}${q.get('error_description') ? ` (${q.get('error_description')})` : ''}`);
   if (!raw) throw new Error('no sign-in was started from this tab; start again');
   const pending = JSON.parse(raw) as Pending;
-  const code = q.get('code');
-  if (!code) throw new Error('the callback carries no code');
+  if (!q.get('code')) throw new Error('the callback carries no code');
   if (q.get('state') !== pending.state) throw new Error('the callback does not match the sign-in this tab started (state differs)');
-  const auth = await tokenRequest({
-    grant_type: 'authorization_code',
-    code,
-    redirect_uri: redirectUri(),
-    client_id: CLIENT_ID,
-    code_verifier: pending.verifier,
-  });
-  saveAuth(newAuth(auth));
+  try {
+    const as = await authorizationServer();
+    const params = oauth.validateAuthResponse(as, client, q, pending.state);
+    const res = await oauth.authorizationCodeGrantRequest(as, client, noSecret, params, redirectUri(), pending.verifier, insecure());
+    const auth = tokensOf(await oauth.processAuthorizationCodeResponse(as, client, res));
+    saveAuth(newAuth(auth));
+  } catch (e) {
+    throw explained(e);
+  }
   return pending.returnTo;
 }
 
@@ -120,7 +126,14 @@ export async function completeSignIn(search: string): Promise<string> {
  */
 export async function refreshAuth(a: StoredAuth): Promise<StoredAuth> {
   if (!a.refreshToken) throw new Error('no refresh token');
-  const t = await tokenRequest({ grant_type: 'refresh_token', refresh_token: a.refreshToken, client_id: CLIENT_ID });
+  let t: Tokens;
+  try {
+    const as = await authorizationServer();
+    const res = await oauth.refreshTokenGrantRequest(as, client, noSecret, a.refreshToken, insecure());
+    t = tokensOf(await oauth.processRefreshTokenResponse(as, client, res));
+  } catch (e) {
+    throw explained(e);
+  }
   const next: StoredAuth = { ...a, ...t, refreshToken: t.refreshToken ?? a.refreshToken, gen: a.gen + 1 };
   saveAuth(next);
   return next;
@@ -129,10 +142,10 @@ export async function refreshAuth(a: StoredAuth): Promise<StoredAuth> {
 /** Signing out: the refresh token is revoked at once (the access token lapses within minutes). */
 export async function revokeAuth(a: StoredAuth): Promise<void> {
   if (!a.refreshToken) return;
-  await fetch('/token/revocation', {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token: a.refreshToken, token_type_hint: 'refresh_token', client_id: CLIENT_ID }).toString(),
-    credentials: 'omit',
-  }).catch(() => {});
+  try {
+    const as = await authorizationServer();
+    await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, noSecret, a.refreshToken, { ...insecure(), additionalParameters: { token_type_hint: 'refresh_token' } }));
+  } catch {
+    // Signed out here all the same; the token lapses on its own.
+  }
 }

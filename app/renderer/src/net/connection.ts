@@ -25,6 +25,8 @@ export class ConsoleConnection {
   refusal = '';
   /** How many times the socket came back after a loss. */
   reconnects = 0;
+  /** When it last came back (0: never lost). */
+  reconnectedAtMs = 0;
   private gw: GatewayConnection | undefined;
   private dead = new WeakSet<GatewayConnection>();
   private attempt = 0;
@@ -121,7 +123,10 @@ export class ConsoleConnection {
     this.refusedInARow = 0;
     if (this.stopped) return gw.close();
     this.attempt = 0;
-    if (this.everOpened) this.reconnects++;
+    if (this.everOpened) {
+      this.reconnects++;
+      this.reconnectedAtMs = Date.now();
+    }
     this.everOpened = true;
     this.set('open');
     for (const w of this.waiters.splice(0)) w.resolve(gw);

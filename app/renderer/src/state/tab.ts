@@ -7,6 +7,7 @@ import type { ConsoleConnection } from '../net/connection';
 import { TerminalSession, type NoticeKind, type SessionSink, type SessionTarget } from '../net/terminalSession';
 import { THEMES, type ThemeName } from '../term/themes';
 import { bufferText, createXterm, type Xterm } from '../term/xterm';
+import { explainError, type Explained, type TypedError } from './explain';
 import { Observable } from './observable';
 import type { Settings } from './settings';
 import { cleanShellTitle, withMachine } from './tabTitle';
@@ -22,6 +23,8 @@ export interface Notice {
 }
 
 const MAX_NOTICES = 6;
+/** A reconnect is news for a moment, then noise: its notice goes by itself. */
+export const RECONNECTED_NOTICE_MS = 5000;
 /** A poll result must not overwrite a fresher state the stream just pushed. */
 const STREAM_STATE_WINS_MS = 3000;
 let nextKey = 1;
@@ -40,13 +43,20 @@ export class Tab extends Observable {
   exit: TerminalExit | undefined;
   /** Set once the attachment is over for good. */
   endedWhy = '';
+  /** What the control plane said when it ended the attachment, in words, with what to do next. */
+  endedExplained: Explained | undefined;
+  /** Bytes typed that wait to be sent (the machine away, or the page reconnecting). */
+  pendingInput = 0;
+  /** The machine list says this machine's heartbeat is late (see protocol/liveness.ts). */
+  machineLate = false;
   viewers = 0;
   /** Bytes handed to xterm (snapshots included): equal to the stream position when nothing was skipped or repeated. */
   written = 0;
   notices: Notice[] = [];
   readonly xterm: Xterm;
   readonly session: TerminalSession;
-  private stateAtMs = 0;
+  /** When the stream last said what state the session is in (0: never). */
+  stateAtMs = 0;
   private mounted = false;
   private visible = false;
   private readonly encoder = new TextEncoder();
@@ -170,10 +180,17 @@ export class Tab extends Observable {
     this.changed();
   }
 
+  setMachineLate(late: boolean): void {
+    if (late === this.machineLate) return;
+    this.machineLate = late;
+    this.changed();
+  }
+
   /** The machine list's view of the session; the stream's own `state` messages take precedence. */
   pollState(state: SessionState, reason: string, deadlineMs: number): void {
     if (this.over || Date.now() - this.stateAtMs < STREAM_STATE_WINS_MS) return;
     if (state === this.state && deadlineMs === this.deadlineMs) return;
+    this.session.listedState(state);
     this.state = state;
     this.stateReason = reason;
     this.deadlineMs = deadlineMs;
@@ -212,6 +229,7 @@ export class Tab extends Observable {
   }
 
   dismissNotice(id: number): void {
+    if (!this.notices.some((n) => n.id === id)) return;
     this.notices = this.notices.filter((n) => n.id !== id);
     this.changed();
   }
@@ -222,6 +240,14 @@ export class Tab extends Observable {
   }
 
   private notice(kind: NoticeKind, text: string): void {
+    if (kind === 'reconnected') {
+      // One at a time, and only for a while: a flaky network must not fill the pane with them.
+      const n: Notice = { id: nextNotice++, kind, text, atMs: Date.now(), count: 1 };
+      this.notices = [...this.notices.filter((x) => x.kind !== 'reconnected'), n].slice(-MAX_NOTICES);
+      setTimeout(() => this.dismissNotice(n.id), RECONNECTED_NOTICE_MS);
+      this.changed();
+      return;
+    }
     const last = this.notices[this.notices.length - 1];
     if (last && last.kind === kind && last.text === text) {
       this.notices = [...this.notices.slice(0, -1), { ...last, count: last.count + 1, atMs: Date.now() }];
@@ -264,8 +290,13 @@ export class Tab extends Observable {
         this.exit = e;
         this.changed();
       },
-      ended: (why) => {
+      ended: (why, error?: TypedError) => {
         this.endedWhy = why;
+        this.endedExplained = error ? explainError(error, this.machine) : undefined;
+        this.changed();
+      },
+      pending: (bytes) => {
+        this.pendingInput = bytes;
         this.changed();
       },
     };

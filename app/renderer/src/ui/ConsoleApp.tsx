@@ -13,6 +13,7 @@ import { actionFor, type Action } from './shortcuts';
 import { TabBar } from './TabBar';
 import { TerminalPane } from './TerminalPane';
 import { ConnectionBanner, SignIn } from './SignIn';
+import { ConsoleMessageBar, EndDialog } from './ConsoleMessage';
 
 type Overlay = '' | 'settings' | 'help';
 
@@ -116,14 +117,16 @@ export function ConsoleApp({ store, signOut }: { store: ConsoleStore; signOut():
         </button>
       </header>
       <TabBar store={store} renaming={renaming} setRenaming={setRenaming} />
+      <ConsoleMessageBar store={store} />
       {searching && active && <SearchBar tab={active} close={() => setSearching(false)} />}
       <main className="main">
         <MachinesView store={store} visible={store.active === MACHINES} />
         {store.tabs.map((t) => (
-          <TerminalPane key={t.key} tab={t} visible={store.active === t.key} />
+          <TerminalPane key={t.key} tab={t} store={store} visible={store.active === t.key} />
         ))}
       </main>
       {active && <DocumentTitle key={active.key} tab={active} />}
+      <EndDialog store={store} />
       {overlay === 'settings' && <SettingsPanel store={store} close={() => setOverlay('')} />}
       {overlay === 'help' && <HelpPanel close={() => setOverlay('')} />}
     </div>

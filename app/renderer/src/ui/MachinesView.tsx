@@ -1,17 +1,18 @@
 // Every machine the token can reach: state (with the time left in
-// GRACE_PERIOD/BACKGROUND), OS, the heartbeat's cpu/memory/disk/battery as
-// sparklines, its terminals (attach or watch), a button to open a shell, and
-// one to open the machine's file panel (shown under the list).
+// GRACE_PERIOD/BACKGROUND, and "not responding" once a CONNECTED machine's
+// heartbeat is late), OS, the heartbeat's age and cpu/memory/disk/battery as
+// sparklines, its running terminals (attach, watch, end; tabs closed earlier
+// are here to attach again), a button to open a shell, and one to open the
+// machine's file panel (shown under the list).
 import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
-import { MACHINES, type ConsoleStore, type MetricSeries } from '../state/store';
+import { MACHINES, canOpen, notResponding, type ConsoleStore, type Liveness, type MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
 import { Countdown } from './Countdown';
 import { FilesPanel } from './FilesPanel';
+import { useNow } from './hooks';
 import { Sparkline } from './Sparkline';
 import { panelId, tabId } from './tabIds';
 import { openWatchWindow } from './watchWindow';
-
-const canOpen = (s: SessionState) => s === SessionState.CONNECTED || s === SessionState.BACKGROUND;
 
 export function MachinesView({ store, visible }: { store: ConsoleStore; visible: boolean }) {
   const { machines } = store;
@@ -79,14 +80,25 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
   const caps = m.capabilities;
   const hasBattery = series?.battery.some((v) => Number.isFinite(v)) ?? false;
   const live = m.terminals.filter((t) => !t.exited);
+  const liveness = store.liveness.get(m.name);
+  const now = useNow(1000, !!liveness);
+  const late = notResponding(m, liveness, now);
   return (
-    <tr data-testid="machine-row" data-machine={m.name} data-state={SessionState[m.state]}>
+    <tr data-testid="machine-row" data-machine={m.name} data-state={SessionState[m.state]} data-responding={late ? 'no' : 'yes'}>
       <td className="machine-name">
         <strong>{m.name}</strong>
         {caps?.hostname && caps.hostname !== m.name && <div className="dim">{caps.hostname}</div>}
       </td>
       <td>
         <StateBadge state={m.state} testId="machine-state" />
+        {late && (
+          <>
+            {' '}
+            <span className="state state-not_responding" data-testid="machine-not-responding" title="its heartbeat is late: the agent may be frozen or cut off">
+              not responding
+            </span>
+          </>
+        )}
         {timed && (
           <>
             {' '}
@@ -97,6 +109,7 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
       </td>
       <td className="dim">{caps ? `${caps.os}/${caps.arch}` : '–'}</td>
       <td>
+        <HeartbeatAge liveness={liveness} now={now} late={late} />
         <div className="metrics">
           <Sparkline label="cpu" values={series?.cpu ?? []} testId="metric-cpu" />
           <Sparkline label="mem" values={series?.memory ?? []} testId="metric-memory" />
@@ -113,6 +126,11 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
               {' '}
               {t.operators}op {t.observers}obs
             </span>{' '}
+            {t.foreground && (
+              <span className="dim" data-testid="terminal-foreground" title="what runs in it">
+                running {t.foreground}{' '}
+              </span>
+            )}
             <button type="button" data-testid="attach-terminal" onClick={() => store.attach(m.name, t.terminalId, AttachMode.OPERATOR)}>
               Attach
             </button>{' '}
@@ -134,6 +152,9 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
               onClick={() => store.attach(m.name, t.terminalId, AttachMode.OBSERVER)}
             >
               in a tab
+            </button>{' '}
+            <button type="button" data-testid="end-terminal-row" title="End the terminal and what runs in it" onClick={() => void store.endTerminal(m.name, t.terminalId)}>
+              End
             </button>
           </div>
         ))}
@@ -153,5 +174,16 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
         </button>
       </td>
     </tr>
+  );
+}
+
+/** "heartbeat 12 s ago", ticking; marked when late. */
+function HeartbeatAge({ liveness, now, late }: { liveness: Liveness | undefined; now: number; late: boolean }) {
+  if (!liveness) return null;
+  const age = Math.max(0, Math.round((now - liveness.heartbeatAtMs) / 1000));
+  return (
+    <div className={`heartbeat-age${late ? ' late' : ''}`} data-testid="heartbeat-age" data-seconds={age} title={`heartbeats come every ${Math.round(liveness.intervalMs / 100) / 10} s`}>
+      heartbeat {age} s ago
+    </div>
   );
 }

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { beginSignIn } from '../auth/pkce';
 import { clearAuth, newAuth, saveAuth } from '../auth/storage';
 import type { ConsoleStore } from '../state/store';
-import { useObservable } from './hooks';
+import { useNow, useObservable } from './hooks';
 
 /** Not signed in (or the token was refused): sign in with the control plane, or paste a token. */
 export function SignIn({ message }: { message?: string }) {
@@ -46,11 +46,18 @@ export function SignIn({ message }: { message?: string }) {
   );
 }
 
-/** The page's own connection: says so when it is lost and while it reconnects (never silent). */
+/** How long the header says "reconnected" after the page's connection came back. */
+const RECONNECTED_SHOWN_MS = 5000;
+
+/** The page's own connection: says so when it is lost and while it reconnects (never silent), and that it came back, for a moment. */
 export function ConnectionBanner({ store }: { store: ConsoleStore }) {
   useObservable(store);
   const s = store.conn.status;
-  const text = s === 'open' ? (store.conn.reconnects > 0 ? 'connected (reconnected)' : 'connected') : s === 'connecting' ? 'connecting…' : s === 'reconnecting' ? 'connection lost: reconnecting…' : 'refused';
+  const since = Date.now() - store.conn.reconnectedAtMs;
+  const fresh = s === 'open' && store.conn.reconnects > 0 && since < RECONNECTED_SHOWN_MS;
+  // Re-render once the "reconnected" moment is over.
+  useNow(RECONNECTED_SHOWN_MS - since + 50, fresh);
+  const text = s === 'open' ? (fresh ? 'reconnected' : 'connected') : s === 'connecting' ? 'connecting…' : s === 'reconnecting' ? 'offline: reconnecting…' : 'refused';
   return (
     <span className={`conn conn-${s}`} data-testid="connection-status" data-status={s} data-reconnects={store.conn.reconnects} role="status">
       {text}

@@ -1,7 +1,9 @@
 // The tab strip: the machines view first, then terminal tabs. Tabs reorder
 // by drag and drop (or Alt+Shift+PageUp/PageDown), rename on double-click
-// (or Alt+Shift+R, or F2 on the tab), close with × (or Delete on the tab);
-// each shows its session state and, for an operator, how many are watching.
+// (or Alt+Shift+R, or F2 on the tab), close with × (or Delete on the tab),
+// which detaches: the terminal keeps running; each shows its session state
+// (offline while the page itself is, "not responding" while its machine's
+// heartbeat is late) and, for an operator's live tab, how many are watching.
 //
 // The keyboard follows the WAI-ARIA tabs pattern: the strip is one tab stop
 // (the selected tab has tabIndex 0, the others -1), Left/Right/Home/End move
@@ -138,8 +140,8 @@ function TabButton(p: {
           {tab.title}
         </span>
       )}
-      <SessionBadge tab={tab} />
-      {tab.operator && (
+      <SessionBadge tab={tab} offline={store.conn.status !== 'open'} />
+      {tab.operator && !tab.over && (
         <span className="viewers" data-testid="viewer-count" data-count={tab.viewers} title={`${tab.viewers} watching`}>
           {tab.viewers} watching
         </span>
@@ -150,7 +152,8 @@ function TabButton(p: {
         data-testid="tab-close"
         // Not a tab stop of its own: the strip is one (Delete closes the focused tab).
         tabIndex={-1}
-        aria-label={tab.operator ? 'Close this terminal' : 'Stop watching'}
+        aria-label={tab.operator ? 'Close the tab (the terminal keeps running)' : 'Stop watching'}
+        title={tab.operator ? 'Close the tab; the terminal keeps running and can be attached again from Machines' : 'Stop watching'}
         onClick={(e) => {
           e.stopPropagation();
           store.closeTab(tab.key);
@@ -162,20 +165,35 @@ function TabButton(p: {
   );
 }
 
-/** GRACE_PERIOD with its countdown, DISCONNECTED as final, an exit code; a dot when all is well. */
-export function SessionBadge({ tab }: { tab: Tab }) {
-  const name = tab.exit ? 'EXITED' : tab.endedWhy && tab.state !== SessionState.DISCONNECTED ? 'ENDED' : stateName(tab.state);
+/**
+ * GRACE_PERIOD with its countdown, DISCONNECTED as final, an exit code; a
+ * dot when all is well. A live tab's dot is never green while it cannot be
+ * true: not while the page is offline, nor while the machine's heartbeat is
+ * late. A tab that is over shows no countdown.
+ */
+export function SessionBadge({ tab, offline = false }: { tab: Tab; offline?: boolean }) {
+  let name = tab.exit ? 'EXITED' : tab.endedWhy && tab.state !== SessionState.DISCONNECTED ? 'ENDED' : stateName(tab.state);
+  let title = tab.stateReason || tab.endedWhy || name;
   let text: ReactNode = name;
   if (tab.exit) text = `exited ${tab.exit.signal || tab.exit.exitCode}`;
-  else if (tab.state === SessionState.GRACE_PERIOD || tab.state === SessionState.BACKGROUND) {
+  else if (tab.over) text = name;
+  else if (offline) {
+    name = 'OFFLINE';
+    text = 'offline';
+    title = 'this page lost its connection and is reconnecting';
+  } else if (tab.state === SessionState.GRACE_PERIOD || tab.state === SessionState.BACKGROUND) {
     text = (
       <>
         {name} <Countdown deadlineMs={tab.deadlineMs} testId="tab-countdown" />
       </>
     );
-  } else if (tab.state === SessionState.CONNECTED && !tab.endedWhy) text = '';
+  } else if (tab.state === SessionState.CONNECTED && tab.machineLate) {
+    name = 'NOT_RESPONDING';
+    text = 'not responding';
+    title = `${tab.machine} has missed its heartbeat`;
+  } else if (tab.state === SessionState.CONNECTED) text = '';
   return (
-    <span className={`state state-${name.toLowerCase()}`} data-testid="session-state" data-state={name} title={tab.stateReason || tab.endedWhy || name}>
+    <span className={`state state-${name.toLowerCase()}`} data-testid="session-state" data-state={name} title={title}>
       {text}
     </span>
   );

@@ -163,6 +163,7 @@ export interface AgentMessage {
     | { $case: "suspend"; value: Suspend }
     | { $case: "background"; value: BackgroundChange }
     | { $case: "error"; value: AgentError }
+    | { $case: "foreground"; value: TerminalForeground }
     | //
     /** Files (see "files" below). */
     { $case: "fileReply"; value: FileReply }
@@ -335,6 +336,17 @@ export interface Ack {
 
 export interface SnapshotRequest {
   terminalId: string;
+}
+
+/**
+ * What runs in a PTY terminal's foreground, sent when it changes (and again
+ * after every register or resume): `process` names it when it is not the
+ * terminal's own shell, and is empty while the shell waits for input. A
+ * client asks before ending a terminal in which something still runs.
+ */
+export interface TerminalForeground {
+  terminalId: string;
+  process: string;
 }
 
 export interface Suspend {
@@ -605,6 +617,14 @@ export interface MachineInfo {
   graceDeadlineMs: number;
   lastHeartbeat: Heartbeat | undefined;
   terminals: TerminalInfo[];
+  /**
+   * Since the control plane received the last heartbeat, on its own clock,
+   * when it answered (0: none yet), and how often heartbeats are expected:
+   * a heartbeat later than expected means the agent may have stopped
+   * answering, well before the heartbeat timeout starts the grace period.
+   */
+  heartbeatAgeMs: number;
+  heartbeatIntervalMs: number;
 }
 
 export interface TerminalInfo {
@@ -619,6 +639,11 @@ export interface TerminalInfo {
   observers: number;
   cols: number;
   rows: number;
+  /**
+   * What runs in its foreground when it is not the shell itself (see
+   * TerminalForeground); empty while the shell waits for input, or unknown.
+   */
+  foreground: string;
 }
 
 export interface ListMachinesRequest {
@@ -1891,6 +1916,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "error":
         AgentError.encode(message.msg.value, writer.uint32(82).fork()).join();
         break;
+      case "foreground":
+        TerminalForeground.encode(message.msg.value, writer.uint32(90).fork()).join();
+        break;
       case "fileReply":
         FileReply.encode(message.msg.value, writer.uint32(242).fork()).join();
         break;
@@ -2001,6 +2029,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             }
 
             message.msg = { $case: "error", value: AgentError.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.msg = { $case: "foreground", value: TerminalForeground.decode(reader, reader.uint32()) };
             continue;
           }
           case 30: {
@@ -2118,6 +2154,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "error": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "error", value: AgentError.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "foreground": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "foreground", value: TerminalForeground.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -3820,6 +3862,73 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
   fromPartial<I extends Exact<DeepPartial<SnapshotRequest>, I>>(object: I): SnapshotRequest {
     const message = createBaseSnapshotRequest();
     message.terminalId = object.terminalId ?? "";
+    return message;
+  },
+};
+
+function createBaseTerminalForeground(): TerminalForeground {
+  return { terminalId: "", process: "" };
+}
+
+export const TerminalForeground: MessageFns<TerminalForeground> = {
+  encode(message: TerminalForeground, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.terminalId !== "") {
+      writer.uint32(10).string(message.terminalId);
+    }
+    if (message.process !== "") {
+      writer.uint32(18).string(message.process);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TerminalForeground {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTerminalForeground();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.terminalId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.process = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TerminalForeground>, I>>(base?: I): TerminalForeground {
+    return TerminalForeground.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TerminalForeground>, I>>(object: I): TerminalForeground {
+    const message = createBaseTerminalForeground();
+    message.terminalId = object.terminalId ?? "";
+    message.process = object.process ?? "";
     return message;
   },
 };
@@ -6435,6 +6544,8 @@ function createBaseMachineInfo(): MachineInfo {
     graceDeadlineMs: 0,
     lastHeartbeat: undefined,
     terminals: [],
+    heartbeatAgeMs: 0,
+    heartbeatIntervalMs: 0,
   };
 }
 
@@ -6469,6 +6580,12 @@ export const MachineInfo: MessageFns<MachineInfo> = {
     }
     for (const v of message.terminals) {
       TerminalInfo.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.heartbeatAgeMs !== 0) {
+      writer.uint32(88).int64(message.heartbeatAgeMs);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(96).uint32(message.heartbeatIntervalMs);
     }
     return writer;
   },
@@ -6566,6 +6683,22 @@ export const MachineInfo: MessageFns<MachineInfo> = {
             message.terminals.push(TerminalInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.heartbeatAgeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6597,6 +6730,8 @@ export const MachineInfo: MessageFns<MachineInfo> = {
       ? Heartbeat.fromPartial(object.lastHeartbeat)
       : undefined;
     message.terminals = object.terminals?.map((e) => TerminalInfo.fromPartial(e)) || [];
+    message.heartbeatAgeMs = object.heartbeatAgeMs ?? 0;
+    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     return message;
   },
 };
@@ -6614,6 +6749,7 @@ function createBaseTerminalInfo(): TerminalInfo {
     observers: 0,
     cols: 0,
     rows: 0,
+    foreground: "",
   };
 }
 
@@ -6651,6 +6787,9 @@ export const TerminalInfo: MessageFns<TerminalInfo> = {
     }
     if (message.rows !== 0) {
       writer.uint32(88).uint32(message.rows);
+    }
+    if (message.foreground !== "") {
+      writer.uint32(98).string(message.foreground);
     }
     return writer;
   },
@@ -6756,6 +6895,14 @@ export const TerminalInfo: MessageFns<TerminalInfo> = {
             message.rows = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.foreground = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6786,6 +6933,7 @@ export const TerminalInfo: MessageFns<TerminalInfo> = {
     message.observers = object.observers ?? 0;
     message.cols = object.cols ?? 0;
     message.rows = object.rows ?? 0;
+    message.foreground = object.foreground ?? "";
     return message;
   },
 };
