@@ -187,6 +187,7 @@ export async function measureConsoleRender(opts: {
       rows,
       // app/renderer/src/term/xterm.ts with the default settings (state/settings.ts)
       fontSize: 14,
+      lineHeight: 1.2, // LINE_HEIGHT there
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
       scrollback: 5000,
       theme: { background: '#14161a', foreground: '#d7dae0', cursor: '#d7dae0', selectionBackground: '#3a4a63' },

@@ -35,6 +35,8 @@ import {
   fromServiceError,
 } from './errors';
 import { hop, hopChunk, tracing } from '../lib/hopTrace';
+import { Backoff } from '../protocol/backoff';
+import { RETRY_BACKOFF } from './config';
 
 export type AttachCall = grpc.ClientDuplexStream<ClientMessage, ServerMessage>;
 
@@ -339,7 +341,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     this.failPending(new UnavailableError(`connection lost (${reason}): input may not have been delivered`));
     this.emit('reconnecting', reason);
     const deadline = Date.now() + this.transport.reconnectTimeoutMs;
-    let delay = 100;
+    const backoff = new Backoff(RETRY_BACKOFF);
     let last: unknown;
     while (!this.closed && Date.now() < deadline) {
       try {
@@ -349,8 +351,8 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
       } catch (e) {
         last = e;
         if (!(e instanceof UnavailableError)) break;
+        const delay = backoff.next();
         await (this.transport.pause ? this.transport.pause(delay) : new Promise((r) => setTimeout(r, delay)));
-        delay = Math.min(delay * 2, 2000);
       }
     }
     if (this.closed) return;

@@ -24,7 +24,8 @@ import { FilesApi } from './files';
 import { parseServerList } from '../lib/serverAddress';
 import { LIST_CHANNEL_OPTIONS, registerListResolver } from '../lib/listResolver';
 import { ListTrust, listChannelCredentials } from './trust/replicaTrust';
-import { ClientOptions, ResolvedClientOptions, resolveClientOptions } from './config';
+import { ClientOptions, RETRY_BACKOFF, ResolvedClientOptions, resolveClientOptions } from './config';
+import { Backoff } from '../protocol/backoff';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
 const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(ClientServiceDefinition), 'ClientService');
@@ -361,13 +362,13 @@ class TerminalApi {
     // Only what certainly did not arrive is sent again, piece by piece, so
     // nothing is duplicated.
     const deliver = async (send: () => Promise<unknown>) => {
-      for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      for (const backoff = new Backoff(RETRY_BACKOFF); ; ) {
         try {
           await send();
           return;
         } catch (e) {
           if (a.exit || !(e instanceof NotDeliveredError)) return;
-          await new Promise((r) => setTimeout(r, delay));
+          await new Promise((r) => setTimeout(r, backoff.next()));
         }
       }
     };

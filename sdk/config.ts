@@ -2,6 +2,7 @@
 // the local control plane that `cmdop up` starts.
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
 import { DEFAULT_SERVER, DEFAULT_TIMEOUTS } from '../protocol';
+import type { BackoffOptions } from '../protocol/backoff';
 
 export interface ClientOptions {
   /**
@@ -42,3 +43,11 @@ export function resolveClientOptions(o: ClientOptions = {}, env = process.env): 
     reconnectTimeoutMs: o.reconnectTimeoutMs ?? 60_000,
   };
 }
+
+/**
+ * How the SDK waits between tries of what a lost connection interrupted (a
+ * re-attach, a resumed transfer, stdin delivery): 100 ms doubling to 2 s,
+ * within the client's reconnect timeout. No jitter: each is one client's own
+ * retry, and the control plane's restart spreads agents, not these.
+ */
+export const RETRY_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 2000, jitter: false };

@@ -27,6 +27,8 @@ import {
   encodeFileChunkEnvelope,
 } from '../protocol';
 import { ChunkSizer, SentChunks } from '../lib/chunkSizer';
+import { Backoff } from '../protocol/backoff';
+import { RETRY_BACKOFF } from './config';
 import type { CmdopClient } from './client';
 import { CmdopError, DataLossError, FailedPreconditionError, InvalidArgumentError, UnavailableError, fromServiceError } from './errors';
 
@@ -417,14 +419,14 @@ export class FilesApi {
 class ResumePolicy {
   count = 0;
   private lostAt = 0;
-  private delay = 100;
+  private readonly backoff = new Backoff(RETRY_BACKOFF);
 
   constructor(private readonly timeoutMs: number) {}
 
   /** Bytes moved: a later loss gets the whole timeout again. */
   progressed(): void {
     this.lostAt = 0;
-    this.delay = 100;
+    this.backoff.reset();
   }
 
   /** Rethrows `e` unless resuming may help; else waits before the next try. */
@@ -433,8 +435,7 @@ class ResumePolicy {
     this.lostAt ||= Date.now();
     if (Date.now() - this.lostAt > this.timeoutMs) throw e;
     this.count++;
-    await new Promise((r) => setTimeout(r, this.delay));
-    this.delay = Math.min(this.delay * 2, 2000);
+    await new Promise((r) => setTimeout(r, this.backoff.next()));
   }
 }
 

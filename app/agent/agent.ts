@@ -27,6 +27,7 @@ import { hop, tracing } from '../../lib/hopTrace';
 import { FIRST_ADDRESS_OPTION, LAST_ADDRESS_OPTION, LIST_CHANNEL_OPTIONS, registerListResolver } from '../../lib/listResolver';
 import { LIST_SCHEME } from '../../lib/serverAddress';
 import { collectWhenIdle } from '../../lib/idleCollector';
+import { Backoff } from '../../protocol/backoff';
 
 export interface AgentOptions {
   /**
@@ -121,12 +122,12 @@ export class Agent extends EventEmitter {
   /** The session's file traffic, on a connection of its own (proto: AgentService.Bulk). */
   private bulk: BulkStream | undefined;
   private bulkTimer: NodeJS.Timeout | undefined;
-  private bulkAttempt = 0;
+  private readonly bulkBackoff = new Backoff({ initialMs: 1000, maxMs: 30_000, jitter: false });
   /** The control plane has no Bulk call: file traffic stays on the main stream. */
   private bulkUnsupported = false;
   private creds: grpc.ChannelCredentials | undefined;
   private ready = false; // registered/resumed on the current stream
-  private attempt = 0;
+  private readonly backoff: Backoff;
   private connectSeq = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -146,6 +147,7 @@ export class Agent extends EventEmitter {
   constructor(readonly opts: AgentOptions) {
     super();
     this.logger = opts.logger ?? createLogger('agent');
+    this.backoff = new Backoff({ initialMs: opts.backoffInitialMs ?? 250, maxMs: opts.backoffMaxMs ?? 30_000 });
     this.agentId = loadIdentity(opts.stateDir).agentId;
     this.heartbeatIntervalS = opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS;
     this.files = new FileService({ send: (m, bulk) => this.sendFile(m, bulk), root: opts.fileRoot, logger: this.logger.child({ part: 'files' }) });
@@ -201,7 +203,7 @@ export class Agent extends EventEmitter {
   /** The machine woke up (or the network came back): reconnect now, no backoff. */
   resume(): void {
     if (this.status === 'stopped') return;
-    this.attempt = 0;
+    this.backoff.reset();
     clearTimeout(this.reconnectTimer);
     this.dropStream();
     this.connect();
@@ -296,7 +298,7 @@ export class Agent extends EventEmitter {
 
   private dropStream(graceful = false): void {
     this.closeBulk();
-    this.bulkAttempt = 0;
+    this.bulkBackoff.reset();
     const call = this.call;
     this.call = undefined;
     this.sender?.close();
@@ -330,13 +332,8 @@ export class Agent extends EventEmitter {
   }
 
   private scheduleReconnect(): void {
-    const initial = this.opts.backoffInitialMs ?? 250;
-    // With a session to resume, never wait long (RESUME_BACKOFF_MAX_MS).
-    const max = Math.min(this.opts.backoffMaxMs ?? 30_000, this.sessionId ? RESUME_BACKOFF_MAX_MS : Infinity);
-    // Exponential with full jitter, capped: many agents returning at once spread out.
-    const ceiling = Math.min(max, initial * 2 ** this.attempt);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    this.attempt++;
+    // With a session to resume, never wait long (RESUME_BACKOFF_MAX_MS); jittered, so many agents returning at once spread out.
+    const delay = this.backoff.next(this.sessionId ? RESUME_BACKOFF_MAX_MS : undefined);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -379,7 +376,7 @@ export class Agent extends EventEmitter {
       const msg = m.msg;
       if (msg?.$case === 'bulkReady') {
         b.ready = true;
-        this.bulkAttempt = 0;
+        this.bulkBackoff.reset();
         // Messages already sent on the main stream could arrive after later ones sent here.
         // Each one stopped is answered (FileService.abortAll), so the control plane fails it and its client resumes.
         if (this.files.busy) this.files.abortAll('file transfers moved to their own connection', { answer: true });
@@ -410,7 +407,7 @@ export class Agent extends EventEmitter {
       this.files.abortAll(`the file connection was lost: ${reason}`);
     }
     if (this.bulkUnsupported || !this.ready || this.status === 'stopped') return;
-    const delay = Math.min(30_000, 1000 * 2 ** this.bulkAttempt++);
+    const delay = this.bulkBackoff.next();
     this.bulkTimer = setTimeout(() => this.openBulk(), delay);
   }
 
@@ -470,7 +467,7 @@ export class Agent extends EventEmitter {
           this.terminals.clear();
           this.sessionId = '';
           this.emit('session-ended', { reason: message, terminals: this.orphaned });
-          this.attempt = 0;
+          this.backoff.reset();
           this.dropStream();
           this.connect();
           return;
@@ -488,7 +485,7 @@ export class Agent extends EventEmitter {
         this.dropStream(true);
         this.status = 'offline';
         this.emit('status', this.status);
-        this.attempt = 0;
+        this.backoff.reset();
         clearTimeout(this.reconnectTimer);
         this.reconnectTimer = setTimeout(() => this.connect(), reconnectAfterMs);
         return;
@@ -560,7 +557,7 @@ export class Agent extends EventEmitter {
   private onReady(): void {
     this.ready = true;
     this.peer = this.call?.getPeer() ?? '';
-    this.attempt = 0;
+    this.backoff.reset();
     this.status = 'connected';
     this.startHeartbeats();
     this.startForegroundReports();

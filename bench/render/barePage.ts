@@ -71,6 +71,7 @@ export interface BareTermOptions {
   cols: number;
   rows: number;
   fontSize: number;
+  lineHeight: number;
   fontFamily: string;
   scrollback: number;
   theme: Record<string, string>;
@@ -86,6 +87,7 @@ export async function openBarePage(page: CdpPage, url: string, opts: BareTermOpt
       cols: o.cols,
       rows: o.rows,
       fontSize: o.fontSize,
+      lineHeight: o.lineHeight,
       fontFamily: o.fontFamily,
       theme: o.theme,
       scrollback: o.scrollback,

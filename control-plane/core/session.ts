@@ -16,6 +16,7 @@ import {
 } from '../../protocol';
 import { ApiError, invalid, notFound, unavailable } from './errors';
 import { heartbeatLate } from '../../protocol/liveness';
+import { Backoff } from '../../protocol/backoff';
 import type { AgentStream } from './ports';
 import { FileRouter } from './fileRouter';
 import { PrioritySender } from '../../lib/prioritySender';
@@ -175,14 +176,14 @@ export class AgentSession {
   private persistLater(what: string, write: () => Promise<void>): void {
     const attempt = async () => {
       const deadline = Date.now() + STORE_RETRY_MS;
-      for (let n = 0; ; n++) {
+      for (const backoff = new Backoff({ initialMs: 100, maxMs: 2000, jitter: false }); ; ) {
         try {
           return await write();
         } catch (err) {
           // A retried insert whose first attempt landed after all.
-          if (n > 0 && isDuplicateKey(err)) return;
+          if (backoff.attempts > 0 && isDuplicateKey(err)) return;
           if (!isTransientStoreError(err) || Date.now() > deadline) throw err;
-          await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** n)));
+          await new Promise((r) => setTimeout(r, backoff.next()));
         }
       }
     };

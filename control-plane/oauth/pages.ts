@@ -1,5 +1,7 @@
-// The few HTML pages a person sees while approving a device: plain, no
-// scripts, no external resources, every interpolated value escaped.
+// The few HTML pages a person sees while approving a device or signing in
+// to the console: plain, no scripts, no external resources, every
+// interpolated value escaped. They follow the system's light/dark setting
+// (prefers-color-scheme) as the console does by default, in CSS alone.
 
 /**
  * Sent with every response of the authorization server. No scripts, no
@@ -33,6 +35,19 @@ input[name=user_code]{text-transform:uppercase;text-align:center;letter-spacing:
 .actions{display:flex;gap:8px;margin-top:16px}
 button{font-size:15px;padding:9px 16px;border-radius:4px;border:1px solid #3b4cca;background:#3b4cca;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#b00020;border-color:#b00020}
+:root{color-scheme:light dark}
+@media (prefers-color-scheme: dark){
+body{background:#0f1114;color:#d7dae0}
+main{background:#181b20;box-shadow:0 0 0 1px #2a2f37}
+.brand{color:#8fb8ff}
+.error{color:#ff8a8a}
+.note{color:#a9b0bb}
+dt{color:#a9b0bb}
+code.user-code{background:#0f1114}
+input[type=text],input[type=password]{background:#0c0e11;color:#d7dae0;border-color:#3a404a}
+button{background:#2f5a94;border-color:#5aa0ff}
+button.secondary{background:#181b20;color:#ff8a8a;border-color:#ff8a8a}
+}
 `;
 
 /** A whole page; `bodyHtml` must already be escaped. */

@@ -255,11 +255,13 @@ export function createOAuthWeb(opts: OAuthWebOptions): OAuthWeb {
     view: { error?: string; username?: string; status?: number } = {},
   ) {
     const action = `/interaction/${encodeURIComponent(uid)}`;
+    // The cursor starts where typing starts (no script may run here: `autofocus`):
+    // the user name, or the password when a failed try kept the name.
     const form = (submit: string, cancel: string) => `<form method="post" action="${escapeHtml(action)}" autocomplete="on">
 <label for="username">User name</label>
-<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(view.username ?? '')}">
+<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${escapeHtml(view.username ?? '')}"${view.username ? '' : ' autofocus'}>
 <label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>
+<input type="password" id="password" name="password" autocomplete="current-password" required${view.username ? ' autofocus' : ''}>
 <div class="actions">
 <button type="submit">${escapeHtml(submit)}</button>
 <button type="submit" name="deny" value="yes" class="secondary" formnovalidate>${escapeHtml(cancel)}</button>

@@ -428,7 +428,7 @@ test.describe('browser console', () => {
     await page.keyboard.press('Control+Shift+F');
     await page.fill('[data-testid=search-input]', 'needle-64');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('[data-testid=search-result]:text("found")');
+    await page.waitForSelector('[data-testid=search-result]:text-matches("^[0-9]+ of [0-9]+$")');
     await page.keyboard.press('Escape');
     await page.waitForSelector('[data-testid=search-bar]', { state: 'detached' });
     // Copy (Ctrl+Shift+C) a word selected with the mouse; paste (Ctrl+Shift+V) runs it.

@@ -16,13 +16,18 @@ import { currentToken, joinSession, shareSession, signOutEverywhere } from './au
 import { loadAuth, takeFragmentToken, takeShareToken } from './auth/storage';
 import { ConsoleConnection } from './net/connection';
 import { clearTabs } from './state/persistedTabs';
+import { loadSettings } from './state/settings';
 import { ConsoleStore } from './state/store';
+import { applyPageTheme } from './state/theme';
 import { installTestHook } from './testHook';
 import { Callback } from './ui/Callback';
 import { ConsoleApp } from './ui/ConsoleApp';
 import { SignIn } from './ui/SignIn';
 import { WatchApp, type WatchTarget } from './ui/WatchApp';
 import { watchTarget } from './ui/watchWindow';
+
+// Every page (sign-in, share and watch windows too) in the theme chosen in settings.
+applyPageTheme(loadSettings().theme);
 
 let store: ConsoleStore | undefined;
 installTestHook(() => store);

@@ -13,6 +13,10 @@ export interface CmdopTestHook {
   bytes(terminalId: string): number;
   /** Bytes handed to xterm so far: equals bytes() for a tab that opened its terminal and never skipped or repeated any. */
   written(terminalId: string): number;
+  /** The terminal's grid (columns and rows), to find a cell on screen. */
+  grid(terminalId: string): { cols: number; rows: number };
+  /** A copy of the colour theme the terminal draws with now (xterm's ITheme). */
+  theme(terminalId: string): Record<string, unknown>;
   /** Every tab: key, terminal, mode, renderer. */
   tabs(): { key: string; terminalId: string; mode: 'operator' | 'observer'; renderer: string }[];
 }
@@ -28,6 +32,11 @@ export function installTestHook(store: () => ConsoleStore | undefined): void {
     terminals: () => (store()?.tabs ?? []).map((t) => t.terminalId).filter(Boolean),
     bytes: (id: string) => find(id)?.session.rendered ?? 0,
     written: (id: string) => find(id)?.written ?? 0,
+    grid: (id: string) => {
+      const t = find(id)?.xterm.term;
+      return { cols: t?.cols ?? 0, rows: t?.rows ?? 0 };
+    },
+    theme: (id: string) => ({ ...(find(id)?.xterm.term.options.theme ?? {}) }),
     tabs: () =>
       (store()?.tabs ?? []).map((t) => ({
         key: t.key,

@@ -4,6 +4,7 @@
 // the server refuses is not retried forever: the page says so instead.
 import { GatewayConnection, GatewayError, type WebSocketConstructor } from '../../../../sdk/gateway';
 import { GATEWAY_PATH } from '../../../../protocol/limits';
+import { Backoff } from '../../../../protocol/backoff';
 import type { GatewayCall, GatewayReply } from '../../../../protocol/generated/cmdop/v1/cmdop';
 
 export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'refused';
@@ -29,7 +30,8 @@ export class ConsoleConnection {
   reconnectedAtMs = 0;
   private gw: GatewayConnection | undefined;
   private dead = new WeakSet<GatewayConnection>();
-  private attempt = 0;
+  // Jitter spreads the reconnects of many pages after a control plane restart.
+  private readonly backoff = new Backoff({ initialMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS });
   private refusedInARow = 0;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -122,7 +124,7 @@ export class ConsoleConnection {
     }
     this.refusedInARow = 0;
     if (this.stopped) return gw.close();
-    this.attempt = 0;
+    this.backoff.reset();
     if (this.everOpened) {
       this.reconnects++;
       this.reconnectedAtMs = Date.now();
@@ -143,10 +145,8 @@ export class ConsoleConnection {
   private retry(): void {
     if (this.stopped) return;
     if (this.status !== 'connecting') this.set('reconnecting');
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt++);
-    // Jitter spreads the reconnects of many pages after a control plane restart.
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.connect(), base / 2 + Math.random() * (base / 2));
+    this.timer = setTimeout(() => void this.connect(), this.backoff.next());
   }
 
   private refuse(why: string): void {

@@ -1,10 +1,13 @@
 // Console settings, persisted in localStorage (they are preferences, not
 // secrets, and should outlive the tab).
+import type { ThemeChoice } from './theme';
+
 const KEY = 'cmdop.settings';
 
 export interface Settings {
   fontSize: number;
-  theme: 'dark' | 'light';
+  /** `system` follows prefers-color-scheme (and its changes); light or dark pins it. */
+  theme: ThemeChoice;
   /**
    * `auto`: WebGL where a GPU draws it, else the DOM renderer; `webgl`: WebGL
    * even when software draws it (a GPU the check misjudges); `dom`: never
@@ -14,7 +17,8 @@ export interface Settings {
   renderer: 'auto' | 'webgl' | 'dom';
 }
 
-export const DEFAULT_SETTINGS: Settings = { fontSize: 14, theme: 'dark', renderer: 'auto' };
+/** 14 px with term/xterm.ts's LINE_HEIGHT: every glyph of DejaVu Sans Mono shows (see there). */
+export const DEFAULT_SETTINGS: Settings = { fontSize: 14, theme: 'system', renderer: 'auto' };
 export const FONT_MIN = 8;
 export const FONT_MAX = 32;
 
@@ -22,13 +26,15 @@ export function loadSettings(): Settings {
   try {
     const raw = JSON.parse(localStorage.getItem(KEY) ?? '{}') as Partial<Settings>;
     const fontSize = Number.isFinite(raw.fontSize) ? Math.min(FONT_MAX, Math.max(FONT_MIN, Math.round(raw.fontSize!))) : DEFAULT_SETTINGS.fontSize;
-    const theme = raw.theme === 'light' || raw.theme === 'dark' ? raw.theme : DEFAULT_SETTINGS.theme;
+    const theme = parseTheme(raw.theme);
     const renderer = parseRenderer(raw.renderer);
     return { fontSize, theme, renderer };
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
 }
+
+export const parseTheme = (v: unknown): ThemeChoice => (v === 'light' || v === 'dark' ? v : 'system');
 
 export const parseRenderer = (v: unknown): Settings['renderer'] => (v === 'dom' || v === 'webgl' ? v : 'auto');
 

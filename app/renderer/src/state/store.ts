@@ -11,6 +11,7 @@ import { Observable } from './observable';
 import { loadTabs, saveTabs } from './persistedTabs';
 import { loadSettings, saveSettings, type Settings } from './settings';
 import { Tab } from './tab';
+import { applyPageTheme, onSystemThemeChange } from './theme';
 
 /** The key of the machines view, which sits before the terminal tabs. */
 export const MACHINES = 'machines';
@@ -80,6 +81,7 @@ export class ConsoleStore extends Observable {
   /** When the machine list last came. */
   private polledAtMs = 0;
   private stopped = false;
+  private unwatchTheme: (() => void) | undefined;
 
   constructor(
     readonly conn: ConsoleConnection,
@@ -91,6 +93,10 @@ export class ConsoleStore extends Observable {
 
   start(): void {
     if (this.opts.persistTabs) this.restoreTabs();
+    // "system": the terminals follow the system's light/dark switch as the page's CSS does.
+    this.unwatchTheme = onSystemThemeChange(() => {
+      if (this.settings.theme === 'system') for (const t of this.tabs) t.applySettings(this.settings);
+    });
     this.conn.subscribe(() => {
       if (this.conn.status === 'open') {
         void this.poll();
@@ -105,6 +111,7 @@ export class ConsoleStore extends Observable {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    this.unwatchTheme?.();
     for (const t of this.tabs) t.dispose();
     this.conn.stop();
   }
@@ -335,6 +342,7 @@ export class ConsoleStore extends Observable {
   updateSettings(s: Settings): void {
     this.settings = s;
     saveSettings(s);
+    applyPageTheme(s.theme);
     for (const t of this.tabs) t.applySettings(s);
     this.changed();
   }

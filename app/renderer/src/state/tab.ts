@@ -5,10 +5,13 @@
 import { AttachMode, SessionState, type TerminalExit, type TerminalInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import type { ConsoleConnection } from '../net/connection';
 import { TerminalSession, type NoticeKind, type SessionSink, type SessionTarget } from '../net/terminalSession';
-import { THEMES, bufferText, createXterm, type Xterm } from '../term/xterm';
+import { THEMES, type ThemeName } from '../term/themes';
+import { bufferText, createXterm, type Xterm } from '../term/xterm';
 import { explainError, type Explained, type TypedError } from './explain';
 import { Observable } from './observable';
 import type { Settings } from './settings';
+import { cleanShellTitle, withMachine } from './tabTitle';
+import { effectiveTheme } from './theme';
 
 export interface Notice {
   id: number;
@@ -29,8 +32,11 @@ let nextNotice = 1;
 
 export class Tab extends Observable {
   readonly key = `tab-${nextKey++}`;
-  title = '';
+  /** What the shell last set (OSC 0/2), cleaned; '' for none. */
+  shellTitle = '';
   renamed = false;
+  theme: ThemeName;
+  private customTitle = '';
   state: SessionState;
   stateReason = '';
   deadlineMs = 0;
@@ -63,15 +69,28 @@ export class Tab extends Observable {
   ) {
     super();
     this.state = initialState;
-    this.title = target.terminalId ? `${target.machine} ${target.terminalId.slice(0, 8)}` : target.machine;
-    this.xterm = createXterm(settings, !this.operator);
+    this.theme = effectiveTheme(settings.theme);
+    this.xterm = createXterm(settings, this.theme, !this.operator);
     this.session = new TerminalSession(conn, target, this.sink());
+    this.xterm.term.onTitleChange((raw) => {
+      const t = cleanShellTitle(raw);
+      if (t === this.shellTitle) return;
+      this.shellTitle = t;
+      this.changed();
+    });
     if (this.operator) {
       const { term } = this.xterm;
       term.onData((s) => this.session.input(this.encoder.encode(s)));
       // Some mouse reports are raw bytes, not UTF-8 text.
       term.onBinary((s) => this.session.input(Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff)));
     }
+  }
+
+  /** The user's name for the tab if they renamed it, else the shell's title with the machine, else machine and terminal id. */
+  get title(): string {
+    if (this.renamed) return this.customTitle;
+    if (this.shellTitle) return withMachine(this.shellTitle, this.machine);
+    return this.terminalId ? `${this.machine} ${this.terminalId.slice(0, 8)}` : this.machine;
   }
 
   get operator(): boolean {
@@ -142,14 +161,15 @@ export class Tab extends Observable {
 
   applySettings(s: Settings): void {
     this.xterm.term.options.fontSize = s.fontSize;
-    this.xterm.term.options.theme = THEMES[s.theme];
+    this.theme = effectiveTheme(s.theme);
+    this.xterm.term.options.theme = THEMES[this.theme];
     this.fitNow();
   }
 
   rename(title: string): void {
     const t = title.trim();
     if (!t) return;
-    this.title = t;
+    this.customTitle = t;
     this.renamed = true;
     this.changed();
   }
@@ -254,7 +274,6 @@ export class Tab extends Observable {
         });
       },
       attached: (info: TerminalInfo) => {
-        if (!this.renamed) this.title = `${this.machine} ${info.terminalId.slice(0, 8)}`;
         this.followPtySize(info.cols, info.rows);
         this.fitNow();
         this.changed();

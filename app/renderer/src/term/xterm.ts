@@ -3,19 +3,27 @@
 // too many contexts), only emulated in software (see webgl.ts), or lost
 // later; in every such case the terminal uses xterm's default DOM renderer
 // and keeps working.
-import { Terminal, type ITheme } from '@xterm/xterm';
+import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import { WebglAddon } from '@xterm/addon-webgl';
 import type { Settings } from '../state/settings';
+import { THEMES, type ThemeName } from './themes';
 import { gpuWebgl } from './webgl';
 
-export const THEMES: Record<Settings['theme'], ITheme> = {
-  dark: { background: '#14161a', foreground: '#d7dae0', cursor: '#d7dae0', selectionBackground: '#3a4a63' },
-  light: { background: '#fbfbf8', foreground: '#1e2226', cursor: '#1e2226', selectionBackground: '#b9d3f5' },
-};
+/**
+ * Row height as a multiple of the font's. At 1 (xterm's default) the DOM
+ * renderer's rows clip what DejaVu Sans Mono draws at the bottom of its
+ * cell: at 10, 14 and 19 px the underscore vanishes ("snake_case" reads
+ * "snake case"). From 1.1 up every size from FONT_MIN to FONT_MAX shows it;
+ * 1.2 leaves room for other fonts' deeper descenders.
+ */
+export const LINE_HEIGHT = 1.2;
+/** Matches the search bar counts and highlights; beyond it the bar says "1000+". */
+export const SEARCH_LIMIT = 1000;
+export const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace';
 
 export interface Xterm {
   term: Terminal;
@@ -26,11 +34,12 @@ export interface Xterm {
   open(el: HTMLElement): void;
 }
 
-export function createXterm(settings: Settings, readOnly: boolean): Xterm {
+export function createXterm(settings: Settings, theme: ThemeName, readOnly: boolean): Xterm {
   const term = new Terminal({
     fontSize: settings.fontSize,
-    fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
-    theme: THEMES[settings.theme],
+    lineHeight: LINE_HEIGHT,
+    fontFamily: FONT_FAMILY,
+    theme: THEMES[theme],
     scrollback: 5000,
     // A watch-only view has no input path: xterm ignores keystrokes and the
     // view never subscribes to onData (see tab.ts).
@@ -40,7 +49,7 @@ export function createXterm(settings: Settings, readOnly: boolean): Xterm {
     allowProposedApi: true, // unicode11's activeVersion
   });
   const fit = new FitAddon();
-  const search = new SearchAddon();
+  const search = new SearchAddon({ highlightLimit: SEARCH_LIMIT });
   term.loadAddon(fit);
   term.loadAddon(search);
   term.loadAddon(new WebLinksAddon((_e, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));

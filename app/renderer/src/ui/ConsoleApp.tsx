@@ -4,6 +4,7 @@ import { useEffect, useState } from 'react';
 import { SessionState } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import { FONT_MAX, FONT_MIN } from '../state/settings';
 import { MACHINES, type ConsoleStore } from '../state/store';
+import type { Tab } from '../state/tab';
 import { useObservable } from './hooks';
 import { MachinesView } from './MachinesView';
 import { SearchBar } from './SearchBar';
@@ -88,6 +89,9 @@ export function ConsoleApp({ store, signOut }: { store: ConsoleStore; signOut():
   }, [store]);
 
   useEffect(() => setSearching(false), [store.active]);
+  useEffect(() => {
+    if (store.active === MACHINES) document.title = 'CMDOP console';
+  }, [store.active]);
 
   if (store.conn.status === 'refused') return <SignIn message={store.conn.refusal} />;
   const active = store.activeTab;
@@ -121,9 +125,20 @@ export function ConsoleApp({ store, signOut }: { store: ConsoleStore; signOut():
           <TerminalPane key={t.key} tab={t} store={store} visible={store.active === t.key} />
         ))}
       </main>
+      {active && <DocumentTitle key={active.key} tab={active} />}
       <EndDialog store={store} />
       {overlay === 'settings' && <SettingsPanel store={store} close={() => setOverlay('')} />}
       {overlay === 'help' && <HelpPanel close={() => setOverlay('')} />}
     </div>
   );
+}
+
+/** The window's title follows the active tab's (the shell's OSC title included), as a terminal emulator's does. */
+function DocumentTitle({ tab }: { tab: Tab }) {
+  useObservable(tab);
+  const title = tab.title;
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
+  return null;
 }

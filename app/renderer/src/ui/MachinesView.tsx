@@ -26,11 +26,7 @@ export function MachinesView({ store, visible }: { store: ConsoleStore; visible:
       hidden={!visible}
     >
       {store.machinesError && <p className="error">Cannot list machines: {store.machinesError}</p>}
-      {machines.length === 0 && !store.machinesError && (
-        <p className="empty" data-testid="machines-empty">
-          {store.conn.status === 'open' ? 'No machines yet. Enroll one with `cmdop agents enroll --name NAME`.' : 'Connecting…'}
-        </p>
-      )}
+      {machines.length === 0 && !store.machinesError && (store.conn.status === 'open' ? <NoMachines /> : <p className="empty dim">Connecting…</p>)}
       {machines.length > 0 && (
         <table>
           <thead>
@@ -52,6 +48,30 @@ export function MachinesView({ store, visible }: { store: ConsoleStore; visible:
       )}
       {store.filesMachine && <FilesPanel key={store.filesMachine} model={store.files(store.filesMachine)} close={() => store.closeFiles()} />}
     </section>
+  );
+}
+
+/** A new user's first screen: how a machine gets here (README "Running the pieces separately"). */
+function NoMachines() {
+  return (
+    <div className="empty" data-testid="machines-empty">
+      <p>
+        <strong>No machines yet.</strong> To add one, with the <code>cmdop</code> CLI:
+      </p>
+      <ol>
+        <li>
+          Sign the CLI in, as you: <code>cmdop login --server ADDRESS</code> (the control plane's address, e.g.{' '}
+          <code>grpcs://cp.example.com:7420</code>).
+        </li>
+        <li>
+          Get a one-time enrollment token (valid for an hour): <code>cmdop agents enroll --name NAME</code>
+        </li>
+        <li>
+          On that machine, enroll it with the token: <code>cmdop agent --server ADDRESS --name NAME --enroll-token TOKEN</code>. It
+          connects, appears here, and reconnects by itself from then on.
+        </li>
+      </ol>
+    </div>
   );
 }
 

@@ -1,4 +1,4 @@
-import { FONT_MAX, FONT_MIN, parseRenderer } from '../state/settings';
+import { FONT_MAX, FONT_MIN, parseRenderer, parseTheme } from '../state/settings';
 import type { ConsoleStore } from '../state/store';
 import { BINDINGS } from './shortcuts';
 
@@ -24,9 +24,10 @@ export function SettingsPanel({ store, close }: { store: ConsoleStore; close(): 
       </label>
       <label>
         Theme{' '}
-        <select data-testid="theme" value={s.theme} onChange={(e) => store.updateSettings({ ...s, theme: e.target.value === 'light' ? 'light' : 'dark' })}>
-          <option value="dark">dark</option>
+        <select data-testid="theme" value={s.theme} onChange={(e) => store.updateSettings({ ...s, theme: parseTheme(e.target.value) })}>
+          <option value="system">as the system</option>
           <option value="light">light</option>
+          <option value="dark">dark</option>
         </select>
       </label>
       <label>
