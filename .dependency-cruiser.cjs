@@ -48,14 +48,14 @@ module.exports = {
       from: { path: '^app/renderer/' },
       to: {
         path: '^(protocol|sdk|lib|cli|control-plane|app/agent|app/main)/',
-        pathNot: '^(protocol/generated/|protocol/(limits|liveness|backoff|terminalSpec)\\.ts$|sdk/attachProtocol\\.ts$|sdk/gateway\\.ts$)',
+        pathNot: '^(protocol/generated/|protocol/(limits|liveness|backoff|terminalSpec|errors)\\.ts$|sdk/attachProtocol\\.ts$|sdk/gateway\\.ts$)',
       },
     },
     {
       name: 'browser-safe-shared-files',
       severity: 'error',
       comment: 'What the console imports from sdk/ and protocol/ must itself stay browser-safe.',
-      from: { path: '^(sdk/attachProtocol|sdk/gateway|protocol/(limits|liveness|backoff|terminalSpec))\\.ts$' },
+      from: { path: '^(sdk/attachProtocol|sdk/gateway|protocol/(limits|liveness|backoff|terminalSpec|errors))\\.ts$' },
       to: { path: '^(lib|cli|control-plane|app)/|^node:|^(fs|net|os|path|child_process|http|https|tls)$', pathNot: '^protocol/generated/' },
     },
     {
