@@ -299,7 +299,7 @@ describe('desktop app: a remote control plane and the device flow', () => {
       assert.equal((await bob.auth.whoami()).user, 'bob');
       const cred = new TestSecretBox(); // not the host's: must not decrypt
       assert.throws(() => cred.decryptString(fs.readFileSync(path.join(dirs.stateDir, 'desktop-secrets.bin'))));
-      const token = desktop.agent!.opts.token!;
+      const token = desktop.agent!.token;
       await desktop.run(host.item('Sign out')!.action!);
       assert.equal(host.icon, 'signed-out');
       const probe = new CmdopClient({ server: cp.address, token });
