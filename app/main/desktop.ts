@@ -433,6 +433,8 @@ export class Desktop {
     this.agentHost = undefined;
     if (this.agent) this.agent.status = 'stopped';
     this.agent = undefined;
+    this.asleep = undefined;
+    this.hostTrouble.delete('agent');
     await h?.stop();
   }
 

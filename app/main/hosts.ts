@@ -157,7 +157,7 @@ export class HostProcess<C extends Methods<C>, E> {
   }
 
   private spawn(): void {
-    const child = this.o.fork(this.o.module, { execArgv: [...HOST_EXEC_ARGV], serviceName: `CMDOP ${this.o.name}` });
+    const child = this.o.fork(this.o.module, { execArgv: [...HOST_EXEC_ARGV], serviceName: this.o.serviceName });
     this.child = child;
     this.exited = new Promise((resolve) =>
       child.onExit((code, signal) => {
