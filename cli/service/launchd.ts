@@ -13,7 +13,8 @@ export function launchdPlist(s: UnitSpec & { logFile: string }): string {
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">',
-    `<!-- Written by \`cmdop agent install-service${system ? '' : ' --user'}\` (cmdop ${xml(s.version)}). Remove it with \`cmdop agent uninstall-service\`. -->`,
+    // No "--" inside an XML comment: "(a user service)" rather than the flag.
+    `<!-- Written by cmdop agent install-service${system ? '' : ' (a user service)'}, cmdop ${xml(s.version)}. Remove it with cmdop agent uninstall-service. -->`,
     '<plist version="1.0">',
     '<dict>',
     `  <key>Label</key>${str(LAUNCHD_LABEL)}`,
