@@ -241,6 +241,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     revocationEndpoint: `${oauth.issuer}/token/revocation`,
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
+    timeMs: Date.now(),
   });
   // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
   const revocations = new RevocationFeed(access, access.store, bus, logger);
