@@ -35,11 +35,25 @@ module.exports = {
       to: { path: '^cli/' },
     },
     {
-      name: 'desktop-not-into-control-plane-adapters',
+      name: 'desktop-main-runs-no-servers',
       severity: 'error',
-      comment: "The desktop app starts the control plane through its composition root, never reaching into its transports.",
+      comment: "The Electron main process keeps windows, tray and power events; the control plane and the agent run in their own processes (app/host/), reached over app/host/channel.ts. So app/main loads neither at run time.",
       from: { path: '^app/main/' },
-      to: { path: '^control-plane/(transports|core|db|auth|oauth|cluster)/' },
+      to: { path: '^control-plane/|^app/agent/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'desktop-main-talks-to-hosts-over-the-channel',
+      severity: 'error',
+      comment: 'app/main starts the host processes by module path (app/main/hosts.ts); importing a host entry would run it in the main process.',
+      from: { path: '^app/main/' },
+      to: { path: '^app/host/', pathNot: '^app/host/channel\\.ts$' },
+    },
+    {
+      name: 'desktop-hosts-are-servers',
+      severity: 'error',
+      comment: "app/host/ is the desktop app's server processes: the control plane through its composition root (control-plane/server.ts, never its adapters or store), the agent, the SDK's connecting, lib and protocol. Never electron (the electron rule), the CLI or the main process's code.",
+      from: { path: '^app/host/' },
+      to: { path: '^(cli|app/main|app/renderer|devcluster|bench|test)/|^control-plane/(transports|core|db|auth|oauth|cluster)/' },
     },
     {
       name: 'console-browser-safe',
@@ -48,14 +62,14 @@ module.exports = {
       from: { path: '^app/renderer/' },
       to: {
         path: '^(protocol|sdk|lib|cli|control-plane|app/agent|app/main)/',
-        pathNot: '^(protocol/generated/|protocol/(limits|liveness|backoff)\\.ts$|sdk/attachProtocol\\.ts$|sdk/gateway\\.ts$)',
+        pathNot: '^(protocol/generated/|protocol/(limits|liveness|backoff|terminalSpec|errors)\\.ts$|sdk/attachProtocol\\.ts$|sdk/gateway\\.ts$)',
       },
     },
     {
       name: 'browser-safe-shared-files',
       severity: 'error',
       comment: 'What the console imports from sdk/ and protocol/ must itself stay browser-safe.',
-      from: { path: '^(sdk/attachProtocol|sdk/gateway|protocol/(limits|liveness|backoff))\\.ts$' },
+      from: { path: '^(sdk/attachProtocol|sdk/gateway|protocol/(limits|liveness|backoff|terminalSpec|errors))\\.ts$' },
       to: { path: '^(lib|cli|control-plane|app)/|^node:|^(fs|net|os|path|child_process|http|https|tls)$', pathNot: '^protocol/generated/' },
     },
     {

@@ -8,6 +8,7 @@ import {
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
   RELAY_BUFFER,
+  type TokenKind,
 } from '../protocol';
 import { Registry } from './core/registry';
 import path from 'node:path';
@@ -101,6 +102,17 @@ export interface ControlPlane {
   readonly webUrl: string;
   /** The OAuth issuer: the URL browsers use (publicUrl when given, else webUrl); the console lives at its root. */
   readonly issuer: string;
+  /**
+   * Tokens for the program that embeds this control plane (the desktop app's
+   * control-plane process, app/host/controlPlaneHost.ts): issued to the first
+   * admin without a call, and revoked as `cmdop tokens revoke` does, its live
+   * streams closed.
+   */
+  readonly adminTokens: {
+    issue(kind: TokenKind, o: { name: string; machine?: string; expiresInS?: number }): Promise<{ id: string; token: string }>;
+    /** Resolves to the number of streams closed. */
+    revoke(id: string): Promise<number>;
+  };
   close(): Promise<void>;
 }
 
@@ -229,6 +241,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     revocationEndpoint: `${oauth.issuer}/token/revocation`,
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
+    timeMs: Date.now(),
   });
   // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
   const revocations = new RevocationFeed(access, access.store, bus, logger);
@@ -285,6 +298,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     replica: { id: replica.id, peerAddress: replica.peerAddress },
     webUrl: web.url,
     issuer: oauth.issuer,
+    adminTokens: {
+      async issue(kind, o) {
+        const t = await access.issue(kind, await access.firstAdmin(), o);
+        return { id: t.row.id, token: t.token };
+      },
+      async revoke(id) {
+        await access.store.revokeToken(id);
+        return revoke({ kind: 'token', tokenId: id, reason: `token ${id} was revoked` });
+      },
+    },
     async close() {
       draining = true;
       calls.close();

@@ -14,10 +14,9 @@ import {
   OutputGap,
   OutputStream,
   TerminalInfo,
-  TerminalKind,
-  TerminalSpec,
   toGrpcService,
 } from '../protocol';
+import { execSpec, shellSpec } from '../protocol/terminalSpec';
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
 import { AuthApi } from './auth';
 import { FilesApi } from './files';
@@ -328,17 +327,7 @@ class TerminalApi {
    */
   async execute(command: string | string[], opts: ExecuteOptions = {}): Promise<ExecResult> {
     const machine = this.client.machineOr(opts.machine);
-    const spec: TerminalSpec = {
-      kind: TerminalKind.EXEC,
-      argv: Array.isArray(command) ? command : [],
-      shellCommand: Array.isArray(command) ? '' : command,
-      pty: opts.pty ?? false,
-      cols: opts.cols ?? 80,
-      rows: opts.rows ?? 24,
-      cwd: opts.cwd ?? '',
-      env: opts.env ?? {},
-      title: '',
-    };
+    const spec = execSpec(command, opts);
     const a = await TerminalAttachment.start(this.client.transport(), {
       machine,
       terminalId: '',
@@ -402,16 +391,3 @@ class TerminalApi {
   }
 }
 
-function shellSpec(opts: CreateTerminalOptions): TerminalSpec {
-  return {
-    kind: TerminalKind.SHELL,
-    argv: [],
-    shellCommand: '',
-    pty: true,
-    cols: opts.cols ?? 80,
-    rows: opts.rows ?? 24,
-    cwd: opts.cwd ?? '',
-    env: opts.env ?? {},
-    title: opts.title ?? '',
-  };
-}

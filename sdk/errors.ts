@@ -1,16 +1,19 @@
 // Typed errors for SDK users. Every error the control plane returns maps to
 // one of these; `code` is the gRPC status name, `reason` the finer cause.
 import { Metadata, ServiceError, status } from '@grpc/grpc-js';
+import { asErrorCode, asErrorReason, type ErrorCode, type ErrorReason } from '../protocol/errors';
+export type { ErrorCode, ErrorReason } from '../protocol/errors';
 
 export class CmdopError extends Error {
-  constructor(
-    message: string,
-    readonly code: string = 'UNKNOWN',
-    /** Finer than the code, for what a caller acts on: machine_not_found, file_changed, restarting, ... */
-    readonly reason: string = '',
-  ) {
+  /** The gRPC status name (protocol/errors.ts); an unknown one reads UNKNOWN. */
+  readonly code: ErrorCode;
+  /** Finer than the code, for what a caller acts on: machine_not_found, file_changed, restarting, ... ('' for none, or one this SDK does not know). */
+  readonly reason: ErrorReason;
+  constructor(message: string, code: string = 'UNKNOWN', reason: string = '') {
     super(message);
     this.name = new.target.name;
+    this.code = asErrorCode(code);
+    this.reason = asErrorReason(reason);
   }
 }
 

@@ -11,6 +11,7 @@ import {
   StreamError,
 } from '../protocol/generated/cmdop/v1/cmdop';
 import { GATEWAY_PROTOCOL } from '../protocol/limits';
+import { asErrorCode, asErrorReason, type ErrorCode, type ErrorReason } from '../protocol/errors';
 import type { AttachStream, AttachStreamHandlers } from './attachProtocol';
 
 export { GATEWAY_PATH, GATEWAY_PROTOCOL } from '../protocol/limits';
@@ -28,13 +29,13 @@ interface WebSocketLike {
 export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike;
 
 export class GatewayError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    /** The typed reason (StreamError.reason), where the control plane gave one. */
-    readonly reason = '',
-  ) {
+  readonly code: ErrorCode;
+  /** The typed reason (StreamError.reason), where the control plane gave one. */
+  readonly reason: ErrorReason;
+  constructor(code: string, message: string, reason = '') {
     super(message);
+    this.code = asErrorCode(code);
+    this.reason = asErrorReason(reason);
   }
 }
 

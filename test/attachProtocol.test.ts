@@ -4,7 +4,8 @@
 // that skips ahead, a stale stream talking) are checked here once for both.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttachMode, AttachRequest, ClientMessage, ServerMessage, SessionState, StreamError, TerminalInfo, TerminalKind } from '../protocol';
+import { AttachMode, AttachRequest, ClientMessage, ServerMessage, SessionState, StreamError, TerminalInfo } from '../protocol';
+import { shellSpec } from '../protocol/terminalSpec';
 import { AttachHooks, AttachProtocol, AttachStreamHandlers, StreamEnding } from '../sdk/attachProtocol';
 
 type Msg = NonNullable<ServerMessage['msg']>;
@@ -71,7 +72,7 @@ const openShell: AttachRequest = {
   machine: 'box',
   terminalId: '',
   mode: AttachMode.OPERATOR,
-  open: { machine: 'box', spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: 80, rows: 24, env: {}, cwd: '', title: '' } },
+  open: { machine: 'box', spec: shellSpec() },
   fromSeq: undefined,
   acks: true,
 };

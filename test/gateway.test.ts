@@ -5,7 +5,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { AttachMode, Encoded, GatewayServerFrame, ServerMessage, SessionState, TerminalKind } from '../protocol';
+import { AttachMode, Encoded, GatewayServerFrame, ServerMessage, SessionState } from '../protocol';
+import { shellSpec } from '../protocol/terminalSpec';
 import { streamOutFrame } from '../control-plane/transports/ws/frames';
 import { HIGH_WATERMARK } from '../control-plane/transports/ws/stream';
 import { GatewayConnection, GatewayError, WebSocketConstructor } from '../sdk/gateway';
@@ -29,7 +30,7 @@ function attach(conn: GatewayConnection, machine: string, o: { terminalId?: stri
           mode: o.mode ?? AttachMode.OPERATOR,
           fromSeq: o.fromSeq,
           acks: true,
-          open: o.open ? { machine, spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: 100, rows: 30, env: {}, cwd: '', title: '' } } : undefined,
+          open: o.open ? { machine, spec: shellSpec({ cols: 100, rows: 30 }) } : undefined,
         },
       },
     },

@@ -5,7 +5,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { AttachMode, Encoded, MAX_OUTPUT_CHUNK, OutputStream, ServerMessage, TerminalKind } from '../protocol';
+import { AttachMode, Encoded, MAX_OUTPUT_CHUNK, OutputStream, ServerMessage } from '../protocol';
+import { execSpec } from '../protocol/terminalSpec';
 import { TerminalRelay, type AttachStream, type RelayHost } from '../control-plane/core/relay';
 import { createLogger } from '../lib/logger';
 
@@ -39,7 +40,7 @@ function fakeStream() {
 
 function relayOf(): TerminalRelay {
   const host: RelayHost = { name: 'box', logger, sendToAgent: () => true, agentConnected: () => true, persist: () => {} };
-  const spec = { kind: TerminalKind.EXEC, argv: ['x'], shellCommand: '', pty: false, cols: 80, rows: 24, env: {}, cwd: '', title: '' };
+  const spec = execSpec(['x']);
   return new TerminalRelay('t1', spec, host);
 }
 

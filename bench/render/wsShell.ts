@@ -7,7 +7,8 @@
 // does.
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { AttachMode, GATEWAY_PATH, TerminalKind } from '../../protocol';
+import { AttachMode, GATEWAY_PATH } from '../../protocol';
+import { shellSpec } from '../../protocol/terminalSpec';
 import { GatewayConnection, type GatewayStreamHandle, type WebSocketConstructor } from '../../sdk/gateway';
 
 export interface WsShell {
@@ -35,7 +36,7 @@ export async function openWsShell(webUrl: string, token: string, machine: string
           mode: AttachMode.OPERATOR,
           fromSeq: undefined,
           acks: true,
-          open: { machine, spec: { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols, rows, env: {}, cwd: '', title: '' } },
+          open: { machine, spec: shellSpec({ cols, rows }) },
         },
       },
     },

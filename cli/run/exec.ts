@@ -1,6 +1,7 @@
 // `cmdop exec`, run (its options are in ../commands/exec.ts).
 import type { Command } from 'commander';
-import { AttachMode, OutputStream, TerminalKind, TerminalSpec } from '../../protocol';
+import { AttachMode, OutputStream } from '../../protocol';
+import { execSpec } from '../../protocol/terminalSpec';
 import { TerminalAttachment } from '../../sdk';
 import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { runInteractive } from '../interactive';
@@ -10,17 +11,8 @@ import { clientFor } from '../connection';
 export async function exec(machine: string, command: string[], o: { tty?: boolean; stdin: boolean }, cmd: Command): Promise<void> {
   const client = await clientFor(cmd, { machine });
   const pty = !!o.tty;
-  const spec: TerminalSpec = {
-    kind: TerminalKind.EXEC,
-    argv: command.length > 1 ? command : [],
-    shellCommand: command.length === 1 ? command[0] : '',
-    pty,
-    cols: process.stdout.columns || 80,
-    rows: process.stdout.rows || 24,
-    cwd: '',
-    env: {},
-    title: '',
-  };
+  // One word runs through the remote shell (`cmdop exec box 'ls | wc -l'`); several are argv.
+  const spec = execSpec(command.length === 1 ? command[0] : command, { pty, cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
   const a: TerminalAttachment = await TerminalAttachment.start(client.transport(), {
     machine,
     terminalId: '',

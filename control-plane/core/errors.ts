@@ -1,34 +1,10 @@
 // Errors the core raises, with a typed code (a gRPC status name, which every
 // transport maps in its own way: a gRPC status, a StreamError on the
 // console's WebSocket, an HTTP status) and a typed reason for the cases a
-// client acts on. Nothing is ever matched by its text.
-export type ErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'PERMISSION_DENIED'
-  | 'UNAUTHENTICATED'
-  | 'UNAVAILABLE'
-  | 'FAILED_PRECONDITION'
-  | 'OUT_OF_RANGE'
-  | 'DEADLINE_EXCEEDED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'DATA_LOSS'
-  | 'CANCELLED'
-  | 'INTERNAL';
-
-/** Finer than the code: what a client does something about (sent as `cmdop-reason` on gRPC, `reason` elsewhere). */
-export type ErrorReason =
-  | 'machine_not_found'
-  | 'terminal_not_found'
-  | 'session_disconnected'
-  /** A download's file changed between attempts: start again from byte 0. */
-  | 'file_changed'
-  /** The control plane ended this one stream (a lost client heartbeat, a client gone): the connection is fine, re-attach. */
-  | 'stream_dropped'
-  /** The control plane is stopping or restarting: re-attach (to it or its successor). */
-  | 'restarting'
-  | '';
+// client acts on (protocol/errors.ts, shared with the SDK and the console).
+// Nothing is ever matched by its text.
+import type { ErrorCode, ErrorReason } from '../../protocol/errors';
+export type { ErrorCode, ErrorReason } from '../../protocol/errors';
 
 export class ApiError extends Error {
   constructor(

@@ -2,7 +2,10 @@
 // refresh grant and token revocation (RFC 7009). Written by hand because it
 // is three form POSTs, and a library's fetch would need rewiring to reach a
 // control plane whose self-signed certificate we pin (sdk/trust/firstUse.ts): here the
-// pinned https.Agent goes straight into node's request.
+// pinned https.Agent goes straight into node's request. The console's
+// sign-in uses oauth4webapi (app/renderer/src/auth/pkce.ts); here it cannot
+// yet: it is ESM-only, and this SDK is CommonJS on Node 20, which cannot
+// require() an ES module (Node 22 can; move when the SDK's floor does).
 import http from 'node:http';
 import https from 'node:https';
 

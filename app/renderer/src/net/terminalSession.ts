@@ -18,12 +18,12 @@
 import {
   AttachMode,
   SessionState,
-  TerminalKind,
   type AttachRequest,
   type StreamError,
   type TerminalExit,
   type TerminalInfo,
 } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { shellSpec } from '../../../../protocol/terminalSpec';
 import { MAX_INPUT_BYTES } from '../../../../protocol/limits';
 import { AttachProtocol, type StreamEnding } from '../../../../sdk/attachProtocol';
 import type { GatewayConnection } from '../../../../sdk/gateway';
@@ -240,7 +240,7 @@ export class TerminalSession implements Reattachable {
   private firstAttach(): AttachRequest {
     const { machine, mode, terminalId } = this.target;
     if (terminalId) return { machine, terminalId, mode, open: undefined, fromSeq: undefined, acks: true };
-    const spec = { kind: TerminalKind.SHELL, argv: [], shellCommand: '', pty: true, cols: this.size?.cols ?? 80, rows: this.size?.rows ?? 24, env: {}, cwd: '', title: '' };
+    const spec = shellSpec({ cols: this.size?.cols, rows: this.size?.rows });
     return { machine, terminalId: '', mode: AttachMode.OPERATOR, open: { machine, spec }, fromSeq: undefined, acks: true };
   }
 

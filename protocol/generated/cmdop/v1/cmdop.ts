@@ -811,6 +811,11 @@ export interface ServerInfo {
   /** the public client the CLI and agents use */
   clientId: string;
   webUrl: string;
+  /**
+   * The control plane's clock when it answered, ms since the epoch: a
+   * client compares it with its own (`cmdop doctor`'s clock skew check).
+   */
+  timeMs: number;
 }
 
 export interface WhoAmIRequest {
@@ -8570,6 +8575,7 @@ function createBaseServerInfo(): ServerInfo {
     revocationEndpoint: "",
     clientId: "",
     webUrl: "",
+    timeMs: 0,
   };
 }
 
@@ -8595,6 +8601,9 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     }
     if (message.webUrl !== "") {
       writer.uint32(58).string(message.webUrl);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(64).int64(message.timeMs);
     }
     return writer;
   },
@@ -8668,6 +8677,14 @@ export const ServerInfo: MessageFns<ServerInfo> = {
             message.webUrl = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8692,6 +8709,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     message.revocationEndpoint = object.revocationEndpoint ?? "";
     message.clientId = object.clientId ?? "";
     message.webUrl = object.webUrl ?? "";
+    message.timeMs = object.timeMs ?? 0;
     return message;
   },
 };
