@@ -11,7 +11,18 @@ import type { ClientOptions } from '../../sdk';
 /** Admin tokens by server address, so runCli can sign in to whichever cluster it is pointed at. */
 const tokens = new Map<string, string>();
 
-export const ROOT = path.join(__dirname, '..', '..', '..');
+/**
+ * The repository: the nearest directory above this file with the project's
+ * package.json. This file runs compiled (dist/test/helpers, under node:test)
+ * and from source (test/helpers, under Playwright), at different depths.
+ */
+export const ROOT = ((dir: string): string => {
+  for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) {
+    const pkg = path.join(d, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'cmdop') return d;
+  }
+  throw new Error(`no cmdop package.json above ${dir}`);
+})(__dirname);
 export const CLI = path.join(ROOT, 'bin', 'cmdop.js');
 
 /**

@@ -24,7 +24,7 @@ import { streamEndFrame, streamOutFrame } from './frames';
  * the agent stops one AGENT_WINDOW (1 MiB) past that, whatever this window
  * is; it only moves part of that from the control plane's buffer to the
  * page. The price: a page that always has output queued answers other work
- * later (test/console.test.ts's round trip into the page during a `yes`
+ * later (e2e/console/console.spec.ts's round trip into the page during a `yes`
  * flood: 36-74 ms before, 57-334 ms after, in 3 and 6 runs).
  */
 export const HIGH_WATERMARK = 512 * 1024;

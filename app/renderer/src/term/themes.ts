@@ -4,7 +4,7 @@
 // dark theme "black" is a mid grey, in the light theme "white" and "bright
 // yellow" are dark enough to read on near-white (xterm.js's stock colours
 // give bright yellow 1.2:1 and bright white 1.1:1 on a light background).
-// test/console-look.test.ts checks the ratios on the objects a live tab uses.
+// e2e/console/look.spec.ts checks the ratios on the objects a live tab uses.
 // The backgrounds are repeated as --term-bg in styles.css (the padding
 // around the terminal).
 import type { ITheme } from '@xterm/xterm';
