@@ -24,6 +24,7 @@ import { TerminalRelay } from './relay';
 import type { OpenSessionRow, SessionsRepo, TerminalRow } from '../db';
 import { isDuplicateKey, isTransientStoreError } from '../db/transient';
 import type { Logger } from '../../lib/logger';
+import type { Counters } from './counters';
 
 /** How long a session write is retried through a broken link to the store (a PostgreSQL restart takes seconds). */
 const STORE_RETRY_MS = 30_000;
@@ -48,6 +49,8 @@ export interface SessionDeps {
   replica: string;
   /** The store says another replica holds the session now (a fenced write changed nothing): stop serving it. */
   onLost(session: AgentSession, reason: string): void;
+  /** The control plane's byte totals, for /metrics (core/counters.ts). */
+  counters?: Counters;
 }
 
 const OPEN_TIMEOUT_MS = 10_000;
@@ -121,7 +124,7 @@ export class AgentSession {
     private deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ machine: name, session: sessionId });
-    this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk));
+    this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk), deps.counters);
   }
 
   /** A new session (a registration), recorded in the store (with its agent) as PENDING. */
@@ -305,6 +308,11 @@ export class AgentSession {
       call.fail(err);
     }
     this.transition(SessionState.DISCONNECTED, reason);
+  }
+
+  /** The control plane's byte totals, which this session's relays add to. */
+  get counters(): Counters | undefined {
+    return this.deps.counters;
   }
 
   agentConnected(): boolean {
