@@ -7,6 +7,7 @@
 import {
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
+  PROTOCOL_VERSION,
   RELAY_BUFFER,
 } from '../protocol';
 import { Registry } from './core/registry';
@@ -263,6 +264,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     revocationEndpoint: `${oauth.issuer}/token/revocation`,
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
+    protocolVersion: PROTOCOL_VERSION,
   });
   // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
   const revocations = new RevocationFeed(access, access.store, bus, logger);

@@ -148,7 +148,20 @@ export interface Capabilities {
   shells: string[];
   pty: boolean;
   files: boolean;
+  /** the agent's release (package version) */
   version: string;
+  /**
+   * The wire protocol the agent speaks (protocol/limits.ts PROTOCOL_VERSION).
+   * Absent (0) from agents that predate the field: read as 1, the protocol
+   * of release 0.1.0. A control plane meeting an agent older than its own
+   * protocol says so (MachineInfo.agent_notice) and logs a warning.
+   */
+  protocolVersion: number;
+  /**
+   * How long the agent process had been running when it sent this (in
+   * register and resume), ms; 0: not reported.
+   */
+  uptimeMs: number;
 }
 
 export interface AgentMessage {
@@ -625,6 +638,19 @@ export interface MachineInfo {
    */
   heartbeatAgeMs: number;
   heartbeatIntervalMs: number;
+  /**
+   * How long the agent process has been running, when the answer was made:
+   * its uptime_ms at its last register or resume plus the time since, on
+   * the control plane's clock (0: its agent is not connected, or did not
+   * say).
+   */
+  agentUptimeMs: number;
+  /**
+   * Set when the agent speaks an older protocol than this control plane's,
+   * saying so and what to do ("agent 0.1.0 speaks protocol 1, older than
+   * this control plane's protocol 2: upgrade it"); empty otherwise.
+   */
+  agentNotice: string;
 }
 
 export interface TerminalInfo {
@@ -811,6 +837,8 @@ export interface ServerInfo {
   /** the public client the CLI and agents use */
   clientId: string;
   webUrl: string;
+  /** the wire protocol this control plane speaks (Capabilities.protocol_version) */
+  protocolVersion: number;
 }
 
 export interface WhoAmIRequest {
@@ -1753,7 +1781,17 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseCapabilities(): Capabilities {
-  return { os: "", arch: "", hostname: "", shells: [], pty: false, files: false, version: "" };
+  return {
+    os: "",
+    arch: "",
+    hostname: "",
+    shells: [],
+    pty: false,
+    files: false,
+    version: "",
+    protocolVersion: 0,
+    uptimeMs: 0,
+  };
 }
 
 export const Capabilities: MessageFns<Capabilities> = {
@@ -1778,6 +1816,12 @@ export const Capabilities: MessageFns<Capabilities> = {
     }
     if (message.version !== "") {
       writer.uint32(58).string(message.version);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(64).uint32(message.protocolVersion);
+    }
+    if (message.uptimeMs !== 0) {
+      writer.uint32(72).uint64(message.uptimeMs);
     }
     return writer;
   },
@@ -1851,6 +1895,22 @@ export const Capabilities: MessageFns<Capabilities> = {
             message.version = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.uptimeMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1875,6 +1935,8 @@ export const Capabilities: MessageFns<Capabilities> = {
     message.pty = object.pty ?? false;
     message.files = object.files ?? false;
     message.version = object.version ?? "";
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.uptimeMs = object.uptimeMs ?? 0;
     return message;
   },
 };
@@ -6546,6 +6608,8 @@ function createBaseMachineInfo(): MachineInfo {
     terminals: [],
     heartbeatAgeMs: 0,
     heartbeatIntervalMs: 0,
+    agentUptimeMs: 0,
+    agentNotice: "",
   };
 }
 
@@ -6586,6 +6650,12 @@ export const MachineInfo: MessageFns<MachineInfo> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(96).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.agentUptimeMs !== 0) {
+      writer.uint32(104).uint64(message.agentUptimeMs);
+    }
+    if (message.agentNotice !== "") {
+      writer.uint32(114).string(message.agentNotice);
     }
     return writer;
   },
@@ -6699,6 +6769,22 @@ export const MachineInfo: MessageFns<MachineInfo> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.agentUptimeMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.agentNotice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6732,6 +6818,8 @@ export const MachineInfo: MessageFns<MachineInfo> = {
     message.terminals = object.terminals?.map((e) => TerminalInfo.fromPartial(e)) || [];
     message.heartbeatAgeMs = object.heartbeatAgeMs ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.agentUptimeMs = object.agentUptimeMs ?? 0;
+    message.agentNotice = object.agentNotice ?? "";
     return message;
   },
 };
@@ -8570,6 +8658,7 @@ function createBaseServerInfo(): ServerInfo {
     revocationEndpoint: "",
     clientId: "",
     webUrl: "",
+    protocolVersion: 0,
   };
 }
 
@@ -8595,6 +8684,9 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     }
     if (message.webUrl !== "") {
       writer.uint32(58).string(message.webUrl);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(64).uint32(message.protocolVersion);
     }
     return writer;
   },
@@ -8668,6 +8760,14 @@ export const ServerInfo: MessageFns<ServerInfo> = {
             message.webUrl = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8692,6 +8792,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     message.revocationEndpoint = object.revocationEndpoint ?? "";
     message.clientId = object.clientId ?? "";
     message.webUrl = object.webUrl ?? "";
+    message.protocolVersion = object.protocolVersion ?? 0;
     return message;
   },
 };
