@@ -35,11 +35,25 @@ module.exports = {
       to: { path: '^cli/' },
     },
     {
-      name: 'desktop-not-into-control-plane-adapters',
+      name: 'desktop-main-runs-no-servers',
       severity: 'error',
-      comment: "The desktop app starts the control plane through its composition root, never reaching into its transports.",
+      comment: "The Electron main process keeps windows, tray and power events; the control plane and the agent run in their own processes (app/host/), reached over app/host/channel.ts. So app/main loads neither at run time.",
       from: { path: '^app/main/' },
-      to: { path: '^control-plane/(transports|core|db|auth|oauth|cluster)/' },
+      to: { path: '^control-plane/|^app/agent/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'desktop-main-talks-to-hosts-over-the-channel',
+      severity: 'error',
+      comment: 'app/main starts the host processes by module path (app/main/hosts.ts); importing a host entry would run it in the main process.',
+      from: { path: '^app/main/' },
+      to: { path: '^app/host/', pathNot: '^app/host/channel\\.ts$' },
+    },
+    {
+      name: 'desktop-hosts-are-servers',
+      severity: 'error',
+      comment: "app/host/ is the desktop app's server processes: the control plane through its composition root (control-plane/server.ts, never its adapters or store), the agent, the SDK's connecting, lib and protocol. Never electron (the electron rule), the CLI or the main process's code.",
+      from: { path: '^app/host/' },
+      to: { path: '^(cli|app/main|app/renderer|devcluster|bench|test)/|^control-plane/(transports|core|db|auth|oauth|cluster)/' },
     },
     {
       name: 'console-browser-safe',

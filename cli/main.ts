@@ -20,6 +20,7 @@ import { registerLogin } from './commands/login';
 import { registerAccess } from './commands/access';
 import { registerTrust } from './commands/trust';
 import { registerFiles } from './commands/files';
+import { doctorCommand } from './commands/doctor';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -47,6 +48,11 @@ export function buildProgram(): Command {
         '  cmdop share M [TERMINAL]          a watch-only link to one terminal',
         '  cmdop tokens create --name N      an API token for scripts (CMDOP_TOKEN)',
         '  cmdop audit                       who did what',
+        '',
+        'Servers:',
+        '  cmdop agent install-service       the agent as a service: starts at boot, restarts after a failure',
+        '  cmdop agent status | logs -f      how it is doing',
+        '  cmdop doctor                      check address, TLS pin, token, clock and service, with advice',
       ].join('\n'),
     );
   registerUp(program);
@@ -60,6 +66,7 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerAccess(program);
   registerTrust(program);
+  program.addCommand(doctorCommand());
   return program;
 }
 
@@ -75,6 +82,7 @@ export function main(argv = process.argv): void {
 /** `cmdop-agent`: the headless agent on its own. */
 export function agentMain(argv = process.argv): void {
   const cmd = agentCommand('cmdop-agent').option('--server <address>', 'control plane address; several as A,B,C, tried in order (default: $CMDOP_SERVER, else 127.0.0.1:7420)');
+  cmd.addCommand(doctorCommand());
   cmd.parseAsync(argv).catch((e: Error) => {
     process.stderr.write(`cmdop-agent: ${e.message}\n`);
     process.exit(1);

@@ -7,22 +7,16 @@
 // full-collection storms with it), and npm's bin shims give no portable
 // place for node flags (`env -S` is missing from busybox).
 //
-// Why that flag: V8 counts the ArrayBuffer memory of objects promoted to the
-// old generation against that generation's allocation limit. File chunks (up
-// to 2 MiB each, outside the JS heap) that the control plane holds across two
-// young collections, waiting on a slower reader, get promoted, and with V8's
-// small starting limit that set off a full mark-compact every ~8 MiB moved:
-// 55-76 per 512 MiB, and 4.4-6.5 CPU-s for what takes 2.6-3.8 without them.
-// With a 128 MiB first old generation: none in any run measured.
-// Cost: up to ~128 MiB of old generation may be garbage before the first
-// full collection.
+// The flag and why it matters: lib/serverFlags.ts (the desktop app starts
+// its control-plane and agent processes with it too, app/main/hosts.ts).
 //
 // The parent only waits: it passes SIGINT, SIGTERM and SIGHUP on and exits
 // as the child does; the child exits if the parent dies (its IPC channel
 // closes), so no control plane is left behind holding the port.
 import { spawn } from 'node:child_process';
+import { SERVER_NODE_FLAGS } from '../lib/serverFlags';
 
-export const SERVER_NODE_FLAGS = ['--initial-old-space-size=128'];
+export { SERVER_NODE_FLAGS };
 
 /** Set in the child, so it never relaunches again. */
 const MARK = 'CMDOP_RELAUNCHED';
@@ -32,7 +26,7 @@ const MARK = 'CMDOP_RELAUNCHED';
  * nothing more); false when this process should run it itself: it already
  * has the flags, or CMDOP_RELAUNCH=0 says not to (to measure what it is worth).
  */
-export function relaunchWithNodeFlags(flags: string[], env: NodeJS.ProcessEnv = process.env): boolean {
+export function relaunchWithNodeFlags(flags: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
   if (env[MARK]) {
     // Not passed on: shells of an agent that `cmdop up` forks from here would inherit it.
     delete env[MARK];

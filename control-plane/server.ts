@@ -9,6 +9,7 @@ import {
   DEFAULT_TIMEOUTS,
   PROTOCOL_VERSION,
   RELAY_BUFFER,
+  type TokenKind,
 } from '../protocol';
 import { Registry } from './core/registry';
 import path from 'node:path';
@@ -114,6 +115,17 @@ export interface ControlPlane {
   readonly issuer: string;
   /** http://HOST:PORT/metrics as bound ('' without metricsListen). */
   readonly metricsUrl: string;
+  /**
+   * Tokens for the program that embeds this control plane (the desktop app's
+   * control-plane process, app/host/controlPlaneHost.ts): issued to the first
+   * admin without a call, and revoked as `cmdop tokens revoke` does, its live
+   * streams closed.
+   */
+  readonly adminTokens: {
+    issue(kind: TokenKind, o: { name: string; machine?: string; expiresInS?: number }): Promise<{ id: string; token: string }>;
+    /** Resolves to the number of streams closed. */
+    revoke(id: string): Promise<number>;
+  };
   close(): Promise<void>;
 }
 
@@ -265,6 +277,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
     protocolVersion: PROTOCOL_VERSION,
+    timeMs: Date.now(),
   });
   // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
   const revocations = new RevocationFeed(access, access.store, bus, logger);
@@ -337,6 +350,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     webUrl: web.url,
     issuer: oauth.issuer,
     metricsUrl: metricsPort?.url ?? '',
+    adminTokens: {
+      async issue(kind, o) {
+        const t = await access.issue(kind, await access.firstAdmin(), o);
+        return { id: t.row.id, token: t.token };
+      },
+      async revoke(id) {
+        await access.store.revokeToken(id);
+        return revoke({ kind: 'token', tokenId: id, reason: `token ${id} was revoked` });
+      },
+    },
     async close() {
       draining = true;
       await metricsPort?.close();

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AUTOSTART_FILE, autostartEntry, setXdgAutostart } from '../app/main/autostart';
+import { HostProcess, nodeFork } from '../app/main/hosts';
 import { wirePower } from '../app/main/power';
 import { desktopConsoleCsp, isConsoleUrl, isExternalLinkAllowed, isWatchWindowUrl, secureWebPreferences } from '../app/main/security';
 import { defaultSettings, loadSettings, saveSettings } from '../app/main/settings';
@@ -60,6 +61,89 @@ describe('tray model', () => {
     const on = trayModel(facts({ kind: 'connected' }, { autostart: true })).menu;
     assert.deepEqual(find(on, 'Start at login'), { label: 'Start at login', checked: true, action: { kind: 'autostart', on: false } });
     assert.deepEqual(find(on, '20 seconds')?.action, { kind: 'simulate-sleep', seconds: 20 });
+  });
+});
+
+describe('tray model: a server process restarting', () => {
+  it('one line per process in the menu and the tooltip, gone once it runs again', () => {
+    const m = trayModel(facts({ kind: 'connected' }, { trouble: ['The control plane stopped unexpectedly (exit code 1); restarting…'] }));
+    assert.equal(m.menu[1].label, 'The control plane stopped unexpectedly (exit code 1); restarting…');
+    assert.equal(m.menu[1].enabled, false);
+    assert.match(m.tooltip, /Connected\nThe control plane stopped/);
+    assert.doesNotMatch(trayModel(facts({ kind: 'connected' }, { trouble: [] })).tooltip, /\n/);
+  });
+});
+
+describe('host processes (app/main/hosts.ts) under child_process.fork', () => {
+  /** A host that answers `ping` and, when told to, ignores quit (as a hung one would). */
+  const script = (ignoreQuit: boolean) => {
+    const file = path.join(tmp(), 'host.js');
+    fs.writeFileSync(
+      file,
+      `process.on('message', (m) => {
+        if (m.type === 'request') process.send({ type: 'reply', id: m.id, ok: true, result: { pid: process.pid, execArgv: process.execArgv } });
+        else if (m.type === 'quit' && !${ignoreQuit}) process.exit(0);
+      });`,
+    );
+    return file;
+  };
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('a host that ignores quit is killed after the timeout; one killed unasked is restarted after a backoff delay', async () => {
+    const downs: string[] = [];
+    let ups = 0;
+    type Calls = { ping: { params: Record<string, never>; result: { pid: number; execArgv: string[] } } };
+    const h = new HostProcess<Calls, never>({
+      name: 'test host',
+      module: script(true),
+      fork: nodeFork,
+      serviceName: 'test',
+      backoff: { initialMs: 100, maxMs: 200 },
+      quitTimeoutMs: 500,
+      onDown: (why) => downs.push(why),
+      onUp: () => ups++,
+    });
+    let pings = 0;
+    await h.run(async () => {
+      pings++;
+      await h.call('ping', {});
+    });
+    const first = h.pid!;
+    assert.deepEqual((await h.call('ping', {})).execArgv, ['--initial-old-space-size=128']);
+    process.kill(first, 'SIGKILL');
+    const t0 = Date.now();
+    while (ups === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(downs, ['killed by SIGKILL']);
+    assert.equal(pings, 2, 'the start ran again on the new process');
+    const second = h.pid!;
+    assert.notEqual(second, first);
+    const s0 = Date.now();
+    await h.stop();
+    assert.ok(Date.now() - s0 >= 450, 'waited for the quit timeout');
+    assert.equal(alive(second), false);
+    assert.equal(h.pid, undefined);
+    await assert.rejects(h.call('ping', {}), /not running/);
+    assert.equal(downs.length, 1, 'a stop is not a crash');
+  });
+
+  it('a first start that fails kills the process and is not retried', async () => {
+    let pid = 0;
+    const h = new HostProcess<{ ping: { params: Record<string, never>; result: { pid: number } } }, never>({ name: 'test host', module: script(false), fork: nodeFork, serviceName: 'test' });
+    await assert.rejects(
+      h.run(async () => {
+        pid = (await h.call('ping', {})).pid;
+        throw new Error('refused');
+      }),
+      /refused/,
+    );
+    assert.equal(alive(pid), false);
   });
 });
 

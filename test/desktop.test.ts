@@ -19,6 +19,7 @@ import { startControlPlane, type ControlPlane } from '../control-plane/server';
 import { SessionState, TokenKind } from '../protocol';
 import { CmdopClient } from '../sdk';
 import { createLogger } from '../lib/logger';
+import { SERVER_NODE_FLAGS } from '../lib/serverFlags';
 import { approveDevice } from './helpers/browser';
 import { eventually } from './helpers/cluster';
 
@@ -251,6 +252,128 @@ describe('desktop app: embedded control plane, sleep and wake', () => {
   });
 });
 
+/** Every process below `pid` (Linux /proc), zombies excepted. */
+function descendants(pid: number): number[] {
+  const kids = new Map<number, number[]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
+      kids.set(Number(ppid), [...(kids.get(Number(ppid)) ?? []), Number(d)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const k of kids.get(p) ?? []) {
+      out.push(k);
+      walk(k);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+
+describe('desktop app: the control plane and the agent run in processes of their own', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+  const dirs = tempDirs();
+  const HOST_GRACE_S = 15;
+  let host: TestHost;
+  let desktop: Desktop;
+  let admin: CmdopClient;
+
+  before(async () => {
+    host = new TestHost();
+    desktop = new Desktop(host, { settings: { ...defaultSettings('laptop'), listen: '127.0.0.1:0' }, ...dirs, gracePeriodS: HOST_GRACE_S, pollMs: 300, logger: quiet });
+    await desktop.start();
+    admin = new CmdopClient({ server: desktop.controlPlane!.address, token: fs.readFileSync(desktop.controlPlane!.adminTokenFile, 'utf8').trim(), machine: 'laptop' });
+  });
+  after(async () => {
+    admin?.close();
+    await desktop?.stop();
+  });
+
+  it('each runs in a child process of its own, started with the server heap flag', () => {
+    const cp = desktop.controlPlane!.pid;
+    const agent = desktop.agent!.pid!;
+    assert.ok(cp > 0 && agent > 0, `pids ${cp} ${agent}`);
+    assert.notEqual(cp, process.pid);
+    assert.notEqual(agent, process.pid);
+    assert.notEqual(cp, agent);
+    assert.deepEqual(descendants(process.pid).filter((p) => p === cp || p === agent).sort(), [cp, agent].sort(), 'children of this process');
+    for (const pid of [cp, agent]) for (const f of SERVER_NODE_FLAGS) assert.ok(cmdline(pid).includes(f), `${f} in ${cmdline(pid).join(' ')}`);
+    assert.ok(desktop.controlPlane!.execArgv.includes('--initial-old-space-size=128'));
+    assert.ok(cmdline(cp).some((a) => a.endsWith('controlPlaneHost.js')));
+    assert.ok(cmdline(agent).some((a) => a.endsWith('agentHost.js')));
+  });
+
+  it('suspend from the power events reaches the agent process: GRACE_PERIOD, and resume brings the same session back', async () => {
+    const session = desktop.agent!.sessionId;
+    host.power.emit('suspend');
+    await eventually(async () => (await machineState(admin, 'laptop')) === SessionState.GRACE_PERIOD, 5000, 'GRACE_PERIOD');
+    assert.equal(host.icon, 'grace');
+    host.power.emit('resume');
+    await eventually(async () => (await machineState(admin, 'laptop')) === SessionState.CONNECTED, 5000, 'CONNECTED');
+    await eventually(() => host.icon === 'connected', 3000, 'tray connected');
+    assert.equal(desktop.agent!.sessionId, session);
+  });
+
+  it('the control plane killed with SIGKILL is restarted on the same port; the tray says so; the session and its terminal survive', async () => {
+    const shell = await admin.terminal.create({ machine: 'laptop' });
+    const session = desktop.agent!.sessionId;
+    const before = desktop.controlPlane!.pid;
+    const address = desktop.controlPlane!.address;
+    process.kill(before, 'SIGKILL');
+    await eventually(() => host.item(/The control plane stopped unexpectedly \(killed by SIGKILL\)/) !== undefined, 5000, 'the tray shows the restart');
+    assert.match(host.model.tooltip, /control plane stopped unexpectedly/);
+    await eventually(() => desktop.controlPlane!.pid !== before && alive(desktop.controlPlane!.pid), 15_000, 'a new control-plane process');
+    assert.equal(desktop.controlPlane!.address, address);
+    await eventually(async () => (await machineState(admin, 'laptop')) === SessionState.CONNECTED, HOST_GRACE_S * 1000, 'CONNECTED within the grace period');
+    await eventually(() => host.item(/stopped unexpectedly/) === undefined, 5000, 'the tray note is gone');
+    assert.equal((await admin.machines.list()).find((m) => m.name === 'laptop')?.sessionId, session, 'the same session');
+    const t = (await admin.terminal.list('laptop')).find((x) => x.terminalId === shell.terminalId);
+    assert.ok(t && !t.exited, 'the terminal is still there');
+    assert.equal((await admin.terminal.execute('echo still-here', { machine: 'laptop' })).stdout, 'still-here\n');
+  });
+
+  it('the agent killed with SIGKILL is restarted; the machine is back with a new session, and the user is told', async () => {
+    const before = desktop.agent!.pid!;
+    const session = desktop.agent!.sessionId;
+    process.kill(before, 'SIGKILL');
+    await eventually(() => host.item(/The agent stopped unexpectedly/) !== undefined, 5000, 'the tray shows the restart');
+    await eventually(() => desktop.agent!.pid !== undefined && desktop.agent!.pid !== before, 15_000, 'a new agent process');
+    await eventually(async () => (await machineState(admin, 'laptop')) === SessionState.CONNECTED, 15_000, 'CONNECTED');
+    await eventually(() => host.icon === 'connected' && host.item(/stopped unexpectedly/) === undefined, 5000, 'tray connected');
+    assert.notEqual(desktop.agent!.sessionId, session);
+    assert.ok(host.notes.some((n) => /agent restarted/.test(n.title)), JSON.stringify(host.notes));
+    assert.equal((await admin.terminal.execute('echo back', { machine: 'laptop' })).stdout, 'back\n');
+  });
+
+  it('quitting stops both processes and leaves no child behind (shells included)', async () => {
+    await admin.terminal.create({ machine: 'laptop' });
+    const children = descendants(process.pid);
+    const hosts = [desktop.controlPlane!.pid, desktop.agent!.pid!];
+    assert.ok(children.length > hosts.length, `the hosts and a shell: ${children.join(' ')}`);
+    admin.close();
+    await desktop.stop();
+    await eventually(() => children.every((p) => !alive(p)), 5000, `no child left of ${children.join(' ')}`);
+    assert.deepEqual(descendants(process.pid), []);
+  });
+});
+
 describe('desktop app: no keychain', () => {
   it('refuses to keep credentials in the clear and says why in the tray', async () => {
     const dirs = tempDirs();
@@ -299,7 +422,7 @@ describe('desktop app: a remote control plane and the device flow', () => {
       assert.equal((await bob.auth.whoami()).user, 'bob');
       const cred = new TestSecretBox(); // not the host's: must not decrypt
       assert.throws(() => cred.decryptString(fs.readFileSync(path.join(dirs.stateDir, 'desktop-secrets.bin'))));
-      const token = desktop.agent!.opts.token!;
+      const token = desktop.agent!.token;
       await desktop.run(host.item('Sign out')!.action!);
       assert.equal(host.icon, 'signed-out');
       const probe = new CmdopClient({ server: cp.address, token });

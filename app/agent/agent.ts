@@ -117,6 +117,8 @@ export class Agent extends EventEmitter {
   sessionId = '';
   /** The address (ip:port) the current stream is connected to: with several control planes, which one. */
   peer = '';
+  /** The last thing that went wrong (a lost or failed stream, a refusal), for status displays; set before the 'status' event. */
+  lastError: { message: string; atMs: number } | undefined;
   readonly agentId: string;
   readonly terminals = new Map<string, TerminalHost>();
   private resumeToken: Uint8Array = new Uint8Array();
@@ -236,6 +238,7 @@ export class Agent extends EventEmitter {
         if (attempt !== this.connectSeq || this.status !== 'connecting') return;
         if (e.fatal) {
           this.logger.error(e.message);
+          this.lastError = { message: e.message, atMs: Date.now() };
           this.status = 'stopped';
           this.emit('fatal', e);
         } else {
@@ -330,6 +333,7 @@ export class Agent extends EventEmitter {
     this.noteLostOn();
     this.dropStream();
     this.status = 'offline';
+    this.lastError = { message: reason, atMs: Date.now() };
     this.emit('status', this.status);
     if (wasReady) this.logger.warn({ reason }, 'lost the control plane; reconnecting');
     else this.logger.debug({ reason }, 'connect failed');
@@ -553,6 +557,7 @@ export class Agent extends EventEmitter {
   /** The control plane will not take this agent (its credential, its name): stop and say why. */
   private refusedForGood(code: string, message: string): void {
     this.logger.error({ code }, `the control plane refused this agent: ${message}`);
+    this.lastError = { message: `the control plane refused this agent (${code}): ${message}`, atMs: Date.now() };
     this.status = 'stopped';
     this.dropStream();
     this.emit('status', this.status);

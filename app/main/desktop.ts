@@ -1,15 +1,19 @@
 // The desktop app without Electron: the agent for this laptop, the embedded
 // control plane (or a remote one and the user's sign-in to it), sleep and
 // wake, and what the tray shows. main.ts hands it the real tray, windows,
-// powerMonitor and safeStorage; tests hand it stand-ins and drive it with a
-// real control plane, agent and shell. Everything here runs under plain Node.
+// powerMonitor, safeStorage and utilityProcess.fork; tests hand it stand-ins
+// and child_process.fork, and drive it with a real control plane, agent and
+// shell. Everything here runs under plain Node.
+//
+// The control plane and the agent do not run here: each is a process of its
+// own (app/host/), started and restarted by hosts.ts and spoken to over the
+// typed channel (app/host/channel.ts). This process keeps the tray, the
+// windows, the power events, the keychain and the user's SDK client.
 import path from 'node:path';
-import { Agent } from '../agent';
-import type * as ControlPlaneModule from '../../control-plane/server';
 import { DEFAULT_TIMEOUTS, SessionState, TokenKind } from '../../protocol';
 import { CmdopClient } from '../../sdk';
 import { createLogger, type Logger } from '../../lib/logger';
-import { connectionTo, oauthClientFor, pinnedCredentials, type Connection, type TrustOptions } from '../../sdk/connect';
+import { connectionTo, oauthClientFor, type Connection, type TrustOptions } from '../../sdk/connect';
 import { agentCredential } from '../../sdk/signin/agentCredential';
 import { deviceLogin } from '../../sdk/signin/deviceLogin';
 import { freshLogin } from '../../sdk/signin/logins';
@@ -17,6 +21,8 @@ import { wirePower, type PowerEvents, type Sleeper } from './power';
 import { SecretFile, type SecretBox } from './secrets';
 import type { DesktopSettings } from './settings';
 import { trayModel, type DesktopState, type MenuAction, type TrayModel } from './trayMenu';
+import { HOST_MODULES, HostProcess, nodeFork, type ForkHost, type HostProcessOptions } from './hosts';
+import type { AgentCalls, AgentEvent, AgentStart, AgentStatus, ControlPlaneCalls, ControlPlaneReady, ControlPlaneStart, Methods } from '../host/channel';
 
 /** What the operating system gives the app; Electron in main.ts, stand-ins in tests. */
 export interface DesktopHost {
@@ -45,7 +51,22 @@ export interface DesktopOptions {
   /** How often the tray's machine list is refreshed. */
   pollMs?: number;
   logger?: Logger;
+  /** How the server processes are made: Electron's utilityProcess.fork from main.ts; child_process.fork by default. */
+  fork?: ForkHost;
 }
+
+/** The agent as the main process sees it: mirrored from its process's events. */
+export interface AgentView {
+  status: AgentStatus;
+  sessionId: string;
+  /** The credential it connects with. */
+  readonly token: string;
+  /** Its process (undefined while that is restarting). */
+  readonly pid: number | undefined;
+}
+
+/** The embedded control plane as its process reported it when it (last) started. */
+export type ControlPlaneView = ControlPlaneReady;
 
 /** A console token lasts the working day; it is revoked when the app quits. */
 const CONSOLE_TOKEN_S = 12 * 3600;
@@ -53,12 +74,18 @@ const CONSOLE_TOKEN_S = 12 * 3600;
 export class Desktop {
   state: DesktopState = { kind: 'connecting' };
   machine: string;
-  agent: Agent | undefined;
+  agent: AgentView | undefined;
   /** The embedded control plane, when there is one. */
-  controlPlane: ControlPlaneModule.ControlPlane | undefined;
+  controlPlane: ControlPlaneView | undefined;
   /** Signed in as the user (the local admin when embedded). */
   client: CmdopClient | undefined;
   private conn: Connection | undefined;
+  private cpHost: HostProcess<ControlPlaneCalls, never> | undefined;
+  private agentHost: HostProcess<AgentCalls, AgentEvent> | undefined;
+  /** What the tray says about a server process that stopped unasked, by process. */
+  private hostTrouble = new Map<string, string>();
+  /** Why the agent sleeps (set by suspend, cleared by resume): a restarted agent process is put back to sleep. */
+  private asleep: string | undefined;
   private consoleToken: { id: string; token: string } | undefined;
   private webUrl = '';
   private machines: string[] = [];
@@ -106,10 +133,10 @@ export class Desktop {
     this.unwirePower?.();
     for (const t of [this.graceTimer, this.tick, this.wakeTimer]) clearTimeout(t);
     clearInterval(this.poller);
-    await this.agent?.stop();
+    await this.stopAgent();
     if (this.consoleToken) await this.revokeConsoleToken();
     this.client?.close();
-    await this.controlPlane?.close();
+    await this.cpHost?.stop();
   }
 
   /** The tray as it should look now. */
@@ -123,6 +150,7 @@ export class Desktop {
       embedded: this.embedded,
       autostart: this.opts.settings.autostart,
       nowMs: Date.now(),
+      trouble: [...this.hostTrouble.values()],
     });
   }
 
@@ -187,7 +215,9 @@ export class Desktop {
   private suspend(reason: string): void {
     if (!this.agent || this.agent.status === 'suspended' || this.agent.status === 'stopped') return;
     this.log.info({ reason }, 'suspending the agent');
-    this.agent.suspend(reason);
+    this.agent.status = 'suspended';
+    this.asleep = reason;
+    this.agentHost?.call('suspend', { reason }).catch((e: Error) => this.log.warn({ err: e.message }, 'the agent was not told to suspend'));
     this.away(reason);
   }
 
@@ -195,7 +225,8 @@ export class Desktop {
     if (!this.agent || this.agent.status === 'stopped') return;
     this.log.info({ reason }, 'resuming the agent');
     clearTimeout(this.wakeTimer);
-    this.agent.resume();
+    this.asleep = undefined;
+    this.agentHost?.call('resume', {}).catch((e: Error) => this.log.warn({ err: e.message }, 'the agent was not told to resume'));
     // The state returns to connected when the agent says so.
     if (this.state.kind === 'grace') this.setState({ ...this.state, paused: false });
   }
@@ -222,28 +253,57 @@ export class Desktop {
 
   // ---- start-up
 
-  private async startEmbedded(): Promise<void> {
-    // Loaded only here: a desktop pointed at a remote control plane never pays for the OAuth server.
-    const { startControlPlane }: typeof ControlPlaneModule = require('../../control-plane/server');
-    const cp = await startControlPlane({
-      listen: this.opts.settings.listen,
-      dataDir: this.opts.dataDir,
-      gracePeriodS: this.gracePeriodS,
-      logger: this.log.child({ part: 'control-plane' }),
+  /** A supervised server process whose troubles the tray shows. */
+  private hostProcess<C extends Methods<C>, E>(
+    which: 'agent' | 'control plane',
+    module: string,
+    more: Partial<HostProcessOptions<E>> = {},
+  ): HostProcess<C, E> {
+    const h: HostProcess<C, E> = new HostProcess<C, E>({
+      name: which,
+      module,
+      fork: this.opts.fork ?? nodeFork,
+      serviceName: `CMDOP ${which}`,
+      ...more,
+      onDown: (why, delayMs) => {
+        this.log.warn({ why, delayMs }, `the ${which} process stopped unexpectedly; restarting it`);
+        this.hostTrouble.set(which, `The ${which} stopped unexpectedly (${why}); restarting…`);
+        more.onDown?.(why, delayMs);
+        this.render();
+      },
+      onUp: () => {
+        this.log.info({ pid: h.pid, restarts: h.restarts }, `the ${which} process is running again`);
+        this.hostTrouble.delete(which);
+        more.onUp?.();
+        this.render();
+      },
     });
-    this.controlPlane = cp;
+    return h;
+  }
+
+  private async startEmbedded(): Promise<void> {
+    // In a process of its own (app/host/controlPlaneHost.ts); a desktop pointed at a remote control plane never starts it.
+    const h = this.hostProcess<ControlPlaneCalls, never>('control plane', HOST_MODULES.controlPlane);
+    this.cpHost = h;
+    let start: ControlPlaneStart = { listen: this.opts.settings.listen, dataDir: this.opts.dataDir, gracePeriodS: this.gracePeriodS, logLevel: this.log.level };
+    await h.run(async () => {
+      const ready = await h.call('start', start);
+      // A restart binds the same port: agents, clients and open windows find it again.
+      start = { ...start, listen: ready.boundListen };
+      this.controlPlane = ready;
+    });
+    const cp = this.controlPlane!;
     this.webUrl = cp.issuer;
-    const admin = await cp.access.firstAdmin();
-    const api = await cp.access.issue(TokenKind.API, admin, { name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
-    this.consoleToken = { id: api.row.id, token: api.token };
+    const api = await h.call('issueToken', { kind: TokenKind.API, name: 'desktop app', expiresInS: CONSOLE_TOKEN_S });
+    this.consoleToken = api;
     this.conn = await connectionTo(cp.address, this.trustNotices());
     this.client = this.newClient(api.token);
     // Spent only when the agent has no working credential yet; revoked right after either way.
-    const enroll = await cp.access.issue(TokenKind.ENROLLMENT, admin, { name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
+    const enroll = await h.call('issueToken', { kind: TokenKind.ENROLLMENT, name: `desktop ${this.machine}`, machine: this.machine, expiresInS: 600 });
     try {
       await this.startAgent({ enrollToken: enroll.token });
     } finally {
-      await cp.access.store.revokeToken(enroll.row.id);
+      await h.call('revokeToken', { id: enroll.id });
     }
   }
 
@@ -284,8 +344,7 @@ export class Desktop {
     const key = conn.address.display;
     const login = this.secrets.login(key);
     const cred = this.secrets.agentStore().read(key);
-    await this.agent?.stop();
-    this.agent = undefined;
+    await this.stopAgent();
     // The machine's own credential and the sign-in both stop working now, not at expiry.
     if (this.client && cred) await this.client.auth.revokeToken(cred.tokenId).catch(() => {});
     if (this.consoleToken) await this.revokeConsoleToken();
@@ -317,31 +376,76 @@ export class Desktop {
       log: (line) => this.log.info(line),
     });
     this.machine = cred.machine;
-    const agent = new Agent({
-      server: conn.address.target,
-      token: cred.token,
-      credentials: conn.address.tls ? pinnedCredentials(conn) : undefined,
-      channelOptions: conn.channelOptions,
-      name: cred.machine,
-      stateDir: this.opts.stateDir,
-      logger: this.log.child({ part: 'agent' }),
+    // In a process of its own (app/host/agentHost.ts); it resolves the server's trust itself, from the same pins.
+    const start: AgentStart = { server: conn.server, token: cred.token, name: cred.machine, stateDir: this.opts.stateDir, logLevel: this.log.level };
+    const h: HostProcess<AgentCalls, AgentEvent> = this.hostProcess<AgentCalls, AgentEvent>('agent', HOST_MODULES.agent, {
+      onEvent: (e) => {
+        if (h !== this.agentHost) return;
+        if (e.event === 'status') {
+          agent.sessionId = e.sessionId || agent.sessionId;
+          this.onAgentStatus(e.status);
+        } else if (e.event === 'fatal') {
+          agent.status = 'stopped';
+          this.setState({ kind: 'disconnected', why: e.message });
+        } else {
+          this.host.notify('CMDOP: the previous session ended', `${e.reason}. Its terminals were closed; this machine is reachable again.`);
+        }
+      },
+      // Its process is gone, and with it the session's resume token: the control plane keeps the session until the grace period ends.
+      onDown: () => {
+        agent.status = 'offline';
+        if (this.everConnected) this.away('the agent process stopped unexpectedly');
+      },
     });
+    const agent: AgentView = {
+      status: 'connecting',
+      sessionId: '',
+      token: cred.token,
+      get pid() {
+        return h.pid;
+      },
+    };
+    this.agentHost = h;
     this.agent = agent;
-    agent.on('status', (s: Agent['status']) => this.onAgentStatus(s));
-    agent.on('fatal', (e: Error) => this.setState({ kind: 'disconnected', why: e.message }));
-    agent.on('session-ended', ({ reason }: { reason: string }) =>
-      this.host.notify('CMDOP: the previous session ended', `${reason}. Its terminals were closed; this machine is reachable again.`),
-    );
-    await agent.start();
-    this.onAgentStatus('connected');
+    try {
+      await h.run(async () => {
+        const restarted = agent.sessionId !== '';
+        const ready = await h.call('start', start);
+        agent.sessionId = ready.sessionId;
+        if (restarted) {
+          this.host.notify('CMDOP: the agent restarted', 'Its process stopped unexpectedly. This machine is reachable again with a new session; the terminals it had were closed.');
+        }
+        // Asleep or paused while the process restarted: it stays so.
+        if (this.asleep !== undefined) await h.call('suspend', { reason: this.asleep });
+      });
+    } catch (e) {
+      this.agentHost = undefined;
+      this.agent = undefined;
+      throw e;
+    }
+    this.onAgentStatus(this.asleep === undefined ? 'connected' : 'suspended');
     void this.poll();
   }
 
-  private onAgentStatus(s: Agent['status']): void {
+  /** The agent's process is told to quit (the agent ends its terminals), and killed if it does not. */
+  private async stopAgent(): Promise<void> {
+    const h = this.agentHost;
+    this.agentHost = undefined;
+    if (this.agent) this.agent.status = 'stopped';
+    this.agent = undefined;
+    this.asleep = undefined;
+    this.hostTrouble.delete('agent');
+    await h?.stop();
+  }
+
+  private onAgentStatus(s: AgentStatus): void {
+    if (this.agent) this.agent.status = s;
     if (s === 'connected') {
       clearTimeout(this.graceTimer);
       this.everConnected = true;
       this.setState({ kind: 'connected' });
+    } else if (s === 'suspended' && this.state.kind === 'grace') {
+      // The agent confirming a suspend asked for here: the tray already says why.
     } else if ((s === 'offline' || s === 'suspended') && this.everConnected) {
       this.away(s === 'offline' ? 'the connection to the control plane dropped' : 'suspended');
     }
@@ -379,7 +483,7 @@ export class Desktop {
   private async revokeConsoleToken(): Promise<void> {
     const t = this.consoleToken!;
     this.consoleToken = undefined;
-    if (this.controlPlane) await this.controlPlane.access.store.revokeToken(t.id);
+    if (this.cpHost) await this.cpHost.call('revokeToken', { id: t.id }).catch((e: Error) => this.log.warn({ err: e.message }, 'the console token was not revoked'));
     else await this.client?.auth.revokeToken(t.id).catch(() => {});
   }
 

@@ -1,7 +1,8 @@
 // Electron's entry: the thin layer that hands the operating system to
 // Desktop (desktop.ts), where everything of substance lives and is tested
 // under plain Node. Here: single instance, the tray, console windows and
-// their hardening, powerMonitor, safeStorage, start at login.
+// their hardening, powerMonitor, safeStorage, start at login, and
+// utilityProcess.fork for the control-plane and agent processes (hosts.ts).
 import path from 'node:path';
 import {
   app,
@@ -15,6 +16,7 @@ import {
   session,
   shell,
   Tray,
+  utilityProcess,
   type MenuItemConstructorOptions,
   type WebContents,
 } from 'electron';
@@ -22,6 +24,7 @@ import { defaultDataDir, defaultMachineName } from '../../lib/paths';
 import { createLogger } from '../../lib/logger';
 import { setXdgAutostart } from './autostart';
 import { Desktop, type DesktopHost } from './desktop';
+import type { ForkHost } from './hosts';
 import { desktopConsoleCsp, isConsoleUrl, isExternalLinkAllowed, isWatchWindowUrl, secureWebPreferences } from './security';
 import { loadSettings, saveSettings } from './settings';
 import type { MenuItem, TrayIcon } from './trayMenu';
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
     },
     quit: () => void quit(),
   };
-  const desktop = new Desktop(host, { settings, dataDir: defaultDataDir(), stateDir: path.join(userData, 'agent'), logger: log });
+  const desktop = new Desktop(host, { settings, dataDir: defaultDataDir(), stateDir: path.join(userData, 'agent'), logger: log, fork: utilityFork });
 
   function consoleWindow(key: string, url: string, size: { width: number; height: number }): BrowserWindow {
     const displays = screen.getAllDisplays().map((d) => d.workArea);
@@ -194,6 +197,33 @@ async function main(): Promise<void> {
   const atLogin = process.argv.includes('--hidden') || app.getLoginItemSettings().wasOpenedAtLogin;
   if (!atLogin && desktop.state.kind !== 'signed-out') void desktop.run({ kind: 'open-console' });
 }
+
+/**
+ * The server processes as Electron utility processes (as VS Code's pty host
+ * and Teleport Connect's shared process run): Node without a window, its own
+ * event loop and heap, the V8 flags in execArgv, messages over parentPort.
+ */
+const utilityFork: ForkHost = (modulePath, o) => {
+  const child = utilityProcess.fork(modulePath, [], { execArgv: o.execArgv, serviceName: o.serviceName, stdio: 'inherit' });
+  let gone = false;
+  child.once('exit', () => (gone = true));
+  return {
+    get pid() {
+      return child.pid;
+    },
+    postMessage: (m) => {
+      if (!gone) child.postMessage(m);
+    },
+    onMessage: (fn) => void child.on('message', fn),
+    // Electron reports the exit code only; a signal shows as a code.
+    onExit: (fn) => void child.once('exit', (code) => fn(code, null)),
+    kill: (signal) => {
+      if (gone) return;
+      if (signal === 'SIGKILL' && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      else child.kill();
+    },
+  };
+};
 
 function startAtLogin(on: boolean): void {
   if (process.platform === 'linux') {

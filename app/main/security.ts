@@ -3,7 +3,7 @@
 // without Node, and may only be the console of the control plane they were
 // opened for. Anything else a page tries to open goes to the system browser
 // (http/https only) or nowhere.
-import { consoleCsp } from '../../control-plane/transports/http/consoleStatic';
+import { consoleCsp } from '../../protocol/consoleCsp';
 
 /** BrowserWindow webPreferences for every console window. */
 export function secureWebPreferences(preload: string) {

@@ -58,6 +58,8 @@ export interface TrayFacts {
   embedded: boolean;
   autostart: boolean;
   nowMs: number;
+  /** A server process (the control plane, the agent) that stopped unexpectedly and is being restarted: one line each. */
+  trouble?: string[];
 }
 
 /** Sleep lengths offered by "Simulate sleep": shorter and longer than the default 30 s grace period. */
@@ -92,8 +94,10 @@ export function trayModel(f: TrayFacts): TrayModel {
   const s = f.state;
   const signedIn = s.kind !== 'signed-out';
   const title = f.machine ? `${f.machine} — ${stateLine(s, f.nowMs)}` : stateLine(s, f.nowMs);
+  const trouble = f.trouble ?? [];
   const menu: MenuItem[] = [
     { label: title, enabled: false },
+    ...trouble.map((t) => ({ label: t, enabled: false })),
     { label: `Control plane: ${f.server}`, enabled: false },
     { label: '', separator: true },
     { label: 'Open console', action: { kind: 'open-console' }, enabled: signedIn },
@@ -124,5 +128,5 @@ export function trayModel(f: TrayFacts): TrayModel {
     { label: 'Settings…', action: { kind: 'settings' } },
     { label: 'Quit CMDOP', action: { kind: 'quit' } },
   );
-  return { icon: ICON[s.kind], tooltip: `CMDOP — ${title}`, menu };
+  return { icon: ICON[s.kind], tooltip: [`CMDOP — ${title}`, ...trouble].join('\n'), menu };
 }

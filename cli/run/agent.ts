@@ -10,6 +10,10 @@ import { printDeviceCode } from '../deviceCode';
 import { pinnedCredentials } from '../../sdk/connect';
 import { agentCredential } from '../../sdk/signin/agentCredential';
 import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
+import { type AgentStatusFile, writeAgentStatus } from '../../lib/agentStatus';
+import { PinMismatchError } from '../../sdk/trust/firstUse';
+import { Backoff } from '../../protocol/backoff';
+import type { Connection } from '../../sdk/connect';
 
 export interface AgentOptions {
   name?: string;
@@ -22,6 +26,27 @@ export interface AgentOptions {
   reconnectMax: number;
   fileRoot?: string;
   sleepDetect: number;
+  waitForServer?: boolean;
+}
+
+/**
+ * The control plane's TLS trust, retried while it cannot be reached when
+ * `wait` (the service units pass --wait-for-server: at boot the network or
+ * the control plane may come up after the agent). A changed certificate is
+ * never retried.
+ */
+async function reachServer(addr: string, wait: boolean, log: (line: string) => void): Promise<Connection> {
+  const backoff = new Backoff({ initialMs: 1000, maxMs: 30_000 });
+  for (;;) {
+    try {
+      return await connectionTo(addr);
+    } catch (e) {
+      if (!wait || e instanceof PinMismatchError) throw e;
+      const ms = backoff.next();
+      log(`cannot reach ${addr} (${(e as Error).message}); retrying in ${Math.round(ms / 1000)} s`);
+      await new Promise((r) => setTimeout(r, ms));
+    }
+  }
 }
 
 export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
@@ -30,7 +55,25 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
   if (badName) fail(badName);
   keepFreedMemoryForReuse();
   const log = (line: string) => process.stderr.write(`cmdop agent: ${line}\n`);
-  const conn = await connectionTo(addr).catch((e) => fail(e.message));
+  const startedAtMs = Date.now();
+  let status: AgentStatusFile = {
+    machine: o.name ?? '', server: addr, state: 'connecting', sessionId: '', pid: process.pid, startedAtMs, updatedAtMs: startedAtMs,
+  };
+  // status.json in the state dir (lib/agentStatus.ts), for `cmdop agent status` and `cmdop doctor`.
+  const report = (change: Partial<AgentStatusFile>) => {
+    status = { ...status, ...change, updatedAtMs: Date.now() };
+    try {
+      writeAgentStatus(o.stateDir, status);
+    } catch {
+      // A read-only state dir: the agent runs on, `status` shows less.
+    }
+  };
+  const failed = (message: string): never => {
+    report({ state: 'stopped', lastError: { message, atMs: Date.now() } });
+    return fail(message);
+  };
+  report({});
+  const conn = await reachServer(addr, !!o.waitForServer, log).catch((e) => failed(e.message));
   const cred = await agentCredential(conn, {
     stateDir: o.stateDir,
     machine: o.name ?? defaultMachineName(),
@@ -39,7 +82,8 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
     interactive: !!o.login || (!!process.stdin.isTTY && !!process.stderr.isTTY),
     log,
     present: printDeviceCode(true),
-  }).catch((e) => fail(e.message));
+  }).catch((e) => failed(e.message));
+  report({ machine: cred.machine });
   const agent = new Agent({
     server: conn.address.target,
     token: cred.token,
@@ -55,12 +99,13 @@ export async function runAgent(o: AgentOptions, cmd: Command): Promise<void> {
     sleepDetectMs: o.sleepDetect * 1000,
     fileRoot: o.fileRoot,
   });
-  agent.on('fatal', (e: Error) => fail(e.message));
+  agent.on('status', () => report({ state: agent.status, sessionId: agent.sessionId, lastError: agent.lastError ?? status.lastError }));
+  agent.on('fatal', (e: Error) => failed(e.message));
   agent.on('session-ended', ({ reason, terminals }: { reason: string; terminals: string[] }) => {
     const what = terminals.length ? `its terminals ${terminals.join(', ')} were closed` : 'it had no terminals';
     log(`the previous session ended (${reason}); ${what}; starting a new session`);
   });
-  await agent.start().catch((e) => fail(e.message));
+  await agent.start().catch((e) => failed(e.message));
   // With several control planes, which one it reached.
   const via = () => (conn.address.entries.length > 1 ? ` via ${agent.peer}` : '');
   process.stdout.write(`cmdop agent ${cred.machine} connected to ${conn.address.display}${via()} (session ${agent.sessionId})\n`);

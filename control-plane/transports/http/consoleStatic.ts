@@ -24,6 +24,7 @@ import path from 'node:path';
 import compression from 'compression';
 import serveStatic from 'serve-static';
 import { page } from '../../oauth/pages';
+import { consoleCsp } from '../../../protocol/consoleCsp';
 
 /** dist/control-plane/transports/http/consoleStatic.js -> dist/renderer */
 export const DEFAULT_CONSOLE_DIR = path.join(__dirname, '..', '..', '..', 'renderer');
@@ -50,27 +51,10 @@ export const SERVER_ROUTES: ReadonlySet<string> = new Set([
   'ws',
 ]);
 
-const BASE_CSP: ReadonlyArray<[string, string]> = [
-  ['default-src', "'self'"],
-  ['script-src', "'self'"],
-  ['style-src', "'self' 'unsafe-inline'"], // xterm.js sets inline styles
-  ['img-src', "'self' data:"],
-  ['font-src', "'self' data:"],
-  ['connect-src', "'self'"],
-  ['worker-src', "'self' blob:"],
-  ['frame-ancestors', "'none'"],
-  ['base-uri', "'none'"],
-  ['form-action', "'self'"],
-  ['object-src', "'none'"],
-];
-
 /** Vite's output names: NAME-HASH.EXT, the hash 8+ base64url characters. */
 const HASHED = /[-.][A-Za-z0-9_-]{8,}(\.[A-Za-z0-9]+){1,2}$/;
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-
-/** Host header values safe to echo into a CSP source (no spaces, no ';'). */
-const HOST_SOURCE = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 export interface ConsoleStaticOptions {
   /** The built console; default dist/renderer next to the compiled server. */
@@ -82,31 +66,6 @@ export interface ConsoleStaticOptions {
 }
 
 export type ConsoleHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
-
-function wsOriginOf(httpUrl: string): string | undefined {
-  try {
-    const u = new URL(httpUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
-    return `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}`;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The console's CSP. CSP3 makes 'self' match the page's own ws:/wss: origin,
- * but browsers took years to agree (Safari before 15.4 did not), so the
- * gateway's origin is also spelled out: from the Host header the browser
- * sent (the origin the page was loaded from; validated so it cannot inject
- * directives) and from the issuer (the public URL, e.g. behind a TLS proxy).
- */
-export function consoleCsp(host: string | undefined, tls: boolean, issuer?: string): string {
-  const ws = new Set<string>();
-  const fromIssuer = issuer ? wsOriginOf(issuer) : undefined;
-  if (fromIssuer) ws.add(fromIssuer);
-  if (host && HOST_SOURCE.test(host)) ws.add(`${tls ? 'wss' : 'ws'}://${host.toLowerCase()}`);
-  return BASE_CSP.map(([k, v]) => (k === 'connect-src' && ws.size ? `${k} ${v} ${[...ws].join(' ')}` : `${k} ${v}`)).join('; ');
-}
 
 function isInside(root: string, file: string): boolean {
   return file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);

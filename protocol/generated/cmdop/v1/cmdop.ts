@@ -837,6 +837,11 @@ export interface ServerInfo {
   /** the public client the CLI and agents use */
   clientId: string;
   webUrl: string;
+  /**
+   * The control plane's clock when it answered, ms since the epoch: a
+   * client compares it with its own (`cmdop doctor`'s clock skew check).
+   */
+  timeMs: number;
   /** the wire protocol this control plane speaks (Capabilities.protocol_version) */
   protocolVersion: number;
 }
@@ -8658,6 +8663,7 @@ function createBaseServerInfo(): ServerInfo {
     revocationEndpoint: "",
     clientId: "",
     webUrl: "",
+    timeMs: 0,
     protocolVersion: 0,
   };
 }
@@ -8685,8 +8691,11 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     if (message.webUrl !== "") {
       writer.uint32(58).string(message.webUrl);
     }
+    if (message.timeMs !== 0) {
+      writer.uint32(64).int64(message.timeMs);
+    }
     if (message.protocolVersion !== 0) {
-      writer.uint32(64).uint32(message.protocolVersion);
+      writer.uint32(72).uint32(message.protocolVersion);
     }
     return writer;
   },
@@ -8765,6 +8774,14 @@ export const ServerInfo: MessageFns<ServerInfo> = {
               break;
             }
 
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
             message.protocolVersion = reader.uint32();
             continue;
           }
@@ -8792,6 +8809,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     message.revocationEndpoint = object.revocationEndpoint ?? "";
     message.clientId = object.clientId ?? "";
     message.webUrl = object.webUrl ?? "";
+    message.timeMs = object.timeMs ?? 0;
     message.protocolVersion = object.protocolVersion ?? 0;
     return message;
   },
