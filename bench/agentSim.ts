@@ -25,6 +25,7 @@ import {
   ControlMessage,
   DEFAULT_TIMEOUTS,
   toGrpcService,
+  PROTOCOL_VERSION,
 } from '../protocol';
 import { RESUME_BACKOFF_MAX_MS, agentChannelOptions } from '../app/agent/agent';
 
@@ -89,6 +90,8 @@ function main(): void {
     pty: true,
     files: true,
     version: '0.1.0',
+    protocolVersion: PROTOCOL_VERSION,
+    uptimeMs: 0,
   };
 
   const keepaliveMs = DEFAULT_TIMEOUTS.keepaliveS * 1000;

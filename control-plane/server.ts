@@ -7,6 +7,7 @@
 import {
   DEFAULT_SERVER,
   DEFAULT_TIMEOUTS,
+  PROTOCOL_VERSION,
   RELAY_BUFFER,
   type TokenKind,
 } from '../protocol';
@@ -39,8 +40,12 @@ import { ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './transports/grpc/c
 import { startGrpcPort } from './transports/grpc/server';
 import { createLogger, type Logger } from '../lib/logger';
 import { collectWhenIdle } from '../lib/idleCollector';
+import { Counters } from './core/counters';
 
 const VERSION: string = require('../../package.json').version;
+// Required only when metrics are asked for: prom-client stays unloaded otherwise (off by default; the desktop app embeds this).
+const metricsModule = (): typeof import('./transports/metrics/metrics') => require('./transports/metrics/metrics');
+const metricsPortModule = (): typeof import('./transports/metrics/server') => require('./transports/metrics/server');
 
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -81,6 +86,12 @@ export interface ControlPlaneOptions {
   consoleDir?: string;
   /** OAuth lifetimes and limits (tests shorten them). */
   oauth?: Pick<OAuthWebOptions, 'ttl' | 'pollIntervalS'> & { rateLimit?: { points: number; durationS: number } };
+  /**
+   * HOST:PORT where GET /metrics answers in the Prometheus text format
+   * (transports/metrics/); none: no metrics port (the default). Never one
+   * of the public ports.
+   */
+  metricsListen?: string;
   /** Bounds on gRPC connections (grpcConnections.ts; tests shorten the timeouts). */
   connectionLimits?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -102,6 +113,8 @@ export interface ControlPlane {
   readonly webUrl: string;
   /** The OAuth issuer: the URL browsers use (publicUrl when given, else webUrl); the console lives at its root. */
   readonly issuer: string;
+  /** http://HOST:PORT/metrics as bound ('' without metricsListen). */
+  readonly metricsUrl: string;
   /**
    * Tokens for the program that embeds this control plane (the desktop app's
    * control-plane process, app/host/controlPlaneHost.ts): issued to the first
@@ -127,6 +140,21 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? m[2], port };
 }
 
+/**
+ * --metrics-listen as HOST:PORT, refused when its port is one of the public
+ * ones (the metrics port has no authentication and answers only /metrics).
+ */
+export function parseMetricsListen(listen: string, taken: { what: string; port: number }[]): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--metrics-listen must be HOST:PORT, e.g. 127.0.0.1:9464 (got ${JSON.stringify(listen)})`);
+  const { host, port } = parseListen(listen);
+  const same = taken.find((t) => t.port !== 0 && t.port === port);
+  if (same) {
+    throw new Error(`--metrics-listen ${listen}: port ${port} is ${same.what}; metrics are served on a port of their own, never a public one (e.g. 127.0.0.1:9464)`);
+  }
+  return { host, port };
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = opts.logger ?? createLogger('control-plane');
   collectWhenIdle(); // memory back after a burst (lib/idleCollector.ts), also when the desktop app embeds it
@@ -144,6 +172,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     heartbeatIntervalS: opts.heartbeatIntervalS ?? DEFAULT_TIMEOUTS.heartbeatIntervalS,
   };
   const clientTimeoutS = opts.clientTimeoutS ?? DEFAULT_TIMEOUTS.clientTimeoutS;
+  const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
+  const metricsListen = opts.metricsListen === undefined ? undefined : parseMetricsListen(opts.metricsListen, [
+    { what: 'the gRPC port (--listen)', port },
+    { what: 'the web port (--web-listen)', port: webListen.port },
+    { what: 'the peer port (--peer-listen)', port: opts.peer ? parseListen(opts.peer.listen).port : 0 },
+  ]);
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   // Opened and migrated (replicas starting together take turns: db/migrations.ts).
   const db = await openDb(opts.store ?? { sqliteFile: path.join(opts.dataDir, 'cmdop.sqlite') }).catch((e: Error) => {
@@ -160,8 +194,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     : new LocalBus('local');
   const replica = new Replica(replicaId, sessions, bus, logger, db.engine === 'sqlite');
   await replica.announce();
+  const counters = new Counters();
   const registry = new Registry({
     store: sessions,
+    counters,
     timeouts,
     logger,
     relayBuffer: opts.relayBuffer ?? RELAY_BUFFER,
@@ -177,7 +213,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const taken = await registry.restore();
   replica.start(registry);
   if (taken.restored + taken.ended > 0) logger.info(taken, 'sessions left open by a previous run: restored in GRACE_PERIOD, or ended');
-  const access = new Access(new AuthRepo(db));
+  const access = new Access(new AuthRepo(db), counters);
   const admin = await access.bootstrapAdmin(opts.dataDir);
   // The OAuth server's keys: a file under the data dir for one process; in
   // PostgreSQL for replicas, which must all sign and read the same (a file
@@ -193,7 +229,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   if (admin.created) logger.info({ file: admin.file }, 'wrote a new admin token');
 
   // The web port first: the OAuth issuer is its bound address (or --public-url).
-  const webListen = opts.webListen ? parseListen(opts.webListen) : { host, port: port === 0 ? 0 : port + 1 };
   let draining = false;
   const web = await startWebServer({ listen: webListen, tls: opts.tls, ready: () => !draining && replica.healthy, logger }).catch(async (e: Error) => {
     await db.close();
@@ -241,6 +276,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     revocationEndpoint: `${oauth.issuer}/token/revocation`,
     clientId: CLI_CLIENT_ID,
     webUrl: web.url,
+    protocolVersion: PROTOCOL_VERSION,
     timeMs: Date.now(),
   });
   // A revocation cuts streams here and on every other replica: through the bus at once, through the store within a second.
@@ -257,6 +293,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const consoleFiles = createConsoleHandler({ dir: opts.consoleDir, tls: Boolean(opts.tls), issuer: () => oauth.issuer });
   web.mount([fileRoutes.handle, consoleFiles], oauth.handle, [gateway.upgrade]);
 
+  const metrics = metricsListen
+    ? metricsModule().createMetrics({ registry, counters, version: VERSION, replica: replica.id })
+    : undefined;
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connectionLimits };
   const grpcPort = await startGrpcPort({
     host,
@@ -269,6 +308,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       auth: authServiceHandlers(auth, access),
     },
     logger,
+    observeCall: metrics?.observeCall,
   }).catch(async (e: Error) => {
     await web.close();
     await db.close();
@@ -277,7 +317,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const address = grpcPort.address;
   // The peer port last: once the others can find it (the store), every call it takes can be served.
   const peerPort = opts.peer
-    ? await startPeerPort({ ...parseListen(opts.peer.listen), secret: opts.peer.secret, tls: opts.tls, calls, logger }).catch(async (e: Error) => {
+    ? await startPeerPort({ ...parseListen(opts.peer.listen), secret: opts.peer.secret, tls: opts.tls, calls, logger, observeCall: metrics?.observeCall }).catch(async (e: Error) => {
         await grpcPort.close(0);
         await web.close();
         await db.close();
@@ -285,7 +325,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       })
     : undefined;
   if (peerPort) await replica.advertise(peerPort.address, opts.tls?.certPem);
-  logger.info({ address, peer: peerPort?.address, dataDir: opts.dataDir }, 'control plane listening');
+  // The metrics port: its own address, never one of the ports above (each replica serves its own).
+  const metricsPort =
+    metrics && metricsListen
+      ? await metricsPortModule().startMetricsPort({ ...metricsListen, registry: metrics.registry, logger }).catch(async (e: Error) => {
+          await peerPort?.close(0);
+          await grpcPort.close(0);
+          await web.close();
+          await db.close();
+          throw new Error(`cannot start the metrics port on ${opts.metricsListen}: ${e.message} (choose it with --metrics-listen)`);
+        })
+      : undefined;
+  logger.info({ address, peer: peerPort?.address, metrics: metricsPort?.url, dataDir: opts.dataDir }, 'control plane listening');
 
   return {
     address,
@@ -298,6 +349,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     replica: { id: replica.id, peerAddress: replica.peerAddress },
     webUrl: web.url,
     issuer: oauth.issuer,
+    metricsUrl: metricsPort?.url ?? '',
     adminTokens: {
       async issue(kind, o) {
         const t = await access.issue(kind, await access.firstAdmin(), o);
@@ -310,6 +362,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     async close() {
       draining = true;
+      await metricsPort?.close();
       calls.close();
       // Agents come back (to this process's successor), each after its own
       // delay; clients re-attach; the sessions stay open in the store.

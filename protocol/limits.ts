@@ -1,6 +1,20 @@
 // Bounds and defaults both ends of the wire agree on. Flags may change the
 // timeouts; the size limits are the contract.
 
+/**
+ * The wire protocol this build speaks, as agents and control planes tell
+ * each other (Capabilities.protocol_version, ServerInfo.protocol_version).
+ * proto/ changes only additively, so every pair still talks; the number says
+ * what an older peer lacks. Raised when the agent-facing contract gains
+ * something the control plane or its clients rely on:
+ *   1  release 0.1.0 (proto/releases/0.1.0.binpb); its agents send no number
+ *   2  agents report their protocol and uptime (issue 18)
+ */
+export const PROTOCOL_VERSION = 2;
+
+/** The protocol a peer speaks from the number it sent: 0 (absent) is a peer from before the field, protocol 1. */
+export const protocolOf = (sent: number | undefined): number => sent || 1;
+
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7420;
 export const DEFAULT_SERVER = `${DEFAULT_HOST}:${DEFAULT_PORT}`;

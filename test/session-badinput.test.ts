@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { AgentMessage, AgentServiceDefinition, ControlMessage, SessionState, toGrpcService } from '../protocol';
+import { AgentMessage, AgentServiceDefinition, ControlMessage, PROTOCOL_VERSION, SessionState, toGrpcService } from '../protocol';
 import { Cluster, eventually, startCluster } from './helpers/cluster';
 
 const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
@@ -31,7 +31,7 @@ function rawAgent(server: string, token: string, rpc: 'connect' | 'bulk' = 'conn
   };
 }
 
-const caps = { os: 'linux', arch: 'x64', hostname: 'raw', shells: [], pty: false, files: false, version: 'test' };
+const caps = { os: 'linux', arch: 'x64', hostname: 'raw', shells: [], pty: false, files: false, version: 'test', protocolVersion: PROTOCOL_VERSION, uptimeMs: 0 };
 
 /** A raw agent registered as `name`: its Connect stream and the session's resume token. */
 async function registered(c: Cluster, name: string) {

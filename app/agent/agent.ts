@@ -60,6 +60,11 @@ export interface AgentOptions {
   windows?: WindowSizes;
   /** When set, file operations may touch only paths inside this directory (default: anywhere the user may). */
   fileRoot?: string;
+  /**
+   * The protocol this agent claims to speak (default PROTOCOL_VERSION). For
+   * tests: an agent of an older release, which the control plane flags.
+   */
+  protocolVersion?: number;
   logger?: Logger;
 }
 
@@ -139,6 +144,8 @@ export class Agent extends EventEmitter {
   private sleepTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalS: number;
   private orphaned: string[] = [];
+  /** When this agent started (monotonic ms): its uptime, reported in register and resume. */
+  private readonly startedAt = performance.now();
   private logger: Logger;
   private readonly files: FileService;
   /** `server` lists several control planes (lib/listResolver.ts). */
@@ -272,7 +279,7 @@ export class Agent extends EventEmitter {
             sessionId: this.sessionId,
             resumeToken: this.resumeToken,
             terminals,
-            capabilities: capabilities(),
+            capabilities: this.capabilities(),
           },
         },
       });
@@ -280,11 +287,15 @@ export class Agent extends EventEmitter {
       const value = {
         agentId: this.agentId,
         name: this.opts.name,
-        capabilities: capabilities(),
+        capabilities: this.capabilities(),
         orphanedTerminalIds: this.orphaned,
       };
       call.write({ msg: { $case: 'register', value } });
     }
+  }
+
+  private capabilities() {
+    return capabilities(performance.now() - this.startedAt, this.opts.protocolVersion);
   }
 
   private channelOptions(): grpc.ChannelOptions {

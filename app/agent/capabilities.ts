@@ -1,7 +1,7 @@
 // What this machine offers, sent with every registration.
 import fs from 'node:fs';
 import os from 'node:os';
-import { Capabilities } from '../../protocol';
+import { Capabilities, PROTOCOL_VERSION } from '../../protocol';
 
 export const AGENT_VERSION: string = require('../../../package.json').version;
 
@@ -24,7 +24,12 @@ function listShells(): string[] {
   }
 }
 
-export function capabilities(): Capabilities {
+/**
+ * What this agent says of itself in register and resume. `uptimeMs`: how
+ * long the agent has run; `protocolVersion`: the protocol it speaks (only a
+ * test claims an older one, AgentOptions.protocolVersion).
+ */
+export function capabilities(uptimeMs: number, protocolVersion = PROTOCOL_VERSION): Capabilities {
   return {
     os: os.platform(),
     arch: os.arch(),
@@ -33,5 +38,7 @@ export function capabilities(): Capabilities {
     pty: true,
     files: true,
     version: AGENT_VERSION,
+    protocolVersion,
+    uptimeMs: Math.max(0, Math.round(uptimeMs)),
   };
 }

@@ -29,6 +29,7 @@ export function registerServer(program: Command): void {
     .option('--insecure', 'allow a non-loopback --listen without TLS')
     .option('--web-listen <host:port>', 'sign-in pages and OAuth endpoints (default: --listen port + 1)')
     .option('--public-url <url>', 'the web address people and clients use, if not the listen address (e.g. behind a proxy)')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, on a port of its own (off by default; no authentication: keep it on loopback or an operations network)')
     // For tests: a device flow that polls every second, access tokens that expire quickly.
     .addOption(new Option('--oauth-poll-interval <s>').argParser(seconds).hideHelp())
     .addOption(new Option('--oauth-access-ttl <s>').argParser(seconds).hideHelp())
@@ -42,6 +43,7 @@ export function registerServer(program: Command): void {
         '  cmdop server --store postgres://cmdop@db.internal/cmdop --data-dir /var/lib/cmdop\n' +
         '  cmdop server --store postgres://cmdop@db.internal/cmdop --bus nats://nats.internal:4222 \\\n' +
         '               --peer-listen 10.0.0.5:7422 --cluster-secret-file /etc/cmdop/cluster.secret   (a replica)\n' +
+        '  cmdop server --metrics-listen 127.0.0.1:9464     (then scrape http://127.0.0.1:9464/metrics)\n' +
         '\nOn first start DATA_DIR/admin.token (0600) holds a token for the admin user: CMDOP_TOKEN=$(cat DATA_DIR/admin.token).',
     )
     // A control plane runs in a node with the heap flags it needs (cli/relaunch.ts).

@@ -1,6 +1,6 @@
 // `cmdop machines`, run (its options are in ../commands/machines.ts).
 import type { Command } from 'commander';
-import { MachineInfo, SessionState, TerminalKind } from '../../protocol';
+import { MachineInfo, SessionState, TerminalKind, protocolOf } from '../../protocol';
 import { fail, table } from '../output';
 import { clientFor } from '../connection';
 
@@ -32,12 +32,16 @@ export function machineJson(m: MachineInfo) {
     ...m,
     state: SessionState[m.state],
     secondsLeft: m.graceDeadlineMs ? Math.max(0, Math.round((m.graceDeadlineMs - Date.now()) / 1000)) : undefined,
+    agentVersion: m.capabilities?.version || undefined,
+    agentProtocol: m.capabilities ? protocolOf(m.capabilities.protocolVersion) : undefined,
+    agentUptimeS: m.agentUptimeMs ? Math.floor(m.agentUptimeMs / 1000) : undefined,
+    agentNotice: m.agentNotice || undefined,
     terminals: m.terminals.map((t) => ({ ...t, spec: t.spec && { ...t.spec, kind: TerminalKind[t.spec.kind] } })),
   };
 }
 
 function formatMachines(machines: MachineInfo[]): string {
-  const rows = [['NAME', 'STATE', 'OS/ARCH', 'CPU', 'MEM', 'DISK', 'BATTERY', 'TERMINALS', 'SINCE']];
+  const rows = [['NAME', 'STATE', 'OS/ARCH', 'VERSION', 'UPTIME', 'CPU', 'MEM', 'DISK', 'BATTERY', 'TERMINALS', 'SINCE']];
   for (const m of machines) {
     const hb = m.lastHeartbeat;
     const pct = (n: number | undefined) => (hb && n !== undefined ? `${Math.round(n)}%` : '-');
@@ -46,6 +50,8 @@ function formatMachines(machines: MachineInfo[]): string {
       m.name,
       stateText(m),
       m.capabilities ? `${m.capabilities.os}/${m.capabilities.arch}` : '-',
+      (m.capabilities?.version || '-') + (m.agentNotice ? ' (old)' : ''),
+      m.agentUptimeMs ? uptimeText(m.agentUptimeMs) : '-',
       pct(hb?.cpuPercent),
       pct(hb?.memoryPercent),
       pct(hb?.diskPercent),
@@ -57,5 +63,18 @@ function formatMachines(machines: MachineInfo[]): string {
   const reasons = machines
     .filter((m) => m.state !== SessionState.CONNECTED)
     .map((m) => `  ${m.name}: ${m.stateReason}`);
-  return table(rows) + (reasons.length ? `\n${reasons.join('\n')}\n` : '');
+  const notices = machines.filter((m) => m.agentNotice).map((m) => `  ${m.name}: ${m.agentNotice}`);
+  const notes = [...reasons, ...notices];
+  return table(rows) + (notes.length ? `\n${notes.join('\n')}\n` : '');
+}
+
+/** "45s", "12m", "3h05m", "4d02h": how long an agent has run. */
+export function uptimeText(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }

@@ -22,6 +22,7 @@ export interface ServerOptions {
   insecure?: boolean;
   webListen?: string;
   publicUrl?: string;
+  metricsListen?: string;
   oauthPollInterval?: number;
   oauthAccessTtl?: number;
   uploadResume?: number;
@@ -60,6 +61,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
     insecure: !!o.insecure,
     webListen: o.webListen,
     publicUrl: o.publicUrl,
+    metricsListen: o.metricsListen,
     oauth: {
       pollIntervalS: o.oauthPollInterval,
       ttl: o.oauthAccessTtl ? { accessToken: o.oauthAccessTtl } : undefined,
@@ -68,6 +70,7 @@ export async function runServer(o: ServerOptions): Promise<void> {
   process.stdout.write(`cmdop control plane listening on ${cp.address} (data: ${o.dataDir}; store: ${cp.db.where})\n`);
   if (peer) process.stdout.write(`  replica ${cp.replica.id}: other replicas forward to ${cp.replica.peerAddress}\n`);
   process.stdout.write(`  console and sign-in: ${cp.webUrl}/   admin token: ${cp.adminTokenFile}\n`);
+  if (cp.metricsUrl) process.stdout.write(`  metrics: ${cp.metricsUrl}\n`);
   if (tls) process.stdout.write(`  TLS certificate SHA256 ${tls.fingerprint}\n`);
   let stopping = false;
   const stop = () => {

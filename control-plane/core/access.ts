@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AttachMode, TokenKind } from '../../protocol';
-import { ApiError, denied, unauthenticated } from './errors';
+import { ApiError, denied as deniedError, unauthenticated } from './errors';
+import { Counters, type RefusalReason } from './counters';
 import type { AuthRepo, AuditInput, TokenRow, UserRow } from '../db';
 import { hashSecret, kindOfSecret, newId, newSecret } from '../auth/secrets';
 
@@ -60,7 +61,23 @@ export class Access {
   private live = new Set<LiveStream>();
   private refusals = new Map<string, { startMs: number; count: number; suppressed: number }>();
 
-  constructor(readonly store: AuthRepo) {}
+  /** `counters`: where refusals are counted by reason (cmdop_auth_refusals_total). */
+  constructor(
+    readonly store: AuthRepo,
+    readonly counters = new Counters(),
+  ) {}
+
+  /** A PERMISSION_DENIED refusal of the checks below, counted as `denied`. */
+  private deny(message: string): ApiError {
+    this.counters.refused('denied');
+    return deniedError(message);
+  }
+
+  /** An UNAUTHENTICATED refusal, counted by its reason. */
+  private refuse(reason: RefusalReason, message: string): ApiError {
+    this.counters.refused(reason);
+    return unauthenticated(message);
+  }
 
   setOAuthVerifier(v: OAuthVerifier): void {
     this.verifyOAuth = v;
@@ -139,10 +156,10 @@ export class Access {
   /** The principal behind an `authorization: Bearer TOKEN` header (gRPC metadata, HTTP); UNAUTHENTICATED otherwise. */
   async authenticate(header: string | Buffer | undefined): Promise<Principal> {
     if (header === undefined || header === '') {
-      throw unauthenticated('no token: sign in with `cmdop login`, or set CMDOP_TOKEN');
+      throw this.refuse('missing', 'no token: sign in with `cmdop login`, or set CMDOP_TOKEN');
     }
     const m = typeof header === 'string' ? /^Bearer ([\x21-\x7e]+)$/i.exec(header) : null;
-    if (!m || m[1].length > MAX_TOKEN_CHARS) throw unauthenticated('malformed authorization header: expected "Bearer TOKEN"');
+    if (!m || m[1].length > MAX_TOKEN_CHARS) throw this.refuse('malformed', 'malformed authorization header: expected "Bearer TOKEN"');
     return this.principalOf(m[1]);
   }
 
@@ -150,26 +167,26 @@ export class Access {
     const kind = kindOfSecret(token);
     if (kind === undefined) return this.oauthPrincipal(token);
     const row = await this.store.tokenByHash(hashSecret(token));
-    if (!row || row.kind !== kind) throw unauthenticated('unknown token: it was not issued by this control plane');
+    if (!row || row.kind !== kind) throw this.refuse('unknown', 'unknown token: it was not issued by this control plane');
     const now = Date.now();
-    if (row.revokedMs) throw unauthenticated(`token ${row.id} was revoked`);
+    if (row.revokedMs) throw this.refuse('revoked', `token ${row.id} was revoked`);
     if (row.expiresMs && row.expiresMs <= now) {
-      throw unauthenticated(`token ${row.id} expired at ${new Date(row.expiresMs).toISOString()}`);
+      throw this.refuse('expired', `token ${row.id} expired at ${new Date(row.expiresMs).toISOString()}`);
     }
     if (row.kind === TokenKind.ENROLLMENT && row.usedMs) {
-      throw unauthenticated(`enrollment token ${row.id} was already used at ${new Date(row.usedMs).toISOString()}`);
+      throw this.refuse('enrollment_used', `enrollment token ${row.id} was already used at ${new Date(row.usedMs).toISOString()}`);
     }
     const user = await this.store.user(row.userId);
-    if (!user) throw unauthenticated(`token ${row.id} belongs to a user who no longer exists`);
+    if (!user) throw this.refuse('user_gone', `token ${row.id} belongs to a user who no longer exists`);
     if (now - row.lastUsedMs > TOUCH_EVERY_MS) void this.store.touchToken(row.id, now).catch(() => {}); // informative only
     return { kind: row.kind, tokenId: row.id, user, machine: row.machine, terminalId: row.terminalId, expiresMs: row.expiresMs };
   }
 
   private async oauthPrincipal(token: string): Promise<Principal> {
     const v = this.verifyOAuth ? await this.verifyOAuth(token) : undefined;
-    if (!v) throw unauthenticated('the access token is invalid, expired or revoked: run `cmdop login` again');
+    if (!v) throw this.refuse('oauth_invalid', 'the access token is invalid, expired or revoked: run `cmdop login` again');
     const user = await this.store.user(v.userId);
-    if (!user) throw unauthenticated('the access token belongs to a user who no longer exists');
+    if (!user) throw this.refuse('user_gone', 'the access token belongs to a user who no longer exists');
     return { kind: TokenKind.OAUTH, tokenId: 'oauth', user, machine: '', terminalId: '', expiresMs: v.expiresAtMs };
   }
 
@@ -177,12 +194,12 @@ export class Access {
 
   /** A person's token (device flow, admin or API), not a bound one. */
   requireUser(p: Principal, what: string): void {
-    if (!USER_KINDS.has(p.kind)) throw denied(`${KIND_USE[p.kind] ?? 'this token'} cannot ${what}`);
+    if (!USER_KINDS.has(p.kind)) throw this.deny(`${KIND_USE[p.kind] ?? 'this token'} cannot ${what}`);
   }
 
   requireAdmin(p: Principal, what: string): void {
     this.requireUser(p, what);
-    if (!p.user.admin) throw denied(`only an admin can ${what}`);
+    if (!p.user.admin) throw this.deny(`only an admin can ${what}`);
   }
 
   /** The most a principal may do on a machine (its terminals, for a share). */
@@ -202,16 +219,16 @@ export class Access {
   /** Throws unless `p` may act as `mode` on `machine` (and, for a share, on `terminalId`). */
   async require(p: Principal, machine: string, mode: AttachMode, terminalId = ''): Promise<void> {
     if (p.kind === TokenKind.SHARE) {
-      if (mode !== AttachMode.OBSERVER) throw denied('a share link is watch-only: it cannot send input, resize, signal or open terminals');
+      if (mode !== AttachMode.OBSERVER) throw this.deny('a share link is watch-only: it cannot send input, resize, signal or open terminals');
       if (p.machine !== machine || !terminalId || p.terminalId !== terminalId) {
-        throw denied(`this share link is for terminal ${p.terminalId} on ${p.machine} only`);
+        throw this.deny(`this share link is for terminal ${p.terminalId} on ${p.machine} only`);
       }
       return;
     }
     this.requireUser(p, 'use terminals');
     const role = await this.roleOn(p, machine);
     if (role === AttachMode.OPERATOR || (role === AttachMode.OBSERVER && mode === AttachMode.OBSERVER)) return;
-    throw denied(
+    throw this.deny(
       role === AttachMode.OBSERVER
         ? `${p.user.name} may only observe ${machine}`
         : `${p.user.name} has no access to machine ${machine}: its owner can run \`cmdop grant ${machine} ${p.user.name} --observer\``,
@@ -220,7 +237,7 @@ export class Access {
 
   /** Names of machines a principal may at least observe (undefined: all of them). */
   async visibleMachines(p: Principal): Promise<Set<string> | undefined> {
-    if (!USER_KINDS.has(p.kind)) throw denied(`${KIND_USE[p.kind] ?? 'this token'} cannot list machines`);
+    if (!USER_KINDS.has(p.kind)) throw this.deny(`${KIND_USE[p.kind] ?? 'this token'} cannot list machines`);
     if (p.user.admin) return undefined;
     const [owned, grants] = await Promise.all([this.store.machinesOf(p.user.id), this.store.grantsFor(p.user.id)]);
     return new Set([...owned, ...grants.map((g) => g.machine)]);

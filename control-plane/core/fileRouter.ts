@@ -19,6 +19,7 @@ import {
   encodeFileChunkEnvelope,
 } from '../../protocol';
 import { ApiError, type ErrorCode, unavailable } from './errors';
+import { UNREAD_COUNTERS, type Counters } from './counters';
 
 /** How long a unary file operation may take on the agent (a huge directory listing, a slow disk). */
 export const FILE_OP_TIMEOUT_MS = 60_000;
@@ -86,6 +87,8 @@ export class FileRouter {
     /** Sends to the agent; false when it has no stream now. */
     /** `bulk`: upload chunks and the FileDone after them (lib/prioritySender.ts). */
     private readonly send: (m: ControlMessage | Encoded, bulk?: boolean) => boolean,
+    /** The control plane's file byte totals (read by /metrics). */
+    private readonly counters: Counters = UNREAD_COUNTERS,
   ) {}
 
   /** A unary operation (list, stat, mkdir, remove, rename). */
@@ -136,7 +139,8 @@ export class FileRouter {
       chunk: (c) => {
         if (!live()) return;
         if (!p.opened) return this.failUpload(id, p, new ApiError('FAILED_PRECONDITION', 'wait for `opened` before sending chunks'));
-        if (!this.send(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.control, id, c.offset, c.data), true)) this.failUpload(id, p, this.offline());
+        if (!this.send(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.control, id, c.offset, c.data), true)) return this.failUpload(id, p, this.offline());
+        this.counters.fileUpload += c.data.length;
       },
       done: (d) => {
         if (!live()) return;
@@ -183,6 +187,7 @@ export class FileRouter {
       case 'fileChunk':
         if (p.kind !== 'download') return;
         p.received = msg.value.offset + msg.value.data.length;
+        this.counters.fileDownload += msg.value.data.length;
         if (!p.sink.chunk(msg.value)) p.blocked = true;
         if (!p.blocked) this.ackDownload(id, p);
         return;

@@ -12,9 +12,12 @@ import {
   Resumed,
   SessionState,
   nameError,
+  PROTOCOL_VERSION,
+  protocolOf,
 } from '../../protocol';
 import { ApiError, HeldElsewhere, invalid, notFound, type ReplicaRef } from './errors';
 import { AgentCall, AgentSession, SessionDeps, newResumeToken, resumeHash } from './session';
+import { olderAgentNotice } from './versions';
 
 
 export class Registry {
@@ -75,6 +78,7 @@ export class Registry {
     };
     call.write(registered);
     session.transition(SessionState.CONNECTED, 'agent registered');
+    warnIfOlder(session);
     if (reg.orphanedTerminalIds.length > 0) {
       session.logger.info({ terminals: reg.orphanedTerminalIds }, 'terminals of an ended session were closed by the agent');
     }
@@ -112,7 +116,7 @@ export class Registry {
       if (!relay) resumed.closedTerminalIds.push(t.terminalId);
       else resumed.terminals.push({ terminalId: t.terminalId, fromSeq: relay.log.head });
     }
-    if (res.capabilities) session.capabilities = res.capabilities;
+    if (res.capabilities) session.setCapabilities(res.capabilities);
     session.bindStream(call);
     call.write({ msg: { $case: 'resumed', value: resumed } });
     for (const t of res.terminals) session.terminals.get(t.terminalId)?.onAgentResumed(t.ackedSeq);
@@ -126,6 +130,7 @@ export class Registry {
     }
     session.settleOpens(agentHas);
     session.transition(SessionState.CONNECTED, 'agent resumed its session');
+    if (res.capabilities) warnIfOlder(session);
     return session;
   }
 
@@ -307,6 +312,8 @@ export class Registry {
           heartbeatAgeMs: 0,
           heartbeatIntervalMs: 0,
           terminals: [],
+          agentUptimeMs: 0,
+          agentNotice: olderAgentNotice(a.capabilities),
         });
         continue;
       }
@@ -324,6 +331,8 @@ export class Registry {
         heartbeatAgeMs: 0,
         heartbeatIntervalMs: 0,
         terminals: [],
+        agentUptimeMs: 0,
+        agentNotice: olderAgentNotice(a.capabilities),
       });
     }
     return out.sort((x, y) => x.name.localeCompare(y.name));
@@ -396,12 +405,20 @@ export class Registry {
   }
 }
 
+/** An agent older than our protocol is logged as it registers or resumes (the machines list says so too). */
+function warnIfOlder(session: AgentSession): void {
+  const notice = olderAgentNotice(session.capabilities);
+  if (notice) {
+    session.logger.warn({ agentVersion: session.capabilities.version, agentProtocol: protocolOf(session.capabilities.protocolVersion), protocol: PROTOCOL_VERSION }, notice);
+  }
+}
+
 /** A resume token against the hash kept of it (equal-length digests, compared in constant time). */
 function sameToken(given: Uint8Array, expectedHash: Buffer): boolean {
   return expectedHash.length === 32 && timingSafeEqual(resumeHash(given), expectedHash);
 }
 
-const EMPTY_CAPS: Capabilities = { os: '', arch: '', hostname: '', shells: [], pty: false, files: false, version: '' };
+const EMPTY_CAPS: Capabilities = { os: '', arch: '', hostname: '', shells: [], pty: false, files: false, version: '', protocolVersion: 0, uptimeMs: 0 };
 
 /** "4 s", "3 min", "2 h": how long ago something happened, for people. */
 export function ageText(ms: number): string {

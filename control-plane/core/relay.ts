@@ -48,6 +48,7 @@ import { ApiError, denied, invalid, unavailable } from './errors';
 import type { ClientStream } from './ports';
 import type { Logger } from '../../lib/logger';
 import { hop, hopChunk, tracing } from '../../lib/hopTrace';
+import { UNREAD_COUNTERS, type Counters } from './counters';
 
 /** An attached client's stream, whatever carries it. */
 export type AttachStream = ClientStream<ServerMessage | Encoded>;
@@ -56,6 +57,8 @@ export type AttachStream = ClientStream<ServerMessage | Encoded>;
 export interface RelayHost {
   readonly name: string;
   readonly logger: Logger;
+  /** Where the relay's byte totals go (core/counters.ts); none: counted nowhere anyone reads. */
+  readonly counters?: Counters;
   /** Sends to the agent; false when the agent has no stream right now. */
   sendToAgent(msg: ControlMessage): boolean;
   agentConnected(): boolean;
@@ -104,6 +107,8 @@ export class TerminalRelay {
   private restoreHold: { waiting: number; timer: NodeJS.Timeout } | undefined;
   /** Operators attached, as last persisted. */
   persistedOperators = 0;
+  /** The control plane's byte totals (plain additions on the output path; read by /metrics). */
+  readonly counters: Counters;
 
   constructor(
     readonly id: string,
@@ -114,6 +119,7 @@ export class TerminalRelay {
   ) {
     this.cols = spec.cols;
     this.rows = spec.rows;
+    this.counters = host.counters ?? UNREAD_COUNTERS;
   }
 
   get hasPty(): boolean {
@@ -157,6 +163,7 @@ export class TerminalRelay {
       this.log.skipTo(seq);
     }
     if (tracing()) hopChunk('cp.out', this.traced, o.commandId, seq, data.length);
+    this.counters.relayFromAgent += data.length;
     this.log.append(data, o.commandId, o.stream);
     for (const a of this.attachments) a.pump();
     this.afterProgress();
@@ -338,6 +345,7 @@ export class TerminalRelay {
       msg: { $case: 'input', value: { terminalId: this.id, commandId, data, eof } },
     });
     if (!sent) throw unavailable(`machine ${this.host.name} is not connected: input was not delivered`);
+    this.counters.relayToAgent += data.length;
     if (tracing()) hop('cp.toAgent', commandId);
     return commandId;
   }
@@ -507,6 +515,7 @@ export class Attachment {
         const end = run[run.length - 1].seq + run[run.length - 1].data.length;
         this.send(encodeOutput(this.relay.id, run, share));
         if (tracing()) hopChunk('cp.toClient', this.traced, first.commandId, first.seq, end - first.seq);
+        this.relay.counters.relayToClients += end - first.seq;
         this.cursor = end;
         if (!this.writable) break;
       }

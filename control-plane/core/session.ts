@@ -24,6 +24,8 @@ import { TerminalRelay } from './relay';
 import type { OpenSessionRow, SessionsRepo, TerminalRow } from '../db';
 import { isDuplicateKey, isTransientStoreError } from '../db/transient';
 import type { Logger } from '../../lib/logger';
+import type { Counters } from './counters';
+import { olderAgentNotice } from './versions';
 
 /** How long a session write is retried through a broken link to the store (a PostgreSQL restart takes seconds). */
 const STORE_RETRY_MS = 30_000;
@@ -48,6 +50,8 @@ export interface SessionDeps {
   replica: string;
   /** The store says another replica holds the session now (a fenced write changed nothing): stop serving it. */
   onLost(session: AgentSession, reason: string): void;
+  /** The control plane's byte totals, for /metrics (core/counters.ts). */
+  counters?: Counters;
 }
 
 const OPEN_TIMEOUT_MS = 10_000;
@@ -110,6 +114,8 @@ export class AgentSession {
   private writes: Promise<void> = Promise.resolve();
   /** The epoch this replica holds the session under (store: sessions.epoch); its writes count only while it is the store's. */
   epoch = 1;
+  /** When the agent last sent its capabilities (register, resume), on this process's clock; 0: they came from the store. */
+  private capabilitiesAtMs = 0;
 
   private constructor(
     readonly sessionId: string,
@@ -121,12 +127,13 @@ export class AgentSession {
     private deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ machine: name, session: sessionId });
-    this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk));
+    this.files = new FileRouter(name, (m, bulk) => this.sendToAgent(m, bulk), deps.counters);
   }
 
   /** A new session (a registration), recorded in the store (with its agent) as PENDING. */
   static create(sessionId: string, agentId: string, name: string, capabilities: Capabilities, resumeHash: Buffer, deps: SessionDeps): AgentSession {
     const s = new AgentSession(sessionId, agentId, name, capabilities, resumeHash, deps);
+    s.capabilitiesAtMs = Date.now();
     const { state, stateReason } = s;
     s.persistLater('create', async () => {
       // The agent's row first: the session refers to it.
@@ -305,6 +312,23 @@ export class AgentSession {
       call.fail(err);
     }
     this.transition(SessionState.DISCONNECTED, reason);
+  }
+
+  /** What the agent says of itself as it resumes (its uptime among them). */
+  setCapabilities(caps: Capabilities): void {
+    this.capabilities = caps;
+    this.capabilitiesAtMs = Date.now();
+  }
+
+  /** How long the agent process has run, now (0: not connected, or it did not say). */
+  agentUptimeMs(): number {
+    if (!this.stream || !this.capabilitiesAtMs || !this.capabilities.uptimeMs) return 0;
+    return this.capabilities.uptimeMs + (Date.now() - this.capabilitiesAtMs);
+  }
+
+  /** The control plane's byte totals, which this session's relays add to. */
+  get counters(): Counters | undefined {
+    return this.deps.counters;
   }
 
   agentConnected(): boolean {
@@ -601,6 +625,8 @@ export class AgentSession {
       heartbeatAgeMs: this.heartbeatAtMs ? Date.now() - this.heartbeatAtMs : 0,
       heartbeatIntervalMs: this.heartbeatIntervalMs(),
       terminals: [...this.terminals.values()].map((t) => t.info()),
+      agentUptimeMs: this.agentUptimeMs(),
+      agentNotice: olderAgentNotice(this.capabilities),
     };
   }
 }

@@ -15,6 +15,7 @@ import {
 import { serverCredentials } from '../../../lib/tls/serverCertificate';
 import type { Logger } from '../../../lib/logger';
 import { ConnectionLimits, connectionOptions, guardHandshakes, http2Settings } from './connections';
+import { timeUnaryCalls, type CallObserver } from './callTiming';
 
 export interface GrpcServices {
   agent: grpc.UntypedServiceImplementation;
@@ -37,6 +38,8 @@ export async function startGrpcPort(opts: {
   limits: ConnectionLimits;
   services: GrpcServices;
   logger: Logger;
+  /** Told how long each unary call took (the metrics' latency histogram); none: not timed. */
+  observeCall?: CallObserver;
 }): Promise<GrpcPort> {
   const { limits } = opts;
   const server = new grpc.Server({
@@ -62,9 +65,10 @@ export async function startGrpcPort(opts: {
   http2Options.settings = { ...http2Options.settings, ...http2Settings(limits), initialWindowSize: HTTP2_WINDOW };
   http2Options.noDelay = true;
   http2Options.handshakeTimeout = limits.handshakeMs;
-  server.addService(toGrpcService(AgentServiceDefinition), opts.services.agent);
-  server.addService(toGrpcService(ClientServiceDefinition), opts.services.client);
-  server.addService(toGrpcService(AuthServiceDefinition), opts.services.auth);
+  const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => server.addService(def, timeUnaryCalls(def, impl, opts.observeCall));
+  add(toGrpcService(AgentServiceDefinition), opts.services.agent);
+  add(toGrpcService(ClientServiceDefinition), opts.services.client);
+  add(toGrpcService(AuthServiceDefinition), opts.services.auth);
 
   const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) =>

@@ -12,6 +12,7 @@ import type { Logger } from '../../../lib/logger';
 import { machineCallHandlers } from '../grpc/clientService';
 import { grpcUnary } from '../grpc/unary';
 import { closeServer } from '../grpc/server';
+import { timeUnaryCalls, type CallObserver } from '../grpc/callTiming';
 import type { Authenticator } from '../grpc/streams';
 import { forwardedContext } from './caller';
 import { serverCredentials } from '../../../lib/tls/serverCertificate';
@@ -30,6 +31,8 @@ export async function startPeerPort(opts: {
   tls?: { certPem: string; keyPem: string };
   calls: ClientCalls;
   logger: Logger;
+  /** Told how long each unary call took (the metrics' latency histogram). */
+  observeCall?: CallObserver;
 }): Promise<PeerPort> {
   const auth: Authenticator = {
     authenticate: async (call) => forwardedContext(call.metadata, opts.secret),
@@ -46,10 +49,11 @@ export async function startPeerPort(opts: {
   const http2Options = (server as unknown as { commonServerOptions: { settings?: Record<string, unknown>; noDelay?: boolean } }).commonServerOptions;
   http2Options.settings = { ...http2Options.settings, initialWindowSize: HTTP2_WINDOW };
   http2Options.noDelay = true;
-  server.addService(toGrpcService(PeerServiceDefinition), {
-    ...machineCallHandlers(opts.calls, auth),
-    listMachines: grpcUnary(auth, 'list', opts.calls.heldMachines),
-  });
+  const def = toGrpcService(PeerServiceDefinition);
+  server.addService(
+    def,
+    timeUnaryCalls(def, { ...machineCallHandlers(opts.calls, auth), listMachines: grpcUnary(auth, 'list', opts.calls.heldMachines) }, opts.observeCall),
+  );
   const bindHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${bindHost}:${opts.port}`, opts.tls ? serverCredentials(opts.tls) : grpc.ServerCredentials.createInsecure(), (err, p) =>

@@ -1,9 +1,10 @@
 // Every machine the token can reach: state (with the time left in
 // GRACE_PERIOD/BACKGROUND, and "not responding" once a CONNECTED machine's
 // heartbeat is late), OS, the heartbeat's age and cpu/memory/disk/battery as
-// sparklines, its running terminals (attach, watch, end; tabs closed earlier
-// are here to attach again), a button to open a shell, and one to open the
-// machine's file panel (shown under the list).
+// sparklines, the agent's release and uptime (and a notice when it speaks an
+// older protocol than the control plane's), its running terminals (attach,
+// watch, end; tabs closed earlier are here to attach again), a button to open
+// a shell, and one to open the machine's file panel (shown under the list).
 import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
 import { MACHINES, canOpen, notResponding, type ConsoleStore, type Liveness, type MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
@@ -107,7 +108,20 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
         )}
         {m.stateReason && m.state !== SessionState.CONNECTED && <div className="dim reason">{m.stateReason}</div>}
       </td>
-      <td className="dim">{caps ? `${caps.os}/${caps.arch}` : '–'}</td>
+      <td>
+        <span className="dim">{caps ? `${caps.os}/${caps.arch}` : '–'}</span>
+        {caps?.version && (
+          <div className="dim" data-testid="agent-version" title="the agent's release, and how long it has been running">
+            agent {caps.version}
+            {m.agentUptimeMs > 0 && <span data-testid="agent-uptime"> · up {uptimeText(m.agentUptimeMs)}</span>}
+          </div>
+        )}
+        {m.agentNotice && (
+          <div className="agent-notice" data-testid="agent-notice" role="note">
+            {m.agentNotice}
+          </div>
+        )}
+      </td>
       <td>
         <HeartbeatAge liveness={liveness} now={now} late={late} />
         <div className="metrics">
@@ -175,6 +189,17 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
       </td>
     </tr>
   );
+}
+
+/** "45s", "12m", "3h05m", "4d02h": how long an agent has run (as of the last machines list). */
+function uptimeText(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
 /** "heartbeat 12 s ago", ticking; marked when late. */

@@ -148,7 +148,20 @@ export interface Capabilities {
   shells: string[];
   pty: boolean;
   files: boolean;
+  /** the agent's release (package version) */
   version: string;
+  /**
+   * The wire protocol the agent speaks (protocol/limits.ts PROTOCOL_VERSION).
+   * Absent (0) from agents that predate the field: read as 1, the protocol
+   * of release 0.1.0. A control plane meeting an agent older than its own
+   * protocol says so (MachineInfo.agent_notice) and logs a warning.
+   */
+  protocolVersion: number;
+  /**
+   * How long the agent process had been running when it sent this (in
+   * register and resume), ms; 0: not reported.
+   */
+  uptimeMs: number;
 }
 
 export interface AgentMessage {
@@ -625,6 +638,19 @@ export interface MachineInfo {
    */
   heartbeatAgeMs: number;
   heartbeatIntervalMs: number;
+  /**
+   * How long the agent process has been running, when the answer was made:
+   * its uptime_ms at its last register or resume plus the time since, on
+   * the control plane's clock (0: its agent is not connected, or did not
+   * say).
+   */
+  agentUptimeMs: number;
+  /**
+   * Set when the agent speaks an older protocol than this control plane's,
+   * saying so and what to do ("agent 0.1.0 speaks protocol 1, older than
+   * this control plane's protocol 2: upgrade it"); empty otherwise.
+   */
+  agentNotice: string;
 }
 
 export interface TerminalInfo {
@@ -816,6 +842,8 @@ export interface ServerInfo {
    * client compares it with its own (`cmdop doctor`'s clock skew check).
    */
   timeMs: number;
+  /** the wire protocol this control plane speaks (Capabilities.protocol_version) */
+  protocolVersion: number;
 }
 
 export interface WhoAmIRequest {
@@ -1758,7 +1786,17 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseCapabilities(): Capabilities {
-  return { os: "", arch: "", hostname: "", shells: [], pty: false, files: false, version: "" };
+  return {
+    os: "",
+    arch: "",
+    hostname: "",
+    shells: [],
+    pty: false,
+    files: false,
+    version: "",
+    protocolVersion: 0,
+    uptimeMs: 0,
+  };
 }
 
 export const Capabilities: MessageFns<Capabilities> = {
@@ -1783,6 +1821,12 @@ export const Capabilities: MessageFns<Capabilities> = {
     }
     if (message.version !== "") {
       writer.uint32(58).string(message.version);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(64).uint32(message.protocolVersion);
+    }
+    if (message.uptimeMs !== 0) {
+      writer.uint32(72).uint64(message.uptimeMs);
     }
     return writer;
   },
@@ -1856,6 +1900,22 @@ export const Capabilities: MessageFns<Capabilities> = {
             message.version = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.uptimeMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1880,6 +1940,8 @@ export const Capabilities: MessageFns<Capabilities> = {
     message.pty = object.pty ?? false;
     message.files = object.files ?? false;
     message.version = object.version ?? "";
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.uptimeMs = object.uptimeMs ?? 0;
     return message;
   },
 };
@@ -6551,6 +6613,8 @@ function createBaseMachineInfo(): MachineInfo {
     terminals: [],
     heartbeatAgeMs: 0,
     heartbeatIntervalMs: 0,
+    agentUptimeMs: 0,
+    agentNotice: "",
   };
 }
 
@@ -6591,6 +6655,12 @@ export const MachineInfo: MessageFns<MachineInfo> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(96).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.agentUptimeMs !== 0) {
+      writer.uint32(104).uint64(message.agentUptimeMs);
+    }
+    if (message.agentNotice !== "") {
+      writer.uint32(114).string(message.agentNotice);
     }
     return writer;
   },
@@ -6704,6 +6774,22 @@ export const MachineInfo: MessageFns<MachineInfo> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.agentUptimeMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.agentNotice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6737,6 +6823,8 @@ export const MachineInfo: MessageFns<MachineInfo> = {
     message.terminals = object.terminals?.map((e) => TerminalInfo.fromPartial(e)) || [];
     message.heartbeatAgeMs = object.heartbeatAgeMs ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.agentUptimeMs = object.agentUptimeMs ?? 0;
+    message.agentNotice = object.agentNotice ?? "";
     return message;
   },
 };
@@ -8576,6 +8664,7 @@ function createBaseServerInfo(): ServerInfo {
     clientId: "",
     webUrl: "",
     timeMs: 0,
+    protocolVersion: 0,
   };
 }
 
@@ -8604,6 +8693,9 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     }
     if (message.timeMs !== 0) {
       writer.uint32(64).int64(message.timeMs);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(72).uint32(message.protocolVersion);
     }
     return writer;
   },
@@ -8685,6 +8777,14 @@ export const ServerInfo: MessageFns<ServerInfo> = {
             message.timeMs = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8710,6 +8810,7 @@ export const ServerInfo: MessageFns<ServerInfo> = {
     message.clientId = object.clientId ?? "";
     message.webUrl = object.webUrl ?? "";
     message.timeMs = object.timeMs ?? 0;
+    message.protocolVersion = object.protocolVersion ?? 0;
     return message;
   },
 };
