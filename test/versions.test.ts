@@ -9,7 +9,6 @@ import { Agent } from '../app/agent';
 import { createLogger } from '../lib/logger';
 import { olderAgentNotice } from '../control-plane/core/versions';
 import { Cluster, eventually, runCli, startCluster, tempDir } from './helpers/cluster';
-import { launchChromium } from './helpers/chromium';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -105,24 +104,7 @@ describe('versions and uptime in the machines list', () => {
     assert.doesNotMatch(cpLog, /"machine":"box".*older than this control plane/);
   });
 
-  it('the console\'s machines view shows version, uptime, and the notice for the older agent', async () => {
-    const b = await launchChromium();
-    try {
-      const page = await b.newPage();
-      const web = (await c.client.auth.serverInfo()).webUrl;
-      await page.goto(`${web}/#token=${c.token}`);
-      const row = (m: string) => `[data-testid=machine-row][data-machine="${m}"]`;
-      await page.waitForSelector(`${row('oldbox')} [data-testid=agent-notice]`, { timeout: 15_000 });
-      assert.match(await page.textContent(`${row('box')} [data-testid=agent-version]`) ?? '', new RegExp(`^agent ${VERSION.replace(/\./g, '\\.')} · up \\d+[smhd]`));
-      assert.equal(await page.$(`${row('box')} [data-testid=agent-notice]`), null);
-      assert.match(
-        (await page.textContent(`${row('oldbox')} [data-testid=agent-notice]`)) ?? '',
-        /^agent \S+ speaks protocol 1, older than this control plane's protocol \d+: upgrade it$/,
-      );
-    } finally {
-      await b.close();
-    }
-  });
+  // The console's view of the same: e2e/console/versions.spec.ts.
 
   it('the server tells clients its protocol', async () => {
     assert.equal((await c.client.auth.serverInfo()).protocolVersion, PROTOCOL_VERSION);
