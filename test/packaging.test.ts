@@ -46,6 +46,23 @@ function* walk(dir: string): Generator<string> {
   }
 }
 
+/**
+ * Runs `fn` with this process's stdout sent to stderr. electron-builder and
+ * its hooks (after-pack.js, before-build.js) log to stdout, and node:test's
+ * runner reads a test file's stdout as its own protocol: a line written
+ * there mid-message failed the whole file ("Unable to deserialize cloned
+ * data") on a busy machine.
+ */
+async function offStdout<T>(fn: () => T | Promise<T>): Promise<T> {
+  const write = process.stdout.write;
+  process.stdout.write = ((...args: unknown[]) => (process.stderr.write as (...a: unknown[]) => boolean)(...args)) as typeof write;
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
 /** Module paths as electron-builder resolves them: its own copies of minimatch and friends, not whatever is hoisted. */
 const BUILDER_DIR = path.dirname(require.resolve('app-builder-lib/package.json'));
 function builderRequire<T>(id: string): T {
@@ -138,7 +155,7 @@ describe('node-pty in the packaged layout', () => {
     }
 
     // The afterPack hook, as electron-builder runs it on the packed app.
-    await afterPack({ appOutDir: out });
+    await offStdout(() => afterPack({ appOutDir: out }));
     const helpers = [...walk(path.join(resources, 'app.asar.unpacked', rel))].filter((f) => path.basename(f) === 'spawn-helper');
     assert.ok(helpers.length >= 2, 'the macOS prebuilds carry spawn-helper');
     for (const h of helpers) assert.equal(fs.statSync(h).mode & 0o111, 0o111, `${path.relative(out, h)} is executable after afterPack`);
@@ -233,14 +250,7 @@ describe('electron-builder.yml', () => {
       validateConfiguration(c: BuilderConfig, log: unknown): Promise<void>;
     }>('app-builder-lib/out/util/config/config');
     const { DebugLogger } = builderRequire<{ DebugLogger: new (enabled: boolean) => unknown }>('builder-util');
-    // electron-builder logs "loaded configuration" to stdout, which node:test's
-    // runner reads as its own protocol: keep it off stdout while it runs.
-    const write = process.stdout.write;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
-      typeof chunk === 'string' && chunk.includes('loaded configuration')
-        ? process.stderr.write(chunk)
-        : (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest)) as typeof write;
-    const c = await getConfig(ROOT, path.join(ROOT, 'electron-builder.yml'), null).finally(() => (process.stdout.write = write));
+    const c = await offStdout(() => getConfig(ROOT, path.join(ROOT, 'electron-builder.yml'), null));
     await validateConfiguration(c, new DebugLogger(false));
     return (cached = c);
   }
@@ -303,7 +313,7 @@ describe('electron-builder.yml', () => {
     const saved = process.env.npm_config_nodedir;
     process.env.npm_config_nodedir = '/usr';
     try {
-      assert.equal(await beforeBuild(), true);
+      assert.equal(await offStdout(beforeBuild), true);
       assert.equal(process.env.npm_config_nodedir, undefined);
     } finally {
       if (saved !== undefined) process.env.npm_config_nodedir = saved;
