@@ -61,7 +61,7 @@ export interface CreateTerminalOptions {
   env?: Record<string, string>;
 }
 
-export interface ExecuteOptions {
+export interface SpawnOptions {
   machine?: string;
   /** Run in a PTY (stdout and stderr merged, as on a terminal). */
   pty?: boolean;
@@ -69,6 +69,9 @@ export interface ExecuteOptions {
   rows?: number;
   cwd?: string;
   env?: Record<string, string>;
+}
+
+export interface ExecuteOptions extends SpawnOptions {
   /** Bytes for the command's stdin; without it stdin is closed at once (like `ssh -n`). */
   stdin?: string | Uint8Array;
   /** Every chunk as it arrives. */
@@ -343,22 +346,37 @@ class TerminalApi {
   }
 
   /**
+   * Starts a command and attaches to it as its OPERATOR, for a caller that
+   * streams: resolves once it runs, with the live attachment. Its events
+   * carry the output as it comes (`output`, with the chunk's stream: stdout,
+   * stderr or pty), `gap`, `exit`, and the connection's `reconnecting` /
+   * `reconnected`; `write()` sends stdin and `eof()` closes it (without a
+   * PTY, the command sees EOF only then), `resize()` and `signal()` act on
+   * it, `pause()`/`resume()` give backpressure, `done` resolves with the
+   * exit. A string runs through the remote user's shell; an array is
+   * executed as is. `cmdop exec` is built on it, `-t` included (a PTY, raw
+   * keystrokes through `write()`, the window size through `resize()`).
+   */
+  async spawn(command: string | string[], opts: SpawnOptions = {}): Promise<TerminalAttachment> {
+    const machine = this.client.machineOr(opts.machine);
+    return TerminalAttachment.start(this.client.transport(), {
+      machine,
+      terminalId: '',
+      open: { machine, spec: execSpec(command, opts) },
+      mode: AttachMode.OPERATOR,
+      fromSeq: undefined,
+      acks: true,
+    });
+  }
+
+  /**
    * Runs a command to completion and returns its exit code and output. A
    * string runs through the remote user's shell; an array is executed as is.
    * Survives the loss of the client's or the agent's connection inside the
    * grace period: output arrives whole, once.
    */
   async execute(command: string | string[], opts: ExecuteOptions = {}): Promise<ExecResult> {
-    const machine = this.client.machineOr(opts.machine);
-    const spec = execSpec(command, opts);
-    const a = await TerminalAttachment.start(this.client.transport(), {
-      machine,
-      terminalId: '',
-      open: { machine, spec },
-      mode: AttachMode.OPERATOR,
-      fromSeq: undefined,
-      acks: true,
-    });
+    const a = await this.spawn(command, opts);
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     const gaps: OutputGap[] = [];
@@ -392,7 +410,7 @@ class TerminalApi {
           await deliver(() => a.sendInput(piece));
         }
       }
-      if (!spec.pty) await deliver(() => a.eof());
+      if (!opts.pty) await deliver(() => a.eof());
     })();
     const exit = await a.done;
     await input;
