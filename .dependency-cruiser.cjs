@@ -80,6 +80,13 @@ module.exports = {
       to: { path: '^(cli|control-plane|app|devcluster|bench|test)/' },
     },
     {
+      name: 'cli-through-sdk-index',
+      severity: 'error',
+      comment: "The CLI is a client of the SDK's public API (sdk/index.ts), not of its modules: what it needs, other programs can use too.",
+      from: { path: '^cli/' },
+      to: { path: '^sdk/', pathNot: '^sdk/index\\.ts$' },
+    },
+    {
       name: 'shared-code-below-everything',
       severity: 'error',
       comment: 'lib/ and protocol/ are shared by every part; they import nothing of the parts.',

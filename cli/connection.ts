@@ -4,8 +4,7 @@
 // stderr the first time a certificate is pinned, when a list entry is
 // refused, and when a background refresh fails.
 import type { Command } from 'commander';
-import type { CmdopClient } from '../sdk';
-import { type Connection, type TrustOptions, connect, connectionTo as sdkConnectionTo } from '../sdk/connect';
+import { type CmdopClient, type Connection, type TrustOptions, connect, connectionTo as sdkConnectionTo } from '../sdk';
 import { serverAddress } from './server-address';
 
 export const notices: Pick<TrustOptions, 'onFirstUse' | 'onNotice'> = {

@@ -1,7 +1,7 @@
 // How the CLI shows a device-flow sign-in (sdk/signin/deviceLogin.ts): the
 // URL and the code on stderr, and a browser opened where there is a desktop.
 import { spawn } from 'node:child_process';
-import type { DevicePresenter } from '../sdk/signin/deviceLogin';
+import type { DevicePresenter } from '../sdk';
 
 /** Opens a URL in the desktop's browser when there is a desktop; says nothing otherwise. */
 function openBrowser(url: string): void {

@@ -9,7 +9,6 @@
 // status codes and their typed errors, backpressure by pausing the call,
 // heartbeats, retrying with backoff, and the EventEmitter/Promise API.
 import { EventEmitter } from 'node:events';
-import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import {
   AttachMode,
@@ -23,6 +22,7 @@ import {
   TerminalExit,
   TerminalInfo,
   TerminalOutput,
+  type DuplexCall,
 } from '../protocol';
 import { AttachProtocol, OpenAttachStream, StreamEnding } from './attachProtocol';
 import {
@@ -38,7 +38,7 @@ import { hop, hopChunk, tracing } from '../lib/hopTrace';
 import { Backoff } from '../protocol/backoff';
 import { RETRY_BACKOFF } from './config';
 
-export type AttachCall = grpc.ClientDuplexStream<ClientMessage, ServerMessage>;
+export type AttachCall = DuplexCall<ClientMessage, ServerMessage>;
 
 /** What an attachment needs from its client. */
 export interface AttachTransport {
@@ -294,7 +294,7 @@ export class TerminalAttachment extends EventEmitter<TerminalAttachmentEvents> {
     this.call = call;
     if (this.paused) call.pause();
     call.on('data', handlers.message);
-    call.on('error', (e: grpc.ServiceError) =>
+    call.on('error', (e) =>
       handlers.end({ error: fromServiceError(e, this.transport.server), details: e.details || e.message }),
     );
     call.on('end', () => handlers.end(undefined));

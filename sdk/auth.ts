@@ -2,6 +2,7 @@
 // links, users and the audit log. The CLI's auth commands are built on it.
 import {
   AttachMode,
+  AuthServiceDefinition,
   AuditEntry,
   GrantInfo,
   Identity,
@@ -10,12 +11,16 @@ import {
   TokenInfo,
   TokenKind,
   UserInfo,
+  type RequestOf,
+  type ResponseOf,
+  type UnaryMethods,
 } from '../protocol';
 
 /** How the SDK reaches AuthService (the client's channel and token). */
 export interface AuthCaller {
-  authUnary<Req, Res>(method: string, req: Req): Promise<Res>;
+  authUnary<K extends UnaryMethods<AuthService>>(method: K, req: RequestOf<AuthService, K>): Promise<ResponseOf<AuthService, K>>;
 }
+type AuthService = typeof AuthServiceDefinition;
 
 export type Role = 'operator' | 'observer';
 const toRole = (r: Role) => (r === 'operator' ? AttachMode.OPERATOR : AttachMode.OBSERVER);
@@ -38,7 +43,7 @@ export class AuthApi {
   }
 
   async listTokens(o: { allUsers?: boolean; kind?: TokenKind } = {}): Promise<TokenInfo[]> {
-    const r = await this.c.authUnary<object, { tokens: TokenInfo[] }>('listTokens', { allUsers: !!o.allUsers, kind: o.kind ?? 0 });
+    const r = await this.c.authUnary('listTokens', { allUsers: !!o.allUsers, kind: o.kind ?? 0 });
     return r.tokens;
   }
 
@@ -66,7 +71,7 @@ export class AuthApi {
   }
 
   async listGrants(machine = ''): Promise<GrantInfo[]> {
-    return (await this.c.authUnary<object, { grants: GrantInfo[] }>('listGrants', { machine })).grants;
+    return (await this.c.authUnary('listGrants', { machine })).grants;
   }
 
   /** An OBSERVER-only link to one terminal (the machine's only one when terminalId is empty). */
@@ -79,16 +84,16 @@ export class AuthApi {
   }
 
   async listUsers(): Promise<UserInfo[]> {
-    return (await this.c.authUnary<object, { users: UserInfo[] }>('listUsers', {})).users;
+    return (await this.c.authUnary('listUsers', {})).users;
   }
 
   /** Sets a password (yours when `user` is empty); returns the generated one when none is given. */
   async setPassword(user = '', password = ''): Promise<string> {
-    return (await this.c.authUnary<object, { password: string }>('setPassword', { user, password })).password;
+    return (await this.c.authUnary('setPassword', { user, password })).password;
   }
 
   async audit(o: { machine?: string; sinceMs?: number; limit?: number } = {}): Promise<AuditEntry[]> {
-    const r = await this.c.authUnary<object, { entries: AuditEntry[] }>('listAudit', {
+    const r = await this.c.authUnary('listAudit', {
       machine: o.machine ?? '',
       sinceMs: o.sinceMs ?? 0,
       limit: o.limit ?? 0,

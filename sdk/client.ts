@@ -14,7 +14,18 @@ import {
   OutputGap,
   OutputStream,
   TerminalInfo,
-  toGrpcService,
+  typedClient,
+  type DuplexCalls,
+  type DuplexMethods,
+  type DuplexCall,
+  type ServerStreamCall,
+  type ServerStreamCalls,
+  type RequestOf,
+  type ResponseOf,
+  type ServerStreamMethods,
+  type TypedClient,
+  type UnaryCalls,
+  type UnaryMethods,
 } from '../protocol';
 import { execSpec, shellSpec } from '../protocol/terminalSpec';
 import { AttachCall, AttachTransport, TerminalAttachment } from './attachment';
@@ -27,8 +38,10 @@ import { ClientOptions, RETRY_BACKOFF, ResolvedClientOptions, resolveClientOptio
 import { Backoff } from '../protocol/backoff';
 import { InvalidArgumentError, NotDeliveredError, fromServiceError } from './errors';
 
-const ClientServiceClient = grpc.makeGenericClientConstructor(toGrpcService(ClientServiceDefinition), 'ClientService');
-const AuthServiceClient = grpc.makeGenericClientConstructor(toGrpcService(AuthServiceDefinition), 'AuthService');
+type ClientService = typeof ClientServiceDefinition;
+type AuthService = typeof AuthServiceDefinition;
+const ClientServiceClient = typedClient(ClientServiceDefinition);
+const AuthServiceClient = typedClient(AuthServiceDefinition);
 
 export type Mode = 'operator' | 'observer';
 
@@ -48,7 +61,7 @@ export interface CreateTerminalOptions {
   env?: Record<string, string>;
 }
 
-export interface ExecuteOptions {
+export interface SpawnOptions {
   machine?: string;
   /** Run in a PTY (stdout and stderr merged, as on a terminal). */
   pty?: boolean;
@@ -56,6 +69,9 @@ export interface ExecuteOptions {
   rows?: number;
   cwd?: string;
   env?: Record<string, string>;
+}
+
+export interface ExecuteOptions extends SpawnOptions {
   /** Bytes for the command's stdin; without it stdin is closed at once (like `ssh -n`). */
   stdin?: string | Uint8Array;
   /** Every chunk as it arrives. */
@@ -84,8 +100,8 @@ export class CmdopClient {
   /** Files on machines: list, stat, mkdir, remove, rename, read/write, download/upload. */
   readonly files: FilesApi;
   readonly auth: AuthApi;
-  private grpcClient: grpc.Client;
-  private authClient: grpc.Client;
+  private grpcClient: TypedClient<ClientService>;
+  private authClient: TypedClient<AuthService>;
   private readonly closing: (() => void)[] = [];
 
   /**
@@ -158,32 +174,42 @@ export class CmdopClient {
     return md;
   }
 
-  /** @internal */
-  unary<Req, Res>(method: string, req: Req): Promise<Res> {
+  /** @internal A unary call of ClientService, by method name; its request and response types come from the proto. */
+  unary<K extends UnaryMethods<ClientService>>(method: K, req: RequestOf<ClientService, K>): Promise<ResponseOf<ClientService, K>> {
+    return this.callUnary<ClientService, K>(this.grpcClient, method, req);
+  }
+
+  /** @internal A unary call of AuthService, by method name. */
+  authUnary<K extends UnaryMethods<AuthService>>(method: K, req: RequestOf<AuthService, K>): Promise<ResponseOf<AuthService, K>> {
+    return this.callUnary<AuthService, K>(this.authClient, method, req);
+  }
+
+  private callUnary<S extends ClientService | AuthService, K extends UnaryMethods<S>>(
+    calls: UnaryCalls<S>,
+    method: K,
+    req: RequestOf<S, K>,
+  ): Promise<ResponseOf<S, K>> {
     return new Promise((resolve, reject) => {
-      (this.grpcClient as any)[method](req, this.metadata(), (err: grpc.ServiceError | null, res: Res) =>
-        err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
-      );
+      // grpc-js passes a response whenever it passes no error.
+      calls[method](req, this.metadata(), (err, res) => (err ? reject(fromServiceError(err, this.options.server)) : resolve(res!)));
     });
   }
 
-  /** @internal */
-  authUnary<Req, Res>(method: string, req: Req): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      (this.authClient as any)[method](req, this.metadata(), (err: grpc.ServiceError | null, res: Res) =>
-        err ? reject(fromServiceError(err, this.options.server)) : resolve(res),
-      );
-    });
+  /** @internal A server-streaming call of ClientService (Download). */
+  serverStream<K extends ServerStreamMethods<ClientService>>(
+    method: K,
+    req: RequestOf<ClientService, K>,
+  ): ServerStreamCall<ResponseOf<ClientService, K>> {
+    const calls: ServerStreamCalls<ClientService> = this.grpcClient;
+    return calls[method](req, this.metadata());
   }
 
-  /** @internal */
-  serverStream<Res>(method: string, req: object): grpc.ClientReadableStream<Res> {
-    return (this.grpcClient as any)[method](req, this.metadata());
-  }
-
-  /** @internal */
-  duplex<Req, Res>(method: string): grpc.ClientDuplexStream<Req, Res> {
-    return (this.grpcClient as any)[method](this.metadata());
+  /** @internal A bidirectional call of ClientService (Attach, Upload). */
+  duplex<K extends DuplexMethods<ClientService>>(
+    method: K,
+  ): DuplexCall<RequestOf<ClientService, K>, ResponseOf<ClientService, K>> {
+    const calls: DuplexCalls<ClientService> = this.grpcClient;
+    return calls[method](this.metadata());
   }
 
   /** @internal */
@@ -192,7 +218,7 @@ export class CmdopClient {
       server: this.options.server,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       reconnectTimeoutMs: this.options.reconnectTimeoutMs,
-      openStream: () => (this.grpcClient as any).attach(this.metadata()) as AttachCall,
+      openStream: (): AttachCall => this.grpcClient.attach(this.metadata()),
       pause: (ms) => untilConnected(this.grpcClient.getChannel(), ms),
     };
   }
@@ -239,7 +265,7 @@ class MachinesApi {
   constructor(private client: CmdopClient) {}
 
   async list(): Promise<MachineInfo[]> {
-    const res = await this.client.unary<object, { machines: MachineInfo[] }>('listMachines', {});
+    const res = await this.client.unary('listMachines', {});
     return res.machines;
   }
 }
@@ -256,7 +282,7 @@ class TerminalApi {
   }
 
   async list(machine?: string): Promise<TerminalInfo[]> {
-    const res = await this.client.unary<object, { terminals: TerminalInfo[] }>('listTerminals', {
+    const res = await this.client.unary('listTerminals', {
       machine: this.client.machineOr(machine),
     });
     return res.terminals;
@@ -320,22 +346,37 @@ class TerminalApi {
   }
 
   /**
+   * Starts a command and attaches to it as its OPERATOR, for a caller that
+   * streams: resolves once it runs, with the live attachment. Its events
+   * carry the output as it comes (`output`, with the chunk's stream: stdout,
+   * stderr or pty), `gap`, `exit`, and the connection's `reconnecting` /
+   * `reconnected`; `write()` sends stdin and `eof()` closes it (without a
+   * PTY, the command sees EOF only then), `resize()` and `signal()` act on
+   * it, `pause()`/`resume()` give backpressure, `done` resolves with the
+   * exit. A string runs through the remote user's shell; an array is
+   * executed as is. `cmdop exec` is built on it, `-t` included (a PTY, raw
+   * keystrokes through `write()`, the window size through `resize()`).
+   */
+  async spawn(command: string | string[], opts: SpawnOptions = {}): Promise<TerminalAttachment> {
+    const machine = this.client.machineOr(opts.machine);
+    return TerminalAttachment.start(this.client.transport(), {
+      machine,
+      terminalId: '',
+      open: { machine, spec: execSpec(command, opts) },
+      mode: AttachMode.OPERATOR,
+      fromSeq: undefined,
+      acks: true,
+    });
+  }
+
+  /**
    * Runs a command to completion and returns its exit code and output. A
    * string runs through the remote user's shell; an array is executed as is.
    * Survives the loss of the client's or the agent's connection inside the
    * grace period: output arrives whole, once.
    */
   async execute(command: string | string[], opts: ExecuteOptions = {}): Promise<ExecResult> {
-    const machine = this.client.machineOr(opts.machine);
-    const spec = execSpec(command, opts);
-    const a = await TerminalAttachment.start(this.client.transport(), {
-      machine,
-      terminalId: '',
-      open: { machine, spec },
-      mode: AttachMode.OPERATOR,
-      fromSeq: undefined,
-      acks: true,
-    });
+    const a = await this.spawn(command, opts);
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     const gaps: OutputGap[] = [];
@@ -369,7 +410,7 @@ class TerminalApi {
           await deliver(() => a.sendInput(piece));
         }
       }
-      if (!spec.pty) await deliver(() => a.eof());
+      if (!opts.pty) await deliver(() => a.eof());
     })();
     const exit = await a.done;
     await input;

@@ -8,9 +8,7 @@
 // for as long as the client's reconnect timeout allows.
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
-import type * as grpc from '@grpc/grpc-js';
 import {
-  DownloadMessage,
   FileChunk,
   FileDone,
   FileEntry,
@@ -18,11 +16,9 @@ import {
   LIST_DEFAULT_PAGE,
   LIST_MAX_PAGE,
   ListFilesRequest,
-  ListFilesResponse,
   MAX_FILE_CHUNK,
   MAX_UPLOAD_IN_FLIGHT,
   UploadMessage,
-  UploadReply,
   FILE_CHUNK_FIELD,
   encodeFileChunkEnvelope,
 } from '../protocol';
@@ -130,7 +126,7 @@ export class FilesApi {
     }
     // 0 is sent as the default: on the wire, 0 without a token asks for the whole directory (clients from before paging).
     const req: ListFilesRequest = { machine: this.client.machineOr(o.machine), path, pageSize: pageSize || LIST_DEFAULT_PAGE, pageToken: o.pageToken ?? '' };
-    const r = await this.client.unary<ListFilesRequest, ListFilesResponse>('listFiles', req);
+    const r = await this.client.unary('listFiles', req);
     return { entries: r.entries, nextPageToken: r.nextPageToken, totalEntries: r.totalEntries };
   }
 
@@ -271,7 +267,7 @@ export class FilesApi {
     on: { entry(e: FileEntry): void; chunk(c: FileChunk): Promise<void> },
   ): Promise<FileDone> {
     return new Promise((resolve, reject) => {
-      const call = this.client.serverStream<DownloadMessage>('download', req);
+      const call = this.client.serverStream('download', req);
       let writing = 0;
       let failed = false;
       const fail = (e: unknown) => {
@@ -285,7 +281,7 @@ export class FilesApi {
       const finish = () => {
         if (done && writing === 0 && !failed) resolve(done);
       };
-      call.on('data', (m: DownloadMessage) => {
+      call.on('data', (m) => {
         const msg = m.msg;
         try {
           if (msg?.$case === 'entry') on.entry(msg.value);
@@ -310,7 +306,7 @@ export class FilesApi {
           fail(e);
         }
       });
-      call.on('error', (e: grpc.ServiceError) => fail(fromServiceError(e, this.client.options.server)));
+      call.on('error', (e) => fail(fromServiceError(e, this.client.options.server)));
       call.on('end', () => {
         if (!done) chain.then(() => fail(new UnavailableError('the download ended before it was complete')));
       });
@@ -350,7 +346,7 @@ export class FilesApi {
     progress: (bytes: number) => void,
   ): Promise<Omit<TransferResult, 'resumes'>> {
     return new Promise((resolve, reject) => {
-      const call = this.client.duplex<UploadMessage, UploadReply>('upload');
+      const call = this.client.duplex('upload');
       const sizer = new ChunkSizer();
       const chunks = new SentChunks(); // when each chunk left, so acks give the sizer round trips
       let failed = false;
@@ -365,9 +361,9 @@ export class FilesApi {
         wake?.();
         reject(e);
       };
-      call.on('error', (e: grpc.ServiceError) => fail(fromServiceError(e, this.client.options.server)));
+      call.on('error', (e) => fail(fromServiceError(e, this.client.options.server)));
       call.on('end', () => fail(new UnavailableError('the upload ended before it was confirmed')));
-      call.on('data', (m: UploadReply) => {
+      call.on('data', (m) => {
         const msg = m.msg;
         if (msg?.$case === 'opened') {
           acked = sent = msg.value.resumeOffset;
@@ -398,7 +394,7 @@ export class FilesApi {
           const data = await readAt(sent, n);
           if (failed) return;
           hash.update(data);
-          call.write(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.upload, 0, sent, data) as unknown as UploadMessage);
+          call.write(encodeFileChunkEnvelope(FILE_CHUNK_FIELD.upload, 0, sent, data));
           chunks.sent(sent, n, performance.now());
           sent += n;
         }

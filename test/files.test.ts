@@ -19,7 +19,7 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
 } from '../sdk';
-import { SessionState, UploadMessage, UploadReply } from '../protocol';
+import { SessionState, UploadReply } from '../protocol';
 
 const sha = (b: Buffer | string) => crypto.createHash('sha256').update(typeof b === 'string' ? fs.readFileSync(b) : b).digest('hex');
 
@@ -185,7 +185,7 @@ describe('files through the session', () => {
     const md5 = crypto.createHash('md5').update(data).digest();
     const bad = Buffer.from(data);
     bad[123_456] ^= 0xff;
-    const call = c.client.duplex<UploadMessage, UploadReply>('upload');
+    const call = c.client.duplex('upload');
     const replies: UploadReply[] = [];
     const ended = new Promise<Error | undefined>((resolve) => {
       call.on('data', (m: UploadReply) => {
@@ -236,7 +236,7 @@ describe('files through the session', () => {
 
 /** A raw Upload stream (the real protocol) opened by `client`; each reply can be awaited in turn. */
 function rawUpload(client: Cluster['client'], o: { path: string; size: number; transferId: string; overwrite?: boolean }) {
-  const call = client.duplex<UploadMessage, UploadReply>('upload');
+  const call = client.duplex('upload');
   const replies: UploadReply[] = [];
   let waiting: (() => void) | undefined;
   let failed: Error | undefined;

@@ -46,4 +46,27 @@ describe('layout', () => {
     assert.deepEqual(sdk.filter(({ spec }) => isCli(spec) || /(^|\/)(app|control-plane)\//.test(spec)), []);
     assert.ok(main.some((i) => i.spec === '../../sdk/connect'), 'the check finds the imports it looks at');
   });
+
+  it('the CLI uses the SDK through its public API only: sdk/index.ts, and none of the members marked @internal', () => {
+    const cli = importsUnder(path.join(ROOT, 'cli'));
+    const deep = cli.filter(({ spec }) => /(^|\/)sdk\/./.test(spec));
+    assert.deepEqual(deep, [], 'import the SDK as ../sdk (sdk/index.ts), not its modules');
+    assert.ok(cli.some((i) => i.spec === '../../sdk'), 'the check finds the imports it looks at');
+    // The client's members for the SDK's own modules (sdk/client.ts, @internal) and the attachment's transport.
+    const internal = /\.(transport|unary|authUnary|serverStream|duplex|machineOr|metadata|onClose)\(|TerminalAttachment\.start\(/;
+    const uses: string[] = [];
+    const scan = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) scan(p);
+        else if (e.name.endsWith('.ts')) {
+          fs.readFileSync(p, 'utf8').split('\n').forEach((line, i) => {
+            if (internal.test(line)) uses.push(`${path.relative(ROOT, p)}:${i + 1}: ${line.trim()}`);
+          });
+        }
+      }
+    };
+    scan(path.join(ROOT, 'cli'));
+    assert.deepEqual(uses, [], 'SDK internals used by the CLI');
+  });
 });

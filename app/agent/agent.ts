@@ -14,7 +14,10 @@ import {
   HTTP2_WINDOW,
   MAX_AGENT_MESSAGE,
   isSignalName,
-  toGrpcService,
+  typedClient,
+  type DuplexCall,
+  type Outgoing,
+  type TypedClient,
 } from '../../protocol';
 import { createLogger, type Logger } from '../../lib/logger';
 import { capabilities } from './capabilities';
@@ -81,7 +84,9 @@ export const RESUME_BACKOFF_MAX_MS = 2000;
 /** How often the foreground process of each terminal is looked at (one /proc read per terminal). */
 const FOREGROUND_POLL_MS = 1000;
 
-const AgentClient = grpc.makeGenericClientConstructor(toGrpcService(AgentServiceDefinition), 'AgentService');
+const AgentClient = typedClient(AgentServiceDefinition);
+/** The agent's Connect and Bulk calls: AgentMessage out (or one encoded once, protocol/fastEncode.ts), ControlMessage in. */
+type AgentCall = DuplexCall<AgentMessage, ControlMessage>;
 
 /** The agent channel's options: keepalive pings (a failed one drops the stream), message caps, HTTP/2 window. */
 export function agentChannelOptions(keepaliveMs: number): grpc.ChannelOptions {
@@ -97,8 +102,8 @@ export function agentChannelOptions(keepaliveMs: number): grpc.ChannelOptions {
 
 /** The agent's Bulk call (proto: AgentService.Bulk), and whether the control plane has bound it. */
 interface BulkStream {
-  client: grpc.Client;
-  call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+  client: TypedClient<typeof AgentServiceDefinition>;
+  call: AgentCall;
   ready: boolean;
 }
 
@@ -122,10 +127,10 @@ export class Agent extends EventEmitter {
   readonly agentId: string;
   readonly terminals = new Map<string, TerminalHost>();
   private resumeToken: Uint8Array = new Uint8Array();
-  private client: grpc.Client | undefined;
-  private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
+  private client: TypedClient<typeof AgentServiceDefinition> | undefined;
+  private call: AgentCall | undefined;
   /** Writes to `call`: file chunks wait behind terminal traffic. */
-  private sender: PrioritySender<AgentMessage> | undefined;
+  private sender: PrioritySender<Outgoing<AgentMessage>> | undefined;
   /** The session's file traffic, on a connection of its own (proto: AgentService.Bulk). */
   private bulk: BulkStream | undefined;
   private bulkTimer: NodeJS.Timeout | undefined;
@@ -252,14 +257,14 @@ export class Agent extends EventEmitter {
     this.creds = creds;
     // A fresh channel per attempt: after a sleep the old one may sit in its own backoff.
     this.client = new AgentClient(this.opts.server, creds, this.channelOptions());
-    const call = (this.client as any).connect(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    const call = this.client.connect(this.metadata());
     this.call = call;
     this.sender = new PrioritySender(call);
     this.ready = false;
-    call.on('data', (m: ControlMessage) => {
+    call.on('data', (m) => {
       if (this.call === call) this.onMessage(m);
     });
-    call.on('error', (e: grpc.ServiceError) => {
+    call.on('error', (e) => {
       if (this.call !== call) return;
       // A credential refused (revoked, unknown) is refused for good: retrying cannot help.
       if (e.code === grpc.status.UNAUTHENTICATED) this.refusedForGood('UNAUTHENTICATED', e.details || e.message);
@@ -360,7 +365,7 @@ export class Agent extends EventEmitter {
   private sendFile(msg: AgentMessage | Encoded, bulk = false): boolean {
     const b = this.bulk;
     if (b?.ready) {
-      b.call.write(msg as AgentMessage); // Encoded passes through the serializer (protocol/grpc.ts)
+      b.call.write(msg); // Encoded passes through the serializer (protocol/grpc.ts)
       return true;
     }
     return this.send(msg, bulk);
@@ -383,10 +388,10 @@ export class Agent extends EventEmitter {
       'grpc.use_local_subchannel_pool': 1,
       ...(peer ? { [FIRST_ADDRESS_OPTION]: peer } : {}),
     });
-    const call = (client as any).bulk(this.metadata()) as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    const call = client.bulk(this.metadata());
     const b: BulkStream = { client, call, ready: false };
     this.bulk = b;
-    call.on('data', (m: ControlMessage) => {
+    call.on('data', (m) => {
       if (this.bulk !== b) return;
       const msg = m.msg;
       if (msg?.$case === 'bulkReady') {
@@ -402,7 +407,7 @@ export class Agent extends EventEmitter {
         this.onMessage(m); // an upload's chunks and done
       }
     });
-    call.on('error', (e: grpc.ServiceError) => {
+    call.on('error', (e) => {
       if (e.code === grpc.status.UNIMPLEMENTED) {
         this.bulkUnsupported = true;
         this.logger.info('this control plane takes file traffic on the main stream only');
@@ -438,8 +443,8 @@ export class Agent extends EventEmitter {
   private send(msg: AgentMessage | Encoded, bulk = false): boolean {
     if (!this.ready || !this.sender) return false;
     // Encoded passes through the serializer (protocol/grpc.ts).
-    if (bulk) this.sender.sendBulk(msg as AgentMessage);
-    else this.sender.send(msg as AgentMessage);
+    if (bulk) this.sender.sendBulk(msg);
+    else this.sender.send(msg);
     return true;
   }
 

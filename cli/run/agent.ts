@@ -7,13 +7,10 @@ import { fail } from '../output';
 import { serverAddress } from '../server-address';
 import { connectionTo } from '../connection';
 import { printDeviceCode } from '../deviceCode';
-import { pinnedCredentials } from '../../sdk/connect';
-import { agentCredential } from '../../sdk/signin/agentCredential';
+import { type Connection, PinMismatchError, agentCredential, pinnedCredentials } from '../../sdk';
 import { keepFreedMemoryForReuse } from '../../lib/mallocReuse';
 import { type AgentStatusFile, writeAgentStatus } from '../../lib/agentStatus';
-import { PinMismatchError } from '../../sdk/trust/firstUse';
 import { Backoff } from '../../protocol/backoff';
-import type { Connection } from '../../sdk/connect';
 
 export interface AgentOptions {
   name?: string;

@@ -39,7 +39,7 @@ export async function installService(o: { user?: boolean; runAs?: string; print?
     if (p.scope === 'system' && ctx.uid !== 0) fail('a system service needs root: run it with sudo, or use --user');
     // Required here: status and logs need no gRPC.
     const { connectionTo } = require('../connection') as typeof import('../connection');
-    const { agentCredential } = require('../../sdk/signin/agentCredential') as typeof import('../../sdk/signin/agentCredential');
+    const { agentCredential } = require('../../sdk') as typeof import('../../sdk');
     const conn = await connectionTo(server).catch((e) => fail(e.message));
     const cred = await agentCredential(conn, {
       stateDir: p.spec.stateDir,

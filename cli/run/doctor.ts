@@ -4,10 +4,7 @@
 // first FAIL is the one to fix.
 import type { Command } from 'commander';
 import fs from 'node:fs';
-import { CmdopClient } from '../../sdk/client';
-import { UnauthenticatedError } from '../../sdk/errors';
-import { type Connection, connectionTo, tokenFor } from '../../sdk/connect';
-import { PinMismatchError } from '../../sdk/trust/firstUse';
+import { CmdopClient, type Connection, PinMismatchError, UnauthenticatedError, connectionTo, tokenFor } from '../../sdk';
 import { isLoopback, parseServerList } from '../../lib/serverAddress';
 import { defaultAgentStateDir, knownServersFile } from '../../lib/paths';
 import { readAgentStatus, pidAlive } from '../../lib/agentStatus';

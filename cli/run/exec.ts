@@ -1,8 +1,7 @@
 // `cmdop exec`, run (its options are in ../commands/exec.ts).
 import type { Command } from 'commander';
-import { AttachMode, OutputStream } from '../../protocol';
-import { execSpec } from '../../protocol/terminalSpec';
-import { TerminalAttachment } from '../../sdk';
+import { OutputStream } from '../../protocol';
+import type { TerminalAttachment } from '../../sdk';
 import { exitWhenDone, fail, notice, writeWithBackpressure } from '../output';
 import { runInteractive } from '../interactive';
 import { watchAttachment } from '../watchEvents';
@@ -12,15 +11,9 @@ export async function exec(machine: string, command: string[], o: { tty?: boolea
   const client = await clientFor(cmd, { machine });
   const pty = !!o.tty;
   // One word runs through the remote shell (`cmdop exec box 'ls | wc -l'`); several are argv.
-  const spec = execSpec(command.length === 1 ? command[0] : command, { pty, cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
-  const a: TerminalAttachment = await TerminalAttachment.start(client.transport(), {
-    machine,
-    terminalId: '',
-    open: { machine, spec },
-    mode: AttachMode.OPERATOR,
-    fromSeq: undefined,
-    acks: true,
-  }).catch((e) => fail(e.message, 255));
+  const a = await client.terminal
+    .spawn(command.length === 1 ? command[0] : command, { machine, pty, cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 })
+    .catch((e) => fail(e.message, 255));
 
   if (pty && process.stdin.isTTY) {
     runInteractive(a, { machine, input: true, reattachHint: false });

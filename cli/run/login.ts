@@ -1,16 +1,12 @@
 // `cmdop login`, `logout` and `whoami`, run (their options are in ../commands/login.ts).
 import type { Command } from 'commander';
-import { CmdopClient } from '../../sdk';
+import { CmdopClient, Logins, OAuthError, deviceLogin, oauthClientFor, tokenFor } from '../../sdk';
 import { TokenKind } from '../../protocol';
 import { fail } from '../output';
 import { clientFor, connectionTo } from '../connection';
 import { printDeviceCode } from '../deviceCode';
 import { serverAddress } from '../server-address';
 import { loginsFile } from '../../lib/paths';
-import { oauthClientFor, tokenFor } from '../../sdk/connect';
-import { Logins } from '../../sdk/signin/logins';
-import { deviceLogin } from '../../sdk/signin/deviceLogin';
-import { OAuthError } from '../../sdk/signin/oauthClient';
 
 export async function login(o: { browser: boolean }, cmd: Command): Promise<void> {
   const conn = await connectionTo(serverAddress(cmd)).catch((e) => fail(e.message));

@@ -1,5 +1,5 @@
 // `cmdop trust`, run (its options are in ../commands/trust.ts).
-import { KnownServers } from '../../sdk/trust/knownServers';
+import { KnownServers } from '../../sdk';
 import { parseServerAddress } from '../../lib/serverAddress';
 import { knownServersFile } from '../../lib/paths';
 import { fail, table } from '../output';
