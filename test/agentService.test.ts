@@ -13,7 +13,7 @@ import { CLI, type Cluster, eventually, runCli, startCluster, tempDir, track, wa
 import { systemdUnit } from '../cli/service/systemd';
 import { launchdPlist } from '../cli/service/launchd';
 import type { UnitSpec } from '../cli/service/unit';
-import { type ServiceContext, install, plan, report, serverOf, stateDirOf, uninstall } from '../cli/service/manage';
+import { type ServiceContext, install, logs, plan, report, serverOf, stateDirOf, uninstall } from '../cli/service/manage';
 import type { RunResult, ServiceRunner } from '../cli/service/runner';
 
 const GOLDEN = path.join(__dirname, '..', '..', 'test', 'fixtures', 'service');
@@ -191,6 +191,26 @@ describe('install-service, uninstall-service, status (recording runner)', () => 
     runner.calls.length = 0;
     await uninstall(ctx, { user: true });
     assert.deepEqual(runner.calls, ['systemctl --user disable --now cmdop-agent', 'systemctl --user daemon-reload']);
+  });
+
+  it('logs: the journal of the unit installed (system or --user), -n and -f passed on; the plist\'s log file on macOS', async () => {
+    const ctx = context(dir, { uid: 1000, runner: fakeRunner() });
+    const runner = ctx.runner as ReturnType<typeof fakeRunner>;
+    await install(ctx, plan(ctx, { server: 'h:1', user: true, stateDir: path.join(dir, 'lstate') }));
+    runner.calls.length = 0;
+    assert.equal(await logs(ctx, { lines: 50 }), 0);
+    assert.equal(await logs(ctx, { lines: 5, follow: true }), 0);
+    assert.deepEqual(runner.calls, [
+      'journalctl --user -u cmdop-agent -n 50 --no-pager',
+      'journalctl --user -u cmdop-agent -n 5 --no-pager -f',
+    ]);
+    await uninstall(ctx, { user: true });
+    // journalctl's own failure (no such unit, no journal access) is the command's exit code.
+    const failing = context(dir, { runner: fakeRunner({ journalctl: { code: 1 } }) });
+    assert.equal(await logs(failing, { lines: 10 }), 1);
+    const mac = context(dir, { platform: 'darwin', runner: fakeRunner() });
+    await logs(mac, { lines: 20, follow: true });
+    assert.deepEqual((mac.runner as ReturnType<typeof fakeRunner>).calls, ['tail -n 20 -F /var/log/cmdop-agent.log']);
   });
 
   it('macOS: a LaunchDaemon through launchctl bootstrap; status from launchctl print', async () => {
