@@ -13,8 +13,8 @@ import { CLI, type Cluster, eventually, runCli, startCluster, tempDir, track, wa
 import { systemdUnit } from '../cli/service/systemd';
 import { launchdPlist } from '../cli/service/launchd';
 import type { UnitSpec } from '../cli/service/unit';
-import { type ServiceContext, install, logs, plan, report, serverOf, stateDirOf, uninstall } from '../cli/service/manage';
-import type { RunResult, ServiceRunner } from '../cli/service/runner';
+import { install, logs, plan, report, serverOf, stateDirOf, uninstall } from '../cli/service/manage';
+import { context, fakeRunner } from './helpers/serviceContext';
 
 const GOLDEN = path.join(__dirname, '..', '..', 'test', 'fixtures', 'service');
 
@@ -36,43 +36,6 @@ const units: Record<string, string> = {
   'launchd-user.plist': launchdPlist({ ...user, stateDir: '/Users/deploy/.config/cmdop/agent', logFile: '/Users/deploy/Library/Logs/cmdop-agent.log' }),
 };
 
-/** A runner that records each call and answers from `answers` (by "cmd arg…" prefix), else exit 0. */
-function fakeRunner(answers: Record<string, Partial<RunResult>> = {}): ServiceRunner & { calls: string[] } {
-  const calls: string[] = [];
-  const answer = (line: string): RunResult => {
-    const key = Object.keys(answers).find((k) => line.startsWith(k));
-    return { code: 0, stdout: '', stderr: '', ...(key ? answers[key] : {}) };
-  };
-  return {
-    calls,
-    run: async (cmd, args) => {
-      calls.push([cmd, ...args].join(' '));
-      return answer([cmd, ...args].join(' '));
-    },
-    interactive: async (cmd, args) => {
-      calls.push([cmd, ...args].join(' '));
-      return answer([cmd, ...args].join(' ')).code;
-    },
-  };
-}
-
-function context(dir: string, o: Partial<ServiceContext> = {}): ServiceContext {
-  return {
-    platform: 'linux',
-    runner: fakeRunner(),
-    uid: 0,
-    env: {},
-    home: path.join(dir, 'home'),
-    systemUnitDir: path.join(dir, 'etc'),
-    userUnitDir: path.join(dir, 'home', '.config', 'systemd', 'user'),
-    systemStateDir: path.join(dir, 'var-lib', 'cmdop-agent'),
-    lookupUser: (u) => ({ uid: process.getuid!(), gid: process.getgid!(), group: `${u}-group` }),
-    version: 'VERSION',
-    node: '/usr/bin/node',
-    agentBin: '/opt/cmdop/bin/cmdop-agent.js',
-    ...o,
-  };
-}
 
 describe('service units', () => {
   it('match the golden files (CMDOP_UPDATE_GOLDEN=1 rewrites them)', () => {

@@ -1,11 +1,15 @@
 // `cmdop doctor` against real control planes (issue 18): all well; a wrong
 // address; a changed certificate (refused, with `cmdop trust` as advice); a
-// bad token; and no agent service, which is reported and is not a failure.
+// bad token; no agent service, which is reported and is not a failure; and
+// an installed one that failed, runs with its agent away, or runs well.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Cluster, freePort, runCli, startCluster, tempDir } from './helpers/cluster';
+import { context, fakeRunner } from './helpers/serviceContext';
+import { install, plan } from '../cli/service/manage';
+import { runChecks } from '../cli/run/doctor';
 
 interface Check {
   check: string;
@@ -44,6 +48,32 @@ describe('cmdop doctor', () => {
     const r = await runCli(['doctor'], { server: c.server });
     assert.match(r.stdout.toString(), /^OK +server +\S+ answers/m);
     assert.match(r.stdout.toString(), /^SKIP {2}agent service .*\n +→ on a server, to start the agent at boot: sudo cmdop agent install-service/m);
+  });
+
+  it('an installed service: failed is a FAIL with how to see why; running with its agent away a WARN; running and connected OK', async () => {
+    const dir = tempDir('cmdop-doctor-svc-');
+    const stateDir = path.join(dir, 'state');
+    const show = (active: string) => ({ 'systemctl show': { stdout: `ActiveState=${active}\nSubState=${active === 'failed' ? 'failed' : 'running'}\nMainPID=0\nNRestarts=5\nResult=exit-code\nUnitFileState=enabled\n` } });
+    const ctx = (active: string) => context(dir, { uid: 0, env: { SUDO_USER: 'alice' }, systemStateDir: stateDir, runner: fakeRunner(show(active)) });
+    await install(ctx('active'), plan(ctx('active'), { server: c.server }));
+    const status = (state: string, lastError?: string) =>
+      fs.writeFileSync(path.join(stateDir, 'status.json'), JSON.stringify({ machine: 'web-1', server: c.server, state, sessionId: '', pid: process.pid, startedAtMs: 1, updatedAtMs: Date.now(), ...(lastError ? { lastError: { message: lastError, atMs: Date.now() } } : {}) }));
+    const service = async (active: string) => (await runChecks({ server: c.server, stateDir }, ctx(active))).find((x) => x.check === 'agent service')!;
+
+    status('connecting', 'connect ECONNREFUSED 10.0.0.1:7420');
+    const failed = await service('failed');
+    assert.equal(failed.level, 'FAIL');
+    assert.match(failed.detail, /system service failed .*ECONNREFUSED/);
+    assert.match(failed.advice ?? '', /cmdop agent logs; after fixing it: sudo systemctl reset-failed cmdop-agent && sudo systemctl restart cmdop-agent/);
+    const away = await service('active');
+    assert.equal(away.level, 'WARN');
+    assert.match(away.detail, /running, but the agent is connecting; the agent's last error: connect ECONNREFUSED/);
+    assert.equal(away.advice, 'cmdop agent logs -f');
+    status('connected');
+    const ok = await service('active');
+    assert.equal(ok.level, 'OK');
+    assert.match(ok.detail, /system service active, agent web-1 connected/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('a wrong address: FAIL with advice, the rest skipped, exit 1', async () => {

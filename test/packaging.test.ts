@@ -47,15 +47,19 @@ function* walk(dir: string): Generator<string> {
 }
 
 /**
- * Runs `fn` with this process's stdout sent to stderr. electron-builder and
- * its hooks (after-pack.js, before-build.js) log to stdout, and node:test's
- * runner reads a test file's stdout as its own protocol: a line written
- * there mid-message failed the whole file ("Unable to deserialize cloned
- * data") on a busy machine.
+ * Runs `fn` with the text written to this process's stdout sent to stderr.
+ * electron-builder and its hooks (after-pack.js, before-build.js) log text
+ * to stdout, and node:test's runner reads a test file's stdout as its own
+ * protocol: a line written there mid-message failed the whole file ("Unable
+ * to deserialize cloned data") on a busy machine. Only strings move: the
+ * runner's own messages, which may go out meanwhile, are binary.
  */
 async function offStdout<T>(fn: () => T | Promise<T>): Promise<T> {
   const write = process.stdout.write;
-  process.stdout.write = ((...args: unknown[]) => (process.stderr.write as (...a: unknown[]) => boolean)(...args)) as typeof write;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+    typeof chunk === 'string'
+      ? (process.stderr.write as (...a: unknown[]) => boolean)(chunk, ...rest)
+      : (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest)) as typeof write;
   try {
     return await fn();
   } finally {
