@@ -15,3 +15,14 @@ export function heartbeatLateAfterMs(intervalMs: number): number {
 export function heartbeatLate(ageMs: number, intervalMs: number): boolean {
   return intervalMs > 0 && ageMs > 0 && ageMs > heartbeatLateAfterMs(intervalMs);
 }
+
+/** "45s", "12m", "3h05m", "4d02h": how long an agent has run (the CLI's machines table and the console's machines view). */
+export function uptimeText(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}

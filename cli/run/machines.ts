@@ -1,6 +1,7 @@
 // `cmdop machines`, run (its options are in ../commands/machines.ts).
 import type { Command } from 'commander';
 import { MachineInfo, SessionState, TerminalKind, protocolOf } from '../../protocol';
+import { uptimeText } from '../../protocol/liveness';
 import { fail, table } from '../output';
 import { clientFor } from '../connection';
 
@@ -68,13 +69,3 @@ function formatMachines(machines: MachineInfo[]): string {
   return table(rows) + (notes.length ? `\n${notes.join('\n')}\n` : '');
 }
 
-/** "45s", "12m", "3h05m", "4d02h": how long an agent has run. */
-export function uptimeText(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
-}

@@ -6,6 +6,7 @@
 // watch, end; tabs closed earlier are here to attach again), a button to open
 // a shell, and one to open the machine's file panel (shown under the list).
 import { AttachMode, SessionState, type MachineInfo } from '../../../../protocol/generated/cmdop/v1/cmdop';
+import { uptimeText } from '../../../../protocol/liveness';
 import { MACHINES, canOpen, notResponding, type ConsoleStore, type Liveness, type MetricSeries } from '../state/store';
 import { StateBadge } from './badges';
 import { Countdown } from './Countdown';
@@ -191,16 +192,6 @@ function MachineRow({ m, store, series }: { m: MachineInfo; store: ConsoleStore;
   );
 }
 
-/** "45s", "12m", "3h05m", "4d02h": how long an agent has run (as of the last machines list). */
-function uptimeText(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
-}
 
 /** "heartbeat 12 s ago", ticking; marked when late. */
 function HeartbeatAge({ liveness, now, late }: { liveness: Liveness | undefined; now: number; late: boolean }) {
