@@ -21,7 +21,7 @@ import { CmdopClient } from '../sdk';
 import { createLogger } from '../lib/logger';
 import { SERVER_NODE_FLAGS } from '../lib/serverFlags';
 import { approveDevice } from './helpers/browser';
-import { eventually } from './helpers/cluster';
+import { eventually, restartablePort } from './helpers/cluster';
 
 /** safeStorage's contract with a real cipher: a key per "login session", so what is on disk is ciphertext. */
 class TestSecretBox implements SecretBox {
@@ -297,7 +297,9 @@ describe('desktop app: the control plane and the agent run in processes of their
 
   before(async () => {
     host = new TestHost();
-    desktop = new Desktop(host, { settings: { ...defaultSettings('laptop'), listen: '127.0.0.1:0' }, ...dirs, gracePeriodS: HOST_GRACE_S, pollMs: 300, logger: quiet });
+    // A port the control plane can be restarted on (a killed one's ephemeral port may be taken meanwhile).
+    const listen = `127.0.0.1:${await restartablePort()}`;
+    desktop = new Desktop(host, { settings: { ...defaultSettings('laptop'), listen }, ...dirs, gracePeriodS: HOST_GRACE_S, pollMs: 300, logger: quiet });
     await desktop.start();
     admin = new CmdopClient({ server: desktop.controlPlane!.address, token: fs.readFileSync(desktop.controlPlane!.adminTokenFile, 'utf8').trim(), machine: 'laptop' });
   });

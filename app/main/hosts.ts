@@ -95,6 +95,8 @@ export class HostProcess<C extends Methods<C>, E> {
   private nextId = 1;
   private startup: (() => Promise<void>) | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Why the last restart's start call failed, for the next exit's report. */
+  private startError: string | undefined;
   private stopping = false;
   private upSinceMs = 0;
   private readonly backoff: Backoff;
@@ -181,7 +183,9 @@ export class HostProcess<C extends Methods<C>, E> {
   private onExit(child: HostChild, code: number | null, signal: string | null): void {
     if (child !== this.child) return;
     this.child = undefined;
-    const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+    // A restart whose start call failed was killed here: say why it failed, not that it was killed.
+    const why = this.startError ? `its start failed: ${this.startError}` : signal ? `killed by ${signal}` : `exit code ${code}`;
+    this.startError = undefined;
     for (const p of this.pending.values()) p.reject(new Error(`the ${this.o.name} process ended (${why})`));
     this.pending.clear();
     const stable = this.upSinceMs > 0 && Date.now() - this.upSinceMs > STABLE_MS;
@@ -202,9 +206,12 @@ export class HostProcess<C extends Methods<C>, E> {
       await this.startup();
       this.upSinceMs = Date.now();
       this.o.onUp?.();
-    } catch {
+    } catch (e) {
       // Counts as another crash: the exit handler schedules the next try, a longer delay later.
-      if (child === this.child) child?.kill('SIGKILL');
+      if (child === this.child) {
+        this.startError = e instanceof Error ? e.message : String(e);
+        child?.kill('SIGKILL');
+      }
     }
   }
 }

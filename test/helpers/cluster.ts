@@ -47,7 +47,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-export { freePort } from '../../devcluster/ports';
+export { freePort, restartablePort } from '../../devcluster/ports';
 
 export function tempDir(prefix = 'cmdop-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
