@@ -3,12 +3,11 @@
 // its log, and in the machines list (MachineInfo.agent_notice).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { Capabilities, PROTOCOL_VERSION, protocolOf } from '../protocol';
 import { Agent } from '../app/agent';
-import { createLogger } from '../lib/logger';
 import { olderAgentNotice } from '../control-plane/core/versions';
-import { Cluster, eventually, runCli, startCluster, tempDir } from './helpers/cluster';
+import { Cluster, eventually, runCli, startCluster } from './helpers/cluster';
+import { startOlderAgent } from './helpers/olderAgent';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -39,17 +38,7 @@ describe('versions and uptime in the machines list', () => {
   before(async () => {
     c = await startCluster();
     c.cp.stderr!.on('data', (d) => (cpLog += d));
-    // An agent of an older release, as the control plane sees it: it claims protocol 1.
-    old = new Agent({
-      server: c.server,
-      token: await c.agentToken('oldbox'),
-      name: 'oldbox',
-      stateDir: path.join(tempDir('cmdop-versions-'), 'oldbox'),
-      protocolVersion: 1,
-      logger: createLogger('agent', 'silent'),
-    });
-    await old.start();
-    await eventually(async () => (await c.client.machines.list()).find((m) => m.name === 'oldbox'), 10_000, 'oldbox listed');
+    old = await startOlderAgent(c);
   });
   after(async () => {
     await old?.stop();

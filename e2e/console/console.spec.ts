@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import type { BrowserContext, Page } from '@playwright/test';
 import { consoleContext, heapUsed, test } from '../fixtures';
 import { type Cluster, eventually } from '../../test/helpers/cluster';
-import { hook, openTab, refusedInputs, report, sel, sh, typeInto, waitScreen } from './console';
+import { hook, openTab, paste, refusedInputs, report, sel, sh, typeInto, waitScreen } from './console';
 
 test.describe.configure({ mode: 'serial' });
 test.use({
@@ -348,16 +348,8 @@ test.describe('browser console', () => {
     await typeInto(page, two, `stty -echo; cat > ${file}; stty echo; echo pasted-$((6+6))\n`);
     await new Promise((r) => setTimeout(r, 300));
     // The browser's own paste path: a paste event on xterm's textarea.
-    const tabKey = (await hook.tabs(page)).find((t) => t.terminalId === two)!.key;
-    await page.evaluate(
-      ({ pane, text }) => {
-        const ta = document.querySelector(`${pane} textarea`) as HTMLTextAreaElement;
-        const dt = new DataTransfer();
-        dt.setData('text/plain', text);
-        ta.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
-      },
-      { pane: sel.pane(tabKey), text },
-    );
+    const key = (await hook.tabs(page)).find((t) => t.terminalId === two)!.key;
+    await paste(page, key, text);
     await page.keyboard.press('Control+D'); // end of cat's input, queued behind the paste
     await waitScreen(page, two, /^pasted-12$/m, 60_000);
     const [size, sum] = (await sh(c, `wc -c < ${file}; sha256sum < ${file}`)).trim().split('\n');

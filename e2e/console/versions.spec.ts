@@ -3,17 +3,16 @@
 // machines list's agent_notice; test/versions.test.ts checks the list and
 // `cmdop machines` without a browser).
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import type { BrowserContext } from '@playwright/test';
 import { consoleContext, test } from '../fixtures';
 import type { Agent as AgentType } from '../../app/agent';
-import { eventually, tempDir, type Cluster } from '../../test/helpers/cluster';
+import type { Cluster } from '../../test/helpers/cluster';
 
 const VERSION: string = require('../../package.json').version;
 // The agent as built (dist/), as the rest of the suite runs it: its own
-// version lookup assumes the build's layout. Typed from the source.
-const { Agent } = require('../../dist/app/agent') as typeof import('../../app/agent');
-const { createLogger } = require('../../dist/lib/logger') as typeof import('../../lib/logger');
+// version lookup assumes the build's layout. Typed from the source; the
+// node:test suite starts the same older agent (test/versions.test.ts).
+const { startOlderAgent } = require('../../dist/test/helpers/olderAgent') as typeof import('../../test/helpers/olderAgent');
 
 test.describe.configure({ mode: 'serial' });
 test.use({ clusterSetup: { group: 'versions' } });
@@ -24,17 +23,7 @@ test.describe('browser console: agent versions', () => {
   let context: BrowserContext;
   test.beforeAll(async ({ cluster, browser }) => {
     c = cluster;
-    // An agent of an older release, as the control plane sees it: it claims protocol 1.
-    old = new Agent({
-      server: c.server,
-      token: await c.agentToken('oldbox'),
-      name: 'oldbox',
-      stateDir: path.join(tempDir('cmdop-versions-'), 'oldbox'),
-      protocolVersion: 1,
-      logger: createLogger('agent', 'silent'),
-    });
-    await old.start();
-    await eventually(async () => (await c.client.machines.list()).find((m) => m.name === 'oldbox'), 10_000, 'oldbox listed');
+    old = await startOlderAgent(c);
     context = await consoleContext(browser);
   });
   test.afterAll(async () => {
