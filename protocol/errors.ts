@@ -5,46 +5,30 @@
 // WebSocket, an HTTP status), and the SDK and the console read them back as
 // these types. Nothing is ever matched by its text. Browser-safe.
 
-export type ErrorCode =
-  | 'CANCELLED'
-  | 'UNKNOWN'
-  | 'INVALID_ARGUMENT'
-  | 'DEADLINE_EXCEEDED'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'PERMISSION_DENIED'
-  | 'RESOURCE_EXHAUSTED'
-  | 'FAILED_PRECONDITION'
-  | 'ABORTED'
-  | 'OUT_OF_RANGE'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL'
-  | 'UNAVAILABLE'
-  | 'DATA_LOSS'
-  | 'UNAUTHENTICATED';
-
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
+/** gRPC's status names but OK: the code of every error. */
+const CODE_NAMES = [
   'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
   'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
   'DATA_LOSS', 'UNAUTHENTICATED',
-]);
+] as const;
+export type ErrorCode = (typeof CODE_NAMES)[number];
+const CODES: ReadonlySet<string> = new Set(CODE_NAMES);
 
+const REASON_NAMES = [
+  'machine_not_found',
+  'terminal_not_found',
+  'session_disconnected',
+  // A download's file changed between attempts: start again from byte 0.
+  'file_changed',
+  // The control plane ended this one stream (a lost client heartbeat, a client gone): the connection is fine, re-attach.
+  'stream_dropped',
+  // The control plane is stopping or restarting: re-attach (to it or its successor).
+  'restarting',
+  '',
+] as const;
 /** Finer than the code: what a client does something about (sent as `cmdop-reason` on gRPC, `reason` elsewhere). */
-export type ErrorReason =
-  | 'machine_not_found'
-  | 'terminal_not_found'
-  | 'session_disconnected'
-  /** A download's file changed between attempts: start again from byte 0. */
-  | 'file_changed'
-  /** The control plane ended this one stream (a lost client heartbeat, a client gone): the connection is fine, re-attach. */
-  | 'stream_dropped'
-  /** The control plane is stopping or restarting: re-attach (to it or its successor). */
-  | 'restarting'
-  | '';
-
-const REASONS: ReadonlySet<string> = new Set<ErrorReason>([
-  'machine_not_found', 'terminal_not_found', 'session_disconnected', 'file_changed', 'stream_dropped', 'restarting', '',
-]);
+export type ErrorReason = (typeof REASON_NAMES)[number];
+const REASONS: ReadonlySet<string> = new Set(REASON_NAMES);
 
 /** A code as received: one of ErrorCode, else UNKNOWN (a newer server's, or garbage). */
 export function asErrorCode(s: string): ErrorCode {
